@@ -1,0 +1,65 @@
+# Everyday commands. Each target sets up what it needs on a fresh machine.
+SHELL := bash
+.DEFAULT_GOAL := help
+
+# The Lambda runtime is python3.12: use it here too (pyenv machines pick it by version).
+PYENV_312 := $(shell command -v pyenv >/dev/null 2>&1 && pyenv versions --bare 2>/dev/null | grep -E '^3\.12(\.|$$)' | tail -n 1)
+ifneq ($(PYENV_312),)
+export PYENV_VERSION := $(PYENV_312)
+endif
+PYTHON ?= python3.12
+
+VENV := .venv
+SAM_VENV := .venv-sam
+BIN := $(VENV)/bin
+SAM := $(SAM_VENV)/bin/sam
+SCENARIO ?= scenarios/default.json
+
+.PHONY: help setup test test-fast lint format demo validate build deploy clean
+
+help: ## list the commands
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+# aws-sam-cli pins boto3 exactly, so it lives in a virtualenv of its own.
+$(SAM).installed:
+	$(PYTHON) -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/pip install --quiet --upgrade pip
+	$(SAM_VENV)/bin/pip install --quiet aws-sam-cli
+	touch $@
+
+setup: $(BIN)/.installed $(SAM).installed ## create both virtualenvs
+
+demo: $(BIN)/.installed ## run a whole migration on the local emulation (SCENARIO=file to replay another case)
+	$(BIN)/python -m emulation.demo $(SCENARIO)
+
+test: $(BIN)/.installed ## run the test suite
+	$(BIN)/pytest
+
+lint: $(BIN)/.installed $(SAM).installed ## ruff, mypy, sam validate --lint, cfn-lint
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(SAM) validate --lint --region us-east-1
+	$(BIN)/cfn-lint template.yaml
+
+format: $(BIN)/.installed ## apply ruff's fixes and formatting
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+validate: $(SAM).installed ## sam validate --lint
+	$(SAM) validate --lint --region us-east-1
+
+build: $(SAM).installed ## sam build (no Docker needed)
+	$(SAM) build
+
+deploy: build ## sam deploy --guided with samconfig.toml
+	$(SAM) deploy --guided
+
+clean: ## remove virtualenvs and build output
+	rm -rf $(VENV) $(SAM_VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,111 @@
+"""`make demo`: a whole migration through the real state machine definition, on this machine.
+
+    python -m emulation.demo [scenario name or path]
+
+Prints each state as the execution enters it, then the report and a last line with the status.
+Exits 0 when the outcome is the one the scenario expects.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from emulation.local_stack import TERMINAL, LocalStack, scenario_path
+from emulation.scenario import Scenario
+
+if TYPE_CHECKING:
+    from mypy_boto3_stepfunctions.type_defs import HistoryEventTypeDef
+
+_SHOWN_EVENTS = {
+    "TaskStateEntered",
+    "ChoiceStateEntered",
+    "WaitStateEntered",
+    "ParallelStateEntered",
+    "PassStateEntered",
+    "SucceedStateEntered",
+    "FailStateEntered",
+}
+
+
+def _describe(event: HistoryEventTypeDef, started: datetime) -> str | None:
+    elapsed = (event["timestamp"] - started).total_seconds()
+    kind = event["type"]
+    if kind in _SHOWN_EVENTS:
+        return f"  {elapsed:7.2f}s  {event['stateEnteredEventDetails']['name']}"
+    if kind in {"TaskFailed", "LambdaFunctionFailed"}:
+        details = event.get("taskFailedEventDetails") or event.get("lambdaFunctionFailedEventDetails") or {}
+        return (
+            f"  {elapsed:7.2f}s    ! {details.get('error', 'failed')}: {str(details.get('cause', ''))[:160]}"
+        )
+    return None
+
+
+def follow(stack: LocalStack, execution_arn: str, timeout_seconds: float = 300) -> dict[str, Any]:
+    """Print the states as they are entered, until the execution ends (or the deadline passes)."""
+    seen = 0
+    started = stack.sfn.describe_execution(executionArn=execution_arn)["startDate"]
+    deadline = time.monotonic() + timeout_seconds
+    while True:
+        described = stack.sfn.describe_execution(executionArn=execution_arn)
+        events = stack.history(execution_arn)
+        for event in events[seen:]:
+            line = _describe(event, started)
+            if line:
+                print(line, flush=True)
+        seen = len(events)
+        if described["status"] in TERMINAL:
+            return dict(described)
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the execution is still {described['status']} after {timeout_seconds}s")
+        time.sleep(0.1)
+
+
+def _summary(stack: LocalStack, scenario: Scenario, described: dict[str, Any]) -> None:
+    output = json.loads(described.get("output") or "{}")
+    uri = output.get("reportUri") or ""
+    if uri.startswith("s3://"):
+        bucket, key = uri[5:].split("/", 1)
+        report = stack.read_json(bucket, key)
+        print(f"\nReport {uri}:")
+        print(json.dumps(report, indent=2, sort_keys=True))
+    target_name = str(scenario.input.get("targetEnvironmentName"))
+    try:
+        target = stack.mwaa.get_environment(Name=target_name)["Environment"]
+    except stack.mwaa.exceptions.ResourceNotFoundException:
+        print(f"\nTarget {target_name}: not created")
+        return
+    metadata = stack.mwaa_emulator.environment(target_name).metadata
+    counts = {table: len(rows) for table, rows in sorted(metadata.items())}
+    print(f"\nTarget {target_name}: {target['Status']}, Airflow {target['AirflowVersion']}, tables {counts}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("scenario", nargs="?", default="default", help="a name under scenarios/ or a path")
+    args = parser.parse_args(argv)
+    scenario = Scenario.load(scenario_path(args.scenario))
+    print(f"Scenario {scenario.name}: {scenario.description}")
+    print(f"Input: {json.dumps(scenario.input)}\n")
+    with LocalStack(scenario, instant_retries=False) as stack:
+        name = "demo-" + datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+        execution_arn = stack.start(name)
+        described = follow(stack, execution_arn)
+        _summary(stack, scenario, described)
+    status = described["status"]
+    detail = "" if status == "SUCCEEDED" else f" ({described.get('error')}: {described.get('cause')})"
+    print(f"\nMigration {status}{detail}")
+    expected = scenario.expect.status == status and scenario.expect.error in {None, described.get("error")}
+    if not expected:
+        print(f"(the scenario expected {scenario.expect.status})", file=sys.stderr)
+    return 0 if expected else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

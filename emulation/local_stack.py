@@ -1,0 +1,237 @@
+"""The whole pipeline on this machine: moto for S3, IAM, CloudWatch Logs, Lambda and Step Functions
+(which executes the real ASL), the project's MWAA emulator for MWAA, and the handlers in process.
+
+    with LocalStack(scenario) as stack:
+        execution = stack.start(name="demo-1")
+        stack.wait(execution)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from unittest import mock
+
+import boto3
+from moto import mock_aws
+from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
+
+from emulation.dag_runtime import MigrationDagRuntime
+from emulation.lambdas import (
+    REPO_ROOT,
+    InProcessLambdas,
+    function_folders,
+    load_handler,
+    logical_id,
+    placeholder_zip,
+    run_lambdas_in_process,
+)
+from emulation.logs_limits import enforce_put_log_events_limits
+from emulation.mwaa import MwaaEmulator
+from emulation.scenario import Scenario
+from mwaa_migrate import clients, settings
+
+if TYPE_CHECKING:
+    from mypy_boto3_stepfunctions.type_defs import DescribeExecutionOutputTypeDef, HistoryEventTypeDef
+
+ASL_PATH = REPO_ROOT / "statemachine" / "migration.asl.json"
+ACCOUNT_ID = "123456789012"
+STATE_MACHINE_NAME = "mwaa-migrate-migration"
+LAMBDA_ROLE = "mwaa-migrate-local-lambda"
+TERMINAL = frozenset({"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"})
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Poll intervals and deadlines that the template takes as parameters."""
+
+    environment_poll_seconds: int = 0
+    environment_max_polls: int = 20
+    dag_poll_seconds: int = 0
+    dag_max_polls: int = 20
+
+
+def definition(function_arns: dict[str, str], timing: Timing) -> str:
+    """The ASL with its ${...} placeholders filled, as CloudFormation's DefinitionSubstitutions does."""
+    substitutions = {f"{name}Arn": arn for name, arn in function_arns.items()}
+    substitutions.update(
+        EnvironmentPollSeconds=str(timing.environment_poll_seconds),
+        EnvironmentMaxPolls=str(timing.environment_max_polls),
+        DagPollSeconds=str(timing.dag_poll_seconds),
+        DagMaxPolls=str(timing.dag_max_polls),
+    )
+    text = ASL_PATH.read_text()
+    for key, value in substitutions.items():
+        text = text.replace("${" + key + "}", value)
+    if "${" in text:
+        missing = text[text.index("${") : text.index("}", text.index("${")) + 1]
+        raise ValueError(f"the ASL uses {missing}, which the local stack does not fill")
+    return text
+
+
+@contextmanager
+def _environment(values: dict[str, str]) -> Iterator[None]:
+    with mock.patch.dict(os.environ, values):
+        settings.settings.cache_clear()
+        clients.reset()
+        try:
+            yield
+        finally:
+            settings.settings.cache_clear()
+            clients.reset()
+
+
+class LocalStack:
+    def __init__(
+        self, scenario: Scenario, *, timing: Timing | None = None, instant_retries: bool = True
+    ) -> None:
+        self.scenario = scenario
+        self.timing = timing or Timing()
+        self.instant_retries = instant_retries
+        self.region = scenario.region
+        self.retry_sleeps: list[float] = []
+        self._exit = ExitStack()
+
+    # -- set up -------------------------------------------------------------------------------
+    def __enter__(self) -> LocalStack:
+        try:
+            self._start()
+        except BaseException:
+            self._exit.close()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._exit.close()
+
+    def _start(self) -> None:
+        scenario = self.scenario
+        self._exit.enter_context(
+            _environment(
+                {
+                    "AWS_ACCESS_KEY_ID": "testing",
+                    "AWS_SECRET_ACCESS_KEY": "testing",
+                    "AWS_SESSION_TOKEN": "testing",
+                    "AWS_DEFAULT_REGION": self.region,
+                    "AWS_REGION": self.region,
+                    "MOTO_ACCOUNT_ID": ACCOUNT_ID,
+                    "POWERTOOLS_SERVICE_NAME": "mwaa-migrate",
+                    "POWERTOOLS_METRICS_NAMESPACE": "MwaaMigrate",
+                    "POWERTOOLS_TRACE_DISABLED": "1",
+                    "POWERTOOLS_METRICS_DISABLED": os.environ.get("POWERTOOLS_METRICS_DISABLED", "true"),
+                    "POWERTOOLS_LOG_LEVEL": os.environ.get("POWERTOOLS_LOG_LEVEL", "WARNING"),
+                    "MIGRATION_BUCKET": scenario.migration_bucket,
+                    "POLICY_NAME_PREFIX": "mwaa-migrate",
+                    "MWAA_CLI_SCHEME": "http",
+                    "AWS_DISABLE_HOST_PREFIX_INJECTION": "true",
+                }
+            )
+        )
+        self._exit.enter_context(mock_aws(config={"stepfunctions": {"execute_state_machine": True}}))
+        self._exit.enter_context(enforce_put_log_events_limits())
+        if self.instant_retries:
+            self._exit.enter_context(
+                mock.patch.object(retrier_decl, "time", _RecordingClock(self.retry_sleeps))
+            )
+
+        self.s3 = boto3.client("s3", region_name=self.region)
+        self.iam = boto3.client("iam", region_name=self.region)
+        self.logs = boto3.client("logs", region_name=self.region)
+        self.sfn = boto3.client("stepfunctions", region_name=self.region)
+
+        self.dag_runtime = MigrationDagRuntime(self.s3)
+        self.mwaa_emulator = MwaaEmulator(
+            region=self.region,
+            account_id=ACCOUNT_ID,
+            s3_client=self.s3,
+            logs_client=self.logs,
+            dag_runtime=self.dag_runtime,
+        )
+        endpoint = self.mwaa_emulator.start()
+        self._exit.callback(self.mwaa_emulator.stop)
+        self._exit.enter_context(_environment({"AWS_ENDPOINT_URL_MWAA": endpoint}))
+        self.mwaa = boto3.client("mwaa", region_name=self.region)
+
+        scenario.seed(self)
+        self.lambdas = InProcessLambdas({})
+        self._exit.enter_context(run_lambdas_in_process(self.lambdas))
+        self.state_machine_arn = self._deploy()
+
+    def _deploy(self) -> str:
+        role_arn = self.iam.create_role(
+            RoleName=LAMBDA_ROLE,
+            AssumeRolePolicyDocument=json.dumps(
+                {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {
+                            "Effect": "Allow",
+                            "Principal": {"Service": ["lambda.amazonaws.com", "states.amazonaws.com"]},
+                            "Action": "sts:AssumeRole",
+                        }
+                    ],
+                }
+            ),
+        )["Role"]["Arn"]
+        lambda_client = boto3.client("lambda", region_name=self.region)
+        arns: dict[str, str] = {}
+        for folder in function_folders():
+            name = logical_id(folder)
+            arns[name] = lambda_client.create_function(
+                FunctionName=name,
+                Runtime="python3.12",
+                Role=role_arn,
+                Handler="app.lambda_handler",
+                Code={"ZipFile": placeholder_zip()},
+                Timeout=900,
+            )["FunctionArn"]
+            self.lambdas.handlers[name] = load_handler(folder).lambda_handler
+        return self.sfn.create_state_machine(
+            name=STATE_MACHINE_NAME, definition=definition(arns, self.timing), roleArn=role_arn
+        )["stateMachineArn"]
+
+    # -- run ----------------------------------------------------------------------------------
+    def start(self, name: str, execution_input: dict[str, Any] | None = None) -> str:
+        payload = execution_input if execution_input is not None else self.scenario.input
+        return self.sfn.start_execution(
+            stateMachineArn=self.state_machine_arn, name=name, input=json.dumps(payload)
+        )["executionArn"]
+
+    def wait(self, execution_arn: str, timeout_seconds: float = 120) -> DescribeExecutionOutputTypeDef:
+        """Poll until the execution ends; a deadline stops a run that hangs."""
+        deadline = time.monotonic() + timeout_seconds
+        while True:
+            described = self.sfn.describe_execution(executionArn=execution_arn)
+            if described["status"] in TERMINAL:
+                return described
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{execution_arn} still {described['status']} after {timeout_seconds}s")
+            time.sleep(0.05)
+
+    def history(self, execution_arn: str) -> list[HistoryEventTypeDef]:
+        paginator = self.sfn.get_paginator("get_execution_history")
+        return [event for page in paginator.paginate(executionArn=execution_arn) for event in page["events"]]
+
+    def read_json(self, bucket: str, key: str) -> Any:
+        return json.loads(self.s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+
+
+class _RecordingClock:
+    """Stands in for the time module in moto's retrier: records each retry delay, sleeps none."""
+
+    def __init__(self, sleeps: list[float]) -> None:
+        self.sleeps = sleeps
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+
+
+def scenario_path(name: str) -> Path:
+    path = Path(name)
+    return path if path.exists() else REPO_ROOT / "scenarios" / f"{name}.json"

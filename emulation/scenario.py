@@ -1,0 +1,133 @@
+"""A scenario: the source environment, its metadata and task logs, the input, and injected faults.
+Any case can be written as one JSON file under scenarios/ and replayed with `make demo SCENARIO=...`."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+if TYPE_CHECKING:
+    from emulation.local_stack import LocalStack
+
+LOG_MODULES = ("Task", "Worker", "Scheduler", "DAGProcessing", "WebServer")
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+
+
+class TaskLogStream(_Model):
+    """A log stream of the source's Task log group, filled with `events` lines."""
+
+    stream: str
+    events: int = Field(default=20, ge=0)
+    # When its first event was written, and how far apart its events are.
+    minutes_ago: int = Field(default=60, ge=0)
+    seconds_between_events: int = Field(default=1, ge=0)
+
+
+class Fault(_Model):
+    operation: str
+    error_code: str = "ThrottlingException"
+    times: int = 1
+
+
+class EnvironmentFailure(_Model):
+    error_code: str
+    error_message: str
+
+
+class Expectation(_Model):
+    status: str = "SUCCEEDED"
+    error: str | None = None
+
+
+class Scenario(_Model):
+    name: str
+    description: str = ""
+    region: str = "us-east-1"
+    migration_bucket: str = "mwaa-migrate-local"
+    # GetEnvironment's Environment for the source; the emulator fills what MWAA would.
+    source: dict[str, Any]
+    source_metadata: dict[str, list[dict[str, Any]]] = Field(default_factory=dict)
+    task_logs: list[TaskLogStream] = Field(default_factory=list)
+    input: dict[str, Any]
+    faults: list[Fault] = Field(default_factory=list)
+    create_failure: EnvironmentFailure | None = None
+    update_failure: EnvironmentFailure | None = None
+    dag_failures: dict[str, str] = Field(default_factory=dict)
+    expect: Expectation = Field(default_factory=Expectation)
+
+    @classmethod
+    def load(cls, path: Path) -> Scenario:
+        return cls.model_validate(json.loads(path.read_text()))
+
+    def seed(self, stack: LocalStack) -> None:
+        """Create in the emulated AWS what exists before the migration starts."""
+        source = self.source
+        stack.s3.create_bucket(Bucket=self.migration_bucket)
+        dag_bucket = source["SourceBucketArn"].split(":::", 1)[-1]
+        stack.s3.create_bucket(Bucket=dag_bucket)
+        for role_arn in {source["ExecutionRoleArn"], self.input.get("targetExecutionRoleArn")} - {None}:
+            _create_role(stack, str(role_arn))
+        stack.mwaa_emulator.add_environment(source, metadata=json.loads(json.dumps(self.source_metadata)))
+        for module in LOG_MODULES:
+            stack.logs.create_log_group(logGroupName=f"airflow-{source['Name']}-{module}")
+        self._write_task_logs(stack, f"airflow-{source['Name']}-Task")
+
+        for fault in self.faults:
+            stack.mwaa_emulator.inject_fault(fault.operation, fault.error_code, times=fault.times)
+        target = str(self.input.get("targetEnvironmentName", ""))
+        if self.create_failure:
+            stack.mwaa_emulator.fail_next_create(
+                target, self.create_failure.error_code, self.create_failure.error_message
+            )
+        if self.update_failure:
+            stack.mwaa_emulator.fail_next_update(
+                target, self.update_failure.error_code, self.update_failure.error_message
+            )
+        for dag_id, message in self.dag_failures.items():
+            stack.dag_runtime.fail_dag(dag_id, message)
+
+    def _write_task_logs(self, stack: LocalStack, group: str) -> None:
+        now_ms = int(time.time() * 1000)
+        for log in self.task_logs:
+            stack.logs.create_log_stream(logGroupName=group, logStreamName=log.stream)
+            first = now_ms - log.minutes_ago * 60_000
+            events = [
+                {
+                    "timestamp": first + index * log.seconds_between_events * 1000,
+                    "message": f"[{log.stream}] line {index}",
+                }
+                for index in range(log.events)
+            ]
+            for start in range(0, len(events), 10_000):
+                stack.logs.put_log_events(
+                    logGroupName=group, logStreamName=log.stream, logEvents=events[start : start + 10_000]
+                )
+
+
+def _create_role(stack: LocalStack, role_arn: str) -> None:
+    path_and_name = role_arn.split(":role/", 1)[-1]
+    path, _, name = path_and_name.rpartition("/")
+    stack.iam.create_role(
+        RoleName=name,
+        Path=f"/{path}/" if path else "/",
+        AssumeRolePolicyDocument=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Effect": "Allow",
+                        "Principal": {"Service": ["airflow.amazonaws.com", "airflow-env.amazonaws.com"]},
+                        "Action": "sts:AssumeRole",
+                    }
+                ],
+            }
+        ),
+    )

@@ -1,0 +1,35 @@
+"""CheckDagRun: one poll of a DAG run; when it has succeeded, read and verify what it left behind."""
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from mwaa_migrate import clients
+from mwaa_migrate.airflow_cli import AirflowCli
+from mwaa_migrate.metadata_dags import MetadataResult, check_dag_run, read_export, read_verified_import
+from mwaa_migrate.models import parse_model
+from mwaa_migrate.observability import logger, metrics, tracer
+from mwaa_migrate.settings import settings
+from mwaa_migrate.step_events import CheckDagRunEvent
+
+
+@logger.inject_lambda_context(log_event=False)
+@tracer.capture_lambda_handler(capture_response=False)
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    step = parse_model(CheckDagRunEvent, event)
+    environment = step.deployment.environment_name
+    logger.append_keys(execution_id=step.execution_id, environment=environment, dag_id=step.deployment.dag_id)
+    cli = AirflowCli(clients.mwaa(), environment, scheme=settings().mwaa_cli_scheme)
+    check = check_dag_run(cli, clients.logs(), step.deployment, run_id=step.run_id, attempt=step.attempt)
+    # Always present, so the state machine's ResultSelector finds it on every poll.
+    response: dict[str, Any] = {**check.to_event(), "result": None}
+    if check.done:
+        if step.kind == "export":
+            result = read_export(clients.s3(), step.bucket, step.prefix)
+        else:
+            exported = parse_model(MetadataResult, step.exported)
+            result = read_verified_import(clients.s3(), step.bucket, step.prefix, exported)
+        response["result"] = result.to_event()
+    logger.info("dag run", extra={"state": check.state, "attempt": check.attempt})
+    return response

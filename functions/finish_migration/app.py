@@ -1,0 +1,24 @@
+"""FinishMigration: remove the temporary policies and write the migration report."""
+
+from typing import Any
+
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from mwaa_migrate import clients
+from mwaa_migrate.models import parse_model
+from mwaa_migrate.observability import bind_execution, logger, metrics, tracer
+from mwaa_migrate.outcome import finish_migration
+from mwaa_migrate.step_events import FinishMigrationEvent
+
+
+@logger.inject_lambda_context(log_event=False)
+@tracer.capture_lambda_handler(capture_response=False)
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    step = parse_model(FinishMigrationEvent, event)
+    bind_execution(step.execution_id, step.plan.source.name, step.plan.target.name)
+    outcome = finish_migration(step, s3=clients.s3(), iam=clients.iam())
+    metrics.add_metric(name="MigrationsSucceeded", unit=MetricUnit.Count, value=1)
+    logger.info("migration succeeded", extra={"report": outcome.report_uri})
+    return outcome.to_event()

@@ -1,0 +1,26 @@
+"""TriggerDag: once the scheduler has parsed the DAG, unpause and trigger it through the CLI endpoint."""
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from mwaa_migrate import clients
+from mwaa_migrate.airflow_cli import AirflowCli
+from mwaa_migrate.metadata_dags import trigger_dag
+from mwaa_migrate.models import parse_model
+from mwaa_migrate.observability import logger, metrics, tracer
+from mwaa_migrate.settings import settings
+from mwaa_migrate.step_events import TriggerDagEvent
+
+
+@logger.inject_lambda_context(log_event=False)
+@tracer.capture_lambda_handler(capture_response=False)
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    step = parse_model(TriggerDagEvent, event)
+    environment = step.deployment.environment_name
+    logger.append_keys(execution_id=step.execution_id, environment=environment)
+    cli = AirflowCli(clients.mwaa(), environment, scheme=settings().mwaa_cli_scheme)
+    result = trigger_dag(cli, step.deployment, run_id=step.run_id, conf=step.conf.to_event(), attempt=step.attempt)
+    logger.info("trigger", extra={"dag_id": result.dag_id, "run_id": result.run_id, "parsed": result.parsed})
+    return result.to_event()

@@ -1,0 +1,70 @@
+"""Turn a source environment's description into the CreateEnvironment request for its clone.
+
+The fields come from botocore's own model of CreateEnvironment, so a field MWAA adds is carried
+over as soon as boto3 knows it, and read-only output fields (ARNs, status, URLs, log group ARNs,
+Celery queue, VPC endpoint services ...) are dropped because the input shape does not have them.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+import botocore.session
+from botocore.model import Shape, StructureShape
+
+from mwaa_migrate.config_migration import migrate_configuration
+
+# Tag that marks an environment as the target of one migration, so a re-run can reuse it.
+SOURCE_TAG = "mwaa-migrate:source-environment"
+
+
+@lru_cache(maxsize=1)
+def create_environment_input() -> StructureShape:
+    model = botocore.session.get_session().get_service_model("mwaa")
+    shape = model.operation_model("CreateEnvironment").input_shape
+    assert shape is not None
+    return shape
+
+
+def _project(value: Any, shape: Shape) -> Any:
+    """Keep what the input shape accepts, recursively (e.g. drops CloudWatchLogGroupArn)."""
+    if isinstance(shape, StructureShape) and isinstance(value, dict):
+        return {
+            name: _project(value[name], member)
+            for name, member in shape.members.items()
+            if name in value and value[name] is not None
+        }
+    return value
+
+
+def build_create_request(
+    source: dict[str, Any],
+    *,
+    name: str,
+    airflow_version: str,
+    execution_role_arn: str,
+) -> tuple[dict[str, Any], list[str]]:
+    """The CreateEnvironment request for the clone, and warnings about settings that changed."""
+    request: dict[str, Any] = _project(source, create_environment_input())
+    request.update(Name=name, AirflowVersion=airflow_version, ExecutionRoleArn=execution_role_arn)
+
+    # aws: tags are reserved: AWS sets them and refuses them in a request.
+    tags = {key: value for key, value in source.get("Tags", {}).items() if not key.startswith("aws:")}
+    tags[SOURCE_TAG] = source["Name"]
+    request["Tags"] = tags
+
+    warnings: list[str] = []
+    if "AirflowConfigurationOptions" in request:
+        options, warnings = migrate_configuration(
+            request["AirflowConfigurationOptions"],
+            source_version=source["AirflowVersion"],
+            target_version=airflow_version,
+        )
+        request["AirflowConfigurationOptions"] = options
+    return request, warnings
+
+
+def carried_fields(request: dict[str, Any]) -> list[str]:
+    """Names of the request's top-level fields, for the plan and the report."""
+    return sorted(request)

@@ -1,0 +1,68 @@
+"""The one failure path: find where and why the execution failed, undo the grants, record it."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from mwaa_migrate.models import MigrationPlan, Model
+from mwaa_migrate.observability import logger
+
+if TYPE_CHECKING:
+    from mypy_boto3_stepfunctions import SFNClient
+
+_CAUSE_LIMIT = 4000
+
+
+class CaughtError(Model):
+    """What a Catch puts at ResultPath: Step Functions' own capitalised field names."""
+
+    error: str
+    cause: str = ""
+
+
+def error_from_state(state: dict[str, Any]) -> CaughtError:
+    raw = state.get("error") or {}
+    return CaughtError(error=str(raw.get("Error", "States.Unknown")), cause=str(raw.get("Cause", "")))
+
+
+def readable_cause(cause: str) -> str:
+    """A Lambda error's Cause is JSON with errorMessage and a stack trace: keep the message."""
+    try:
+        parsed = json.loads(cause)
+    except ValueError:
+        return cause[:_CAUSE_LIMIT]
+    if isinstance(parsed, dict) and "errorMessage" in parsed:
+        return str(parsed["errorMessage"])[:_CAUSE_LIMIT]
+    return cause[:_CAUSE_LIMIT]
+
+
+_FAILURE_EVENTS = frozenset({"TaskFailed", "TaskTimedOut", "LambdaFunctionFailed", "LambdaFunctionTimedOut"})
+
+
+def failed_state(sfn: SFNClient, execution_id: str) -> str:
+    """The name of the state whose failure was caught, read from the execution's own history:
+    the Fail state that was entered, or the state entered before the last failure."""
+    paginator = sfn.get_paginator("get_execution_history")
+    events = [event for page in paginator.paginate(executionArn=execution_id) for event in page["events"]]
+    seen_failure = False
+    for event in sorted(events, key=lambda event: event["id"], reverse=True):
+        entered = event.get("stateEnteredEventDetails")
+        if event["type"] == "FailStateEntered" and entered:
+            return entered["name"]
+        if event["type"] in _FAILURE_EVENTS:
+            seen_failure = True
+        elif seen_failure and entered:
+            return entered["name"]
+    return "unknown"
+
+
+def plan_from_state(state: dict[str, Any]) -> MigrationPlan | None:
+    plan = state.get("plan")
+    if not isinstance(plan, dict):
+        return None
+    try:
+        return MigrationPlan.model_validate(plan)
+    except ValueError:
+        logger.warning("the execution's plan is not readable; the failure report will not name it")
+        return None

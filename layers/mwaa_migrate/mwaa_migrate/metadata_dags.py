@@ -1,0 +1,237 @@
+"""Step 5: place the project's export/import DAGs in an environment's DAG folder, trigger them
+through the MWAA CLI endpoint and follow their runs to a verified result."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from importlib import resources
+from typing import TYPE_CHECKING, Any, Literal
+
+from botocore.exceptions import ClientError
+
+from mwaa_migrate.errors import DagRunFailed, MigrationConflict, from_client_error
+from mwaa_migrate.models import DagDeployment, Model
+
+if TYPE_CHECKING:
+    from mypy_boto3_logs import CloudWatchLogsClient
+    from mypy_boto3_s3 import S3Client
+
+    from mwaa_migrate.airflow_cli import AirflowCli
+
+LIBRARY_FILE = "mwaa_migrate_metadata.py"
+TERMINAL_FAILED = frozenset({"failed", "upstream_failed"})
+_LOG_TAIL_LINES = 20
+
+
+@dataclass(frozen=True)
+class ProjectDag:
+    dag_id: str
+    file: str
+
+    @property
+    def files(self) -> tuple[str, ...]:
+        # The library goes first, so the DAG file never parses without it.
+        return (LIBRARY_FILE, self.file)
+
+
+EXPORT_DAG = ProjectDag("mwaa_migrate_export", "mwaa_migrate_export.py")
+IMPORT_DAG = ProjectDag("mwaa_migrate_import", "mwaa_migrate_import.py")
+
+
+def deployment(dag: ProjectDag, environment_name: str, bucket: str, dag_s3_path: str) -> DagDeployment:
+    return DagDeployment(
+        environment_name=environment_name,
+        dag_id=dag.dag_id,
+        bucket=bucket,
+        folder=dag_s3_path.strip("/"),
+        files=list(dag.files),
+    )
+
+
+def dag_file(name: str) -> bytes:
+    return resources.files("mwaa_migrate.dags").joinpath(name).read_bytes()
+
+
+class DeployResult(Model):
+    dag_id: str
+    uploaded: list[str]
+    unchanged: list[str]
+
+
+def deploy_dag(s3: S3Client, target: DagDeployment) -> DeployResult:
+    """Upload the DAG's files; a file already there with the same content is left alone, so a
+    re-run does not make the scheduler parse it again."""
+    uploaded, unchanged = [], []
+    for name in target.files:
+        body = dag_file(name)
+        digest = hashlib.sha256(body).hexdigest()
+        key = target.key(name)
+        try:
+            try:
+                current = s3.head_object(Bucket=target.bucket, Key=key).get("Metadata", {}).get("sha256")
+            except ClientError as error:
+                if error.response.get("Error", {}).get("Code") not in {"404", "NoSuchKey", "NotFound"}:
+                    raise
+                current = None
+            if current == digest:
+                unchanged.append(key)
+                continue
+            s3.put_object(
+                Bucket=target.bucket,
+                Key=key,
+                Body=body,
+                ContentType="text/x-python",
+                Metadata={"sha256": digest},
+            )
+        except ClientError as error:
+            raise from_client_error(error, f"uploading s3://{target.bucket}/{key}") from None
+        uploaded.append(key)
+    return DeployResult(dag_id=target.dag_id, uploaded=uploaded, unchanged=unchanged)
+
+
+class TriggerResult(Model):
+    dag_id: str
+    run_id: str
+    # False while the scheduler has not parsed the file yet: the state machine waits and asks again.
+    parsed: bool
+    attempt: int
+
+
+def _dag_runs(cli: AirflowCli, dag_id: str) -> list[dict[str, Any]]:
+    runs = cli.run_json("dags", "list-runs", "-d", dag_id, "-o", "json")
+    return list(runs) if isinstance(runs, list) else []
+
+
+def _find_run(cli: AirflowCli, dag_id: str, run_id: str) -> dict[str, Any] | None:
+    return next((run for run in _dag_runs(cli, dag_id) if run.get("run_id") == run_id), None)
+
+
+def trigger_dag(
+    cli: AirflowCli, target: DagDeployment, *, run_id: str, conf: dict[str, Any], attempt: int
+) -> TriggerResult:
+    """Unpause and trigger the DAG once it is parsed. Triggering twice with the same run id
+    (a retried invocation) finds the first run instead of starting another."""
+    listed = cli.run_json("dags", "list", "-o", "json")
+    dag_ids = {dag.get("dag_id") for dag in listed} if isinstance(listed, list) else set()
+    if target.dag_id not in dag_ids:
+        errors = cli.run_json("dags", "list-import-errors", "-o", "json")
+        for error in errors if isinstance(errors, list) else []:
+            if any(str(error.get("filepath", "")).endswith(name) for name in target.files):
+                raise DagRunFailed(f"{error.get('filepath')} does not import: {error.get('error')}")
+        return TriggerResult(dag_id=target.dag_id, run_id=run_id, parsed=False, attempt=attempt + 1)
+
+    if _find_run(cli, target.dag_id, run_id) is None:
+        cli.run("dags", "unpause", target.dag_id)
+        # Values glued to their option, so none can be read as a flag of its own.
+        output = cli.run("dags", "trigger", target.dag_id, f"--run-id={run_id}", f"--conf={json.dumps(conf)}")
+        if _find_run(cli, target.dag_id, run_id) is None:
+            raise MigrationConflict(f"triggering {target.dag_id} started no run: {output.stderr.strip()[-500:]}")
+    return TriggerResult(dag_id=target.dag_id, run_id=run_id, parsed=True, attempt=attempt + 1)
+
+
+class DagRunCheck(Model):
+    dag_id: str
+    run_id: str
+    state: str
+    done: bool
+    attempt: int
+
+
+def _task_log_tail(logs: CloudWatchLogsClient, environment: str, dag_id: str, run_id: str, task_id: str) -> str:
+    """The end of the task's last attempt's log (Airflow 2.4+ stream names), or '' if there is none."""
+    group = f"airflow-{environment}-Task"
+    prefix = f"dag_id={dag_id}/run_id={run_id}/task_id={task_id}/"
+    try:
+        streams = logs.describe_log_streams(logGroupName=group, logStreamNamePrefix=prefix)["logStreams"]
+        if not streams:
+            return ""
+        latest = max(streams, key=lambda stream: stream["logStreamName"])
+        events = logs.get_log_events(
+            logGroupName=group, logStreamName=latest["logStreamName"], startFromHead=False, limit=_LOG_TAIL_LINES
+        )["events"]
+    except ClientError:
+        return ""  # the log is a detail of the failure message; the failure itself is already certain
+    return "\n".join(event["message"] for event in events)
+
+
+def check_dag_run(
+    cli: AirflowCli, logs: CloudWatchLogsClient, target: DagDeployment, *, run_id: str, attempt: int
+) -> DagRunCheck:
+    run = _find_run(cli, target.dag_id, run_id)
+    if run is None:
+        raise MigrationConflict(f"run {run_id} of {target.dag_id} is not in {target.environment_name}")
+    state = str(run.get("state"))
+    if state in TERMINAL_FAILED:
+        raise DagRunFailed(_failure_message(cli, logs, target, run_id))
+    return DagRunCheck(
+        dag_id=target.dag_id, run_id=run_id, state=state, done=state == "success", attempt=attempt + 1
+    )
+
+
+def _failure_message(cli: AirflowCli, logs: CloudWatchLogsClient, target: DagDeployment, run_id: str) -> str:
+    tasks = cli.run_json("tasks", "states-for-dag-run", target.dag_id, run_id, "-o", "json")
+    failed = [t["task_id"] for t in tasks if t.get("state") in TERMINAL_FAILED] if isinstance(tasks, list) else []
+    message = f"{target.dag_id} run {run_id} in {target.environment_name} failed"
+    if failed:
+        message += f" in task {', '.join(failed)}"
+        tail = _task_log_tail(logs, target.environment_name, target.dag_id, run_id, failed[0])
+        if tail:
+            message += f"; its log ends:\n{tail}"
+    return message
+
+
+def read_json(s3: S3Client, bucket: str, key: str) -> dict[str, Any]:
+    try:
+        body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    except ClientError as error:
+        raise from_client_error(error, f"reading s3://{bucket}/{key}") from None
+    data = json.loads(body)
+    if not isinstance(data, dict):
+        raise MigrationConflict(f"s3://{bucket}/{key} is not a JSON object")
+    return data
+
+
+class MetadataResult(Model):
+    """What a finished export or import DAG left in the migration bucket."""
+
+    kind: Literal["export", "import"]
+    tables: dict[str, dict[str, int]]
+    active_dags: list[str] = []
+    unpaused_dags: list[str] = []
+
+
+def export_manifest_key(prefix: str) -> str:
+    return f"{prefix}/export/manifest.json"
+
+
+def import_result_key(prefix: str) -> str:
+    return f"{prefix}/import/result.json"
+
+
+def read_export(s3: S3Client, bucket: str, prefix: str) -> MetadataResult:
+    manifest = read_json(s3, bucket, export_manifest_key(prefix))
+    tables = {name: {"rows": int(entry["rows"])} for name, entry in manifest.get("tables", {}).items()}
+    return MetadataResult(kind="export", tables=tables, active_dags=list(manifest.get("active_dags", [])))
+
+
+def read_verified_import(s3: S3Client, bucket: str, prefix: str, exported: MetadataResult) -> MetadataResult:
+    """The import's result, checked against the export: every exported row read, and each one
+    either inserted or found already there. A mismatch fails the migration."""
+    result = read_json(s3, bucket, import_result_key(prefix))
+    tables = {name: {k: int(v) for k, v in counts.items()} for name, counts in result.get("tables", {}).items()}
+    problems = []
+    if not result.get("verified"):
+        problems.append("the import DAG did not verify its input")
+    for name, counts in exported.tables.items():
+        got = tables.get(name)
+        if got is None:
+            problems.append(f"{name}: not imported")
+        elif got.get("read") != counts["rows"]:
+            problems.append(f"{name}: exported {counts['rows']} rows, import read {got.get('read')}")
+        elif got.get("inserted", 0) + got.get("skipped", 0) != got["read"]:
+            problems.append(f"{name}: read {got['read']}, inserted {got.get('inserted')}, skipped {got.get('skipped')}")
+    if problems:
+        raise DagRunFailed("import verification failed: " + "; ".join(problems))
+    return MetadataResult(kind="import", tables=tables, unpaused_dags=list(result.get("unpaused_dags", [])))

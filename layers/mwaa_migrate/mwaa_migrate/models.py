@@ -1,0 +1,131 @@
+"""Typed events and results. Every field is camelCase on the wire (the state machine's JSON) and
+snake_case in Python; unknown fields are refused so a typo never passes silently."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic.alias_generators import to_camel
+
+from mwaa_migrate.errors import InvalidMigrationRequest
+from mwaa_migrate.versions import TARGET_VERSIONS
+
+# MWAA's own rules (botocore model: EnvironmentName, IamRoleArn, S3 bucket names).
+EnvironmentName = Annotated[str, Field(min_length=1, max_length=80, pattern=r"^[a-zA-Z][0-9a-zA-Z_-]*$")]
+RoleArn = Annotated[
+    str, Field(max_length=1224, pattern=r"^arn:aws(-[a-z]+)*:iam::\d{12}:role/[A-Za-z0-9_+=,.@/-]+$")
+]
+BucketName = Annotated[
+    str, Field(min_length=3, max_length=63, pattern=r"^[a-z0-9][a-z0-9.-]+[a-z0-9]$")
+]
+ExecutionId = Annotated[str, Field(min_length=1, max_length=2048)]
+
+
+def _known_target_version(version: str) -> str:
+    if version not in TARGET_VERSIONS:
+        raise ValueError(f"must be one of {', '.join(TARGET_VERSIONS)}")
+    return version
+
+
+TargetVersion = Annotated[str, AfterValidator(_known_target_version)]
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True, serialize_by_alias=True
+    )
+
+    def to_event(self) -> dict[str, Any]:
+        """The JSON form the state machine carries."""
+        return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+class MigrationRequest(Model):
+    """The state machine's input, from the console, EventBridge's detail or the local runner."""
+
+    source_environment_name: EnvironmentName
+    target_environment_name: EnvironmentName
+    target_airflow_version: TargetVersion
+    target_execution_role_arn: RoleArn | None = None
+    migration_bucket: BucketName | None = None
+    log_days: int = Field(default=3, ge=1, le=14)
+    dry_run: bool = False
+
+    @model_validator(mode="after")
+    def _source_is_not_target(self) -> MigrationRequest:
+        if self.source_environment_name == self.target_environment_name:
+            raise ValueError("targetEnvironmentName must differ from sourceEnvironmentName")
+        return self
+
+
+def parse_model[M: BaseModel](model: type[M], data: Any) -> M:
+    """Validate data, turning pydantic's report into one InvalidMigrationRequest naming each field."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as error:
+        raise InvalidMigrationRequest(describe_validation_error(error)) from None
+
+
+def describe_validation_error(error: ValidationError) -> str:
+    problems = []
+    for item in error.errors(include_url=False, include_input=False):
+        field = ".".join(str(part) for part in item["loc"]) or "input"
+        problems.append(f"{field}: {item['msg']}")
+    return "invalid input: " + "; ".join(problems)
+
+
+class SourceEnvironment(Model):
+    name: EnvironmentName
+    arn: str
+    airflow_version: str
+    execution_role_arn: str
+    source_bucket_arn: str
+    dag_s3_path: str
+    task_log_group_arn: str | None = None
+
+
+class TargetEnvironment(Model):
+    name: EnvironmentName
+    execution_role_arn: str
+    source_bucket_arn: str
+    dag_s3_path: str
+    create_version: str
+    upgrade_to: str | None = None
+    final_version: str
+    # The exact CreateEnvironment request (without secrets: MWAA's API carries none).
+    create_request: dict[str, Any]
+    already_exists: bool = False
+
+
+class RolePolicy(Model):
+    role_name: str
+    policy_name: str
+    document: dict[str, Any]
+
+
+class DagDeployment(Model):
+    """A project DAG and the files it needs, placed in an environment's DAG folder."""
+
+    environment_name: EnvironmentName
+    dag_id: str
+    bucket: str
+    folder: str
+    files: list[str]
+
+    def key(self, file_name: str) -> str:
+        return f"{self.folder}/{file_name}" if self.folder else file_name
+
+
+class MigrationPlan(Model):
+    migration_id: str
+    source: SourceEnvironment
+    target: TargetEnvironment
+    bucket: BucketName
+    prefix: str
+    policies: list[RolePolicy]
+    export_dag: DagDeployment
+    import_dag: DagDeployment
+    log_days: int
+    dry_run: bool
+    warnings: list[str] = Field(default_factory=list)

@@ -1,0 +1,104 @@
+"""The two ways an execution ends: finish (remove the grants, write the report) or record the
+failure (the same, plus where and why it failed). Both are safe to run twice."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from mwaa_migrate.failure import error_from_state, failed_state, plan_from_state, readable_cause
+from mwaa_migrate.grants import delete_policies
+from mwaa_migrate.models import Model
+from mwaa_migrate.report import Failure, MigrationReport, now, report_key, seconds_between, write_report
+from mwaa_migrate.step_events import FinishMigrationEvent, RecordFailureEvent
+
+if TYPE_CHECKING:
+    from mypy_boto3_iam import IAMClient
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_stepfunctions import SFNClient
+
+
+class Outcome(Model):
+    status: str
+    report_uri: str | None
+    source_environment_name: str | None = None
+    target_environment_name: str | None = None
+    error: str | None = None
+    cause: str | None = None
+    failed_state: str | None = None
+
+
+def finish_migration(event: FinishMigrationEvent, *, s3: S3Client, iam: IAMClient) -> Outcome:
+    plan = event.plan
+    removed = delete_policies(iam, plan.policies)
+    finished = now()
+    report = MigrationReport(
+        status="SUCCEEDED",
+        migration_id=plan.migration_id,
+        execution_id=event.execution_id,
+        source={"name": plan.source.name, "airflowVersion": plan.source.airflow_version, "arn": plan.source.arn},
+        target={
+            "name": plan.target.name,
+            "airflowVersion": plan.target.final_version,
+            "createdVersion": plan.target.create_version,
+            "upgradedTo": plan.target.upgrade_to,
+            "arn": event.clone.get("arn"),
+            "created": event.clone.get("created"),
+        },
+        started_at=event.started_at,
+        finished_at=finished.isoformat(),
+        duration_seconds=seconds_between(event.started_at, finished),
+        carried_settings=sorted(plan.target.create_request),
+        warnings=plan.warnings,
+        metadata={"export": event.exported, "import": event.imported},
+        logs=event.logs,
+        policies_removed=removed,
+    )
+    uri = write_report(s3, plan.bucket, report_key(plan.prefix, event.execution_id), report)
+    return Outcome(
+        status="SUCCEEDED",
+        report_uri=uri,
+        source_environment_name=plan.source.name,
+        target_environment_name=plan.target.name,
+    )
+
+
+def record_failure(
+    event: RecordFailureEvent, *, s3: S3Client, iam: IAMClient, sfn: SFNClient, default_bucket: str
+) -> Outcome:
+    caught = error_from_state(event.state)
+    cause = readable_cause(caught.cause)
+    where = failed_state(sfn, event.execution_id)
+    plan = plan_from_state(event.state)
+    request: dict[str, Any] = event.state.get("request") or {}
+    source_name = plan.source.name if plan else str(request.get("sourceEnvironmentName", "unknown"))
+    target_name = plan.target.name if plan else str(request.get("targetEnvironmentName", "unknown"))
+    # Without a plan nothing was granted: the plan is the first step and changes nothing.
+    removed = delete_policies(iam, plan.policies) if plan else []
+    started_at = str(event.state.get("startedAt") or now().isoformat())
+    finished = now()
+    report = MigrationReport(
+        status="FAILED",
+        migration_id=plan.migration_id if plan else f"{source_name}-to-{target_name}",
+        execution_id=event.execution_id,
+        source={"name": source_name},
+        target={"name": target_name},
+        started_at=started_at,
+        finished_at=finished.isoformat(),
+        duration_seconds=seconds_between(started_at, finished),
+        warnings=plan.warnings if plan else [],
+        policies_removed=removed,
+        failure=Failure(state=where, error=caught.error, cause=cause),
+    )
+    bucket = plan.bucket if plan else default_bucket
+    # An unplanned failure may come from a request whose names are invalid: keep them out of keys.
+    prefix = plan.prefix if plan else "migrations/unplanned"
+    uri = write_report(s3, bucket, report_key(prefix, event.execution_id), report)
+    return Outcome(
+        status="FAILED",
+        report_uri=uri,
+        source_environment_name=source_name,
+        target_environment_name=target_name,
+        error=caught.error,
+        cause=f"{where}: {cause}",
+        failed_state=where,
+    )

@@ -1,0 +1,39 @@
+"""Shared fixtures. The environment is set before any handler is imported: Powertools and the
+settings read it at import and cold start."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+os.environ.update(
+    {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_REGION": "us-east-1",
+        "POWERTOOLS_SERVICE_NAME": "mwaa-migrate",
+        "POWERTOOLS_METRICS_NAMESPACE": "MwaaMigrate",
+        "POWERTOOLS_TRACE_DISABLED": "1",
+        "POWERTOOLS_DEV": "false",
+        "MIGRATION_BUCKET": "mwaa-migrate-tests",
+        "AWS_DISABLE_HOST_PREFIX_INJECTION": "true",
+    }
+)
+
+from mwaa_migrate import clients, settings  # noqa: E402  (after the environment, on purpose)
+from mwaa_migrate.observability import metrics  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _fresh_process_state() -> Iterator[None]:
+    """Each test gets new clients, settings read anew and no metrics left over."""
+    clients.reset()
+    settings.settings.cache_clear()
+    yield
+    metrics.clear_metrics()
+    clients.reset()
+    settings.settings.cache_clear()

@@ -1,0 +1,344 @@
+"""The emulator's runtime for the project's DAGs: export from one emulated environment into (moto's)
+S3, import into another, with the same library the real DAGs use."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+import boto3
+import pytest
+from moto import mock_aws
+from mwaa_migrate.dags import mwaa_migrate_metadata as metadata
+
+from emulation.dag_runtime import MigrationDagRuntime
+from emulation.mwaa import DagRunResult, EmulatedEnvironment
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+BUCKET = "mwaa-migrate-tests"
+PREFIX = "migrations/m-1"
+CONF = {"bucket": BUCKET, "prefix": PREFIX, "migrationId": "m-1"}
+CARRIED = {
+    "variable": ("key", "val", "description"),
+    "slot_pool": ("pool", "slots", "description", "include_deferred"),
+    "dag_run": (
+        "dag_id",
+        "run_id",
+        "state",
+        "run_type",
+        "execution_date",
+        "start_date",
+        "end_date",
+        "conf",
+        "external_trigger",
+    ),
+}
+
+
+@pytest.fixture
+def s3() -> Iterator[S3Client]:
+    with mock_aws():
+        client = boto3.client("s3", region_name="us-east-1")
+        client.create_bucket(Bucket=BUCKET)
+        yield client
+
+
+@pytest.fixture
+def runtime(s3: S3Client) -> MigrationDagRuntime:
+    return MigrationDagRuntime(s3)
+
+
+def environment(name: str, version: str, tables: dict[str, list[dict[str, Any]]]) -> EmulatedEnvironment:
+    description = {"Name": name, "AirflowVersion": version, "Status": "AVAILABLE"}
+    return EmulatedEnvironment(name, description, json.loads(json.dumps(tables)))
+
+
+def source() -> EmulatedEnvironment:
+    def run(dag_id: str, day: int, state: str = "success", **extra: Any) -> dict[str, Any]:
+        date = f"2026-11-{day:02d}T00:00:00+00:00"
+        return {
+            "id": day,
+            "dag_id": dag_id,
+            "run_id": f"scheduled__{date}",
+            "state": state,
+            "run_type": "scheduled",
+            "execution_date": date,
+            "start_date": f"2026-11-{day:02d}T00:00:05+00:00",
+            "end_date": None if state == "running" else f"2026-11-{day:02d}T00:12:41+00:00",
+            "conf": {},
+            "external_trigger": False,
+            **extra,
+        }
+
+    return environment(
+        "analytics-prod",
+        "2.7.2",
+        {
+            "variable": [
+                {
+                    "key": "warehouse_schema",
+                    "val": "analytics",
+                    "description": "schema",
+                    "is_encrypted": False,
+                },
+                {
+                    "key": "partner_api_token",
+                    "val": "s3cr3t\nline2 ✓",
+                    "description": None,
+                    "is_encrypted": True,
+                },
+            ],
+            "slot_pool": [
+                {
+                    "pool": "default_pool",
+                    "slots": 128,
+                    "description": "Default pool",
+                    "include_deferred": False,
+                },
+                {"pool": "warehouse", "slots": 4, "description": "warehouse", "include_deferred": True},
+            ],
+            "dag": [
+                {"dag_id": "daily_sales", "is_paused": False, "is_active": True},
+                {"dag_id": "hourly_events", "is_paused": False},
+                {"dag_id": "legacy_export", "is_paused": True},
+                {"dag_id": metadata.EXPORT_DAG_ID, "is_paused": False},
+            ],
+            "dag_run": [
+                run("daily_sales", 20),
+                run("daily_sales", 21, "failed"),
+                run("daily_sales", 22, "running"),
+                run("hourly_events", 20, conf={"backfill": "yes\nwith a newline"}),
+                run(metadata.EXPORT_DAG_ID, 23, "running"),
+            ],
+        },
+    )
+
+
+def target() -> EmulatedEnvironment:
+    return environment(
+        "analytics-prod-2-10",
+        "2.10.3",
+        {
+            "slot_pool": [
+                {
+                    "id": 1,
+                    "pool": "default_pool",
+                    "slots": 128,
+                    "description": "Default pool",
+                    "include_deferred": False,
+                }
+            ],
+            "dag": [
+                {"dag_id": "daily_sales", "is_paused": True},
+                {"dag_id": "hourly_events", "is_paused": True},
+                {"dag_id": "legacy_export", "is_paused": True},
+                {"dag_id": metadata.IMPORT_DAG_ID, "is_paused": False},
+            ],
+            "dag_run": [],
+        },
+    )
+
+
+def carried(env: EmulatedEnvironment, table: str, *, exclude_dag: str | None = None) -> list[dict[str, Any]]:
+    rows = [
+        {column: row.get(column) for column in CARRIED[table]}
+        for row in env.metadata.get(table, [])
+        if row.get("pool") != "default_pool" and (exclude_dag is None or row.get("dag_id") != exclude_dag)
+    ]
+    return sorted(rows, key=lambda row: json.dumps(row, sort_keys=True))
+
+
+def read_json(s3: S3Client, key: str) -> dict[str, Any]:
+    loaded: dict[str, Any] = json.loads(s3.get_object(Bucket=BUCKET, Key=key)["Body"].read())
+    return loaded
+
+
+def test_export_then_import_makes_the_targets_tables_match(
+    runtime: MigrationDagRuntime, s3: S3Client
+) -> None:
+    old, new = source(), target()
+
+    exported = runtime.run(old, metadata.EXPORT_DAG_ID, CONF)
+    imported = runtime.run(new, metadata.IMPORT_DAG_ID, CONF)
+
+    assert exported == DagRunResult("success")
+    assert imported == DagRunResult("success")
+    assert carried(new, "variable") == carried(old, "variable")
+    assert carried(new, "slot_pool") == carried(old, "slot_pool")
+    finished = [
+        row
+        for row in carried(old, "dag_run", exclude_dag=metadata.EXPORT_DAG_ID)
+        if row["state"] != "running"
+    ]
+    assert carried(new, "dag_run") == finished
+    assert {row["clear_number"] for row in new.metadata["dag_run"]} == {0}  # a 2.8+ column, filled by default
+    assert {row["dag_id"]: row["is_paused"] for row in new.metadata["dag"]} == {
+        "daily_sales": False,
+        "hourly_events": False,
+        "legacy_export": True,
+        metadata.IMPORT_DAG_ID: False,
+    }
+    result = read_json(s3, f"{PREFIX}/import/result.json")
+    assert result["verified"] is True
+    assert result["unpaused_dags"] == ["daily_sales", "hourly_events"]
+    assert result["tables"]["dag_run"] == {"read": 3, "inserted": 3, "skipped": 0, "conflicts": 0}
+
+
+def test_export_pauses_the_active_dags_and_lists_them_in_the_manifest(
+    runtime: MigrationDagRuntime, s3: S3Client
+) -> None:
+    old = source()
+
+    runtime.run(old, metadata.EXPORT_DAG_ID, CONF)
+
+    manifest = read_json(s3, f"{PREFIX}/export/manifest.json")
+    assert manifest["active_dags"] == ["daily_sales", "hourly_events"]
+    assert {row["dag_id"]: row["is_paused"] for row in old.metadata["dag"]} == {
+        "daily_sales": True,
+        "hourly_events": True,
+        "legacy_export": True,
+        metadata.EXPORT_DAG_ID: False,
+    }
+    body = s3.get_object(Bucket=BUCKET, Key=f"{PREFIX}/export/variable.jsonl.gz")["Body"].read()
+    assert len(gzip.decompress(body).decode().split("\n")) == manifest["tables"]["variable"]["rows"] + 1
+
+
+def test_a_second_import_inserts_nothing(runtime: MigrationDagRuntime, s3: S3Client) -> None:
+    old, new = source(), target()
+    runtime.run(old, metadata.EXPORT_DAG_ID, CONF)
+    runtime.run(new, metadata.IMPORT_DAG_ID, CONF)
+    before = json.loads(json.dumps(new.metadata))
+
+    again = runtime.run(new, metadata.IMPORT_DAG_ID, CONF)
+
+    assert again.state == "success"
+    assert new.metadata == before
+    tables = read_json(s3, f"{PREFIX}/import/result.json")["tables"]
+    assert {table: (counts["inserted"], counts["skipped"]) for table, counts in tables.items()} == {
+        "variable": (0, 2),
+        "slot_pool": (0, 1),
+        "dag_run": (0, 3),
+    }
+
+
+def test_a_corrupt_file_fails_verify_export_and_changes_nothing(
+    runtime: MigrationDagRuntime, s3: S3Client
+) -> None:
+    old, new = source(), target()
+    runtime.run(old, metadata.EXPORT_DAG_ID, CONF)
+    key = f"{PREFIX}/export/dag_run.jsonl.gz"
+    s3.put_object(Bucket=BUCKET, Key=key, Body=gzip.compress(b'{"dag_id": "x"}\n'))
+    before = json.loads(json.dumps(new.metadata))
+
+    result = runtime.run(new, metadata.IMPORT_DAG_ID, CONF)
+
+    assert result.state == "failed"
+    assert result.failed_task == "verify_export"
+    assert result.stderr.startswith("VerificationError: dag_run.jsonl.gz: sha256")
+    assert new.metadata == before
+
+
+def test_a_missing_manifest_fails_verify_export(runtime: MigrationDagRuntime) -> None:
+    result = runtime.run(target(), metadata.IMPORT_DAG_ID, CONF)
+
+    assert result == DagRunResult(
+        "failed",
+        failed_task="verify_export",
+        stderr=f"MissingObjectError: s3://{BUCKET}/{PREFIX}/export/manifest.json does not exist",
+    )
+
+
+def test_a_failing_task_leaves_none_of_its_changes(runtime: MigrationDagRuntime, s3: S3Client) -> None:
+    old, new = source(), target()
+    runtime.run(old, metadata.EXPORT_DAG_ID, CONF)
+    # An export whose dag_run lacks execution_date: the target requires it and no rule fills it,
+    # so import_tables fails after it has inserted the variables and pools.
+    manifest = read_json(s3, f"{PREFIX}/export/manifest.json")
+    entry = manifest["tables"]["dag_run"]
+    key = f"{PREFIX}/export/dag_run.jsonl.gz"
+    rows = [
+        json.loads(line)
+        for line in gzip.decompress(s3.get_object(Bucket=BUCKET, Key=key)["Body"].read()).split(b"\n")
+        if line
+    ]
+    body, count = metadata.encode_table(
+        [{k: v for k, v in row.items() if k != "execution_date"} for row in rows]
+    )
+    s3.put_object(Bucket=BUCKET, Key=key, Body=body)
+    entry.update(rows=count, sha256=metadata.sha256_hex(body))
+    entry["columns"] = [column for column in entry["columns"] if column["name"] != "execution_date"]
+    s3.put_object(Bucket=BUCKET, Key=f"{PREFIX}/export/manifest.json", Body=json.dumps(manifest).encode())
+
+    result = runtime.run(new, metadata.IMPORT_DAG_ID, CONF)
+
+    assert result.failed_task == "import_tables"
+    assert result.stderr == (
+        "MappingError: dag_run: the target requires execution_date, which the export lacks "
+        "and no rule in FILL_RULES fills"
+    )
+    assert new.metadata.get("variable", []) == []
+    assert [row["pool"] for row in new.metadata["slot_pool"]] == ["default_pool"]
+
+
+def test_tasks_before_a_failing_task_keep_their_changes(runtime: MigrationDagRuntime, s3: S3Client) -> None:
+    old, new = source(), target()
+    runtime.run(old, metadata.EXPORT_DAG_ID, CONF)
+    runtime.fail_dag(metadata.IMPORT_DAG_ID, "boom", task_id="unpause_dags")
+
+    failed = runtime.run(new, metadata.IMPORT_DAG_ID, CONF)
+
+    assert failed == DagRunResult("failed", failed_task="unpause_dags", stderr="boom")
+    assert carried(new, "variable") == carried(old, "variable")
+    assert [row["dag_id"] for row in new.metadata["dag"] if not row["is_paused"]] == [metadata.IMPORT_DAG_ID]
+    with pytest.raises(s3.exceptions.NoSuchKey):
+        s3.get_object(Bucket=BUCKET, Key=f"{PREFIX}/import/result.json")
+
+
+def test_a_scripted_failure_fails_the_first_task_before_any_change(runtime: MigrationDagRuntime) -> None:
+    old = source()
+    runtime.fail_dag(metadata.EXPORT_DAG_ID, "the export was told to fail", times=1)
+
+    first = runtime.run(old, metadata.EXPORT_DAG_ID, CONF)
+    second = runtime.run(old, metadata.EXPORT_DAG_ID, CONF)
+
+    assert first == DagRunResult("failed", failed_task="cutover", stderr="the export was told to fail")
+    assert second.state == "success"
+
+
+def test_a_bad_conf_fails_the_first_task(runtime: MigrationDagRuntime) -> None:
+    result = runtime.run(source(), metadata.EXPORT_DAG_ID, {"bucket": BUCKET})
+
+    assert result.state == "failed"
+    assert result.failed_task == "cutover"
+    assert "'prefix'" in result.stderr
+
+
+def test_other_dags_just_succeed_and_can_be_made_to_fail(runtime: MigrationDagRuntime) -> None:
+    env = source()
+    before = json.loads(json.dumps(env.metadata))
+
+    assert runtime.run(env, "daily_sales", {}) == DagRunResult("success")
+    runtime.fail_dag("daily_sales", "scripted")
+    assert runtime.run(env, "daily_sales", {}) == DagRunResult("failed", stderr="scripted")
+    assert env.metadata == before
+
+
+def test_an_airflow_3_target_fails_the_import_clearly(runtime: MigrationDagRuntime) -> None:
+    old = source()
+    new = environment("analytics-prod-3", "3.0.6", {"dag": []})
+    runtime.run(old, metadata.EXPORT_DAG_ID, CONF)
+
+    result = runtime.run(new, metadata.IMPORT_DAG_ID, CONF)
+
+    assert result.failed_task == "verify_export"
+    assert "UnsupportedAirflowError" in result.stderr
+    assert "Airflow 3.0.6" in result.stderr
+
+
+def test_scripting_a_failure_in_a_task_the_dag_lacks_is_refused(runtime: MigrationDagRuntime) -> None:
+    with pytest.raises(ValueError, match="mwaa_migrate_import has no task import_rows"):
+        runtime.fail_dag(metadata.IMPORT_DAG_ID, "boom", task_id="import_rows")

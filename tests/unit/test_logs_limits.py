@@ -1,0 +1,216 @@
+"""The PutLogEvents enforcement refuses, and leaves out, what AWS does, for every client."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+from moto import mock_aws
+
+from emulation.logs_limits import PutLogEventsLog, enforce_put_log_events_limits
+
+if TYPE_CHECKING:
+    from mypy_boto3_logs import CloudWatchLogsClient
+
+REGION = "us-east-1"
+GROUP = "airflow-limits-Task"
+STREAM = "dag_id=d/run_id=r/task_id=t/attempt=1.log"
+HOUR_MS = 3_600_000
+DAY_MS = 24 * HOUR_MS
+
+
+@pytest.fixture
+def logs() -> Iterator[CloudWatchLogsClient]:
+    with mock_aws():
+        client = boto3.client("logs", region_name=REGION)
+        client.create_log_group(logGroupName=GROUP)
+        client.create_log_stream(logGroupName=GROUP, logStreamName=STREAM)
+        yield client
+
+
+@pytest.fixture
+def put_log(logs: CloudWatchLogsClient) -> Iterator[PutLogEventsLog]:
+    with enforce_put_log_events_limits() as log:
+        yield log
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def events(*sizes: int, start: int | None = None, step_ms: int = 0, char: str = "a") -> list[dict[str, Any]]:
+    """Events whose messages are `size` repetitions of `char`, `step_ms` apart."""
+    first = now_ms() - HOUR_MS if start is None else start
+    return [{"timestamp": first + i * step_ms, "message": char * size} for i, size in enumerate(sizes)]
+
+
+def stored(logs: CloudWatchLogsClient) -> int:
+    """How many events the stream holds (GetLogEvents page by page to the end)."""
+    count, token = 0, None
+    while True:
+        page = (
+            logs.get_log_events(logGroupName=GROUP, logStreamName=STREAM, startFromHead=True, nextToken=token)
+            if token
+            else logs.get_log_events(logGroupName=GROUP, logStreamName=STREAM, startFromHead=True)
+        )
+        count += len(page["events"])
+        if page["nextForwardToken"] == token:
+            return count
+        token = page["nextForwardToken"]
+
+
+def put(logs: CloudWatchLogsClient, batch: list[dict[str, Any]]) -> dict[str, Any]:
+    return dict(logs.put_log_events(logGroupName=GROUP, logStreamName=STREAM, logEvents=batch))  # type: ignore[arg-type]
+
+
+# 5 events: 3 of 262,144 bytes and 2 adding up to 262,145 (26 bytes per event counted).
+ONE_BYTE_OVER_1_MB = (262_118, 262_118, 262_118, 131_046, 131_047)
+
+
+@pytest.mark.parametrize(
+    ("batch", "message"),
+    [
+        pytest.param(
+            lambda: events(*[1] * 10_001),
+            "Member must have length less than or equal to 10000",
+            id="10,001 events",
+        ),
+        pytest.param(
+            lambda: events(*ONE_BYTE_OVER_1_MB),
+            "Upload too large: 1048577 bytes exceeds limit of 1048576",
+            id="1,048,577 bytes",
+        ),
+        pytest.param(
+            # 5 x (70,000 x 3 bytes + 26): 1,050,130 bytes, though only 350,130 characters.
+            lambda: events(*[70_000] * 5, char="€"),
+            "Upload too large: 1050130 bytes exceeds limit of 1048576",
+            id="UTF-8 bytes over 1 MB",
+        ),
+        pytest.param(
+            lambda: events(262_119),
+            "Log event too large: 262145 bytes exceeds limit of 262144",
+            id="one event over 256 KB",
+        ),
+        pytest.param(
+            lambda: events(1, 1, start=now_ms() - DAY_MS - 2 * HOUR_MS, step_ms=DAY_MS + 1),
+            "The batch of log events in a single PutLogEvents request cannot span more than 24 hours.",
+            id="24 h + 1 ms",
+        ),
+        pytest.param(
+            lambda: events(1, 1, step_ms=-1),
+            "Log events in a single PutLogEvents request must be in chronological order.",
+            id="out of order",
+        ),
+    ],
+)
+def test_a_batch_breaking_a_limit_is_refused_as_aws_refuses_it_and_nothing_is_stored(
+    logs: CloudWatchLogsClient, put_log: PutLogEventsLog, batch: Any, message: str
+) -> None:
+    with pytest.raises(ClientError) as refused:
+        put(logs, batch())
+
+    assert refused.value.response["Error"]["Code"] == "InvalidParameterException"
+    assert message in refused.value.response["Error"]["Message"]
+    assert stored(logs) == 0
+    assert [call.refused for call in put_log.calls] == [refused.value.response["Error"]["Message"]]
+
+
+@pytest.mark.parametrize(
+    "batch",
+    [
+        pytest.param(lambda: events(*[1] * 10_000), id="10,000 events"),
+        pytest.param(lambda: events(*[262_118] * 4), id="1,048,576 bytes"),
+        pytest.param(lambda: events(262_118), id="one event of 256 KB"),
+        pytest.param(lambda: events(1, 1, start=now_ms() - DAY_MS - 2 * HOUR_MS, step_ms=DAY_MS), id="24 h"),
+        pytest.param(lambda: events(1, 1, step_ms=0), id="equal timestamps"),
+    ],
+)
+def test_a_batch_at_the_limits_is_accepted_whole(
+    logs: CloudWatchLogsClient, put_log: PutLogEventsLog, batch: Any
+) -> None:
+    sent = batch()
+
+    response = put(logs, sent)
+
+    assert "rejectedLogEventsInfo" not in response
+    assert put_log.refused == []
+    assert put_log.events_stored == len(sent)
+
+
+def test_the_call_log_records_count_bytes_and_span(
+    logs: CloudWatchLogsClient, put_log: PutLogEventsLog
+) -> None:
+    put(logs, events(10, 20, step_ms=5, char="é"))
+
+    (call,) = put_log.calls
+    assert (call.log_group, call.log_stream) == (GROUP, STREAM)
+    assert (call.events, call.bytes, call.span_ms) == (2, 20 + 26 + 40 + 26, 5)
+    assert call.refused is None
+
+
+def test_events_older_than_14_days_are_left_out_and_reported_with_an_exclusive_end_index(
+    logs: CloudWatchLogsClient, put_log: PutLogEventsLog
+) -> None:
+    old = now_ms() - 15 * DAY_MS
+    batch = [*events(1, 1, start=old), *events(1)]
+
+    response = put(logs, batch)
+
+    # Two too-old events (indexes 0 and 1): the end index is exclusive. The span counts valid events only.
+    assert response["rejectedLogEventsInfo"] == {"tooOldLogEventEndIndex": 2}
+    assert stored(logs) == 1
+    assert put_log.calls[0].rejected == 2
+
+
+def test_events_older_than_the_groups_retention_are_left_out_as_expired(
+    logs: CloudWatchLogsClient, put_log: PutLogEventsLog
+) -> None:
+    logs.put_retention_policy(logGroupName=GROUP, retentionInDays=1)
+
+    # 25 h and 1 h old: 24 h apart, the most one batch may span.
+    response = put(logs, events(1, 1, start=now_ms() - 25 * HOUR_MS, step_ms=DAY_MS))
+
+    assert response["rejectedLogEventsInfo"] == {"expiredLogEventEndIndex": 1}
+    assert stored(logs) == 1
+
+
+def test_events_more_than_2_hours_ahead_are_left_out_from_an_inclusive_start_index(
+    logs: CloudWatchLogsClient, put_log: PutLogEventsLog
+) -> None:
+    response = put(logs, [*events(1), *events(1, 1, start=now_ms() + 3 * HOUR_MS)])
+
+    assert response["rejectedLogEventsInfo"] == {"tooNewLogEventStartIndex": 1}
+    assert stored(logs) == 1
+
+
+def test_the_limits_hold_for_every_client_and_region(
+    logs: CloudWatchLogsClient, put_log: PutLogEventsLog
+) -> None:
+    other = boto3.client("logs", region_name="eu-west-1")
+    other.create_log_group(logGroupName=GROUP)
+    other.create_log_stream(logGroupName=GROUP, logStreamName=STREAM)
+
+    with pytest.raises(ClientError, match="Upload too large"):
+        other.put_log_events(logGroupName=GROUP, logStreamName=STREAM, logEvents=events(*ONE_BYTE_OVER_1_MB))  # type: ignore[arg-type]
+
+    assert len(put_log.refused) == 1
+
+
+def test_moto_is_lax_again_once_the_enforcement_ends(logs: CloudWatchLogsClient) -> None:
+    with enforce_put_log_events_limits(), pytest.raises(ClientError):
+        put(logs, events(*[1] * 10_001))
+
+    put(logs, events(*[1] * 10_001))
+
+    assert stored(logs) == 10_001
+
+
+def test_a_larger_event_limit_can_be_chosen(logs: CloudWatchLogsClient) -> None:
+    with enforce_put_log_events_limits(max_event_bytes=1_048_576) as log:
+        put(logs, events(500_000))
+
+    assert log.events_stored == 1

@@ -1,0 +1,53 @@
+import pytest
+
+from mwaa_migrate.errors import InvalidMigrationRequest
+from mwaa_migrate.models import MigrationRequest, parse_model
+
+VALID = {
+    "sourceEnvironmentName": "analytics-prod",
+    "targetEnvironmentName": "analytics-prod-2-10",
+    "targetAirflowVersion": "2.10.3",
+}
+
+
+def test_defaults_apply_to_a_minimal_request():
+    request = parse_model(MigrationRequest, VALID)
+    assert (request.log_days, request.dry_run, request.migration_bucket) == (3, False, None)
+    assert request.target_execution_role_arn is None
+
+
+@pytest.mark.parametrize(
+    ("change", "field", "rule"),
+    [
+        ({"sourceEnvironmentName": "1starts-with-digit"}, "sourceEnvironmentName", "should match pattern"),
+        ({"targetEnvironmentName": "x" * 81}, "targetEnvironmentName", "at most 80 characters"),
+        ({"targetEnvironmentName": "has space"}, "targetEnvironmentName", "should match pattern"),
+        ({"targetAirflowVersion": "2.10.4"}, "targetAirflowVersion", "must be one of"),
+        (
+            {"targetExecutionRoleArn": "arn:aws:iam::123:role/x"},
+            "targetExecutionRoleArn",
+            "should match pattern",
+        ),
+        ({"migrationBucket": "Upper_Case"}, "migrationBucket", "should match pattern"),
+        ({"logDays": 0}, "logDays", "greater than or equal to 1"),
+        ({"logDays": 15}, "logDays", "less than or equal to 14"),
+        ({"dryRun": "perhaps"}, "dryRun", "valid boolean"),
+        ({"unexpected": 1}, "unexpected", "Extra inputs are not permitted"),
+        ({"targetEnvironmentName": "analytics-prod"}, "input", "must differ from sourceEnvironmentName"),
+    ],
+)
+def test_bad_input_is_refused_naming_the_field_and_the_rule(change, field, rule):
+    with pytest.raises(InvalidMigrationRequest) as refused:
+        parse_model(MigrationRequest, {**VALID, **change})
+    assert field in str(refused.value)
+    assert rule in str(refused.value)
+
+
+def test_a_missing_field_is_named():
+    with pytest.raises(InvalidMigrationRequest, match="targetAirflowVersion: Field required"):
+        parse_model(MigrationRequest, {k: v for k, v in VALID.items() if k != "targetAirflowVersion"})
+
+
+def test_the_wire_form_is_camel_case():
+    request = parse_model(MigrationRequest, {**VALID, "logDays": 5})
+    assert request.to_event() == {**VALID, "logDays": 5, "dryRun": False}

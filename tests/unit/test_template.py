@@ -1,0 +1,675 @@
+"""The SAM template: its names line up with the code, the state machine and the sample events, and
+every function holds only the permissions its step uses.
+
+The template is read with cfn-lint's decoder, so !Ref, !Sub and !GetAtt come back in their long
+form ({"Ref": ...}, {"Fn::Sub": ...}, {"Fn::GetAtt": [...]}) exactly as CloudFormation sees them.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+import tomllib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cfnlint.decode import cfn_yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATE_PATH = ROOT / "template.yaml"
+SAMCONFIG_PATH = ROOT / "samconfig.toml"
+ASL_PATH = ROOT / "statemachine" / "migration.asl.json"
+FUNCTIONS_DIR = ROOT / "functions"
+EVENTS_DIR = ROOT / "events"
+
+STATE_MACHINE = "MigrationStateMachine"
+POLL_SUBSTITUTIONS = ("EnvironmentPollSeconds", "EnvironmentMaxPolls", "DagPollSeconds", "DagMaxPolls")
+
+# The only actions that may be granted on Resource '*': none of them supports resource-level
+# permissions (Service Authorization Reference; Step Functions' guide for log delivery).
+RESOURCE_STAR_ACTIONS = frozenset(
+    {
+        "ec2:DescribeSubnets",
+        "ec2:DescribeSecurityGroups",
+        "ec2:DescribeVpcs",
+        "ec2:DescribeRouteTables",
+        "logs:CreateLogDelivery",
+        "logs:GetLogDelivery",
+        "logs:UpdateLogDelivery",
+        "logs:DeleteLogDelivery",
+        "logs:ListLogDeliveries",
+        "logs:PutResourcePolicy",
+        "logs:DescribeResourcePolicies",
+        "logs:DescribeLogGroups",
+    }
+)
+
+# What each step's function may do. A change here is a change to the pipeline's permissions:
+# make it on purpose, in both places.
+FUNCTION_ACTIONS: dict[str, frozenset[str]] = {
+    "PlanMigrationFunction": frozenset({"airflow:GetEnvironment", "iam:GetRole", "s3:ListBucket"}),
+    "GrantPermissionsFunction": frozenset({"iam:PutRolePolicy", "iam:GetRolePolicy"}),
+    "CloneEnvironmentFunction": frozenset(
+        {
+            "airflow:GetEnvironment",
+            "airflow:CreateEnvironment",
+            "airflow:TagResource",
+            "iam:PassRole",
+            "iam:CreateServiceLinkedRole",
+            "ec2:DescribeSubnets",
+            "ec2:DescribeSecurityGroups",
+            "ec2:DescribeVpcs",
+            "ec2:DescribeRouteTables",
+            "ec2:CreateVpcEndpoint",
+            "ec2:CreateNetworkInterface",
+            "kms:DescribeKey",
+            "kms:CreateGrant",
+            "s3:GetEncryptionConfiguration",
+        }
+    ),
+    "CheckEnvironmentFunction": frozenset({"airflow:GetEnvironment"}),
+    "UpgradeEnvironmentFunction": frozenset(
+        {"airflow:GetEnvironment", "airflow:UpdateEnvironment", "iam:PassRole"}
+    ),
+    "DeployDagFunction": frozenset({"s3:PutObject", "s3:GetObject", "s3:ListBucket"}),
+    "TriggerDagFunction": frozenset({"airflow:CreateCliToken"}),
+    "CheckDagRunFunction": frozenset(
+        {"airflow:CreateCliToken", "logs:DescribeLogStreams", "logs:GetLogEvents", "s3:GetObject"}
+    ),
+    "CopyTaskLogsFunction": frozenset(
+        {
+            "logs:DescribeLogStreams",
+            "logs:GetLogEvents",
+            "logs:CreateLogStream",
+            "logs:PutLogEvents",
+            "logs:DescribeLogGroups",
+        }
+    ),
+    "FinishMigrationFunction": frozenset(
+        {"iam:DeleteRolePolicy", "iam:GetRolePolicy", "s3:PutObject", "s3:GetObject"}
+    ),
+    "RecordFailureFunction": frozenset(
+        {
+            "iam:DeleteRolePolicy",
+            "iam:GetRolePolicy",
+            "s3:PutObject",
+            "s3:GetObject",
+            "states:GetExecutionHistory",
+        }
+    ),
+}
+
+ENVIRONMENT_ARN = "arn:${AWS::Partition}:airflow:${AWS::Region}:${AWS::AccountId}:environment/*"
+EXECUTION_ROLES_ARN = "arn:${AWS::Partition}:iam::${AWS::AccountId}:${ExecutionRoleArnPattern}"
+TASK_LOG_GROUPS_ARN = "arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group:airflow-*-Task:*"
+POWERTOOLS_VARIABLES = {
+    "POWERTOOLS_SERVICE_NAME": "mwaa-migrate",
+    "POWERTOOLS_METRICS_NAMESPACE": "MwaaMigrate",
+    "POWERTOOLS_LOG_LEVEL": "INFO",
+}
+PLACEHOLDER = re.compile(r"\$\{([^}!][^}]*)\}")
+
+
+# ------------------------------------------------------------------ helpers
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def _pascal(folder: str) -> str:
+    """plan_migration -> PlanMigration"""
+    return "".join(part.capitalize() for part in folder.split("_"))
+
+
+def _folder(code_uri: str) -> str:
+    """functions/plan_migration/ -> plan_migration"""
+    match = re.fullmatch(r"functions/([a-z][a-z0-9_]*)/?", code_uri)
+    assert match, f"CodeUri {code_uri!r} is not functions/<folder>/"
+    return match.group(1)
+
+
+def _resources(template: dict[str, Any], resource_type: str) -> dict[str, dict[str, Any]]:
+    return {
+        logical_id: resource
+        for logical_id, resource in template["Resources"].items()
+        if resource["Type"] == resource_type
+    }
+
+
+def _sub_string(value: Any) -> str | None:
+    """The template string of a !Sub (short or list form), or a plain string as it is."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict) and "Fn::Sub" in value:
+        sub = value["Fn::Sub"]
+        return sub if isinstance(sub, str) else sub[0]
+    return None
+
+
+def _walk(node: Any) -> Iterator[Any]:
+    yield node
+    if isinstance(node, dict):
+        for value in node.values():
+            yield from _walk(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _walk(value)
+
+
+def _policy_statements(resource: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """Inline statements of a SAM resource's Policies, or of a plain IAM role or policy."""
+    properties = resource.get("Properties", {})
+    if resource["Type"] in {"AWS::Serverless::Function", "AWS::Serverless::StateMachine"}:
+        for policy in _as_list(properties.get("Policies", [])):
+            if isinstance(policy, dict) and "Statement" in policy:
+                yield from _as_list(policy["Statement"])
+    elif resource["Type"] == "AWS::IAM::Role":
+        for policy in properties.get("Policies", []):
+            yield from _as_list(policy["PolicyDocument"]["Statement"])
+    elif resource["Type"] in {"AWS::IAM::Policy", "AWS::IAM::ManagedPolicy"}:
+        yield from _as_list(properties["PolicyDocument"]["Statement"])
+
+
+def _allow_statements(template: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+    for logical_id, resource in template["Resources"].items():
+        for statement in _policy_statements(resource):
+            if statement["Effect"] == "Allow":
+                yield logical_id, statement
+
+
+def _allowed_actions(resource: dict[str, Any]) -> set[str]:
+    return {
+        action
+        for statement in _policy_statements(resource)
+        if statement["Effect"] == "Allow"
+        for action in _as_list(statement["Action"])
+    }
+
+
+def _functions(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return _resources(template, "AWS::Serverless::Function")
+
+
+def _function_folders() -> set[str]:
+    return {
+        path.name
+        for path in FUNCTIONS_DIR.iterdir()
+        if path.is_dir() and not path.name.startswith((".", "_"))
+    }
+
+
+def _defines_lambda_handler(source: Path) -> bool:
+    tree = ast.parse(source.read_text(encoding="utf-8"), filename=str(source))
+    return any(
+        isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name == "lambda_handler"
+        for node in tree.body
+    )
+
+
+# ------------------------------------------------------------------ fixtures
+
+
+@pytest.fixture(scope="module")
+def template() -> dict[str, Any]:
+    loaded: dict[str, Any] = cfn_yaml.load(str(TEMPLATE_PATH))
+    return loaded
+
+
+@pytest.fixture(scope="module")
+def state_machine(template: dict[str, Any]) -> dict[str, Any]:
+    properties: dict[str, Any] = template["Resources"][STATE_MACHINE]["Properties"]
+    return properties
+
+
+@pytest.fixture(scope="module")
+def samconfig() -> dict[str, Any]:
+    with SAMCONFIG_PATH.open("rb") as file:
+        return tomllib.load(file)
+
+
+# ------------------------------------------------------------------ names line up
+
+
+def test_every_function_is_named_after_its_folder(template: dict[str, Any]) -> None:
+    for logical_id, function in _functions(template).items():
+        folder = _folder(function["Properties"]["CodeUri"])
+        assert logical_id == f"{_pascal(folder)}Function", f"{logical_id} builds functions/{folder}/"
+
+
+def test_the_template_has_exactly_the_steps_whose_permissions_are_listed(template: dict[str, Any]) -> None:
+    assert set(_functions(template)) == set(FUNCTION_ACTIONS)
+
+
+def test_every_function_folder_has_a_function_in_the_template(template: dict[str, Any]) -> None:
+    built = {_folder(function["Properties"]["CodeUri"]) for function in _functions(template).values()}
+    assert _function_folders() == built
+
+
+@pytest.mark.parametrize("logical_id", sorted(FUNCTION_ACTIONS))
+def test_every_function_has_an_app_module_defining_lambda_handler(
+    template: dict[str, Any], logical_id: str
+) -> None:
+    properties = template["Resources"][logical_id]["Properties"]
+    app = ROOT / properties["CodeUri"] / "app.py"
+    assert properties["Handler"] == "app.lambda_handler"
+    assert app.is_file(), f"{app.relative_to(ROOT)} is missing"
+    assert _defines_lambda_handler(app), f"{app.relative_to(ROOT)} defines no lambda_handler"
+
+
+@pytest.mark.parametrize("logical_id", sorted(FUNCTION_ACTIONS))
+def test_every_function_has_a_sample_event(template: dict[str, Any], logical_id: str) -> None:
+    folder = _folder(template["Resources"][logical_id]["Properties"]["CodeUri"])
+    event = EVENTS_DIR / f"{folder}.json"
+    assert event.is_file(), f"events/{folder}.json is missing (sam local invoke -e)"
+    assert isinstance(json.loads(event.read_text(encoding="utf-8")), dict)
+
+
+def test_every_function_arn_is_substituted_under_its_own_name(
+    template: dict[str, Any], state_machine: dict[str, Any]
+) -> None:
+    substitutions = state_machine["DefinitionSubstitutions"]
+    for logical_id in _functions(template):
+        assert substitutions[f"{logical_id}Arn"] == {"Fn::GetAtt": [logical_id, "Arn"]}
+
+
+def test_substitutions_are_the_function_arns_and_the_poll_settings(
+    template: dict[str, Any], state_machine: dict[str, Any]
+) -> None:
+    substitutions = state_machine["DefinitionSubstitutions"]
+    expected = {f"{logical_id}Arn" for logical_id in _functions(template)} | set(POLL_SUBSTITUTIONS)
+    assert set(substitutions) == expected
+    for name in POLL_SUBSTITUTIONS:
+        assert substitutions[name] == {"Ref": name}
+
+
+def test_state_machine_definition_is_the_asl_file(state_machine: dict[str, Any]) -> None:
+    assert ROOT / state_machine["DefinitionUri"] == ASL_PATH
+    assert state_machine["Type"] == "STANDARD"
+
+
+def test_every_asl_placeholder_is_substituted_and_every_substitution_is_used(
+    state_machine: dict[str, Any],
+) -> None:
+    placeholders = set(PLACEHOLDER.findall(ASL_PATH.read_text(encoding="utf-8")))
+    assert placeholders == set(state_machine["DefinitionSubstitutions"])
+
+
+def test_state_machine_may_invoke_exactly_the_pipeline_functions(
+    template: dict[str, Any], state_machine: dict[str, Any]
+) -> None:
+    invoked = {
+        policy["LambdaInvokePolicy"]["FunctionName"]["Ref"]
+        for policy in state_machine["Policies"]
+        if isinstance(policy, dict) and "LambdaInvokePolicy" in policy
+    }
+    assert invoked == set(_functions(template))
+
+
+# ------------------------------------------------------------------ least privilege
+
+
+@pytest.mark.parametrize("logical_id", sorted(FUNCTION_ACTIONS))
+def test_each_function_is_allowed_exactly_the_calls_its_step_makes(
+    template: dict[str, Any], logical_id: str
+) -> None:
+    assert _allowed_actions(template["Resources"][logical_id]) == FUNCTION_ACTIONS[logical_id]
+
+
+def test_no_allowed_action_is_a_wildcard(template: dict[str, Any]) -> None:
+    for logical_id, statement in _allow_statements(template):
+        for action in _as_list(statement.get("Action", [])):
+            assert "*" not in action, f"{logical_id} allows {action}"
+        assert "NotAction" not in statement, f"{logical_id} allows by NotAction"
+
+
+def test_resource_star_only_for_actions_without_resource_level_permissions(template: dict[str, Any]) -> None:
+    for logical_id, statement in _allow_statements(template):
+        assert "NotResource" not in statement, f"{logical_id} allows by NotResource"
+        if "*" in _as_list(statement["Resource"]):
+            unscoped = set(_as_list(statement["Action"])) - RESOURCE_STAR_ACTIONS
+            assert not unscoped, f"{logical_id} allows {sorted(unscoped)} on every resource"
+
+
+def test_no_full_access_managed_policies_or_policy_templates(template: dict[str, Any]) -> None:
+    for logical_id, resource in template["Resources"].items():
+        properties = resource.get("Properties", {})
+        names = [policy for policy in _as_list(properties.get("Policies", [])) if isinstance(policy, str)]
+        names += [
+            next(iter(policy))
+            for policy in _as_list(properties.get("Policies", []))
+            if isinstance(policy, dict) and "Statement" not in policy and len(policy) == 1
+        ]
+        names += [arn for arn in properties.get("ManagedPolicyArns", []) if isinstance(arn, str)]
+        for name in names:
+            assert "FullAccess" not in name, f"{logical_id} uses {name}"
+            assert not name.endswith("AdministratorAccess"), f"{logical_id} uses {name}"
+
+
+def test_execution_roles_are_passed_to_mwaa_only(template: dict[str, Any]) -> None:
+    passing = [
+        (logical_id, statement)
+        for logical_id, statement in _allow_statements(template)
+        if "iam:PassRole" in _as_list(statement["Action"])
+    ]
+    assert {logical_id for logical_id, _ in passing} == {
+        "CloneEnvironmentFunction",
+        "UpgradeEnvironmentFunction",
+    }
+    for logical_id, statement in passing:
+        assert _as_list(statement["Action"]) == ["iam:PassRole"], logical_id
+        assert _sub_string(statement["Resource"]) == EXECUTION_ROLES_ARN, logical_id
+        assert statement.get("Condition") == {
+            "StringEquals": {"iam:PassedToService": "airflow.amazonaws.com"}
+        }, logical_id
+
+
+def test_role_policies_are_changed_only_on_the_execution_role_pattern(template: dict[str, Any]) -> None:
+    role_actions = {"iam:GetRole", "iam:PutRolePolicy", "iam:GetRolePolicy", "iam:DeleteRolePolicy"}
+    for logical_id, statement in _allow_statements(template):
+        if role_actions & set(_as_list(statement["Action"])):
+            assert set(_as_list(statement["Action"])) <= role_actions, logical_id
+            assert _sub_string(statement["Resource"]) == EXECUTION_ROLES_ARN, logical_id
+
+
+def test_functions_that_change_role_policies_never_change_this_stacks_roles(template: dict[str, Any]) -> None:
+    for logical_id, function in _functions(template).items():
+        changes = {"iam:PutRolePolicy", "iam:DeleteRolePolicy"} & _allowed_actions(function)
+        if not changes:
+            continue
+        denied = {
+            action
+            for statement in _policy_statements(function)
+            if statement["Effect"] == "Deny"
+            and _sub_string(statement["Resource"])
+            == "arn:${AWS::Partition}:iam::${AWS::AccountId}:role/${AWS::StackName}-*"
+            for action in _as_list(statement["Action"])
+        }
+        assert changes <= denied, logical_id
+
+
+def test_service_linked_role_creation_is_for_mwaa_only(template: dict[str, Any]) -> None:
+    for logical_id, statement in _allow_statements(template):
+        if "iam:CreateServiceLinkedRole" in _as_list(statement["Action"]):
+            resource = _sub_string(statement["Resource"])
+            assert resource is not None
+            assert resource.endswith(
+                ":role/aws-service-role/airflow.amazonaws.com/AWSServiceRoleForAmazonMWAA"
+            )
+            assert statement.get("Condition") == {
+                "StringEquals": {"iam:AWSServiceName": "airflow.amazonaws.com"}
+            }, logical_id
+
+
+def test_mwaa_actions_are_on_environments_of_this_account_and_region(template: dict[str, Any]) -> None:
+    for logical_id, statement in _allow_statements(template):
+        if any(action.startswith("airflow:") for action in _as_list(statement["Action"])):
+            assert [_sub_string(resource) for resource in _as_list(statement["Resource"])] == [
+                ENVIRONMENT_ARN
+            ], logical_id
+
+
+def test_task_log_access_is_limited_to_mwaa_task_log_groups(template: dict[str, Any]) -> None:
+    for logical_id, statement in _allow_statements(template):
+        actions = set(_as_list(statement["Action"]))
+        if actions & {
+            "logs:GetLogEvents",
+            "logs:PutLogEvents",
+            "logs:CreateLogStream",
+            "logs:DescribeLogStreams",
+        }:
+            assert [_sub_string(resource) for resource in _as_list(statement["Resource"])] == [
+                TASK_LOG_GROUPS_ARN
+            ], logical_id
+
+
+def test_dag_bucket_access_is_limited_to_mwaa_buckets(template: dict[str, Any]) -> None:
+    for logical_id, statement in _allow_statements(template):
+        for resource in _as_list(statement["Resource"]):
+            arn = _sub_string(resource)
+            if arn and arn.startswith("arn:${AWS::Partition}:s3:::"):
+                assert arn.startswith("arn:${AWS::Partition}:s3:::airflow-"), f"{logical_id}: {arn}"
+
+
+def test_no_arn_hard_codes_partition_region_or_account(template: dict[str, Any]) -> None:
+    for node in _walk(template["Resources"]):
+        text = _sub_string(node)
+        if text and text.startswith("arn:"):
+            assert text.startswith("arn:${AWS::Partition}:"), text
+            assert not re.search(r":\d{12}:", text), text
+            assert not re.search(r":[a-z]{2}(-[a-z]+)+-\d:", text), text
+
+
+# ------------------------------------------------------------------ logs and tracing
+
+
+@pytest.mark.parametrize("logical_id", sorted(FUNCTION_ACTIONS))
+def test_every_function_logs_to_its_own_log_group_with_retention(
+    template: dict[str, Any], logical_id: str
+) -> None:
+    log_group_id = f"{logical_id}LogGroup"
+    properties = template["Resources"][logical_id]["Properties"]
+    assert properties["LoggingConfig"]["LogGroup"] == {"Ref": log_group_id}
+    log_group = template["Resources"][log_group_id]
+    assert log_group["Type"] == "AWS::Logs::LogGroup"
+    assert log_group["Properties"].get("RetentionInDays") == {"Ref": "LogRetentionDays"}
+    name = _sub_string(log_group["Properties"]["LogGroupName"])
+    assert name is not None
+    assert name.startswith("/aws/lambda/")
+    assert name.endswith(logical_id)
+
+
+def test_state_machine_logs_errors_without_execution_data_and_is_traced(
+    template: dict[str, Any], state_machine: dict[str, Any]
+) -> None:
+    logging = state_machine["Logging"]
+    assert logging["Level"] in {"ERROR", "ALL"}
+    assert logging["IncludeExecutionData"] is False
+    (destination,) = logging["Destinations"]
+    log_group_id, attribute = destination["CloudWatchLogsLogGroup"]["LogGroupArn"]["Fn::GetAtt"]
+    assert attribute == "Arn"
+    log_group = template["Resources"][log_group_id]
+    assert log_group["Properties"].get("RetentionInDays") == {"Ref": "LogRetentionDays"}
+    name = _sub_string(log_group["Properties"]["LogGroupName"])
+    assert name is not None
+    assert name.startswith("/aws/vendedlogs/states/")
+    assert state_machine["Tracing"] == {"Enabled": True}
+
+
+def test_state_machine_may_deliver_its_logs(state_machine: dict[str, Any]) -> None:
+    allowed = _allowed_actions({"Type": "AWS::Serverless::StateMachine", "Properties": state_machine})
+    assert {
+        "logs:CreateLogDelivery",
+        "logs:GetLogDelivery",
+        "logs:UpdateLogDelivery",
+        "logs:DeleteLogDelivery",
+        "logs:ListLogDeliveries",
+        "logs:PutResourcePolicy",
+        "logs:DescribeResourcePolicies",
+        "logs:DescribeLogGroups",
+    } <= allowed
+
+
+def test_globals_carry_runtime_tracing_json_logs_the_layer_and_powertools(template: dict[str, Any]) -> None:
+    function_globals = template["Globals"]["Function"]
+    assert function_globals["Runtime"] == "python3.12"
+    assert function_globals["Architectures"] == ["arm64"]
+    assert function_globals["Tracing"] == "Active"
+    assert function_globals["LoggingConfig"]["LogFormat"] == "JSON"
+    assert function_globals["Layers"] == [{"Ref": "SharedLayer"}]
+    variables = function_globals["Environment"]["Variables"]
+    assert POWERTOOLS_VARIABLES.items() <= variables.items()
+    assert variables["MIGRATION_BUCKET"] == {"Ref": "MigrationBucket"}
+    assert variables["POLICY_NAME_PREFIX"] == "mwaa-migrate"
+
+
+def test_no_function_overrides_the_runtime_architecture_or_layers(template: dict[str, Any]) -> None:
+    for logical_id, function in _functions(template).items():
+        overridden = {"Runtime", "Architectures", "Layers", "Tracing"} & set(function["Properties"])
+        assert not overridden, f"{logical_id} overrides {sorted(overridden)}"
+
+
+def test_shared_layer_is_built_for_the_functions_runtime_and_architecture(template: dict[str, Any]) -> None:
+    layer = template["Resources"]["SharedLayer"]
+    assert layer["Type"] == "AWS::Serverless::LayerVersion"
+    content = ROOT / layer["Properties"]["ContentUri"]
+    assert (content / "requirements.txt").is_file()
+    assert (content / "mwaa_migrate" / "__init__.py").is_file()
+    assert layer["Properties"]["CompatibleRuntimes"] == ["python3.12"]
+    assert layer["Properties"]["CompatibleArchitectures"] == ["arm64"]
+    assert layer["Metadata"] == {"BuildMethod": "python3.12", "BuildArchitecture": "arm64"}
+
+
+# ------------------------------------------------------------------ the migration bucket
+
+
+def test_migration_bucket_is_encrypted_versioned_private_and_expires(template: dict[str, Any]) -> None:
+    bucket = template["Resources"]["MigrationBucket"]["Properties"]
+    (encryption,) = bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    assert encryption["ServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
+    assert encryption["BucketKeyEnabled"] is True
+    assert bucket["VersioningConfiguration"] == {"Status": "Enabled"}
+    assert bucket["PublicAccessBlockConfiguration"] == {
+        "BlockPublicAcls": True,
+        "BlockPublicPolicy": True,
+        "IgnorePublicAcls": True,
+        "RestrictPublicBuckets": True,
+    }
+    assert bucket["OwnershipControls"] == {"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]}
+    (rule,) = bucket["LifecycleConfiguration"]["Rules"]
+    assert rule["Status"] == "Enabled"
+    assert rule["ExpirationInDays"] == {"Ref": "MigrationObjectExpiryDays"}
+    assert rule["NoncurrentVersionExpiration"]["NoncurrentDays"] == {"Ref": "MigrationObjectExpiryDays"}
+
+
+def test_migration_bucket_refuses_requests_without_tls(template: dict[str, Any]) -> None:
+    policy = template["Resources"]["MigrationBucketPolicy"]
+    assert policy["Type"] == "AWS::S3::BucketPolicy"
+    assert policy["Properties"]["Bucket"] == {"Ref": "MigrationBucket"}
+    denials = [
+        statement
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]
+        if statement["Effect"] == "Deny"
+        and statement.get("Condition") == {"Bool": {"aws:SecureTransport": "false"}}
+    ]
+    assert len(denials) == 1
+    (denial,) = denials
+    assert denial["Principal"] == "*"
+    assert denial["Action"] in ("s3:*", ["s3:*"])
+    resources = {_sub_string(resource) or json.dumps(resource) for resource in _as_list(denial["Resource"])}
+    assert resources == {json.dumps({"Fn::GetAtt": ["MigrationBucket", "Arn"]}), "${MigrationBucket.Arn}/*"}
+
+
+# ------------------------------------------------------------------ the EventBridge trigger
+
+
+def test_migration_requested_events_start_the_state_machine_with_their_detail(
+    state_machine: dict[str, Any],
+) -> None:
+    (event,) = state_machine["Events"].values()
+    assert event["Type"] == "EventBridgeRule"
+    properties = event["Properties"]
+    assert "EventBusName" not in properties  # the default bus
+    assert properties["Pattern"]["source"] == ["mwaa.migration"]
+    assert properties["Pattern"]["detail-type"] == ["Migration Requested"]
+    assert properties["InputPath"] == "$.detail"
+    assert properties["RetryPolicy"]["MaximumRetryAttempts"] >= 1
+    assert properties["DeadLetterConfig"] == {
+        "Arn": {"Fn::GetAtt": ["MigrationRequestDeadLetterQueue", "Arn"]}
+    }
+
+
+def test_only_the_trigger_rule_may_send_to_the_dead_letter_queue(template: dict[str, Any]) -> None:
+    (event,) = template["Resources"][STATE_MACHINE]["Properties"]["Events"].values()
+    rule_name = _sub_string(event["Properties"]["RuleName"])
+    policy = template["Resources"]["MigrationRequestDeadLetterQueuePolicy"]["Properties"]
+    assert policy["Queues"] == [{"Ref": "MigrationRequestDeadLetterQueue"}]
+    (allow,) = [
+        statement for statement in policy["PolicyDocument"]["Statement"] if statement["Effect"] == "Allow"
+    ]
+    assert allow["Principal"] == {"Service": "events.amazonaws.com"}
+    assert allow["Action"] == "sqs:SendMessage"
+    source_arn = _sub_string(allow["Condition"]["ArnEquals"]["aws:SourceArn"])
+    assert (
+        source_arn == f"arn:${{AWS::Partition}}:events:${{AWS::Region}}:${{AWS::AccountId}}:rule/{rule_name}"
+    )
+
+
+def test_outputs_name_how_to_start_a_migration(template: dict[str, Any]) -> None:
+    outputs = template["Outputs"]
+    assert outputs["MigrationStateMachineArn"]["Value"] == {"Ref": STATE_MACHINE}
+    assert outputs["MigrationBucketName"]["Value"] == {"Ref": "MigrationBucket"}
+    assert outputs["SharedLayerArn"]["Value"] == {"Ref": "SharedLayer"}
+    (event,) = template["Resources"][STATE_MACHINE]["Properties"]["Events"].values()
+    assert [outputs["MigrationEventSource"]["Value"]] == event["Properties"]["Pattern"]["source"]
+    assert [outputs["MigrationEventDetailType"]["Value"]] == event["Properties"]["Pattern"]["detail-type"]
+
+
+# ------------------------------------------------------------------ parameters and samconfig
+
+
+def test_every_parameter_is_used(template: dict[str, Any]) -> None:
+    used: set[str] = set()
+    for section in ("Globals", "Resources", "Outputs", "Conditions"):
+        for node in _walk(template.get(section, {})):
+            if isinstance(node, dict) and isinstance(node.get("Ref"), str):
+                used.add(node["Ref"])
+            if isinstance(node, dict) and "Fn::Sub" in node:
+                text = _sub_string(node)
+                used.update(PLACEHOLDER.findall(text or ""))
+    unused = set(template["Parameters"]) - used
+    assert not unused, f"parameters declared and never used: {sorted(unused)}"
+
+
+def test_every_parameter_is_described_and_bounded(template: dict[str, Any]) -> None:
+    for name, parameter in template["Parameters"].items():
+        assert parameter.get("Description"), name
+        assert "Default" in parameter, name
+        if parameter["Type"] == "Number":
+            assert "AllowedValues" in parameter or {"MinValue", "MaxValue"} <= set(parameter), name
+        else:
+            assert "AllowedValues" in parameter or "AllowedPattern" in parameter, name
+
+
+def test_execution_role_pattern_default_and_example_are_valid(template: dict[str, Any]) -> None:
+    parameter = template["Parameters"]["ExecutionRoleArnPattern"]
+    pattern = re.compile(parameter["AllowedPattern"])
+    assert pattern.fullmatch(parameter["Default"])
+    assert pattern.fullmatch("role/service-role/AmazonMWAA-*")
+    assert not pattern.fullmatch("arn:aws:iam::*:role/*")
+    assert not pattern.fullmatch("user/*")
+
+
+def _overrides(deploy: dict[str, Any]) -> dict[str, str]:
+    overrides = deploy["parameter_overrides"]
+    entries = overrides if isinstance(overrides, list) else overrides.split()
+    return dict(entry.split("=", 1) for entry in entries)
+
+
+def test_samconfig_default_deploys_the_template_defaults(
+    template: dict[str, Any], samconfig: dict[str, Any]
+) -> None:
+    assert samconfig["version"] == 0.1
+    assert samconfig["default"]["global"]["parameters"]["stack_name"] == "mwaa-migrate"
+    assert samconfig["default"]["validate"]["parameters"]["lint"] is True
+    deploy = samconfig["default"]["deploy"]["parameters"]
+    assert deploy["capabilities"] == "CAPABILITY_IAM"
+    assert deploy["confirm_changeset"] is True
+    assert deploy["resolve_s3"] is True
+    assert deploy["region"] == "us-east-1"
+    defaults = {name: str(parameter["Default"]) for name, parameter in template["Parameters"].items()}
+    assert _overrides(deploy) == defaults
+
+
+def test_every_samconfig_environment_overrides_only_declared_parameters(
+    template: dict[str, Any], samconfig: dict[str, Any]
+) -> None:
+    environments = [name for name, value in samconfig.items() if isinstance(value, dict)]
+    assert {"default", "prod"} <= set(environments)
+    for environment in environments:
+        deploy = samconfig[environment].get("deploy", {}).get("parameters", {})
+        if "parameter_overrides" in deploy:
+            assert set(_overrides(deploy)) <= set(template["Parameters"]), environment

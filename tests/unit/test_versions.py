@@ -1,0 +1,48 @@
+import pytest
+
+from mwaa_migrate.versions import TARGET_VERSIONS, AirflowVersion, newest_target, version_path
+
+
+def test_versions_order_numerically_not_as_text():
+    assert AirflowVersion.parse("2.10.1") > AirflowVersion.parse("2.9.2")
+
+
+def test_a_2x_target_is_created_directly():
+    path = version_path("2.7.2", "2.10.3")
+    assert (path.create_version, path.upgrade_to, path.final_version) == ("2.10.3", None, "2.10.3")
+
+
+def test_an_airflow_3_target_goes_through_the_newest_2_11_then_upgrades_in_place():
+    path = version_path("2.7.2", "3.0.6")
+    assert path.create_version == newest_target(2, 11) == "2.11.0"
+    assert path.upgrade_to == "3.0.6"
+    assert path.final_version == "3.0.6"
+
+
+def test_a_downgrade_is_refused():
+    with pytest.raises(ValueError, match="older than the source's 2.10.3"):
+        version_path("2.10.3", "2.9.2")
+
+
+def test_an_unknown_target_version_is_refused_with_the_list():
+    with pytest.raises(ValueError, match="must be one of 2.7.2"):
+        version_path("2.7.2", "2.10.4")
+
+
+def test_an_airflow_3_source_is_refused():
+    with pytest.raises(ValueError, match="only Airflow 1.10 and 2.x sources"):
+        version_path("3.0.6", "3.0.6")
+
+
+def test_the_same_version_is_allowed_for_a_move_to_a_new_environment():
+    assert version_path("2.10.3", "2.10.3").create_version == "2.10.3"
+
+
+@pytest.mark.parametrize("text", ["2.10", "2.x.1", "", "v2.7.2"])
+def test_malformed_versions_are_refused(text):
+    with pytest.raises(ValueError, match="is not an Airflow version"):
+        AirflowVersion.parse(text)
+
+
+def test_every_target_version_parses():
+    assert all(AirflowVersion.parse(version) for version in TARGET_VERSIONS)
