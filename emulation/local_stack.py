@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
 from collections.abc import Iterator
@@ -134,6 +135,8 @@ class LocalStack:
             )
         )
         self._exit.enter_context(mock_aws(config={"stepfunctions": {"execute_state_machine": True}}))
+        # moto logs each failed state with a dump of the whole parse tree; the history says it better.
+        self._exit.enter_context(_quiet("moto.stepfunctions"))
         self._exit.enter_context(enforce_put_log_events_limits())
         if self.instant_retries:
             self._exit.enter_context(
@@ -220,6 +223,17 @@ class LocalStack:
 
     def read_json(self, bucket: str, key: str) -> Any:
         return json.loads(self.s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+
+
+@contextmanager
+def _quiet(logger_name: str) -> Iterator[None]:
+    logger = logging.getLogger(logger_name)
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 class _RecordingClock:

@@ -65,7 +65,15 @@ class Scenario(_Model):
 
     @classmethod
     def load(cls, path: Path) -> Scenario:
-        return cls.model_validate(json.loads(path.read_text()))
+        """Read a scenario; one with `"extends": "other"` starts from scenarios/other.json and
+        overrides it (objects merged key by key, everything else replaced)."""
+        data = json.loads(path.read_text())
+        base_name = data.pop("extends", None)
+        if base_name:
+            base = json.loads((path.parent / f"{base_name}.json").read_text())
+            base.pop("extends", None)
+            data = _merged(base, data)
+        return cls.model_validate(data)
 
     def seed(self, stack: LocalStack) -> None:
         """Create in the emulated AWS what exists before the migration starts."""
@@ -110,6 +118,16 @@ class Scenario(_Model):
                 stack.logs.put_log_events(
                     logGroupName=group, logStreamName=log.stream, logEvents=events[start : start + 10_000]
                 )
+
+
+def _merged(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    result = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(result.get(key), dict):
+            result[key] = _merged(result[key], value)
+        else:
+            result[key] = value
+    return result
 
 
 def _create_role(stack: LocalStack, role_arn: str) -> None:

@@ -13,7 +13,7 @@ from mwaa_migrate.settings import settings
 from mwaa_migrate.step_events import CheckDagRunEvent
 
 
-@logger.inject_lambda_context(log_event=False)
+@logger.inject_lambda_context(log_event=False, clear_state=True)
 @tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from mwaa_migrate.observability import bind_execution, logger, metrics, tracer
 from mwaa_migrate.step_events import PlanStepEvent
 
 
-@logger.inject_lambda_context(log_event=False)
+@logger.inject_lambda_context(log_event=False, clear_state=True)
 @tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
@@ -20,5 +20,5 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     bind_execution(step.execution_id, step.plan.source.name, step.plan.target.name)
     result = clone_environment(clients.mwaa(), step.plan)
     metrics.add_metric(name="EnvironmentsCreated", unit=MetricUnit.Count, value=int(result.created))
-    logger.info("target environment", extra={"created": result.created, "arn": result.arn})
+    logger.info("target environment", extra={"target_created": result.created, "target_arn": result.arn})
     return result.to_event()

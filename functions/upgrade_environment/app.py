@@ -11,7 +11,7 @@ from mwaa_migrate.observability import logger, metrics, tracer
 from mwaa_migrate.step_events import UpgradeEnvironmentEvent
 
 
-@logger.inject_lambda_context(log_event=False)
+@logger.inject_lambda_context(log_event=False, clear_state=True)
 @tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:

@@ -50,7 +50,7 @@ def test_a_migration_moves_settings_metadata_and_recent_logs(scenario, local_sta
         "RequirementsS3Path",
     ):
         assert target[setting] == source[setting], setting
-    assert target["AirflowConfigurationOptions"]["core.max_active_tasks_per_dag"] == "16"
+    assert target["AirflowConfigurationOptions"] == source["AirflowConfigurationOptions"]
 
     migrated = stack.mwaa_emulator.environment(TARGET).metadata
     assert {v["key"] for v in migrated["variable"]} == {

@@ -37,23 +37,35 @@ def readable_cause(cause: str) -> str:
     return cause[:_CAUSE_LIMIT]
 
 
+# The state of the ASL that every Catch leads to.
+FAILURE_PATH_STATE = "RecordFailure"
 _FAILURE_EVENTS = frozenset({"TaskFailed", "TaskTimedOut", "LambdaFunctionFailed", "LambdaFunctionTimedOut"})
 
 
 def failed_state(sfn: SFNClient, execution_id: str) -> str:
-    """The name of the state whose failure was caught, read from the execution's own history:
-    the Fail state that was entered, or the state entered before the last failure."""
+    """The name of the state whose failure was caught, read from the execution's own history: the
+    Fail state entered, or the state whose task failed last (followed back through previousEventId,
+    since a parallel branch may have entered other states in between)."""
     paginator = sfn.get_paginator("get_execution_history")
-    events = [event for page in paginator.paginate(executionArn=execution_id) for event in page["events"]]
-    seen_failure = False
-    for event in sorted(events, key=lambda event: event["id"], reverse=True):
+    events = {event["id"]: event for page in paginator.paginate(executionArn=execution_id) for event in page["events"]}
+    # Only what happened before the failure path was entered (the last time, on a re-invocation).
+    entered_failure_path = [
+        event["id"]
+        for event in events.values()
+        if event.get("stateEnteredEventDetails", {}).get("name") == FAILURE_PATH_STATE
+    ]
+    cutoff = max(entered_failure_path, default=max(events, default=0) + 1)
+    for event in sorted((e for e in events.values() if e["id"] < cutoff), key=lambda e: e["id"], reverse=True):
         entered = event.get("stateEnteredEventDetails")
         if event["type"] == "FailStateEntered" and entered:
             return entered["name"]
         if event["type"] in _FAILURE_EVENTS:
-            seen_failure = True
-        elif seen_failure and entered:
-            return entered["name"]
+            cursor = events.get(event.get("previousEventId", 0))
+            while cursor is not None:
+                if "stateEnteredEventDetails" in cursor:
+                    return cursor["stateEnteredEventDetails"]["name"]
+                cursor = events.get(cursor.get("previousEventId", 0))
+            return "unknown"
     return "unknown"
 
 

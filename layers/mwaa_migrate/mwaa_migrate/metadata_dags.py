@@ -172,7 +172,8 @@ def check_dag_run(
 
 def _failure_message(cli: AirflowCli, logs: CloudWatchLogsClient, target: DagDeployment, run_id: str) -> str:
     tasks = cli.run_json("tasks", "states-for-dag-run", target.dag_id, run_id, "-o", "json")
-    failed = [t["task_id"] for t in tasks if t.get("state") in TERMINAL_FAILED] if isinstance(tasks, list) else []
+    # The tasks that failed themselves, not those that did not run because of them (upstream_failed).
+    failed = [t["task_id"] for t in tasks if t.get("state") == "failed"] if isinstance(tasks, list) else []
     message = f"{target.dag_id} run {run_id} in {target.environment_name} failed"
     if failed:
         message += f" in task {', '.join(failed)}"

@@ -1,0 +1,137 @@
+"""Every file in events/ reaches its handler, as `sam local invoke -e` would send it.
+
+The events were recorded from real local runs (`make events`) of an execution named `sample`;
+each is replayed here against a world where that same execution has run. Every step is meant to be
+safe to repeat, so a replay must succeed and change nothing that the run already did.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from emulation.lambdas import REPO_ROOT, FakeLambdaContext, function_folders, logical_id
+from emulation.local_stack import LocalStack, scenario_path
+from emulation.record_events import SAMPLE_EXECUTION, scenario_for
+from emulation.scenario import Scenario
+
+EVENTS = REPO_ROOT / "events"
+
+
+def _event(folder: str) -> dict[str, Any]:
+    return json.loads((EVENTS / f"{folder}.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def world(request: pytest.FixtureRequest) -> Iterator[LocalStack]:
+    """The scenario, after the sample execution has run it to its end."""
+    scenario = Scenario.load(scenario_path(request.param))
+    with LocalStack(scenario) as stack:
+        described = stack.wait(stack.start(SAMPLE_EXECUTION))
+        assert described["status"] == scenario.expect.status, described.get("cause")
+        yield stack
+
+
+def invoke(stack: LocalStack, folder: str) -> dict[str, Any]:
+    handler = stack.lambdas.handlers[logical_id(folder)]
+    result: dict[str, Any] = handler(_event(folder), FakeLambdaContext(function_name=logical_id(folder)))
+    return result
+
+
+def by_scenario(*folders: str) -> list[Any]:
+    return [pytest.param(scenario_for(folder), folder, id=folder) for folder in folders]
+
+
+def test_there_is_an_event_for_every_function_and_no_other():
+    function_events = {path.stem for path in EVENTS.glob("*.json")} - {
+        "migration_request",
+        "migration_request_dry_run",
+        "eventbridge_migration_requested",
+    }
+    assert function_events == set(function_folders())
+
+
+@pytest.mark.parametrize(("world", "folder"), by_scenario("plan_migration"), indirect=["world"])
+def test_plan_migration_event_finds_the_target_of_its_earlier_run(world, folder):
+    plan = invoke(world, folder)
+    assert plan["target"]["alreadyExists"] is True
+    assert plan["target"]["createRequest"]["Name"] == "analytics-prod-2-10"
+
+
+@pytest.mark.parametrize(("world", "folder"), by_scenario("grant_permissions"), indirect=["world"])
+def test_grant_permissions_event_puts_the_two_policies(world, folder):
+    assert len(invoke(world, folder)["policies"]) == 2
+    assert world.iam.list_role_policies(RoleName="AmazonMWAA-analytics-prod")["PolicyNames"]
+
+
+@pytest.mark.parametrize(("world", "folder"), by_scenario("clone_environment"), indirect=["world"])
+def test_clone_environment_event_reuses_the_environment(world, folder):
+    result = invoke(world, folder)
+    assert result["created"] is False
+    assert [c for c in world.mwaa_emulator.calls if c[0] == "CreateEnvironment"] == [
+        ("CreateEnvironment", "analytics-prod-2-10")
+    ]
+
+
+@pytest.mark.parametrize(("world", "folder"), by_scenario("check_environment"), indirect=["world"])
+def test_check_environment_event_sees_it_ready(world, folder):
+    result = invoke(world, folder)
+    assert (result["status"], result["ready"]) == ("AVAILABLE", True)
+
+
+@pytest.mark.parametrize(("world", "folder"), by_scenario("upgrade_environment"), indirect=["world"])
+def test_upgrade_environment_event_does_not_start_a_second_upgrade(world, folder):
+    updates = [c for c in world.mwaa_emulator.calls if c[0] == "UpdateEnvironment"]
+    result = invoke(world, folder)
+    assert result["started"] is False
+    assert [c for c in world.mwaa_emulator.calls if c[0] == "UpdateEnvironment"] == updates
+
+
+@pytest.mark.parametrize(("world", "folder"), by_scenario("deploy_dag"), indirect=["world"])
+def test_deploy_dag_event_leaves_identical_files_alone(world, folder):
+    result = invoke(world, folder)
+    assert result["uploaded"] == []
+    assert len(result["unchanged"]) == 2
+
+
+@pytest.mark.parametrize(("world", "folder"), by_scenario("trigger_dag"), indirect=["world"])
+def test_trigger_dag_event_finds_its_run_instead_of_starting_another(world, folder):
+    event = _event(folder)
+    environment = world.mwaa_emulator.environment(event["deployment"]["environmentName"])
+    runs_before = len(environment.metadata["dag_run"])
+    result = invoke(world, folder)
+    assert (result["parsed"], result["runId"]) == (True, f"mwaa_migrate__{SAMPLE_EXECUTION}")
+    assert len(environment.metadata["dag_run"]) == runs_before
+
+
+@pytest.mark.parametrize(("world", "folder"), by_scenario("check_dag_run"), indirect=["world"])
+def test_check_dag_run_event_reads_the_finished_export(world, folder):
+    result = invoke(world, folder)
+    assert result["done"] is True
+    assert result["result"]["tables"]["variable"]["rows"] == 3
+
+
+@pytest.mark.parametrize(("world", "folder"), by_scenario("copy_task_logs"), indirect=["world"])
+def test_copy_task_logs_event_writes_nothing_twice(world, folder):
+    result = invoke(world, folder)
+    assert result["done"] is True
+    assert result["progress"]["eventsWritten"] == 0
+    assert result["progress"]["eventsAlreadyPresent"] == 300
+
+
+@pytest.mark.parametrize(("world", "folder"), by_scenario("finish_migration"), indirect=["world"])
+def test_finish_migration_event_writes_the_report(world, folder):
+    result = invoke(world, folder)
+    assert result["status"] == "SUCCEEDED"
+    bucket, key = result["reportUri"][5:].split("/", 1)
+    assert world.read_json(bucket, key)["status"] == "SUCCEEDED"
+
+
+@pytest.mark.parametrize(("world", "folder"), by_scenario("record_failure"), indirect=["world"])
+def test_record_failure_event_names_the_failed_state(world, folder):
+    result = invoke(world, folder)
+    assert (result["status"], result["failedState"], result["error"]) == ("FAILED", "CheckTarget", "EnvironmentFailed")
+    assert "INCORRECT_CONFIGURATION" in result["cause"]
