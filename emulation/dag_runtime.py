@@ -15,11 +15,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from emulation.mwaa import DagRunResult, EmulatedEnvironment
 from mwaa_migrate.dags import mwaa_migrate_metadata as metadata
 from mwaa_migrate.dags.mwaa_migrate_metadata import Column
 from mwaa_migrate.versions import AirflowVersion
-
-from emulation.mwaa import DagRunResult, EmulatedEnvironment
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client

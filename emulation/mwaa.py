@@ -47,6 +47,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import botocore.session
 from botocore.exceptions import ClientError
 from botocore.model import ListShape, MapShape, ServiceModel, Shape, StringShape, StructureShape
+
 from mwaa_migrate.versions import TARGET_VERSIONS, AirflowVersion, newest_target
 
 if TYPE_CHECKING:

@@ -12,6 +12,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 if TYPE_CHECKING:
+    from mypy_boto3_logs.type_defs import InputLogEventTypeDef
+
     from emulation.local_stack import LocalStack
 
 LOG_MODULES = ("Task", "Worker", "Scheduler", "DAGProcessing", "WebServer")
@@ -107,7 +109,7 @@ class Scenario(_Model):
         for log in self.task_logs:
             stack.logs.create_log_stream(logGroupName=group, logStreamName=log.stream)
             first = now_ms - log.minutes_ago * 60_000
-            events = [
+            events: list[InputLogEventTypeDef] = [
                 {
                     "timestamp": first + index * log.seconds_between_events * 1000,
                     "message": f"[{log.stream}] line {index}",

@@ -24,8 +24,8 @@ os.environ.update(
     }
 )
 
-from mwaa_migrate import clients, settings  # noqa: E402  (after the environment, on purpose)
-from mwaa_migrate.observability import metrics  # noqa: E402
+from mwaa_migrate import clients, settings
+from mwaa_migrate.observability import metrics
 
 
 @pytest.fixture(autouse=True)

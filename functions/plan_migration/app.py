@@ -31,6 +31,10 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     metrics.add_metric(name="MigrationsPlanned", unit=MetricUnit.Count, value=1)
     logger.info(
         "planned",
-        extra={"create_version": plan.target.create_version, "upgrade_to": plan.target.upgrade_to, "dry_run": plan.dry_run},
+        extra={
+            "create_version": plan.target.create_version,
+            "upgrade_to": plan.target.upgrade_to,
+            "dry_run": plan.dry_run,
+        },
     )
     return plan.to_event()

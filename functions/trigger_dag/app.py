@@ -21,6 +21,8 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     environment = step.deployment.environment_name
     logger.append_keys(execution_id=step.execution_id, environment=environment)
     cli = AirflowCli(clients.mwaa(), environment, scheme=settings().mwaa_cli_scheme)
-    result = trigger_dag(cli, step.deployment, run_id=step.run_id, conf=step.conf.to_event(), attempt=step.attempt)
+    result = trigger_dag(
+        cli, step.deployment, run_id=step.run_id, conf=step.conf.to_event(), attempt=step.attempt
+    )
     logger.info("trigger", extra={"dag_id": result.dag_id, "run_id": result.run_id, "parsed": result.parsed})
     return result.to_event()

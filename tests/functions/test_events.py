@@ -133,5 +133,9 @@ def test_finish_migration_event_writes_the_report(world, folder):
 @pytest.mark.parametrize(("world", "folder"), by_scenario("record_failure"), indirect=["world"])
 def test_record_failure_event_names_the_failed_state(world, folder):
     result = invoke(world, folder)
-    assert (result["status"], result["failedState"], result["error"]) == ("FAILED", "CheckTarget", "EnvironmentFailed")
+    assert (result["status"], result["failedState"], result["error"]) == (
+        "FAILED",
+        "CheckTarget",
+        "EnvironmentFailed",
+    )
     assert "INCORRECT_CONFIGURATION" in result["cause"]

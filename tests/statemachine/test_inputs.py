@@ -12,7 +12,9 @@ from tests.statemachine.conftest import run
 
 def _event_rule() -> dict:
     template, _ = decode_str((REPO_ROOT / "template.yaml").read_text())
-    return template["Resources"]["MigrationStateMachine"]["Properties"]["Events"]["MigrationRequested"]["Properties"]
+    return template["Resources"]["MigrationStateMachine"]["Properties"]["Events"]["MigrationRequested"][
+        "Properties"
+    ]
 
 
 def test_the_console_input_runs_a_migration(scenario, local_stack):

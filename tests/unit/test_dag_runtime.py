@@ -11,10 +11,10 @@ from typing import TYPE_CHECKING, Any
 import boto3
 import pytest
 from moto import mock_aws
-from mwaa_migrate.dags import mwaa_migrate_metadata as metadata
 
 from emulation.dag_runtime import MigrationDagRuntime
 from emulation.mwaa import DagRunResult, EmulatedEnvironment
+from mwaa_migrate.dags import mwaa_migrate_metadata as metadata
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client

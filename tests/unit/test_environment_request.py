@@ -9,7 +9,7 @@ SOURCE = {
     "Status": "AVAILABLE",
     "CreatedAt": "2025-01-01T00:00:00Z",
     "WebserverUrl": "abc.c10.airflow.us-east-1.on.aws",
-    "ServiceRoleArn": "arn:aws:iam::123456789012:role/aws-service-role/airflow.amazonaws.com/AWSServiceRoleForAmazonMWAA",
+    "ServiceRoleArn": "arn:aws:iam::123456789012:role/aws-service-role/airflow.amazonaws.com/MWAA",
     "ExecutionRoleArn": "arn:aws:iam::123456789012:role/service-role/AmazonMWAA-analytics-prod",
     "AirflowVersion": "2.0.2",
     "SourceBucketArn": "arn:aws:s3:::airflow-analytics-prod",
@@ -32,7 +32,7 @@ SOURCE = {
         "TaskLogs": {
             "Enabled": True,
             "LogLevel": "INFO",
-            "CloudWatchLogGroupArn": "arn:aws:logs:us-east-1:123456789012:log-group:airflow-analytics-prod-Task",
+            "CloudWatchLogGroupArn": "arn:aws:logs:us-east-1:123456789012:log-group:airflow-analytics-Task",
         }
     },
     "Tags": {"team": "analytics", "aws:cloudformation:stack-name": "mwaa"},

@@ -16,6 +16,8 @@ from hypothesis import strategies as st
 from moto import mock_aws
 from moto.core.exceptions import JsonRESTError
 from moto.logs.models import LogsBackend, logs_backends
+
+from emulation.logs_limits import PutLogEventsLog, enforce_put_log_events_limits
 from mwaa_migrate import clients
 from mwaa_migrate.errors import InvalidMigrationRequest, MigrationConflict
 from mwaa_migrate.log_copy import (
@@ -32,8 +34,6 @@ from mwaa_migrate.log_copy import (
     plan_batches,
     task_log_group,
 )
-
-from emulation.logs_limits import PutLogEventsLog, enforce_put_log_events_limits
 
 if TYPE_CHECKING:
     from mypy_boto3_logs import CloudWatchLogsClient

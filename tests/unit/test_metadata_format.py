@@ -21,11 +21,11 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
-from mwaa_migrate.dags import mwaa_migrate_metadata as metadata
-from mwaa_migrate.dags.mwaa_migrate_metadata import Column
 
 from emulation.dag_runtime import EmulatedDatabase
 from emulation.mwaa import EmulatedEnvironment
+from mwaa_migrate.dags import mwaa_migrate_metadata as metadata
+from mwaa_migrate.dags.mwaa_migrate_metadata import Column
 
 DAGS_DIR = Path(metadata.__file__).parent
 CONF = metadata.RunConf(bucket="migrations", prefix="runs/m-1", migration_id="m-1")

@@ -15,7 +15,9 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_stepfunctions import SFNClient
 
-RETRY_CONFIG = Config(retries={"mode": "standard", "total_max_attempts": 8}, connect_timeout=5, read_timeout=30)
+RETRY_CONFIG = Config(
+    retries={"mode": "standard", "total_max_attempts": 8}, connect_timeout=5, read_timeout=30
+)
 
 
 @lru_cache(maxsize=1)
@@ -47,4 +49,3 @@ def reset() -> None:
     """Forget the cached clients (tests switch endpoints and credentials between cases)."""
     for factory in (mwaa, s3, iam, logs, stepfunctions):
         factory.cache_clear()
-

@@ -36,7 +36,7 @@ def clone_environment(mwaa: MWAAClient, plan: MigrationPlan) -> CloneResult:
             name=target.name, arn=existing["Arn"], created=False, airflow_version=existing["AirflowVersion"]
         )
     try:
-        arn = mwaa.create_environment(**target.create_request)["Arn"]  # type: ignore[arg-type]
+        arn = mwaa.create_environment(**target.create_request)["Arn"]
     except ClientError as error:
         raise from_client_error(error, f"creating environment {target.name}") from None
     return CloneResult(name=target.name, arn=arn, created=True, airflow_version=target.create_version)

@@ -62,4 +62,6 @@ def check_environment(
                 f"failed and was rolled back: {_failure_text(environment)}"
             )
         ready = False
-    return EnvironmentCheck(name=name, status=status, airflow_version=version, ready=ready, attempt=attempt + 1)
+    return EnvironmentCheck(
+        name=name, status=status, airflow_version=version, ready=ready, attempt=attempt + 1
+    )

@@ -47,7 +47,11 @@ def failed_state(sfn: SFNClient, execution_id: str) -> str:
     Fail state entered, or the state whose task failed last (followed back through previousEventId,
     since a parallel branch may have entered other states in between)."""
     paginator = sfn.get_paginator("get_execution_history")
-    events = {event["id"]: event for page in paginator.paginate(executionArn=execution_id) for event in page["events"]}
+    events = {
+        event["id"]: event
+        for page in paginator.paginate(executionArn=execution_id)
+        for event in page["events"]
+    }
     # Only what happened before the failure path was entered (the last time, on a re-invocation).
     entered_failure_path = [
         event["id"]
@@ -55,7 +59,9 @@ def failed_state(sfn: SFNClient, execution_id: str) -> str:
         if event.get("stateEnteredEventDetails", {}).get("name") == FAILURE_PATH_STATE
     ]
     cutoff = max(entered_failure_path, default=max(events, default=0) + 1)
-    for event in sorted((e for e in events.values() if e["id"] < cutoff), key=lambda e: e["id"], reverse=True):
+    for event in sorted(
+        (e for e in events.values() if e["id"] < cutoff), key=lambda e: e["id"], reverse=True
+    ):
         entered = event.get("stateEnteredEventDetails")
         if event["type"] == "FailStateEntered" and entered:
             return entered["name"]

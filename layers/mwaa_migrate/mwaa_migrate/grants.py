@@ -48,6 +48,7 @@ def migration_policies(
     target_role_arn: str,
 ) -> list[RolePolicy]:
     objects = f"arn:{partition}:s3:::{bucket}/{object_prefix}"
+    source_log_groups = f"arn:{partition}:logs:{region}:{account_id}:log-group:airflow-{source_environment}-*"
     export_policy = {
         "Version": "2012-10-17",
         "Statement": [
@@ -85,7 +86,7 @@ def migration_policies(
                 "Sid": "ReadSourceLogs",
                 "Effect": "Allow",
                 "Action": ["logs:GetLogEvents", "logs:DescribeLogStreams", "logs:FilterLogEvents"],
-                "Resource": f"arn:{partition}:logs:{region}:{account_id}:log-group:airflow-{source_environment}-*",
+                "Resource": source_log_groups,
             },
         ],
     }
@@ -114,7 +115,9 @@ def put_policies(iam: IAMClient, policies: list[RolePolicy]) -> list[str]:
                 PolicyDocument=json.dumps(policy.document),
             )
         except ClientError as error:
-            raise from_client_error(error, f"putting policy {policy.policy_name} on {policy.role_name}") from None
+            raise from_client_error(
+                error, f"putting policy {policy.policy_name} on {policy.role_name}"
+            ) from None
         done.append(f"{policy.role_name}/{policy.policy_name}")
     return done
 
@@ -128,7 +131,9 @@ def delete_policies(iam: IAMClient, policies: list[RolePolicy]) -> list[str]:
         except iam.exceptions.NoSuchEntityException:
             pass
         except ClientError as error:
-            raise from_client_error(error, f"removing policy {policy.policy_name} from {policy.role_name}") from None
+            raise from_client_error(
+                error, f"removing policy {policy.policy_name} from {policy.role_name}"
+            ) from None
         removed.append(f"{policy.role_name}/{policy.policy_name}")
     return removed
 

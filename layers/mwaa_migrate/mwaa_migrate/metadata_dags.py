@@ -10,6 +10,7 @@ from importlib import resources
 from typing import TYPE_CHECKING, Any, Literal
 
 from botocore.exceptions import ClientError
+from pydantic import Field
 
 from mwaa_migrate.errors import DagRunFailed, MigrationConflict, from_client_error
 from mwaa_migrate.models import DagDeployment, Model
@@ -127,7 +128,9 @@ def trigger_dag(
         # Values glued to their option, so none can be read as a flag of its own.
         output = cli.run("dags", "trigger", target.dag_id, f"--run-id={run_id}", f"--conf={json.dumps(conf)}")
         if _find_run(cli, target.dag_id, run_id) is None:
-            raise MigrationConflict(f"triggering {target.dag_id} started no run: {output.stderr.strip()[-500:]}")
+            raise MigrationConflict(
+                f"triggering {target.dag_id} started no run: {output.stderr.strip()[-500:]}"
+            )
     return TriggerResult(dag_id=target.dag_id, run_id=run_id, parsed=True, attempt=attempt + 1)
 
 
@@ -139,7 +142,9 @@ class DagRunCheck(Model):
     attempt: int
 
 
-def _task_log_tail(logs: CloudWatchLogsClient, environment: str, dag_id: str, run_id: str, task_id: str) -> str:
+def _task_log_tail(
+    logs: CloudWatchLogsClient, environment: str, dag_id: str, run_id: str, task_id: str
+) -> str:
     """The end of the task's last attempt's log (Airflow 2.4+ stream names), or '' if there is none."""
     group = f"airflow-{environment}-Task"
     prefix = f"dag_id={dag_id}/run_id={run_id}/task_id={task_id}/"
@@ -149,7 +154,10 @@ def _task_log_tail(logs: CloudWatchLogsClient, environment: str, dag_id: str, ru
             return ""
         latest = max(streams, key=lambda stream: stream["logStreamName"])
         events = logs.get_log_events(
-            logGroupName=group, logStreamName=latest["logStreamName"], startFromHead=False, limit=_LOG_TAIL_LINES
+            logGroupName=group,
+            logStreamName=latest["logStreamName"],
+            startFromHead=False,
+            limit=_LOG_TAIL_LINES,
         )["events"]
     except ClientError:
         return ""  # the log is a detail of the failure message; the failure itself is already certain
@@ -199,8 +207,8 @@ class MetadataResult(Model):
 
     kind: Literal["export", "import"]
     tables: dict[str, dict[str, int]]
-    active_dags: list[str] = []
-    unpaused_dags: list[str] = []
+    active_dags: list[str] = Field(default_factory=list)
+    unpaused_dags: list[str] = Field(default_factory=list)
 
 
 def export_manifest_key(prefix: str) -> str:
@@ -221,7 +229,9 @@ def read_verified_import(s3: S3Client, bucket: str, prefix: str, exported: Metad
     """The import's result, checked against the export: every exported row read, and each one
     either inserted or found already there. A mismatch fails the migration."""
     result = read_json(s3, bucket, import_result_key(prefix))
-    tables = {name: {k: int(v) for k, v in counts.items()} for name, counts in result.get("tables", {}).items()}
+    tables = {
+        name: {k: int(v) for k, v in counts.items()} for name, counts in result.get("tables", {}).items()
+    }
     problems = []
     if not result.get("verified"):
         problems.append("the import DAG did not verify its input")
@@ -232,7 +242,9 @@ def read_verified_import(s3: S3Client, bucket: str, prefix: str, exported: Metad
         elif got.get("read") != counts["rows"]:
             problems.append(f"{name}: exported {counts['rows']} rows, import read {got.get('read')}")
         elif got.get("inserted", 0) + got.get("skipped", 0) != got["read"]:
-            problems.append(f"{name}: read {got['read']}, inserted {got.get('inserted')}, skipped {got.get('skipped')}")
+            problems.append(
+                f"{name}: read {got['read']}, inserted {got.get('inserted')}, skipped {got.get('skipped')}"
+            )
     if problems:
         raise DagRunFailed("import verification failed: " + "; ".join(problems))
     return MetadataResult(kind="import", tables=tables, unpaused_dags=list(result.get("unpaused_dags", [])))

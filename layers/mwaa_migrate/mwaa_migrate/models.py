@@ -16,9 +16,7 @@ EnvironmentName = Annotated[str, Field(min_length=1, max_length=80, pattern=r"^[
 RoleArn = Annotated[
     str, Field(max_length=1224, pattern=r"^arn:aws(-[a-z]+)*:iam::\d{12}:role/[A-Za-z0-9_+=,.@/-]+$")
 ]
-BucketName = Annotated[
-    str, Field(min_length=3, max_length=63, pattern=r"^[a-z0-9][a-z0-9.-]+[a-z0-9]$")
-]
+BucketName = Annotated[str, Field(min_length=3, max_length=63, pattern=r"^[a-z0-9][a-z0-9.-]+[a-z0-9]$")]
 ExecutionId = Annotated[str, Field(min_length=1, max_length=2048)]
 
 

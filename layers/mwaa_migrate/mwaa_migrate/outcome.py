@@ -35,7 +35,11 @@ def finish_migration(event: FinishMigrationEvent, *, s3: S3Client, iam: IAMClien
         status="SUCCEEDED",
         migration_id=plan.migration_id,
         execution_id=event.execution_id,
-        source={"name": plan.source.name, "airflowVersion": plan.source.airflow_version, "arn": plan.source.arn},
+        source={
+            "name": plan.source.name,
+            "airflowVersion": plan.source.airflow_version,
+            "arn": plan.source.arn,
+        },
         target={
             "name": plan.target.name,
             "airflowVersion": plan.target.final_version,

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
 from botocore.exceptions import ClientError
+from pydantic import Field
 
 from mwaa_migrate.errors import from_client_error
 from mwaa_migrate.models import Model
@@ -31,11 +32,11 @@ class MigrationReport(Model):
     started_at: str
     finished_at: str
     duration_seconds: float
-    carried_settings: list[str] = []
-    warnings: list[str] = []
-    metadata: dict[str, Any] = {}
-    logs: dict[str, Any] = {}
-    policies_removed: list[str] = []
+    carried_settings: list[str] = Field(default_factory=list)
+    warnings: list[str] = Field(default_factory=list)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    logs: dict[str, Any] = Field(default_factory=dict)
+    policies_removed: list[str] = Field(default_factory=list)
     failure: Failure | None = None
 
 
