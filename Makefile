@@ -15,7 +15,7 @@ BIN := $(VENV)/bin
 SAM := $(SAM_VENV)/bin/sam
 SCENARIO ?= scenarios/default.json
 
-.PHONY: help setup test test-fast lint format demo validate build deploy clean
+.PHONY: help setup test lint format demo events validate build deploy clean
 
 help: ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -37,6 +37,9 @@ setup: $(BIN)/.installed $(SAM).installed ## create both virtualenvs
 
 demo: $(BIN)/.installed ## run a whole migration on the local emulation (SCENARIO=file to replay another case)
 	$(BIN)/python -m emulation.demo $(SCENARIO)
+
+events: $(BIN)/.installed ## re-record events/<function>.json from local runs
+	$(BIN)/python -m emulation.record_events
 
 test: $(BIN)/.installed ## run the test suite
 	$(BIN)/pytest

@@ -57,6 +57,8 @@ class Scenario(_Model):
     # GetEnvironment's Environment for the source; the emulator fills what MWAA would.
     source: dict[str, Any]
     source_metadata: dict[str, list[dict[str, Any]]] = Field(default_factory=dict)
+    # The user's DAG files in the source's DAG folder (name -> Python source).
+    dag_files: dict[str, str] = Field(default_factory=dict)
     task_logs: list[TaskLogStream] = Field(default_factory=list)
     input: dict[str, Any]
     faults: list[Fault] = Field(default_factory=list)
@@ -83,6 +85,9 @@ class Scenario(_Model):
         stack.s3.create_bucket(Bucket=self.migration_bucket)
         dag_bucket = source["SourceBucketArn"].split(":::", 1)[-1]
         stack.s3.create_bucket(Bucket=dag_bucket)
+        folder = source["DagS3Path"].strip("/")
+        for file_name, text in self.dag_files.items():
+            stack.s3.put_object(Bucket=dag_bucket, Key=f"{folder}/{file_name}", Body=text.encode())
         for role_arn in {source["ExecutionRoleArn"], self.input.get("targetExecutionRoleArn")} - {None}:
             _create_role(stack, str(role_arn))
         stack.mwaa_emulator.add_environment(source, metadata=json.loads(json.dumps(self.source_metadata)))

@@ -33,4 +33,4 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     metrics.add_metric(name="LogEventsCopied", unit=MetricUnit.Count, value=progress.events_written)
     total = previous.combined_with(progress) if previous else progress
     logger.info("log copy", extra={"done": total.done, "events_written": total.events_written})
-    return {"done": total.done, "progress": total.to_event()}
+    return {"done": total.done, "calls": step.calls + 1, "progress": total.to_event()}

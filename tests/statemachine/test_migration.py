@@ -60,6 +60,13 @@ def test_a_migration_moves_settings_metadata_and_recent_logs(scenario, local_sta
     source_runs = {(r["dag_id"], r["run_id"]) for r in scenario.source_metadata["dag_run"]}
     assert source_runs <= {(r["dag_id"], r["run_id"]) for r in migrated["dag_run"]}
 
+    paused = {d["dag_id"]: d["is_paused"] for d in migrated["dag"]}
+    assert (paused["daily_sales"], paused["hourly_events"], paused["legacy_export"]) == (False, False, True)
+    source_dags = {
+        d["dag_id"]: d["is_paused"] for d in stack.mwaa_emulator.environment(SOURCE).metadata["dag"]
+    }
+    assert source_dags["daily_sales"] is True, "the export pauses the source's active DAGs (cutover)"
+
     recent = [s for s in scenario.task_logs if s.minutes_ago <= 3 * 24 * 60]
     copied = stack.logs.describe_log_streams(logGroupName=f"airflow-{TARGET}-Task")["logStreams"]
     assert sorted(s["logStreamName"] for s in copied) == sorted(s.stream for s in recent)
@@ -118,6 +125,16 @@ def test_a_failing_export_run_fails_the_migration_with_the_tasks_error(scenario,
     assert described["error"] == "DagRunFailed"
     assert "permission denied writing export" in described["cause"]
     assert "ImportDag" not in " ".join(_entered(described))
+
+
+def test_a_source_without_task_logs_skips_the_copy(scenario, local_stack):
+    source = {**scenario.source, "LoggingConfiguration": {"TaskLogs": {"Enabled": False, "LogLevel": "INFO"}}}
+    stack = local_stack(scenario.model_copy(update={"source": source, "task_logs": []}))
+    described = run(stack)
+
+    assert described["status"] == "SUCCEEDED", described.get("cause")
+    assert stack.lambdas.count("CopyTaskLogsFunction") == 0
+    assert _report(stack, described)["logs"]["skipped"][0]["reason"] == "task logs are disabled on the source"
 
 
 def test_bad_input_is_refused_and_nothing_is_created(scenario, local_stack):

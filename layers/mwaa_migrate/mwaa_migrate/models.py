@@ -80,7 +80,8 @@ class SourceEnvironment(Model):
     execution_role_arn: str
     source_bucket_arn: str
     dag_s3_path: str
-    task_log_group_arn: str | None = None
+    # False when the source sends no task logs to CloudWatch: the log copy is skipped.
+    task_logs_enabled: bool
 
 
 class TargetEnvironment(Model):

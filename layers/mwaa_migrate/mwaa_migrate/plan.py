@@ -26,9 +26,8 @@ def _arn_parts(arn: str) -> tuple[str, str, str]:
     return parts[1], parts[3], parts[4]
 
 
-def _log_group_arn(environment: dict[str, Any], module: str) -> str | None:
-    arn = environment.get("LoggingConfiguration", {}).get(module, {}).get("CloudWatchLogGroupArn")
-    return str(arn) if arn else None
+def _logs_enabled(environment: dict[str, Any], module: str) -> bool:
+    return bool(environment.get("LoggingConfiguration", {}).get(module, {}).get("Enabled"))
 
 
 def _require_role(iam: IAMClient, role_arn: str) -> None:
@@ -128,7 +127,7 @@ def plan_migration(
             execution_role_arn=source["ExecutionRoleArn"],
             source_bucket_arn=source["SourceBucketArn"],
             dag_s3_path=source["DagS3Path"],
-            task_log_group_arn=_log_group_arn(source, "TaskLogs"),
+            task_logs_enabled=_logs_enabled(source, "TaskLogs"),
         ),
         target=TargetEnvironment(
             name=target_name,

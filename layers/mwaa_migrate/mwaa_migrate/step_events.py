@@ -79,6 +79,8 @@ class CopyTaskLogsEvent(StepEvent):
     log_days: int = Field(ge=1, le=14)
     # The window ends when the execution started, so every loop iteration copies the same window.
     window_end: datetime
+    # Calls of the copy so far in this execution: the state machine bounds the loop with it.
+    calls: int = Field(default=0, ge=0)
     progress: dict[str, Any] | None = None
 
 
