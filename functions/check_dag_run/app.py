@@ -8,14 +8,13 @@ from mwaa_migrate import clients
 from mwaa_migrate.airflow_cli import AirflowCli
 from mwaa_migrate.metadata_dags import MetadataResult, check_dag_run, read_export, read_verified_import
 from mwaa_migrate.models import parse_model
-from mwaa_migrate.observability import logger, metrics, tracer
+from mwaa_migrate.observability import logger, tracer
 from mwaa_migrate.settings import settings
 from mwaa_migrate.step_events import CheckDagRunEvent
 
 
 @logger.inject_lambda_context(log_event=False, clear_state=True)
 @tracer.capture_lambda_handler(capture_response=False)
-@metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     step = parse_model(CheckDagRunEvent, event)
     environment = step.deployment.environment_name

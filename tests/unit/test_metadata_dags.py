@@ -1,0 +1,219 @@
+"""Deploying, triggering and following the project's DAGs through the emulated MWAA CLI endpoint."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from emulation.mwaa import DagRunResult, EmulatedEnvironment, MwaaEmulator
+from mwaa_migrate.airflow_cli import AirflowCli
+from mwaa_migrate.errors import DagRunFailed
+from mwaa_migrate.metadata_dags import (
+    EXPORT_DAG,
+    MetadataResult,
+    check_dag_run,
+    deploy_dag,
+    deployment,
+    import_result_key,
+    read_verified_import,
+    trigger_dag,
+)
+
+ENVIRONMENT = {
+    "Name": "analytics",
+    "AirflowVersion": "2.10.3",
+    "ExecutionRoleArn": "arn:aws:iam::123456789012:role/mwaa",
+    "SourceBucketArn": "arn:aws:s3:::airflow-analytics",
+    "DagS3Path": "dags",
+    "NetworkConfiguration": {"SubnetIds": ["subnet-1", "subnet-2"], "SecurityGroupIds": ["sg-1"]},
+    "LoggingConfiguration": {"TaskLogs": {"Enabled": True, "LogLevel": "INFO"}},
+}
+CONF = {"bucket": "migrations", "prefix": "migrations/a/b", "migrationId": "a-to-b"}
+
+
+class ScriptedRuntime:
+    """Runs succeed unless a failure is scripted: the DAGs' own logic is tested elsewhere."""
+
+    def __init__(self) -> None:
+        self.failure: str | None = None
+        self.confs: list[dict[str, Any]] = []
+
+    def run(self, environment: EmulatedEnvironment, dag_id: str, conf: dict[str, Any]) -> DagRunResult:
+        self.confs.append(conf)
+        if self.failure:
+            return DagRunResult(state="failed", failed_task="export_tables", stderr=self.failure)
+        return DagRunResult(state="success")
+
+
+@pytest.fixture
+def world(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
+    with mock_aws():
+        s3 = boto3.client("s3")
+        logs = boto3.client("logs")
+        s3.create_bucket(Bucket="airflow-analytics")
+        s3.create_bucket(Bucket="migrations")
+        runtime = ScriptedRuntime()
+        with MwaaEmulator(s3_client=s3, logs_client=logs, dag_runtime=runtime) as emulator:
+            monkeypatch.setenv("AWS_ENDPOINT_URL_MWAA", emulator.endpoint_url)
+            emulator.add_environment(dict(ENVIRONMENT))
+            mwaa = boto3.client("mwaa")
+            yield {
+                "s3": s3,
+                "logs": logs,
+                "runtime": runtime,
+                "emulator": emulator,
+                "cli": AirflowCli(mwaa, "analytics", scheme="http"),
+                "target": deployment(EXPORT_DAG, "analytics", "airflow-analytics", "dags/"),
+            }
+
+
+def _trigger_until_parsed(world: dict[str, Any], run_id: str = "mwaa_migrate__t1") -> Any:
+    result = None
+    for attempt in range(5):
+        result = trigger_dag(world["cli"], world["target"], run_id=run_id, conf=CONF, attempt=attempt)
+        if result.parsed:
+            return result
+    raise AssertionError("the DAG was never parsed")
+
+
+def _poll_until_done(world: dict[str, Any]) -> list[str]:
+    states = []
+    for attempt in range(6):
+        check = check_dag_run(
+            world["cli"], world["logs"], world["target"], run_id="mwaa_migrate__t1", attempt=attempt
+        )
+        states.append(check.state)
+        if check.done:
+            return states
+    raise AssertionError(f"the run did not finish: {states}")
+
+
+def test_deploying_twice_uploads_once(world):
+    first = deploy_dag(world["s3"], world["target"])
+    second = deploy_dag(world["s3"], world["target"])
+    assert first.uploaded == ["dags/mwaa_migrate_metadata.py", "dags/mwaa_migrate_export.py"]
+    assert (second.uploaded, second.unchanged) == ([], first.uploaded)
+
+
+def test_a_dag_not_parsed_yet_is_reported_and_not_triggered(world):
+    deploy_dag(world["s3"], world["target"])
+    result = trigger_dag(world["cli"], world["target"], run_id="r1", conf=CONF, attempt=0)
+    assert (result.parsed, result.attempt) == (False, 1)
+    assert world["runtime"].confs == []
+
+
+def test_a_dag_file_that_does_not_import_fails_at_once(world):
+    world["s3"].put_object(
+        Bucket="airflow-analytics", Key="dags/mwaa_migrate_export.py", Body=b"from airflow import DAG\nDAG(\n"
+    )
+    with pytest.raises(DagRunFailed, match="mwaa_migrate_export.py does not import"):
+        _trigger_until_parsed(world)
+
+
+def test_triggering_again_with_the_same_run_id_finds_the_first_run(world):
+    deploy_dag(world["s3"], world["target"])
+    _trigger_until_parsed(world)
+    _trigger_until_parsed(world)
+    runs = [
+        r
+        for r in world["emulator"].environment("analytics").metadata["dag_run"]
+        if r["dag_id"] == "mwaa_migrate_export"
+    ]
+    assert [r["run_id"] for r in runs] == ["mwaa_migrate__t1"]
+
+
+def test_the_conf_reaches_the_dag_intact(world):
+    deploy_dag(world["s3"], world["target"])
+    _trigger_until_parsed(world)
+    for attempt in range(5):
+        if check_dag_run(
+            world["cli"], world["logs"], world["target"], run_id="mwaa_migrate__t1", attempt=attempt
+        ).done:
+            break
+    assert world["runtime"].confs == [CONF]
+
+
+def test_a_run_is_followed_until_it_succeeds(world):
+    deploy_dag(world["s3"], world["target"])
+    _trigger_until_parsed(world)
+    states = []
+    for attempt in range(6):
+        check = check_dag_run(
+            world["cli"], world["logs"], world["target"], run_id="mwaa_migrate__t1", attempt=attempt
+        )
+        states.append(check.state)
+        if check.done:
+            break
+    assert states[-1] == "success"
+    assert len(states) > 1, "a run is not finished at its first poll"
+
+
+def test_a_failed_run_fails_with_the_task_and_its_log(world):
+    world["runtime"].failure = "PermissionError: cannot write s3://migrations/x"
+    deploy_dag(world["s3"], world["target"])
+    _trigger_until_parsed(world)
+    with pytest.raises(DagRunFailed) as failed:
+        _poll_until_done(world)
+    assert "failed in task export_tables" in str(failed.value)
+    assert "PermissionError: cannot write s3://migrations/x" in str(failed.value)
+
+
+def _put_result(world: dict[str, Any], result: dict[str, Any]) -> None:
+    world["s3"].put_object(
+        Bucket="migrations", Key=import_result_key(CONF["prefix"]), Body=json.dumps(result).encode()
+    )
+
+
+EXPORTED = MetadataResult(kind="export", tables={"variable": {"rows": 3}, "dag_run": {"rows": 2}})
+
+
+def test_an_import_that_accounts_for_every_row_is_verified(world):
+    tables = {
+        "variable": {"read": 3, "inserted": 2, "skipped": 1},
+        "dag_run": {"read": 2, "inserted": 2, "skipped": 0},
+    }
+    _put_result(world, {"verified": True, "tables": tables, "unpaused_dags": ["a"]})
+    result = read_verified_import(world["s3"], "migrations", CONF["prefix"], EXPORTED)
+    assert result.tables == tables
+    assert result.unpaused_dags == ["a"]
+
+
+@pytest.mark.parametrize(
+    ("result", "problem"),
+    [
+        (
+            {"verified": True, "tables": {"variable": {"read": 3, "inserted": 3, "skipped": 0}}},
+            "dag_run: not imported",
+        ),
+        (
+            {
+                "verified": True,
+                "tables": {
+                    "variable": {"read": 2, "inserted": 2, "skipped": 0},
+                    "dag_run": {"read": 2, "inserted": 2, "skipped": 0},
+                },
+            },
+            "variable: exported 3 rows, import read 2",
+        ),
+        (
+            {
+                "verified": True,
+                "tables": {
+                    "variable": {"read": 3, "inserted": 1, "skipped": 1},
+                    "dag_run": {"read": 2, "inserted": 2, "skipped": 0},
+                },
+            },
+            "variable: read 3, inserted 1, skipped 1",
+        ),
+        ({"verified": False, "tables": {}}, "did not verify its input"),
+    ],
+)
+def test_an_import_that_loses_rows_fails_the_migration(world, result, problem):
+    _put_result(world, result)
+    with pytest.raises(DagRunFailed, match=problem):
+        read_verified_import(world["s3"], "migrations", CONF["prefix"], EXPORTED)
