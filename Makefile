@@ -13,9 +13,11 @@ VENV := .venv
 SAM_VENV := .venv-sam
 BIN := $(VENV)/bin
 SAM := $(SAM_VENV)/bin/sam
+CHECKOV_VENV := .venv-checkov
+CHECKOV := $(CHECKOV_VENV)/bin/checkov
 SCENARIO ?= scenarios/default.json
 
-.PHONY: help setup test lint format demo events validate build deploy clean
+.PHONY: help setup test lint format demo events bench docs validate build deploy clean test-airflow bench-metadata
 
 help: ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -33,7 +35,14 @@ $(SAM).installed:
 	$(SAM_VENV)/bin/pip install --quiet aws-sam-cli
 	touch $@
 
-setup: $(BIN)/.installed $(SAM).installed ## create both virtualenvs
+# checkov pins its own dependencies: a virtualenv of its own too.
+$(CHECKOV).installed:
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install --quiet --upgrade pip
+	$(CHECKOV_VENV)/bin/pip install --quiet checkov
+	touch $@
+
+setup: $(BIN)/.installed $(SAM).installed $(CHECKOV).installed ## create the virtualenvs
 
 demo: $(BIN)/.installed ## run a whole migration on the local emulation (SCENARIO=file to replay another case)
 	$(BIN)/python -m emulation.demo $(SCENARIO)
@@ -41,15 +50,34 @@ demo: $(BIN)/.installed ## run a whole migration on the local emulation (SCENARI
 events: $(BIN)/.installed ## re-record events/<function>.json from local runs
 	$(BIN)/python -m emulation.record_events
 
+bench: $(BIN)/.installed ## the log copy benchmark: calls against the limits' minimum, throughput against a bare loop
+	$(BIN)/python -m benchmarks.log_copy
+
+docs: $(BIN)/.installed ## redraw the README's state machine diagram, rewrite the input's JSON Schema
+	$(BIN)/python -m mwaa_migrate_cli.diagram --write
+	$(BIN)/python -m mwaa_migrate_cli.schema --write
+
 test: $(BIN)/.installed ## run the test suite
 	$(BIN)/pytest
 
-lint: $(BIN)/.installed $(SAM).installed ## ruff, mypy, sam validate --lint, cfn-lint
+# Real Apache Airflow, one virtualenv per version under .airflow/ (kept between runs), and a
+# PostgreSQL server (Debian's, installed if missing) that the tier starts as the postgres user.
+AIRFLOW_TIER_VERSIONS ?= 2.7.2 2.10.3 2.11.0
+test-airflow: $(BIN)/.installed ## the real tier: migrations between real Airflow versions on PostgreSQL
+	scripts/airflow_venvs.sh $(AIRFLOW_TIER_VERSIONS)
+	scripts/postgres_server.sh start
+	$(BIN)/pytest -m airflow tests/airflow
+
+bench-metadata: $(BIN)/.installed ## the metadata benchmark: export/import of 1M task instances against COPY
+	$(BIN)/python -m benchmarks.metadata_benchmark
+
+lint: $(BIN)/.installed $(SAM).installed $(CHECKOV).installed ## ruff, mypy, sam validate --lint, cfn-lint, checkov
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(SAM) validate --lint --region us-east-1
 	$(BIN)/cfn-lint template.yaml
+	$(CHECKOV) -f template.yaml --config-file .checkov.yaml --compact --quiet
 
 format: $(BIN)/.installed ## apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix .
@@ -65,4 +93,4 @@ deploy: build ## sam deploy --guided with samconfig.toml
 	$(SAM) deploy --guided
 
 clean: ## remove virtualenvs and build output
-	rm -rf $(VENV) $(SAM_VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(SAM_VENV) $(CHECKOV_VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache

@@ -2,15 +2,19 @@
 
 `MigrationDagRuntime` is the MWAA emulator's DagRuntime: when a run of `mwaa_migrate_export` or
 `mwaa_migrate_import` completes, it runs the DAG's tasks in order through the same library the
-real DAGs use (`mwaa_migrate_metadata`: format, checksums, column mapping, merge plan, cutover), with
-`EmulatedDatabase` standing in for Airflow's ORM and the migration bucket in (moto's) S3. Any other
+real DAGs use (`mwaa_migrate_metadata`: format, sealing with a KMS data key, checksums, column
+mapping, id resolution, cutover), with `EmulatedDatabase` (the library's row-by-row semantics over
+in-memory tables) standing in for Airflow's PostgreSQL, and the migration bucket and KMS in moto.
+`emulation.real_airflow.RealAirflowDagRuntime` runs the same DAGs in real Airflow instead. Any other
 DAG just succeeds. As in Airflow, a task's changes land together or not at all, and the first task
 that raises fails the run.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator, Mapping, Sequence
+import json
+import tempfile
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -21,6 +25,7 @@ from mwaa_migrate.dags.mwaa_migrate_metadata import Column
 from mwaa_migrate.versions import AirflowVersion
 
 if TYPE_CHECKING:
+    from mypy_boto3_kms import KMSClient
     from mypy_boto3_s3 import S3Client
 
 _EVERY = AirflowVersion(2, 0, 0)
@@ -43,8 +48,9 @@ def _col(
     return _EmulatedColumn(Column(name, kind, nullable=nullable, has_default=default), since)
 
 
-# The Airflow 2.x columns of the tables the DAGs carry, with the version that added each one
-# (MWAA_FACTS.md): enough for the column mapping to meet real differences between versions.
+# The Airflow 2.x columns of the tables the emulation carries, with the version that added each one
+# (MWAA_FACTS.md): enough for the column mapping to meet real differences between versions. Tables
+# not listed here do not exist in the emulation (as task_instance_history before 2.10 in Airflow).
 SCHEMA: dict[str, tuple[_EmulatedColumn, ...]] = {
     "variable": (
         _col("id", "integer", nullable=False, default=True),
@@ -52,6 +58,20 @@ SCHEMA: dict[str, tuple[_EmulatedColumn, ...]] = {
         _col("val"),
         _col("description"),
         _col("is_encrypted", "boolean", default=True),
+    ),
+    "connection": (
+        _col("id", "integer", nullable=False, default=True),
+        _col("conn_id", nullable=False),
+        _col("conn_type", nullable=False),
+        _col("description"),
+        _col("host"),
+        _col("schema"),
+        _col("login"),
+        _col("password"),
+        _col("port", "integer"),
+        _col("is_encrypted", "boolean", default=True),
+        _col("is_extra_encrypted", "boolean", default=True),
+        _col("extra"),
     ),
     "slot_pool": (
         _col("id", "integer", nullable=False, default=True),
@@ -81,15 +101,58 @@ SCHEMA: dict[str, tuple[_EmulatedColumn, ...]] = {
         _col("updated_at", "datetime", default=True, since=AirflowVersion(2, 5, 0)),
         _col("clear_number", "integer", nullable=False, default=True, since=AirflowVersion(2, 8, 0)),
     ),
+    "task_instance": (
+        _col("task_id", nullable=False),
+        _col("dag_id", nullable=False),
+        _col("run_id", nullable=False),
+        _col("map_index", "integer", nullable=False, default=True),
+        _col("start_date", "datetime"),
+        _col("end_date", "datetime"),
+        _col("state"),
+        _col("try_number", "integer"),
+        _col("max_tries", "integer", default=True),
+        _col("hostname"),
+        _col("job_id", "integer"),
+        _col("pool", nullable=False, default=True),
+        _col("queue"),
+        _col("operator"),
+        _col("trigger_id", "integer"),
+        _col("executor", since=AirflowVersion(2, 10, 0)),
+    ),
+    "xcom": (
+        _col("dag_run_id", "integer", nullable=False),
+        _col("task_id", nullable=False),
+        _col("map_index", "integer", nullable=False, default=True),
+        _col("key", nullable=False),
+        _col("dag_id", nullable=False),
+        _col("run_id", nullable=False),
+        _col("value", "json"),
+        _col("timestamp", "datetime", nullable=False),
+    ),
+    "log": (
+        _col("id", "integer", nullable=False, default=True),
+        _col("dttm", "datetime"),
+        _col("dag_id"),
+        _col("task_id"),
+        _col("map_index", "integer"),
+        _col("event"),
+        _col("execution_date", "datetime"),
+        _col("run_id", since=AirflowVersion(2, 9, 0)),
+        _col("owner"),
+        _col("extra"),
+        _col("try_number", "integer", since=AirflowVersion(2, 10, 0)),
+    ),
 }
 
 
-class EmulatedDatabase:
+class EmulatedDatabase(metadata.RowwiseTables):
     """metadata.MetadataDatabase over an emulated environment's tables (datetimes kept as ISO
     strings, as the emulator stores them). Changes are buffered and applied by `commit()`, in
-    place, so rows the emulator holds on to (the running DAG's own run) stay the same objects."""
+    place, so rows the emulator holds on to (the running DAG's own run) stay the same objects.
+    The emulated Fernet key stores values as they are and says they are encrypted."""
 
     def __init__(self, environment: EmulatedEnvironment, *, now: datetime) -> None:
+        super().__init__()
         self.environment = environment
         self.version = AirflowVersion.parse(environment.airflow_version)
         self._now = now
@@ -99,26 +162,21 @@ class EmulatedDatabase:
     def airflow_version(self) -> str:
         return str(self.version)
 
-    def columns(self, table: str) -> list[Column]:
+    def schema_revision(self) -> str:
+        return f"emulated-{self.version}"
+
+    def columns(self, table: str) -> list[Column] | None:
+        if table not in SCHEMA:
+            return None
         return [entry.column for entry in SCHEMA[table] if entry.since <= self.version]
 
-    def _rows(self, table: str) -> Iterator[dict[str, Any]]:
-        yield from self.environment.metadata.get(table, [])
-        yield from self._inserts.get(table, [])
+    def table_rows(self, table: str) -> list[dict[str, Any]]:
+        return [*self.environment.metadata.get(table, []), *self._inserts.get(table, [])]
 
-    def read_rows(self, table: str) -> Iterator[dict[str, Any]]:
-        names = [column.name for column in self.columns(table)]
-        for row in self._rows(table):
-            yield {name: row.get(name) for name in names}
-
-    def existing_keys(self, table: str, columns: Sequence[str]) -> Iterator[tuple[Any, ...]]:
-        for row in self._rows(table):
-            yield tuple(row.get(name) for name in columns)
-
-    def insert_rows(self, table: str, rows: Sequence[Mapping[str, Any]]) -> None:
-        columns = {column.name: column for column in self.columns(table)}
+    def add_rows(self, table: str, rows: Sequence[Mapping[str, Any]]) -> None:
+        columns = {column.name: column for column in self.columns(table) or []}
         pending = self._inserts.setdefault(table, [])
-        next_id = max((int(row.get("id") or 0) for row in self._rows(table)), default=0) + 1
+        next_id = max((int(row.get("id") or 0) for row in self.table_rows(table)), default=0) + 1
         for row in rows:
             unknown = sorted(set(row) - set(columns))
             if unknown:
@@ -128,7 +186,7 @@ class EmulatedDatabase:
                 if name in row:
                     value = row[name]
                 elif column.has_default:
-                    value = self._default(table, name, next_id)
+                    value = self._default(name, next_id)
                 else:
                     value = None
                 if value is None and not column.nullable:
@@ -138,15 +196,25 @@ class EmulatedDatabase:
                 next_id += 1
             pending.append(stored)
 
-    def _default(self, table: str, name: str, next_id: int) -> Any:
+    def _default(self, name: str, next_id: int) -> Any:
         defaults: dict[str, Any] = {
             "id": next_id,
             # The target's Fernet key encrypts every value a variable is created with.
             "is_encrypted": True,
+            "is_extra_encrypted": True,
             "updated_at": self._now,
             "clear_number": 0,
+            "map_index": -1,
+            "max_tries": -1,
+            "pool": "default_pool",
         }
         return defaults[name]
+
+    def fernet_decrypt(self, token: str) -> str:
+        return token
+
+    def fernet_encrypt(self, value: str) -> tuple[str, bool]:
+        return value, True
 
     def dag_pause_states(self) -> dict[str, bool]:
         states = {
@@ -181,6 +249,8 @@ class MigrationDagRuntime:
     """The emulator's DagRuntime for the project's DAGs (constructed with a boto3 S3 client)."""
 
     s3: S3Client
+    # KMS (moto's in the emulation): the export's data key, decrypted again by the import.
+    kms: KMSClient
     _failures: dict[str, _ScriptedFailure] = field(default_factory=dict, init=False, repr=False)
 
     def fail_dag(
@@ -210,7 +280,8 @@ class MigrationDagRuntime:
             try:
                 run_conf = metadata.RunConf.from_conf(conf)
                 storage = metadata.S3Storage(self.s3, run_conf.bucket)
-                upstream[task_id] = step(metadata.TaskContext(db, storage, run_conf, upstream))
+                keys = metadata.KmsKeys(self.kms)
+                upstream[task_id] = step(metadata.TaskContext(db, storage, run_conf, upstream, keys))
             except Exception as error:
                 return DagRunResult("failed", failed_task=task_id, stderr=f"{type(error).__name__}: {error}")
             db.commit()
@@ -225,3 +296,18 @@ class MigrationDagRuntime:
             if failure.times <= 0:
                 del self._failures[dag_id]
         return failure
+
+
+def opened_table_file(s3: S3Client, kms: KMSClient, bucket: str, key: str) -> bytes:
+    """The JSON Lines inside one sealed table file of an export, opened as the target's role does
+    (the export's manifest, next to it, names the data key). For comparing exports by content: the
+    sealed bytes differ between two exports of the same rows (a new data key and nonces each time)."""
+    folder = key.rsplit("/", 1)[0]
+    storage = metadata.S3Storage(s3, bucket)
+    manifest = metadata.Manifest.from_json(json.loads(storage.get(f"{folder}/{metadata.MANIFEST_FILE}")))
+    box = metadata.open_secret_box(metadata.KmsKeys(kms), manifest.secrets, manifest.migration_id)
+    [entry] = [entry for entry in manifest.tables.values() if key.endswith(f"/{entry.file}")]
+    with tempfile.TemporaryDirectory() as work:
+        path = f"{work}/{entry.file}"
+        storage.get_file(key, path)
+        return b"".join(line + b"\n" for line in metadata.file_lines(path, box, entry.file))

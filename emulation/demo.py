@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from emulation.local_stack import TERMINAL, LocalStack, scenario_path
 from emulation.scenario import Scenario
+from mwaa_migrate.report import markdown_key
 
 if TYPE_CHECKING:
     from mypy_boto3_stepfunctions.type_defs import HistoryEventTypeDef
@@ -26,6 +27,7 @@ _SHOWN_EVENTS = {
     "ChoiceStateEntered",
     "WaitStateEntered",
     "ParallelStateEntered",
+    "MapStateEntered",
     "PassStateEntered",
     "SucceedStateEntered",
     "FailStateEntered",
@@ -67,12 +69,19 @@ def follow(stack: LocalStack, execution_arn: str, timeout_seconds: float = 300) 
 
 def _summary(stack: LocalStack, scenario: Scenario, described: dict[str, Any]) -> None:
     output = json.loads(described.get("output") or "{}")
-    uri = output.get("reportUri") or ""
-    if uri.startswith("s3://"):
-        bucket, key = uri[5:].split("/", 1)
-        report = stack.read_json(bucket, key)
-        print(f"\nReport {uri}:")
-        print(json.dumps(report, indent=2, sort_keys=True))
+    name = str(described["executionArn"]).rsplit(":", 1)[-1]
+    request = scenario.input
+    prefix = f"migrations/{request.get('sourceEnvironmentName')}/{request.get('targetEnvironmentName')}"
+    # A failure's report is where a success's would be: the execution's output names only the latter.
+    uri = output.get("reportUri") or f"s3://{scenario.migration_bucket}/{prefix}/reports/{name}.json"
+    bucket, key = uri[5:].split("/", 1)
+    try:
+        markdown = stack.s3.get_object(Bucket=bucket, Key=markdown_key(key))["Body"].read().decode()
+    except stack.s3.exceptions.NoSuchKey:
+        print("\nNo report was written.")
+    else:
+        print(f"\nReport {uri} (and beside it, as Markdown):\n")
+        print(markdown)
     target_name = str(scenario.input.get("targetEnvironmentName"))
     try:
         target = stack.mwaa.get_environment(Name=target_name)["Environment"]

@@ -12,7 +12,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +24,7 @@ from moto import mock_aws
 from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
 
 from emulation.dag_runtime import MigrationDagRuntime
+from emulation.distributed_map import emulate_distributed_map
 from emulation.lambdas import (
     REPO_ROOT,
     InProcessLambdas,
@@ -33,8 +34,8 @@ from emulation.lambdas import (
     placeholder_zip,
     run_lambdas_in_process,
 )
-from emulation.logs_limits import enforce_put_log_events_limits
-from emulation.mwaa import MwaaEmulator
+from emulation.logs_limits import enforce_logs_limits
+from emulation.mwaa import DagRuntime, MwaaEmulator
 from emulation.scenario import Scenario
 from mwaa_migrate import clients, settings
 
@@ -56,6 +57,8 @@ class Timing:
     environment_max_polls: int = 20
     dag_poll_seconds: int = 0
     dag_max_polls: int = 20
+    log_copy_max_concurrency: int = 4
+    log_copy_tolerated_failure_percentage: int = 0
 
 
 def definition(function_arns: dict[str, str], timing: Timing) -> str:
@@ -66,6 +69,8 @@ def definition(function_arns: dict[str, str], timing: Timing) -> str:
         EnvironmentMaxPolls=str(timing.environment_max_polls),
         DagPollSeconds=str(timing.dag_poll_seconds),
         DagMaxPolls=str(timing.dag_max_polls),
+        LogCopyMaxConcurrency=str(timing.log_copy_max_concurrency),
+        LogCopyToleratedFailurePercentage=str(timing.log_copy_tolerated_failure_percentage),
     )
     text = ASL_PATH.read_text()
     for key, value in substitutions.items():
@@ -90,9 +95,17 @@ def _environment(values: dict[str, str]) -> Iterator[None]:
 
 class LocalStack:
     def __init__(
-        self, scenario: Scenario, *, timing: Timing | None = None, instant_retries: bool = True
+        self,
+        scenario: Scenario,
+        *,
+        timing: Timing | None = None,
+        instant_retries: bool = True,
+        real_airflow: Callable[[LocalStack], DagRuntime] | None = None,
     ) -> None:
+        """`real_airflow` makes the emulator's CLI endpoint run DAGs in real Airflow: it is called
+        once AWS is emulated and returns the DagRuntime to use (emulation.real_airflow)."""
         self.scenario = scenario
+        self.real_airflow = real_airflow
         self.timing = timing or Timing()
         self.instant_retries = instant_retries
         self.region = scenario.region
@@ -137,7 +150,8 @@ class LocalStack:
         self._exit.enter_context(mock_aws(config={"stepfunctions": {"execute_state_machine": True}}))
         # moto logs each failed state with a dump of the whole parse tree; the history says it better.
         self._exit.enter_context(_quiet("moto.stepfunctions"))
-        self._exit.enter_context(enforce_put_log_events_limits())
+        self.put_log = self._exit.enter_context(enforce_logs_limits())
+        self._exit.enter_context(emulate_distributed_map())
         if self.instant_retries:
             self._exit.enter_context(
                 mock.patch.object(retrier_decl, "time", _RecordingClock(self.retry_sleeps))
@@ -147,14 +161,19 @@ class LocalStack:
         self.iam = boto3.client("iam", region_name=self.region)
         self.logs = boto3.client("logs", region_name=self.region)
         self.sfn = boto3.client("stepfunctions", region_name=self.region)
+        self.kms = boto3.client("kms", region_name=self.region)
+        # The stack's MigrationKey, which seals the exported metadata.
+        key = self.kms.create_key(Description="mwaa-migrate migration key")
+        self.migration_key_arn = key["KeyMetadata"]["Arn"]
+        self._exit.enter_context(_environment({"MIGRATION_KEY_ARN": self.migration_key_arn}))
 
-        self.dag_runtime = MigrationDagRuntime(self.s3)
+        self.dag_runtime = MigrationDagRuntime(self.s3, self.kms)
         self.mwaa_emulator = MwaaEmulator(
             region=self.region,
             account_id=ACCOUNT_ID,
             s3_client=self.s3,
             logs_client=self.logs,
-            dag_runtime=self.dag_runtime,
+            dag_runtime=self.dag_runtime if self.real_airflow is None else self.real_airflow(self),
         )
         endpoint = self.mwaa_emulator.start()
         self._exit.callback(self.mwaa_emulator.stop)

@@ -1,11 +1,12 @@
-"""PutLogEvents as strict as AWS, for moto.
+"""CloudWatch Logs as strict as AWS, for moto.
 
 moto 5's logs backend stores any batch in chronological order; AWS refuses a batch of more than
 10,000 events, more than 1,048,576 bytes (UTF-8 message bytes + 26 per event), with an event larger
-than the event limit, out of chronological order, or whose valid events span more than 24 hours. AWS
-also leaves out (and reports in `rejectedLogEventsInfo`) events older than 14 days or than the log
-group's retention and events more than 2 hours ahead, where moto knows no retention and reports the
-too-old end index inclusively (AWS documents it exclusive).
+than the event limit (1 MB since April 2025, as botocore's model documents it), out of chronological
+order, or whose valid events span more than 24 hours. AWS also leaves out (and reports in
+`rejectedLogEventsInfo`) events older than 14 days or than the log group's retention and events more
+than 2 hours ahead, where moto knows no retention and reports the too-old end index inclusively (AWS
+documents it exclusive).
 
 `enforce_put_log_events_limits()` patches `moto.logs.models.LogsBackend.put_log_events`, the method
 every PutLogEvents request reaches whichever client, account or region sends it, so that it behaves
@@ -14,6 +15,15 @@ as AWS does; it yields a `PutLogEventsLog` recording every call, refused or not.
     with mock_aws(), enforce_put_log_events_limits() as put_log:
         ...
         assert put_log.refused == []
+
+`enforce_logs_limits()` does that and two more things moto does not:
+
+- GetLogEvents answers at most 1 MB a page (AWS: "as many log events as can fit in a response size
+  of 1 MB, up to 10,000"); moto pages by count only. The page here ends before the event that would
+  take it past 1,048,576 bytes, counted as PutLogEvents counts them (message bytes + 26 per event, an
+  approximation of the response's size), and always holds at least one event.
+- CreateLogStream refuses a name with `:` or `*` (botocore's model: pattern `[^:*]*`, which botocore
+  does not check client-side), so a stream name AWS would refuse fails the tests.
 """
 
 from __future__ import annotations
@@ -29,13 +39,16 @@ from unittest import mock
 
 from moto.core.utils import unix_time_millis, utcnow
 from moto.logs.exceptions import InvalidParameterException
-from moto.logs.models import LogsBackend
+from moto.logs.models import LogGroup, LogsBackend, LogStream
 
 MAX_BATCH_EVENTS = 10_000
 MAX_BATCH_BYTES = 1_048_576
 EVENT_OVERHEAD_BYTES = 26
-# What the brief and most AWS documentation give; newer botocore models document 1 MB per event.
-MAX_EVENT_BYTES = 262_144
+# One event, message + 26 bytes: 1 MB since April 2025 (before, 256 KB: pass max_event_bytes=262_144).
+MAX_EVENT_BYTES = 1_048_576
+# The most GetLogEvents answers in one page.
+MAX_PAGE_BYTES = 1_048_576
+MAX_PAGE_EVENTS = 10_000
 MAX_SPAN_MS = 24 * 60 * 60 * 1000
 MAX_AGE_MS = 14 * 24 * 60 * 60 * 1000
 MAX_AHEAD_MS = 2 * 60 * 60 * 1000
@@ -182,3 +195,84 @@ def enforce_put_log_events_limits(*, max_event_bytes: int = MAX_EVENT_BYTES) -> 
 
 def _refused(call: PutLogEventsCall, message: str) -> PutLogEventsCall:
     return replace(call, refused=message)
+
+
+@contextmanager
+def enforce_get_log_events_page_size(max_page_bytes: int = MAX_PAGE_BYTES) -> Iterator[None]:
+    """Make moto's GetLogEvents pages hold at most `max_page_bytes` (and 10,000 events), as AWS's do."""
+    original = LogStream.get_log_events
+
+    @wraps(original)
+    def get_log_events(  # noqa: PLR0917 (moto's own signature, called positionally)
+        self: LogStream,
+        start_time: Any,
+        end_time: Any,
+        limit: int | None,
+        next_token: str | None,
+        start_from_head: Any,
+    ) -> tuple[list[dict[str, Any]], str | None, str | None]:
+        page, backward, forward = original(
+            self,
+            start_time,
+            end_time,
+            min(limit or MAX_PAGE_EVENTS, MAX_PAGE_EVENTS),
+            next_token,
+            start_from_head,
+        )
+        kept = _events_that_fit(page, max_page_bytes, forward=_forward(next_token, start_from_head))
+        if kept == len(page):
+            return page, backward, forward
+        if _forward(next_token, start_from_head):
+            first = int(str(backward)[2:])
+            return page[:kept], backward, f"f/{first + kept - 1:056d}"
+        last = int(str(forward)[2:])
+        return page[len(page) - kept :], f"b/{last - kept + 1:056d}", forward
+
+    with mock.patch.object(LogStream, "get_log_events", get_log_events):
+        yield
+
+
+def _forward(next_token: str | None, start_from_head: Any) -> bool:
+    return next_token.startswith("f") if next_token else bool(start_from_head)
+
+
+def _events_that_fit(page: list[dict[str, Any]], max_bytes: int, *, forward: bool) -> int:
+    """How many events of the page, from its start (forward) or its end, fit in max_bytes (at least 1)."""
+    total, kept = 0, 0
+    for event in page if forward else reversed(page):
+        total += event_size(event["message"])
+        if total > max_bytes and kept:
+            break
+        kept += 1
+    return kept
+
+
+_STREAM_NAME_CONSTRAINT = "Member must satisfy regular expression pattern: [^:*]*"
+
+
+@contextmanager
+def enforce_log_stream_names() -> Iterator[None]:
+    """Make moto's CreateLogStream refuse names with ':' or '*', as AWS does."""
+    original = LogGroup.create_log_stream
+
+    @wraps(original)
+    def create_log_stream(self: LogGroup, log_stream_name: str) -> None:
+        if ":" in log_stream_name or "*" in log_stream_name:
+            raise InvalidParameterException(
+                constraint=_STREAM_NAME_CONSTRAINT, parameter="logStreamName", value=log_stream_name
+            )
+        original(self, log_stream_name)
+
+    with mock.patch.object(LogGroup, "create_log_stream", create_log_stream):
+        yield
+
+
+@contextmanager
+def enforce_logs_limits(*, max_event_bytes: int = MAX_EVENT_BYTES) -> Iterator[PutLogEventsLog]:
+    """Every limit above: PutLogEvents', GetLogEvents' page size and CreateLogStream's names."""
+    with (
+        enforce_put_log_events_limits(max_event_bytes=max_event_bytes) as log,
+        enforce_get_log_events_page_size(),
+        enforce_log_stream_names(),
+    ):
+        yield log

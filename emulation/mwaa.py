@@ -369,6 +369,8 @@ class MwaaEmulator:
         self._environments: dict[str, EmulatedEnvironment] = {}
         self._tokens: dict[str, tuple[str, float]] = {}
         self._faults: dict[str, deque[_Fault]] = {}
+        # Seconds to answer late, per operation: the call is carried out, its answer comes late.
+        self._delays: dict[str, deque[float]] = {}
         self._fail_create: dict[str, tuple[str, str]] = {}
         self._fail_update: dict[str, tuple[str, str]] = {}
         self._server: _Server | None = None
@@ -516,6 +518,25 @@ class MwaaEmulator:
         with self._lock:
             self._faults.setdefault(operation, deque()).append(fault)
 
+    def inject_delay(self, operation: str, seconds: float, *, times: int = 1) -> None:
+        """The next `times` calls of `operation` (an API operation name, or "Cli") are carried out as
+        usual and answered `seconds` late: a client with a shorter read timeout gives up on a call
+        that took effect (a timeout whose answer was lost)."""
+        if operation != "Cli" and operation not in service_model().operation_names:
+            raise ValueError(f"unknown operation {operation!r}")
+        if times < 1 or seconds <= 0:
+            raise ValueError("times must be at least 1 and seconds positive")
+        with self._lock:
+            self._delays.setdefault(operation, deque()).extend([seconds] * times)
+
+    def pending_faults(self) -> dict[str, int]:
+        """Injected faults and delays no call has met yet, by operation."""
+        with self._lock:
+            pending = {op: sum(fault.remaining for fault in faults) for op, faults in self._faults.items()}
+            for op, delays in self._delays.items():
+                pending[op] = pending.get(op, 0) + len(delays)
+        return {op: count for op, count in pending.items() if count}
+
     def task_log(self, environment: str, dag_id: str, run_id: str, task_id: str) -> str:
         """What a task of an emulated run printed on stderr ("" if nothing)."""
         return self.environment(environment).task_logs.get((dag_id, run_id, task_id), "")
@@ -528,18 +549,29 @@ class MwaaEmulator:
         if split.path in {"/aws_mwaa/cli", "/aws_mwaa/cli/"}:
             if method != "POST":
                 return _json_response({"message": "Method Not Allowed"}, 405)
-            return self._cli_request(split.path, headers, body)
-        try:
-            operation, name, call = self._route(method, split.path, split.query, body)
-        except _ApiError as error:
-            return _error_response(error)
-        with self._lock:
-            self.calls.append((operation, name))
+            with self._lock:
+                delay = self._take_delay("Cli")
+            response = self._cli_request(split.path, headers, body)
+        else:
             try:
-                self._raise_fault(operation)
-                return _json_response(call())
+                operation, name, call = self._route(method, split.path, split.query, body)
             except _ApiError as error:
                 return _error_response(error)
+            with self._lock:
+                self.calls.append((operation, name))
+                delay = self._take_delay(operation)
+                try:
+                    self._raise_fault(operation)
+                    response = _json_response(call())
+                except _ApiError as error:
+                    response = _error_response(error)
+        if delay:
+            time.sleep(delay)
+        return response
+
+    def _take_delay(self, operation: str) -> float:
+        delays = self._delays.get(operation)
+        return delays.popleft() if delays else 0.0
 
     def _route(
         self, method: str, path: str, query_string: str, body: bytes
@@ -908,6 +940,8 @@ class MwaaEmulator:
             stream = f"dag_id={dag_id}/run_id={run_id}/task_id={task_id}/attempt=1.log"
         else:
             stream = f"{dag_id}/{task_id}/{logical_date}/1.log"
+        # MWAA writes `:` as `_`: CloudWatch Logs refuses `:` in stream names.
+        stream = stream.replace(":", "_")
         with contextlib.suppress(self._logs.exceptions.ResourceAlreadyExistsException):
             self._logs.create_log_group(logGroupName=group)
         with contextlib.suppress(self._logs.exceptions.ResourceAlreadyExistsException):
@@ -1627,13 +1661,15 @@ class _Handler(BaseHTTPRequestHandler):
         except Exception as error:  # a bug in the emulator: answer 500 with its text, so the test shows it
             logger.exception("the MWAA emulator failed on %s %s", method, urlsplit(self.path).path)
             response = _error_response(_ApiError("InternalServerException", f"emulator error: {error!r}"))
-        self.send_response(response.status)
-        for key, value in response.headers.items():
-            self.send_header(key, value)
-        self.send_header("x-amzn-RequestId", str(uuid.uuid4()))
-        self.send_header("Content-Length", str(len(response.body)))
-        self.end_headers()
-        self.wfile.write(response.body)
+        # A client that gave up waiting (a timeout) no longer reads the answer.
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            self.send_response(response.status)
+            for key, value in response.headers.items():
+                self.send_header(key, value)
+            self.send_header("x-amzn-RequestId", str(uuid.uuid4()))
+            self.send_header("Content-Length", str(len(response.body)))
+            self.end_headers()
+            self.wfile.write(response.body)
 
     def do_GET(self) -> None:
         self._serve("GET")

@@ -20,6 +20,7 @@ os.environ.update(
         "POWERTOOLS_TRACE_DISABLED": "1",
         "POWERTOOLS_DEV": "false",
         "MIGRATION_BUCKET": "mwaa-migrate-tests",
+        "MIGRATION_KEY_ARN": "arn:aws:kms:us-east-1:123456789012:key/00000000-0000-4000-8000-000000000000",
         "AWS_DISABLE_HOST_PREFIX_INJECTION": "true",
     }
 )

@@ -7,8 +7,10 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from mwaa_migrate import clients
 from mwaa_migrate.models import parse_model
+from mwaa_migrate.notifications import ended, publish
 from mwaa_migrate.observability import bind_execution, logger, metrics, tracer
 from mwaa_migrate.outcome import finish_migration
+from mwaa_migrate.settings import settings
 from mwaa_migrate.step_events import FinishMigrationEvent
 
 
@@ -18,7 +20,19 @@ from mwaa_migrate.step_events import FinishMigrationEvent
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     step = parse_model(FinishMigrationEvent, event)
     bind_execution(step.execution_id, step.plan.source.name, step.plan.target.name)
-    outcome = finish_migration(step, s3=clients.s3(), iam=clients.iam())
+    outcome = finish_migration(
+        step,
+        s3=clients.s3(),
+        iam=clients.iam(),
+        sfn=clients.stepfunctions(),
+        lock_bucket=settings().migration_bucket,
+    )
     metrics.add_metric(name="MigrationsSucceeded", unit=MetricUnit.Count, value=1)
     logger.info("migration succeeded", extra={"report": outcome.report_uri})
+    publish(
+        ended(outcome, step.execution_id, step.plan),
+        events=clients.events(),
+        sns=clients.sns(),
+        topic_arn=settings().notification_topic_arn,
+    )
     return outcome.to_event()

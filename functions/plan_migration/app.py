@@ -27,6 +27,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         s3=clients.s3(),
         default_bucket=settings().migration_bucket,
         policy_name_prefix=settings().policy_name_prefix,
+        kms_key_arn=settings().migration_key_arn,
     )
     metrics.add_metric(name="MigrationsPlanned", unit=MetricUnit.Count, value=1)
     logger.info(

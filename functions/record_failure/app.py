@@ -7,6 +7,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from mwaa_migrate import clients
 from mwaa_migrate.models import parse_model
+from mwaa_migrate.notifications import failed, publish
 from mwaa_migrate.observability import logger, metrics, tracer
 from mwaa_migrate.outcome import record_failure
 from mwaa_migrate.settings import settings
@@ -25,10 +26,17 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         iam=clients.iam(),
         sfn=clients.stepfunctions(),
         default_bucket=settings().migration_bucket,
+        lock_bucket=settings().migration_bucket,
     )
     metrics.add_metric(name="MigrationsFailed", unit=MetricUnit.Count, value=1)
     logger.error(
         "migration failed",
         extra={"failed_state": outcome.failed_state, "error": outcome.error, "report": outcome.report_uri},
+    )
+    publish(
+        failed(outcome, step.execution_id, step.state),
+        events=clients.events(),
+        sns=clients.sns(),
+        topic_arn=settings().notification_topic_arn,
     )
     return outcome.to_event()

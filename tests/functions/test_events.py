@@ -114,12 +114,46 @@ def test_check_dag_run_event_reads_the_finished_export(world, folder):
     assert result["result"]["tables"]["variable"]["rows"] == 3
 
 
-@pytest.mark.parametrize(("world", "folder"), by_scenario("copy_task_logs"), indirect=["world"])
-def test_copy_task_logs_event_writes_nothing_twice(world, folder):
+@pytest.mark.parametrize(("world", "folder"), by_scenario("list_log_streams"), indirect=["world"])
+def test_list_log_streams_event_lists_the_same_work_items_again(world, folder):
+    items_key = _event("summarize_log_copy")["listing"]["itemsKey"]
+    before = world.read_json("mwaa-migrate-local", items_key)
+    result = invoke(world, folder)
+    assert (result["done"], result["calls"]) == (True, 1)
+    assert result["progress"]["itemsKey"] == items_key
+    # The window is the recorded run's: the streams it still finds are a part of the same list.
+    after = world.read_json("mwaa-migrate-local", items_key)
+    assert _sources(after) <= _sources(before)
+
+
+@pytest.mark.parametrize(("world", "folder"), by_scenario("copy_log_streams"), indirect=["world"])
+def test_copy_log_streams_event_writes_nothing_twice(world, folder):
+    item = _event(folder)["item"]
+    before = {s["source"]: _target_events(world, item["targetGroup"], s["source"]) for s in item["streams"]}
     result = invoke(world, folder)
     assert result["done"] is True
     assert result["progress"]["eventsWritten"] == 0
-    assert result["progress"]["eventsAlreadyPresent"] == 300
+    assert {s: _target_events(world, item["targetGroup"], s) for s in before} == before
+
+
+@pytest.mark.parametrize(("world", "folder"), by_scenario("summarize_log_copy"), indirect=["world"])
+def test_summarize_log_copy_event_adds_up_the_runs_work_items(world, folder):
+    report = invoke(world, folder)
+    assert (report["complete"], report["items"], report["itemsFailed"]) == (True, 3, 0)
+    assert report["groups"][0]["group"] == "Task"
+    assert report["streamsSelected"] == 5
+
+
+def _sources(items):
+    return {stream["source"] for item in items for stream in item["streams"]}
+
+
+def _target_events(world, group, stream):
+    request = {"logGroupName": group, "logStreamName": stream, "startFromHead": True}
+    try:
+        return world.logs.get_log_events(**request)["events"]
+    except world.logs.exceptions.ResourceNotFoundException:
+        return None
 
 
 @pytest.mark.parametrize(("world", "folder"), by_scenario("finish_migration"), indirect=["world"])

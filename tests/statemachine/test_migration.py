@@ -133,8 +133,9 @@ def test_a_source_without_task_logs_skips_the_copy(scenario, local_stack):
     described = run(stack)
 
     assert described["status"] == "SUCCEEDED", described.get("cause")
-    assert stack.lambdas.count("CopyTaskLogsFunction") == 0
-    assert _report(stack, described)["logs"]["skipped"][0]["reason"] == "task logs are disabled on the source"
+    assert stack.lambdas.count("CopyLogStreamsFunction") == 0
+    logs = _report(stack, described)["logs"]
+    assert (logs["streamsListed"], logs["eventsWritten"], logs["complete"]) == (0, 0, True)
 
 
 def test_bad_input_is_refused_and_nothing_is_created(scenario, local_stack):

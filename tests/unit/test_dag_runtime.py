@@ -3,7 +3,6 @@ S3, import into another, with the same library the real DAGs use."""
 
 from __future__ import annotations
 
-import gzip
 import json
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
@@ -17,11 +16,11 @@ from emulation.mwaa import DagRunResult, EmulatedEnvironment
 from mwaa_migrate.dags import mwaa_migrate_metadata as metadata
 
 if TYPE_CHECKING:
+    from mypy_boto3_kms import KMSClient
     from mypy_boto3_s3 import S3Client
 
 BUCKET = "mwaa-migrate-tests"
 PREFIX = "migrations/m-1"
-CONF = {"bucket": BUCKET, "prefix": PREFIX, "migrationId": "m-1"}
 CARRIED = {
     "variable": ("key", "val", "description"),
     "slot_pool": ("pool", "slots", "description", "include_deferred"),
@@ -48,8 +47,27 @@ def s3() -> Iterator[S3Client]:
 
 
 @pytest.fixture
-def runtime(s3: S3Client) -> MigrationDagRuntime:
-    return MigrationDagRuntime(s3)
+def kms(s3: S3Client) -> KMSClient:
+    return boto3.client("kms", region_name="us-east-1")
+
+
+@pytest.fixture
+def conf(kms: KMSClient) -> dict[str, str]:
+    key = kms.create_key()["KeyMetadata"]["Arn"]
+    return {"bucket": BUCKET, "prefix": PREFIX, "migrationId": "m-1", "kmsKeyId": key}
+
+
+@pytest.fixture
+def runtime(s3: S3Client, kms: KMSClient) -> MigrationDagRuntime:
+    return MigrationDagRuntime(s3, kms)
+
+
+def exported_rows(s3: S3Client, kms: KMSClient, conf: dict[str, str], table: str) -> list[dict[str, Any]]:
+    run_conf = metadata.RunConf.from_conf(conf)
+    storage = metadata.S3Storage(s3, BUCKET)
+    manifest = metadata.read_manifest(storage, run_conf)
+    box = metadata.open_secret_box(metadata.KmsKeys(kms), manifest.secrets, run_conf.migration_id)
+    return metadata.read_table(storage, run_conf, manifest.tables[table], box)
 
 
 def environment(name: str, version: str, tables: dict[str, list[dict[str, Any]]]) -> EmulatedEnvironment:
@@ -158,12 +176,12 @@ def read_json(s3: S3Client, key: str) -> dict[str, Any]:
 
 
 def test_export_then_import_makes_the_targets_tables_match(
-    runtime: MigrationDagRuntime, s3: S3Client
+    runtime: MigrationDagRuntime, conf: dict[str, str], s3: S3Client
 ) -> None:
     old, new = source(), target()
 
-    exported = runtime.run(old, metadata.EXPORT_DAG_ID, CONF)
-    imported = runtime.run(new, metadata.IMPORT_DAG_ID, CONF)
+    exported = runtime.run(old, metadata.EXPORT_DAG_ID, conf)
+    imported = runtime.run(new, metadata.IMPORT_DAG_ID, conf)
 
     assert exported == DagRunResult("success")
     assert imported == DagRunResult("success")
@@ -189,11 +207,11 @@ def test_export_then_import_makes_the_targets_tables_match(
 
 
 def test_export_pauses_the_active_dags_and_lists_them_in_the_manifest(
-    runtime: MigrationDagRuntime, s3: S3Client
+    runtime: MigrationDagRuntime, conf: dict[str, str], s3: S3Client, kms: KMSClient
 ) -> None:
     old = source()
 
-    runtime.run(old, metadata.EXPORT_DAG_ID, CONF)
+    runtime.run(old, metadata.EXPORT_DAG_ID, conf)
 
     manifest = read_json(s3, f"{PREFIX}/export/manifest.json")
     assert manifest["active_dags"] == ["daily_sales", "hourly_events"]
@@ -203,47 +221,52 @@ def test_export_pauses_the_active_dags_and_lists_them_in_the_manifest(
         "legacy_export": True,
         metadata.EXPORT_DAG_ID: False,
     }
-    body = s3.get_object(Bucket=BUCKET, Key=f"{PREFIX}/export/variable.jsonl.gz")["Body"].read()
-    assert len(gzip.decompress(body).decode().split("\n")) == manifest["tables"]["variable"]["rows"] + 1
+    assert len(exported_rows(s3, kms, conf, "variable")) == manifest["tables"]["variable"]["rows"] == 2
 
 
-def test_a_second_import_inserts_nothing(runtime: MigrationDagRuntime, s3: S3Client) -> None:
+def test_a_second_import_inserts_nothing(
+    runtime: MigrationDagRuntime, conf: dict[str, str], s3: S3Client
+) -> None:
     old, new = source(), target()
-    runtime.run(old, metadata.EXPORT_DAG_ID, CONF)
-    runtime.run(new, metadata.IMPORT_DAG_ID, CONF)
+    runtime.run(old, metadata.EXPORT_DAG_ID, conf)
+    runtime.run(new, metadata.IMPORT_DAG_ID, conf)
     before = json.loads(json.dumps(new.metadata))
 
-    again = runtime.run(new, metadata.IMPORT_DAG_ID, CONF)
+    again = runtime.run(new, metadata.IMPORT_DAG_ID, conf)
 
     assert again.state == "success"
     assert new.metadata == before
     tables = read_json(s3, f"{PREFIX}/import/result.json")["tables"]
     assert {table: (counts["inserted"], counts["skipped"]) for table, counts in tables.items()} == {
         "variable": (0, 2),
+        "connection": (0, 0),
         "slot_pool": (0, 1),
         "dag_run": (0, 3),
+        "task_instance": (0, 0),
+        "xcom": (0, 0),
+        "log": (0, 0),
     }
 
 
 def test_a_corrupt_file_fails_verify_export_and_changes_nothing(
-    runtime: MigrationDagRuntime, s3: S3Client
+    runtime: MigrationDagRuntime, conf: dict[str, str], s3: S3Client
 ) -> None:
     old, new = source(), target()
-    runtime.run(old, metadata.EXPORT_DAG_ID, CONF)
-    key = f"{PREFIX}/export/dag_run.jsonl.gz"
-    s3.put_object(Bucket=BUCKET, Key=key, Body=gzip.compress(b'{"dag_id": "x"}\n'))
+    runtime.run(old, metadata.EXPORT_DAG_ID, conf)
+    key = f"{PREFIX}/export/dag_run.jsonl.gz.sealed"
+    s3.put_object(Bucket=BUCKET, Key=key, Body=b"not the exported file")
     before = json.loads(json.dumps(new.metadata))
 
-    result = runtime.run(new, metadata.IMPORT_DAG_ID, CONF)
+    result = runtime.run(new, metadata.IMPORT_DAG_ID, conf)
 
     assert result.state == "failed"
     assert result.failed_task == "verify_export"
-    assert result.stderr.startswith("VerificationError: dag_run.jsonl.gz: sha256")
+    assert result.stderr.startswith("VerificationError: dag_run.jsonl.gz.sealed: sha256")
     assert new.metadata == before
 
 
-def test_a_missing_manifest_fails_verify_export(runtime: MigrationDagRuntime) -> None:
-    result = runtime.run(target(), metadata.IMPORT_DAG_ID, CONF)
+def test_a_missing_manifest_fails_verify_export(runtime: MigrationDagRuntime, conf: dict[str, str]) -> None:
+    result = runtime.run(target(), metadata.IMPORT_DAG_ID, conf)
 
     assert result == DagRunResult(
         "failed",
@@ -252,44 +275,49 @@ def test_a_missing_manifest_fails_verify_export(runtime: MigrationDagRuntime) ->
     )
 
 
-def test_a_failing_task_leaves_none_of_its_changes(runtime: MigrationDagRuntime, s3: S3Client) -> None:
+def test_a_failing_task_leaves_none_of_its_changes(
+    runtime: MigrationDagRuntime, conf: dict[str, str], s3: S3Client, kms: KMSClient
+) -> None:
     old, new = source(), target()
-    runtime.run(old, metadata.EXPORT_DAG_ID, CONF)
+    runtime.run(old, metadata.EXPORT_DAG_ID, conf)
     # An export whose dag_run lacks execution_date: the target requires it and no rule fills it,
     # so import_tables fails after it has inserted the variables and pools.
     manifest = read_json(s3, f"{PREFIX}/export/manifest.json")
     entry = manifest["tables"]["dag_run"]
-    key = f"{PREFIX}/export/dag_run.jsonl.gz"
-    rows = [
-        json.loads(line)
-        for line in gzip.decompress(s3.get_object(Bucket=BUCKET, Key=key)["Body"].read()).split(b"\n")
-        if line
-    ]
+    key = f"{PREFIX}/export/dag_run.jsonl.gz.sealed"
+    rows = exported_rows(s3, kms, conf, "dag_run")
+    box = metadata.open_secret_box(
+        metadata.KmsKeys(kms), metadata.SecretsEnvelope.from_json(manifest["secrets"]), "m-1"
+    )
     body, count = metadata.encode_table(
-        [{k: v for k, v in row.items() if k != "execution_date"} for row in rows]
+        [{k: v for k, v in row.items() if k != "execution_date"} for row in rows],
+        box,
+        "dag_run.jsonl.gz.sealed",
     )
     s3.put_object(Bucket=BUCKET, Key=key, Body=body)
     entry.update(rows=count, sha256=metadata.sha256_hex(body))
     entry["columns"] = [column for column in entry["columns"] if column["name"] != "execution_date"]
     s3.put_object(Bucket=BUCKET, Key=f"{PREFIX}/export/manifest.json", Body=json.dumps(manifest).encode())
 
-    result = runtime.run(new, metadata.IMPORT_DAG_ID, CONF)
+    result = runtime.run(new, metadata.IMPORT_DAG_ID, conf)
 
     assert result.failed_task == "import_tables"
     assert result.stderr == (
         "MappingError: dag_run: the target requires execution_date, which the export lacks "
-        "and no rule in FILL_RULES fills"
+        "and no rule in RULES fills"
     )
     assert new.metadata.get("variable", []) == []
     assert [row["pool"] for row in new.metadata["slot_pool"]] == ["default_pool"]
 
 
-def test_tasks_before_a_failing_task_keep_their_changes(runtime: MigrationDagRuntime, s3: S3Client) -> None:
+def test_tasks_before_a_failing_task_keep_their_changes(
+    runtime: MigrationDagRuntime, conf: dict[str, str], s3: S3Client
+) -> None:
     old, new = source(), target()
-    runtime.run(old, metadata.EXPORT_DAG_ID, CONF)
+    runtime.run(old, metadata.EXPORT_DAG_ID, conf)
     runtime.fail_dag(metadata.IMPORT_DAG_ID, "boom", task_id="unpause_dags")
 
-    failed = runtime.run(new, metadata.IMPORT_DAG_ID, CONF)
+    failed = runtime.run(new, metadata.IMPORT_DAG_ID, conf)
 
     assert failed == DagRunResult("failed", failed_task="unpause_dags", stderr="boom")
     assert carried(new, "variable") == carried(old, "variable")
@@ -298,18 +326,21 @@ def test_tasks_before_a_failing_task_keep_their_changes(runtime: MigrationDagRun
         s3.get_object(Bucket=BUCKET, Key=f"{PREFIX}/import/result.json")
 
 
-def test_a_scripted_failure_fails_the_first_task_before_any_change(runtime: MigrationDagRuntime) -> None:
+def test_a_scripted_failure_fails_the_first_task_before_any_change(
+    runtime: MigrationDagRuntime, conf: dict[str, str]
+) -> None:
     old = source()
     runtime.fail_dag(metadata.EXPORT_DAG_ID, "the export was told to fail", times=1)
 
-    first = runtime.run(old, metadata.EXPORT_DAG_ID, CONF)
-    second = runtime.run(old, metadata.EXPORT_DAG_ID, CONF)
+    first = runtime.run(old, metadata.EXPORT_DAG_ID, conf)
+    second = runtime.run(old, metadata.EXPORT_DAG_ID, conf)
 
     assert first == DagRunResult("failed", failed_task="cutover", stderr="the export was told to fail")
     assert second.state == "success"
 
 
 def test_a_bad_conf_fails_the_first_task(runtime: MigrationDagRuntime) -> None:
+    """The conf names a bucket only."""
     result = runtime.run(source(), metadata.EXPORT_DAG_ID, {"bucket": BUCKET})
 
     assert result.state == "failed"
@@ -327,12 +358,14 @@ def test_other_dags_just_succeed_and_can_be_made_to_fail(runtime: MigrationDagRu
     assert env.metadata == before
 
 
-def test_an_airflow_3_target_fails_the_import_clearly(runtime: MigrationDagRuntime) -> None:
+def test_an_airflow_3_target_fails_the_import_clearly(
+    runtime: MigrationDagRuntime, conf: dict[str, str]
+) -> None:
     old = source()
     new = environment("analytics-prod-3", "3.0.6", {"dag": []})
-    runtime.run(old, metadata.EXPORT_DAG_ID, CONF)
+    runtime.run(old, metadata.EXPORT_DAG_ID, conf)
 
-    result = runtime.run(new, metadata.IMPORT_DAG_ID, CONF)
+    result = runtime.run(new, metadata.IMPORT_DAG_ID, conf)
 
     assert result.failed_task == "verify_export"
     assert "UnsupportedAirflowError" in result.stderr

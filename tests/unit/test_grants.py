@@ -6,6 +6,8 @@ from moto import mock_aws
 
 from mwaa_migrate.grants import delete_policies, migration_policies, policy_name, put_policies, role_name
 
+KEY_ARN = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+
 
 def _policies(
     source_role="arn:aws:iam::123456789012:role/service-role/src",
@@ -22,6 +24,7 @@ def _policies(
         source_environment="a",
         source_role_arn=source_role,
         target_role_arn=target_role,
+        kms_key_arn=KEY_ARN,
     )
 
 
@@ -42,6 +45,25 @@ def test_the_target_may_read_the_export_and_the_source_log_groups_only():
     resources = {s["Sid"]: s["Resource"] for s in document["Statement"]}
     assert resources["ReadMigrationExport"] == "arn:aws:s3:::bucket/migrations/a/b/export/*"
     assert resources["ReadSourceLogs"] == "arn:aws:logs:us-east-1:123456789012:log-group:airflow-a-*"
+
+
+def test_only_the_source_makes_and_only_the_target_opens_this_migrations_data_keys():
+    export, import_ = (_policies()[0].document, _policies()[1].document)
+    actions = {
+        side: {s["Action"] if isinstance(s["Action"], str) else tuple(s["Action"]) for s in doc["Statement"]}
+        for side, doc in (("export", export), ("import", import_))
+    }
+    [seal] = [s for s in export["Statement"] if s["Sid"] == "SealMigrationExport"]
+    [open_] = [s for s in import_["Statement"] if s["Sid"] == "OpenMigrationExport"]
+    assert seal["Action"] == "kms:GenerateDataKey"
+    assert open_["Action"] == "kms:Decrypt"
+    assert "kms:Decrypt" not in actions["export"]
+    assert "kms:GenerateDataKey" not in actions["import"]
+    for statement in (seal, open_):
+        assert statement["Resource"] == KEY_ARN
+        assert statement["Condition"] == {
+            "StringEquals": {"kms:EncryptionContext:mwaa-migrate-migration": "a-to-b"}
+        }
 
 
 def test_long_names_stay_within_iam_limits():

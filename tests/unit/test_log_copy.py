@@ -1,46 +1,52 @@
-"""Copying task log streams between CloudWatch Logs groups, against moto with AWS's PutLogEvents limits."""
+"""Copying a work item's log streams between CloudWatch Logs groups, against moto with AWS's limits
+(PutLogEvents' batches, GetLogEvents' 1 MB pages, stream names)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypedDict
 from unittest import mock
 
 import boto3
 import pytest
+from botocore.retries.bucket import TokenBucket
 from botocore.retries.standard import ExponentialBackoff
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from moto import mock_aws
 from moto.core.exceptions import JsonRESTError
-from moto.logs.models import LogsBackend, logs_backends
+from moto.logs.models import LogsBackend, LogStream, logs_backends
 
-from emulation.logs_limits import PutLogEventsLog, enforce_put_log_events_limits
+from emulation.logs_limits import PutLogEventsLog, enforce_logs_limits
 from mwaa_migrate import clients
-from mwaa_migrate.errors import InvalidMigrationRequest, MigrationConflict
+from mwaa_migrate.errors import InvalidMigrationRequest, MigrationConflict, TransientAwsError
 from mwaa_migrate.log_copy import (
+    FOREIGN_TARGET,
     MAX_BATCH_BYTES,
     MAX_BATCH_EVENTS,
     MAX_EVENT_BYTES,
-    MAX_SKIPPED_LISTED,
+    MAX_LISTED,
+    SOURCE_GONE,
     LogCopyCursor,
     LogCopyProgress,
     LogEvent,
     SkippedStream,
-    copy_log_streams,
+    StreamToCopy,
+    WorkItem,
+    copy_work_item,
     count_rejected,
+    log_group_name,
     plan_batches,
-    task_log_group,
 )
 
 if TYPE_CHECKING:
     from mypy_boto3_logs import CloudWatchLogsClient
 
 REGION = "us-east-1"
-SOURCE = task_log_group("source-env")
-TARGET = task_log_group("target-env")
+SOURCE = log_group_name("source-env", "Task")
+TARGET = log_group_name("target-env", "Task")
 SECOND = 1000
 MINUTE = 60 * SECOND
 HOUR = 60 * MINUTE
@@ -65,11 +71,23 @@ class Budget:
 
 
 @dataclass
+class Calls:
+    """GetLogEvents calls by log group, as botocore sent them."""
+
+    reads: dict[str, int] = field(default_factory=dict)
+
+    def __call__(self, params: dict[str, Any], **_: Any) -> None:
+        group = params["logGroupName"]
+        self.reads[group] = self.reads.get(group, 0) + 1
+
+
+@dataclass
 class Aws:
     logs: CloudWatchLogsClient
     puts: PutLogEventsLog
     backend: LogsBackend
     now: datetime
+    calls: Calls
 
     @property
     def now_ms(self) -> int:
@@ -91,19 +109,32 @@ class Aws:
     def target_streams(self) -> list[str]:
         return sorted(self.backend.groups[TARGET].streams)
 
+    def item(
+        self, *names: str, targets: dict[str, str] | None = None, retention: int | None = None
+    ) -> WorkItem:
+        """A work item of the named source streams (all of them by default), in name order."""
+        chosen = sorted(names or self.backend.groups[SOURCE].streams)
+        return WorkItem(
+            group="Task",
+            source_group=SOURCE,
+            target_group=TARGET,
+            target_retention_days=retention,
+            streams=[StreamToCopy(source=name, target=(targets or {}).get(name)) for name in chosen],
+        )
+
     def copy(
         self,
         *,
         since: datetime,
         until: datetime,
+        item: WorkItem | None = None,
         resume_at: LogCopyCursor | None = None,
         time_left_ms: Callable[[], int] = plenty,
         **options: Any,
     ) -> LogCopyProgress:
-        return copy_log_streams(
+        return copy_work_item(
             self.logs,
-            source_group=SOURCE,
-            target_group=TARGET,
+            item or self.item(),
             since=since,
             until=until,
             resume_at=resume_at,
@@ -115,13 +146,17 @@ class Aws:
         self, *, since: datetime, until: datetime, checks_per_call: int, max_calls: int = 200
     ) -> tuple[LogCopyProgress, int]:
         """Call the copy again and again from its cursor, as the state machine does; the sum and the calls."""
-        total = self.copy(since=since, until=until, time_left_ms=Budget(checks_per_call))
+        item = self.item()
+        total = self.copy(since=since, until=until, item=item, time_left_ms=Budget(checks_per_call))
         calls = 1
         while not total.done:
             assert calls < max_calls, "the copy makes no progress"
-            assert total.resume_at is not None
             part = self.copy(
-                since=since, until=until, resume_at=total.resume_at, time_left_ms=Budget(checks_per_call)
+                since=since,
+                until=until,
+                item=item,
+                resume_at=total.resume_at,
+                time_left_ms=Budget(checks_per_call),
             )
             total = total.combined_with(part)
             calls += 1
@@ -131,14 +166,25 @@ class Aws:
 @pytest.fixture
 def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Aws]:
     monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-    with mock_aws(), enforce_put_log_events_limits() as puts:
+    with mock_aws(), enforce_logs_limits() as puts:
         clients.reset()
         logs = clients.logs()
         logs.create_log_group(logGroupName=SOURCE)
         logs.create_log_group(logGroupName=TARGET)
+        calls = Calls()
+        logs.meta.events.register("provide-client-params.cloudwatch-logs.GetLogEvents", calls)
         account = boto3.client("sts", region_name=REGION).get_caller_identity()["Account"]
-        yield Aws(logs=logs, puts=puts, backend=logs_backends[account][REGION], now=datetime.now(UTC))
+        yield Aws(
+            logs=logs, puts=puts, backend=logs_backends[account][REGION], now=datetime.now(UTC), calls=calls
+        )
     clients.reset()
+
+
+@pytest.fixture
+def no_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
+    """botocore's retries without their real sleeps: no backoff, no adaptive client-side rate limit."""
+    monkeypatch.setattr(ExponentialBackoff, "delay_amount", lambda self, context: 0)
+    monkeypatch.setattr(TokenBucket, "acquire", lambda self, amount=1, block=True: True)
 
 
 class Window(TypedDict):
@@ -169,16 +215,46 @@ def assert_limits_kept(puts: PutLogEventsLog) -> None:
         assert call.span_ms < DAY
 
 
+def failing_on_call(
+    method: Callable[..., Any], calls: set[int], error: Callable[[], Exception], *, after: bool = False
+) -> tuple[Callable[..., Any], list[int]]:
+    """`method` failing with `error()` on the given 1-based calls (after doing its work when `after`)."""
+    seen: list[int] = []
+
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        seen.append(len(seen) + 1)
+        if len(seen) in calls and not after:
+            raise error()
+        result = method(*args, **kwargs)
+        if len(seen) in calls:
+            raise error()
+        return result
+
+    return wrapped, seen
+
+
+def throttled() -> Exception:
+    return JsonRESTError("ThrottlingException", "Rate exceeded")
+
+
+def internal_failure() -> Exception:
+    failure = JsonRESTError("ServiceUnavailableException", "The service is unavailable")
+    failure.code = 503
+    return failure
+
+
 # --------------------------------------------------------------------------------------------------
 # Pure parts
 
 
-def test_task_log_group_is_mwaas_name() -> None:
-    assert task_log_group("prod") == "airflow-prod-Task"
+def test_log_group_names_are_mwaas() -> None:
+    assert log_group_name("prod", "Task") == "airflow-prod-Task"
+    assert log_group_name("prod", "DAGProcessing") == "airflow-prod-DAGProcessing"
 
 
 def test_an_event_counts_its_utf8_bytes_plus_26() -> None:
     assert LogEvent.of(1, "héllo €").size == len("héllo €".encode()) + 26
+    assert LogEvent.of(1, "ascii").size == 5 + 26
 
 
 def test_an_event_at_the_size_limit_is_kept_whole() -> None:
@@ -191,7 +267,7 @@ def test_an_event_at_the_size_limit_is_kept_whole() -> None:
 def test_an_oversized_event_is_truncated_to_the_limit_with_a_marker_on_a_character_boundary(
     char: str,
 ) -> None:
-    message = char * 300_000
+    message = char * (1_100_000 // len(char.encode()))
 
     event = LogEvent.of(7, message, ordinal=3)
 
@@ -217,7 +293,7 @@ def test_batches_split_at_10000_events() -> None:
 
 
 def test_a_batch_of_exactly_1_mb_stays_whole_and_one_byte_more_splits() -> None:
-    quarter = MAX_EVENT_BYTES - 26  # 4 events of 262,144 bytes: exactly 1,048,576
+    quarter = 262_144 - 26  # 4 events of 262,144 bytes: exactly 1,048,576
 
     assert [len(b) for b in plan_batches([small(1, quarter)] * 4)] == [4]
     assert [len(b) for b in plan_batches([small(1, quarter)] * 4 + [small(1)])] == [4, 1]
@@ -290,66 +366,75 @@ def test_progress_of_successive_calls_adds_up_and_keeps_the_later_cursor() -> No
         events_read=3,
         events_written=3,
         put_calls=1,
-        streams_skipped=MAX_SKIPPED_LISTED,
-        skipped=[SkippedStream(stream=f"s{i}", reason="r") for i in range(MAX_SKIPPED_LISTED)],
+        streams_skipped=MAX_LISTED,
+        skipped=[SkippedStream(stream=f"s{i}", reason="r") for i in range(MAX_LISTED)],
     )
     later = LogCopyProgress(
-        done=False, resume_at=cursor, events_read=2, events_written=1, events_rejected=1, put_calls=1,
-        streams_skipped=1, skipped=[SkippedStream(stream="late", reason="r")],
-    )  # fmt: skip
+        done=False,
+        resume_at=cursor,
+        events_read=2,
+        events_written=1,
+        events_rejected=1,
+        put_calls=1,
+        streams_skipped=1,
+        skipped=[SkippedStream(stream="late", reason="r")],
+    )
 
     total = first.combined_with(later)
 
     assert (total.done, total.resume_at) == (False, cursor)
     assert (total.events_read, total.events_written, total.events_rejected, total.put_calls) == (5, 4, 1, 2)
-    assert total.streams_skipped == MAX_SKIPPED_LISTED + 1
-    assert len(total.skipped) == MAX_SKIPPED_LISTED
+    assert total.streams_skipped == MAX_LISTED + 1
+    assert len(total.skipped) == MAX_LISTED
     assert total.to_event()["resumeAt"] == {"stream": "b", "timestamp": 5, "eventsAtTimestamp": 2}
+
+
+def test_a_work_item_needs_streams_named_once() -> None:
+    with pytest.raises(ValueError, match="at least 1 item"):
+        WorkItem(group="Task", source_group=SOURCE, target_group=TARGET, streams=[])
 
 
 # --------------------------------------------------------------------------------------------------
 # The copy against moto
 
 
-def test_a_source_without_streams_is_done_at_once(aws: Aws) -> None:
-    progress = aws.copy(**window(aws))
-
-    assert progress.done
-    assert progress.resume_at is None
-    assert progress.streams_listed == 0
-    assert aws.target_streams() == []
-
-
-def test_empty_streams_create_no_target_stream(aws: Aws) -> None:
+def test_empty_streams_create_no_target_stream_and_read_no_target(aws: Aws) -> None:
     aws.logs.create_log_stream(logGroupName=SOURCE, logStreamName=stream_name(1))
     aws.logs.create_log_stream(logGroupName=SOURCE, logStreamName=stream_name(2))
 
     progress = aws.copy(**window(aws))
 
-    assert (progress.done, progress.streams_listed, progress.streams_copied) == (True, 2, 0)
+    assert (progress.done, progress.streams_done, progress.streams_copied) == (True, 2, 0)
     assert aws.target_streams() == []
     assert aws.puts.calls == []
+    assert aws.calls.reads == {SOURCE: 4}  # per stream: an empty page, and the same token back
 
 
-def test_many_streams_over_several_describe_pages_are_all_copied_under_their_names(aws: Aws) -> None:
-    names = [stream_name(i) for i in range(120)]
+def test_a_first_copy_reads_nothing_from_the_target_and_makes_the_fewest_calls(aws: Aws) -> None:
+    names = [stream_name(i) for i in range(30)]
     for index, name in enumerate(names):
         aws.seed(name, [(aws.now_ms - HOUR, f"start {index}"), (aws.now_ms - MINUTE, f"end {index}")])
-    pages: list[int] = []
-    aws.logs.meta.events.register(
-        "after-call.cloudwatch-logs.DescribeLogStreams",
-        lambda parsed, **kwargs: pages.append(len(parsed["logStreams"])),
-    )
 
     progress = aws.copy(**window(aws))
 
-    assert pages == [50, 50, 20]
     assert aws.target_streams() == names
-    for index, name in enumerate(names):
+    for name in names:
         assert aws.held(name) == aws.held(name, SOURCE)
-        assert aws.held(name)[0][1] == f"start {index}"
-    assert (progress.streams_listed, progress.streams_copied, progress.events_written) == (120, 120, 240)
-    assert progress.put_calls == 120
+    # One page of events and one that returns the same token, per stream; one batch per stream.
+    assert aws.calls.reads == {SOURCE: 60}
+    assert (progress.get_calls, progress.put_calls, progress.streams_created) == (60, 30, 30)
+    assert (progress.streams_done, progress.streams_copied, progress.events_written) == (30, 30, 60)
+
+
+def test_streams_are_copied_under_their_target_names(aws: Aws) -> None:
+    legacy = "etl/load/2026-01-01T00_00_00+00_00/1.log"
+    renamed = "dag_id=etl/run_id=scheduled__2026-01-01T00_00_00+00_00/task_id=load/attempt=1.log"
+    aws.seed(legacy, hourly(aws, 3))
+
+    aws.copy(**window(aws), item=aws.item(legacy, targets={legacy: renamed}))
+
+    assert aws.target_streams() == [renamed]
+    assert aws.held(renamed) == aws.held(legacy, SOURCE)
 
 
 def test_a_stream_over_several_get_pages_is_copied_whole_in_order(aws: Aws) -> None:
@@ -362,6 +447,19 @@ def test_a_stream_over_several_get_pages_is_copied_whole_in_order(aws: Aws) -> N
     assert [call.events for call in aws.puts.calls] == [10_000, 2_345]
     assert progress.get_calls == 3  # 10,000 + 2,345 + the page that returns the same token
     assert (progress.events_read, progress.events_written) == (12_345, 12_345)
+    assert_limits_kept(aws.puts)
+
+
+def test_100_000_events_of_one_stream_are_copied_once_across_calls_in_the_fewest_batches(aws: Aws) -> None:
+    source = [(aws.now_ms - 2 * HOUR + i * 50, f"{i:06d} " + "x" * (i % 97)) for i in range(100_000)]
+    aws.seed(stream_name(1), source)
+
+    total, calls = aws.copy_to_the_end(**window(aws), checks_per_call=4)
+
+    assert calls > 1
+    assert aws.held(stream_name(1)) == source
+    assert [call.events for call in aws.puts.calls] == [10_000] * 10
+    assert (total.events_read, total.events_written, total.events_already_present) == (100_000, 100_000, 0)
     assert_limits_kept(aws.puts)
 
 
@@ -387,6 +485,24 @@ def test_batch_bytes_count_utf8_not_characters(aws: Aws) -> None:
     assert_limits_kept(aws.puts)
 
 
+def test_unicode_messages_are_copied_byte_for_byte(aws: Aws) -> None:
+    messages = [
+        "naïve café — 東京 — Привет — مرحبا",
+        "emoji 😀👩‍👩‍👧‍👦 and combining e\u0301",
+        "zero\u200bwidth, tab\tand newline\nin one event",
+        "\u202eright-to-left override",
+        "astral plane \U0001d11e \U0002000b " * 500,
+    ]
+    source = [(aws.now_ms - HOUR + i, message) for i, message in enumerate(messages)]
+    aws.seed(stream_name(1), source)
+
+    progress = aws.copy(**window(aws))
+
+    assert aws.held(stream_name(1)) == source
+    assert aws.puts.calls[0].bytes == sum(len(m.encode()) + 26 for m in messages)
+    assert progress.events_truncated == 0
+
+
 def test_events_spanning_more_than_24_hours_go_in_several_batches(aws: Aws) -> None:
     source = hourly(aws, 51)
     aws.seed(stream_name(1), source)
@@ -398,8 +514,8 @@ def test_events_spanning_more_than_24_hours_go_in_several_batches(aws: Aws) -> N
     assert_limits_kept(aws.puts)
 
 
-def test_an_oversized_event_is_written_truncated_and_counted(aws: Aws) -> None:
-    big = "€" * 100_000  # 300,000 bytes
+def test_an_event_over_the_event_limit_is_written_truncated_counted_and_noted(aws: Aws) -> None:
+    big = "€" * 400_000  # 1,200,000 bytes: more than one event (or batch) may hold
     aws.seed(
         stream_name(1),
         [(aws.now_ms - 3 * MINUTE, "before"), (aws.now_ms - 2 * MINUTE, big), (aws.now_ms - MINUTE, "after")],
@@ -410,8 +526,10 @@ def test_an_oversized_event_is_written_truncated_and_counted(aws: Aws) -> None:
     held = aws.held(stream_name(1))
     assert [message for _, message in held][::2] == ["before", "after"]
     assert big.startswith(held[1][1].split(" ... [truncated")[0])
-    assert held[1][1].endswith("the source event had 300000 bytes]")
+    assert held[1][1].endswith("the source event had 1200000 bytes]")
     assert (progress.events_truncated, progress.events_written) == (1, 3)
+    assert progress.notes[0].stream == stream_name(1)
+    assert "written truncated" in progress.notes[0].note
     assert_limits_kept(aws.puts)
 
 
@@ -428,7 +546,7 @@ def test_only_events_in_the_half_open_window_are_copied(aws: Aws) -> None:
 
     assert aws.target_streams() == [stream_name(1)]
     assert aws.held(stream_name(1)) == [(since_ms, str(since_ms)), (until_ms - 1, str(until_ms - 1))]
-    assert (progress.streams_listed, progress.streams_copied, progress.events_read) == (3, 1, 2)
+    assert (progress.streams_done, progress.streams_copied, progress.events_read) == (3, 1, 2)
 
 
 def test_events_older_than_14_days_are_left_out_and_counted(aws: Aws) -> None:
@@ -442,13 +560,21 @@ def test_events_older_than_14_days_are_left_out_and_counted(aws: Aws) -> None:
 
 
 def test_events_older_than_the_targets_retention_are_left_out_and_counted(aws: Aws) -> None:
-    aws.logs.put_retention_policy(logGroupName=TARGET, retentionInDays=1)
     aws.seed(stream_name(1), [(aws.now_ms - 2 * DAY, "2 days"), (aws.now_ms - HOUR, "1 hour")])
 
-    progress = aws.copy(**window(aws))
+    progress = aws.copy(**window(aws), item=aws.item(retention=1))
 
     assert aws.held(stream_name(1)) == [(aws.now_ms - HOUR, "1 hour")]
     assert (progress.events_too_old, progress.events_written) == (1, 1)
+
+
+def test_a_stream_whose_events_are_all_too_old_gets_no_target_stream(aws: Aws) -> None:
+    aws.seed(stream_name(1), [(aws.now_ms - 15 * DAY, "15 days")])
+
+    progress = aws.copy(**window(aws, days=16))
+
+    assert aws.target_streams() == []
+    assert (progress.events_too_old, progress.streams_created) == (1, 0)
 
 
 def test_events_putlogevents_leaves_out_are_counted_as_rejected(aws: Aws) -> None:
@@ -461,6 +587,7 @@ def test_events_putlogevents_leaves_out_are_counted_as_rejected(aws: Aws) -> Non
     assert aws.held(stream_name(1)) == [(aws.now_ms - HOUR, "fresh")]
     assert (progress.events_rejected, progress.events_written, progress.events_too_old) == (2, 1, 0)
     assert progress.events_read == 3
+    assert "left out 2 event(s)" in progress.notes[0].note
 
 
 def test_a_rerun_after_a_complete_copy_writes_nothing(aws: Aws) -> None:
@@ -473,7 +600,7 @@ def test_a_rerun_after_a_complete_copy_writes_nothing(aws: Aws) -> None:
 
     assert len(aws.puts.calls) == calls
     assert (again.events_written, again.put_calls, again.events_already_present) == (0, 0, 90)
-    assert (again.done, again.streams_copied) == (True, 3)
+    assert (again.done, again.streams_copied, again.streams_created) == (True, 3, 0)
     assert first.events_written == 90
     for index in range(3):
         assert aws.held(stream_name(index)) == aws.held(stream_name(index), SOURCE)
@@ -519,7 +646,7 @@ def test_a_copy_stopped_for_time_and_resumed_ends_with_every_source_event_once(
     for name, events in streams.items():
         assert aws.held(name) == events
     assert (total.events_read, total.events_written, total.events_already_present) == (180, 180, 0)
-    assert (total.streams_listed, total.streams_copied) == (3, 3)
+    assert (total.streams_done, total.streams_copied) == (3, 3)
     assert_limits_kept(aws.puts)
 
 
@@ -556,6 +683,102 @@ def test_a_fresh_rerun_after_a_partial_copy_skips_what_the_target_holds(aws: Aws
     assert partial.events_written + rerun.events_written == 120
 
 
+def test_a_crash_mid_stream_then_a_retry_from_the_last_checkpoint_writes_nothing_twice(aws: Aws) -> None:
+    aws.seed(stream_name(1), hourly(aws, 30, prefix="a"))
+    # 60 events of 100,000 bytes: 6 batches (and GetLogEvents pages) of 10.
+    aws.seed(stream_name(2), [(aws.now_ms - HOUR + i, f"b {i:02d} " + "b" * 99_990) for i in range(60)])
+    checkpoint = aws.copy(**window(aws), time_left_ms=Budget(6))  # stream 1 and a batch of stream 2
+    assert checkpoint.resume_at is not None
+    assert checkpoint.resume_at.stream == stream_name(2)
+
+    # The next call writes 4 batches, then its Lambda is killed: it returns nothing.
+    crash, seen = failing_on_call(LogsBackend.put_log_events, {4}, lambda: SystemExit("killed"), after=True)
+    with mock.patch.object(LogsBackend, "put_log_events", crash), pytest.raises(SystemExit):
+        aws.copy(**window(aws), resume_at=checkpoint.resume_at)
+    assert len(seen) == 4
+
+    # Step Functions retries the call with the same input: the last checkpoint.
+    retry = aws.copy(**window(aws), resume_at=checkpoint.resume_at)
+
+    assert retry.done
+    assert aws.held(stream_name(1)) == aws.held(stream_name(1), SOURCE)
+    assert aws.held(stream_name(2)) == aws.held(stream_name(2), SOURCE)
+    assert retry.events_already_present == 4 * 10
+    assert checkpoint.events_written + 4 * 10 + retry.events_written == 30 + 60
+
+
+def test_a_put_that_fails_after_storing_its_batch_is_not_sent_again_blindly(
+    aws: Aws, no_backoff: None
+) -> None:
+    aws.seed(stream_name(1), hourly(aws, 60))
+    # The second batch is stored, then the call answers 503: botocore would send it again.
+    flaky, seen = failing_on_call(LogsBackend.put_log_events, {2}, internal_failure, after=True)
+
+    with (
+        mock.patch.object(LogsBackend, "put_log_events", flaky),
+        pytest.raises(TransientAwsError, match="503|Unavailable"),
+    ):
+        aws.copy(**window(aws))
+    assert len(seen) == 2
+
+    retry = aws.copy(**window(aws))  # the state's retry, from the same (empty) checkpoint
+
+    assert aws.held(stream_name(1)) == aws.held(stream_name(1), SOURCE)
+    assert (retry.events_already_present, retry.events_written) == (48, 12)
+
+
+def test_a_put_that_fails_before_storing_is_written_by_the_retry(aws: Aws, no_backoff: None) -> None:
+    aws.seed(stream_name(1), hourly(aws, 30))
+    flaky, _ = failing_on_call(LogsBackend.put_log_events, {1}, internal_failure)
+
+    with mock.patch.object(LogsBackend, "put_log_events", flaky), pytest.raises(TransientAwsError):
+        aws.copy(**window(aws))
+    retry = aws.copy(**window(aws))
+
+    assert aws.held(stream_name(1)) == aws.held(stream_name(1), SOURCE)
+    assert (retry.events_already_present, retry.events_written) == (0, 30)
+
+
+def test_a_throttled_put_is_retried_by_botocore(aws: Aws, no_backoff: None) -> None:
+    aws.seed(stream_name(1), hourly(aws, 5))
+    throttle, seen = failing_on_call(LogsBackend.put_log_events, {1, 2}, throttled)
+
+    with mock.patch.object(LogsBackend, "put_log_events", throttle):
+        progress = aws.copy(**window(aws))
+
+    assert len(seen) == 3
+    assert progress.put_calls == 1
+    assert aws.held(stream_name(1)) == aws.held(stream_name(1), SOURCE)
+
+
+def test_a_throttle_on_the_nth_call_of_a_long_copy_is_retried_without_a_gap_or_a_double(
+    aws: Aws, no_backoff: None
+) -> None:
+    for index in range(4):
+        aws.seed(stream_name(index), hourly(aws, 72, prefix=f"s{index}"))  # 3 batches each
+    put_throttle, puts = failing_on_call(LogsBackend.put_log_events, {5}, throttled)
+    get_throttle, gets = failing_on_call(LogStream.get_log_events, {3, 7}, throttled)
+
+    with (
+        mock.patch.object(LogsBackend, "put_log_events", put_throttle),
+        mock.patch.object(LogStream, "get_log_events", get_throttle),
+    ):
+        progress = aws.copy(**window(aws))
+
+    assert (len(puts), progress.put_calls) == (13, 12)
+    assert len(gets) == progress.get_calls + 2
+    for index in range(4):
+        assert aws.held(stream_name(index)) == aws.held(stream_name(index), SOURCE)
+
+
+def test_throttling_beyond_botocores_retries_is_a_transient_error(aws: Aws, no_backoff: None) -> None:
+    aws.seed(stream_name(1), hourly(aws, 5))
+    throttle, _ = failing_on_call(LogsBackend.put_log_events, set(range(1, 100)), throttled)
+
+    with mock.patch.object(LogsBackend, "put_log_events", throttle), pytest.raises(TransientAwsError):
+        aws.copy(**window(aws))
+
+
 def test_a_target_stream_of_another_origin_is_skipped_and_left_untouched(aws: Aws) -> None:
     aws.seed(stream_name(1), hourly(aws, 5))
     aws.seed(stream_name(2), hourly(aws, 5))
@@ -567,8 +790,7 @@ def test_a_target_stream_of_another_origin_is_skipped_and_left_untouched(aws: Aw
     assert aws.held(stream_name(1)) == foreign
     assert aws.held(stream_name(2)) == aws.held(stream_name(2), SOURCE)
     assert (progress.streams_skipped, progress.streams_copied) == (1, 1)
-    assert progress.skipped[0].stream == stream_name(1)
-    assert "not this source stream's" in progress.skipped[0].reason
+    assert progress.skipped == [SkippedStream(stream=stream_name(1), reason=FOREIGN_TARGET)]
 
 
 def test_an_existing_empty_target_stream_is_used(aws: Aws) -> None:
@@ -578,21 +800,23 @@ def test_an_existing_empty_target_stream_is_used(aws: Aws) -> None:
     progress = aws.copy(**window(aws))
 
     assert aws.held(stream_name(1)) == aws.held(stream_name(1), SOURCE)
-    assert progress.events_written == 3
+    assert (progress.events_written, progress.streams_created) == (3, 0)
 
 
-def test_a_missing_target_log_group_is_a_conflict_naming_task_logs(aws: Aws) -> None:
+def test_a_source_stream_gone_since_the_listing_is_skipped_with_the_reason(aws: Aws) -> None:
+    aws.seed(stream_name(2), hourly(aws, 3))
+
+    progress = aws.copy(**window(aws), item=aws.item(stream_name(1), stream_name(2)))
+
+    assert progress.skipped == [SkippedStream(stream=stream_name(1), reason=SOURCE_GONE)]
+    assert aws.target_streams() == [stream_name(2)]
+
+
+def test_a_missing_target_log_group_is_a_conflict_naming_the_logging_setting(aws: Aws) -> None:
     aws.logs.delete_log_group(logGroupName=TARGET)
     aws.seed(stream_name(1), hourly(aws, 3))
 
     with pytest.raises(MigrationConflict, match="Task logs must be enabled on the target"):
-        aws.copy(**window(aws))
-
-
-def test_a_missing_source_log_group_is_a_conflict(aws: Aws) -> None:
-    aws.logs.delete_log_group(logGroupName=SOURCE)
-
-    with pytest.raises(MigrationConflict, match=f"source log group {SOURCE} does not exist"):
         aws.copy(**window(aws))
 
 
@@ -604,31 +828,18 @@ def test_a_missing_source_log_group_is_a_conflict(aws: Aws) -> None:
     ],
 )
 def test_a_bad_window_is_refused(aws: Aws, since: datetime, until: datetime, message: str) -> None:
+    aws.seed(stream_name(1), hourly(aws, 1))
     with pytest.raises(InvalidMigrationRequest, match=message):
         aws.copy(since=since, until=until)
 
 
+def test_a_cursor_outside_the_item_is_refused(aws: Aws) -> None:
+    aws.seed(stream_name(1), hourly(aws, 1))
+    with pytest.raises(InvalidMigrationRequest, match="not a stream of this item"):
+        aws.copy(**window(aws), resume_at=LogCopyCursor(stream="elsewhere"))
+
+
 def test_a_call_without_time_for_two_safety_margins_is_refused(aws: Aws) -> None:
+    aws.seed(stream_name(1), hourly(aws, 1))
     with pytest.raises(InvalidMigrationRequest, match="timeout"):
         aws.copy(**window(aws), time_left_ms=lambda: 100_000)
-
-
-def test_a_throttled_put_is_retried_by_botocore(aws: Aws, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(ExponentialBackoff, "delay_amount", lambda self, context: 0)  # no real backoff
-    strict_put = LogsBackend.put_log_events
-    attempts: list[int] = []
-
-    def throttled_twice(backend: LogsBackend, *args: Any, **kwargs: Any) -> Any:
-        attempts.append(len(args[2]))
-        if len(attempts) <= 2:
-            raise JsonRESTError("ThrottlingException", "Rate exceeded")
-        return strict_put(backend, *args, **kwargs)
-
-    aws.seed(stream_name(1), hourly(aws, 5))
-
-    with mock.patch.object(LogsBackend, "put_log_events", throttled_twice):
-        progress = aws.copy(**window(aws))
-
-    assert attempts == [5, 5, 5]
-    assert progress.put_calls == 1
-    assert aws.held(stream_name(1)) == aws.held(stream_name(1), SOURCE)

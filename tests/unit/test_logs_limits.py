@@ -1,4 +1,4 @@
-"""The PutLogEvents enforcement refuses, and leaves out, what AWS does, for every client."""
+"""The CloudWatch Logs enforcement refuses, leaves out and pages what AWS does, for every client."""
 
 from __future__ import annotations
 
@@ -11,7 +11,12 @@ import pytest
 from botocore.exceptions import ClientError
 from moto import mock_aws
 
-from emulation.logs_limits import PutLogEventsLog, enforce_put_log_events_limits
+from emulation.logs_limits import (
+    PutLogEventsLog,
+    enforce_get_log_events_page_size,
+    enforce_log_stream_names,
+    enforce_put_log_events_limits,
+)
 
 if TYPE_CHECKING:
     from mypy_boto3_logs import CloudWatchLogsClient
@@ -91,9 +96,9 @@ ONE_BYTE_OVER_1_MB = (262_118, 262_118, 262_118, 131_046, 131_047)
             id="UTF-8 bytes over 1 MB",
         ),
         pytest.param(
-            lambda: events(262_119),
-            "Log event too large: 262145 bytes exceeds limit of 262144",
-            id="one event over 256 KB",
+            lambda: events(1_048_551),
+            "Log event too large: 1048577 bytes exceeds limit of 1048576",
+            id="one event over 1 MB",
         ),
         pytest.param(
             lambda: events(1, 1, start=now_ms() - DAY_MS - 2 * HOUR_MS, step_ms=DAY_MS + 1),
@@ -124,7 +129,7 @@ def test_a_batch_breaking_a_limit_is_refused_as_aws_refuses_it_and_nothing_is_st
     [
         pytest.param(lambda: events(*[1] * 10_000), id="10,000 events"),
         pytest.param(lambda: events(*[262_118] * 4), id="1,048,576 bytes"),
-        pytest.param(lambda: events(262_118), id="one event of 256 KB"),
+        pytest.param(lambda: events(1_048_550), id="one event of 1 MB"),
         pytest.param(lambda: events(1, 1, start=now_ms() - DAY_MS - 2 * HOUR_MS, step_ms=DAY_MS), id="24 h"),
         pytest.param(lambda: events(1, 1, step_ms=0), id="equal timestamps"),
     ],
@@ -209,8 +214,61 @@ def test_moto_is_lax_again_once_the_enforcement_ends(logs: CloudWatchLogsClient)
     assert stored(logs) == 10_001
 
 
-def test_a_larger_event_limit_can_be_chosen(logs: CloudWatchLogsClient) -> None:
-    with enforce_put_log_events_limits(max_event_bytes=1_048_576) as log:
-        put(logs, events(500_000))
+def test_the_older_256_kb_event_limit_can_be_chosen(logs: CloudWatchLogsClient) -> None:
+    with enforce_put_log_events_limits(max_event_bytes=262_144) as log, pytest.raises(ClientError):
+        put(logs, events(262_119))
 
-    assert log.events_stored == 1
+    assert log.refused[0].refused == "Log event too large: 262145 bytes exceeds limit of 262144"
+
+
+def pages(logs: CloudWatchLogsClient, *, forward: bool = True) -> list[int]:
+    """The event count of each GetLogEvents page, reading the whole stream one way."""
+    sizes: list[int] = []
+    token_key = "nextForwardToken" if forward else "nextBackwardToken"
+    request: dict[str, Any] = {"logGroupName": GROUP, "logStreamName": STREAM, "startFromHead": forward}
+    while True:
+        page = logs.get_log_events(**request)
+        if page[token_key] == request.get("nextToken"):
+            return sizes
+        sizes.append(len(page["events"]))
+        request["nextToken"] = page[token_key]
+
+
+def test_get_log_events_pages_hold_at_most_1_mb(logs: CloudWatchLogsClient) -> None:
+    put(logs, events(*[100_000 - 26] * 25))  # 25 events of 100,000 bytes (moto alone takes 2.5 MB)
+    with enforce_get_log_events_page_size():
+        forward, backward = pages(logs), pages(logs, forward=False)
+
+    assert forward == [10, 10, 5]  # 10 x 100,000 fit in 1,048,576; 11 do not
+    assert backward == [10, 10, 5]
+
+
+def test_get_log_events_pages_of_small_events_hold_10_000(logs: CloudWatchLogsClient) -> None:
+    for start in range(0, 25_000, 10_000):
+        put(logs, events(*[1] * min(10_000, 25_000 - start)))
+    with enforce_get_log_events_page_size():
+        assert pages(logs) == [10_000, 10_000, 5_000]
+
+
+def test_a_page_holds_an_event_larger_than_the_page_limit_alone(logs: CloudWatchLogsClient) -> None:
+    put(logs, events(600_000))
+    put(logs, events(600_000))
+    with enforce_get_log_events_page_size(max_page_bytes=500_000):
+        assert pages(logs) == [1, 1]
+
+
+@pytest.mark.parametrize("name", ["run_id=scheduled__2026-01-01T00:00:00+00:00", "a*b"])
+def test_a_stream_name_with_a_colon_or_asterisk_is_refused(logs: CloudWatchLogsClient, name: str) -> None:
+    with enforce_log_stream_names(), pytest.raises(ClientError) as refused:
+        logs.create_log_stream(logGroupName=GROUP, logStreamName=name)
+
+    assert refused.value.response["Error"]["Code"] == "InvalidParameterException"
+    assert "[^:*]*" in refused.value.response["Error"]["Message"]
+
+
+def test_a_stream_name_as_mwaa_writes_it_is_accepted(logs: CloudWatchLogsClient) -> None:
+    name = "dag_id=d/run_id=scheduled__2026-01-01T00_00_00+00_00/task_id=t/attempt=1.log"
+    with enforce_log_stream_names():
+        logs.create_log_stream(logGroupName=GROUP, logStreamName=name)
+
+    assert logs.describe_log_streams(logGroupName=GROUP, logStreamNamePrefix="dag_id=d/run")["logStreams"]

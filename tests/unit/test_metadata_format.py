@@ -1,26 +1,27 @@
-"""The export/import DAGs' library: format, checksums, column mapping, merge plan, cutover.
+"""The export/import DAGs' library: format, sealing, checksums, column mapping, ids, merge, cutover.
 
-The steps run against `EmulatedDatabase` (the emulator's stand-in for Airflow's ORM) and an
-in-memory Storage; the Airflow-facing parts (`AirflowDatabase`, the DAG files under real Airflow)
-are not exercised here.
+The steps run against `EmulatedDatabase` (the library's row-by-row semantics over in-memory tables),
+an in-memory Storage and moto's KMS. The PostgreSQL side (`PostgresDatabase`'s SQL) and the DAG
+files under real Airflow are exercised by the real tier (tests/airflow, `make test-airflow`).
 """
 
 from __future__ import annotations
 
 import ast
-import gzip
-import hashlib
 import json
 import py_compile
 import re
 import runpy
 import sys
 import types
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, ClassVar
 
+import boto3
 import pytest
+from moto import mock_aws
 
 from emulation.dag_runtime import EmulatedDatabase
 from emulation.mwaa import EmulatedEnvironment
@@ -28,9 +29,10 @@ from mwaa_migrate.dags import mwaa_migrate_metadata as metadata
 from mwaa_migrate.dags.mwaa_migrate_metadata import Column
 
 DAGS_DIR = Path(metadata.__file__).parent
-CONF = metadata.RunConf(bucket="migrations", prefix="runs/m-1", migration_id="m-1")
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 TRICKY = 'first line\nsecond line — ünïcødé ✓ 🚀\u2028after a line separator\r\n\ttabbed "quoted" \\ end'
+PASSWORD = "p@ss w0rd/with:odd#chars"
+RUN_20 = "scheduled__2026-11-20"
 
 
 class MemoryStorage:
@@ -46,6 +48,82 @@ class MemoryStorage:
         except KeyError:
             raise metadata.MissingObjectError(f"{key} does not exist") from None
 
+    def put_file(self, key: str, path: str) -> None:
+        self.objects[key] = Path(path).read_bytes()
+
+    def get_file(self, key: str, path: str) -> None:
+        Path(path).write_bytes(self.get(key))
+
+
+@pytest.fixture
+def keys() -> Iterator[metadata.KmsKeys]:
+    with mock_aws():
+        yield metadata.KmsKeys(boto3.client("kms", region_name="us-east-1"))
+
+
+@pytest.fixture
+def conf(keys: metadata.KmsKeys) -> metadata.RunConf:
+    key_id = keys.client.create_key()["KeyMetadata"]["Arn"]
+    return metadata.RunConf(bucket="migrations", prefix="runs/m-1", migration_id="m-1", kms_key_id=key_id)
+
+
+def dag_run(
+    dag_id: str,
+    run_id: str,
+    state: str,
+    execution_date: str,
+    *,
+    run_pk: int = 17,
+    conf: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    return {
+        "id": run_pk,
+        "dag_id": dag_id,
+        "run_id": run_id,
+        "state": state,
+        "run_type": run_id.split("__", 1)[0],
+        "execution_date": execution_date,
+        "start_date": execution_date,
+        "end_date": None if state in {"running", "queued"} else "2026-11-23T01:02:03.456789+00:00",
+        "conf": conf or {},
+        "external_trigger": run_id.startswith("manual"),
+        "log_template_id": 7,
+        "creating_job_id": 99,
+    }
+
+
+def task(dag_id: str, run_id: str, task_id: str, state: str, *, map_index: int = -1) -> dict[str, Any]:
+    return {
+        "dag_id": dag_id,
+        "task_id": task_id,
+        "run_id": run_id,
+        "map_index": map_index,
+        "state": state,
+        "try_number": 2 if state == "success" else 1,
+        "max_tries": 1,
+        "start_date": "2026-11-20T00:00:05+00:00",
+        "end_date": "2026-11-20T00:00:09+00:00",
+        "pool": "default_pool",
+        "job_id": 4242,
+        "trigger_id": None,
+        "hostname": "worker-1",
+    }
+
+
+def xcom(
+    run_pk: int, dag_id: str, run_id: str, task_id: str, value: Any, *, map_index: int = -1
+) -> dict[str, Any]:
+    return {
+        "dag_run_id": run_pk,
+        "dag_id": dag_id,
+        "run_id": run_id,
+        "task_id": task_id,
+        "map_index": map_index,
+        "key": "return_value",
+        "value": value,
+        "timestamp": "2026-11-20T00:00:09+00:00",
+    }
+
 
 def source_metadata() -> dict[str, list[dict[str, Any]]]:
     return {
@@ -58,6 +136,20 @@ def source_metadata() -> dict[str, list[dict[str, Any]]]:
             },
             {"key": "partner_api_token", "val": "s3cr3t", "description": None, "is_encrypted": True},
             {"key": "tricky", "val": TRICKY, "description": "ünïcødé", "is_encrypted": True},
+        ],
+        "connection": [
+            {
+                "id": 3,
+                "conn_id": "warehouse_db",
+                "conn_type": "postgres",
+                "host": "db.example.com",
+                "login": "etl",
+                "password": PASSWORD,
+                "port": 5432,
+                "extra": json.dumps({"sslmode": "require"}),
+                "is_encrypted": True,
+                "is_extra_encrypted": True,
+            }
         ],
         "slot_pool": [
             {"pool": "default_pool", "slots": 128, "description": "Default pool", "include_deferred": False},
@@ -76,38 +168,71 @@ def source_metadata() -> dict[str, list[dict[str, Any]]]:
             {"dag_id": metadata.EXPORT_DAG_ID, "is_paused": False},
         ],
         "dag_run": [
-            dag_run("daily_sales", "scheduled__2026-11-20", "success", "2026-11-20T00:00:00+00:00"),
-            dag_run("daily_sales", "scheduled__2026-11-21", "failed", "2026-11-21T00:00:00+00:00"),
-            dag_run("daily_sales", "scheduled__2026-11-22", "running", "2026-11-22T00:00:00+00:00"),
-            dag_run("hourly_events", "manual__2026-11-22T09:30", "queued", "2026-11-22T09:30:00+00:00"),
+            dag_run("daily_sales", RUN_20, "success", "2026-11-20T00:00:00+00:00", run_pk=17),
+            dag_run("daily_sales", "scheduled__2026-11-21", "failed", "2026-11-21T00:00:00+00:00", run_pk=18),
+            dag_run(
+                "daily_sales", "scheduled__2026-11-22", "running", "2026-11-22T00:00:00+00:00", run_pk=19
+            ),
+            dag_run(
+                "hourly_events", "manual__2026-11-22T09:30", "queued", "2026-11-22T09:30:00+00:00", run_pk=20
+            ),
             dag_run(
                 "hourly_events",
                 "manual__2026-11-22T08:30",
                 "success",
                 "2026-11-22T08:30:00Z",
+                run_pk=21,
                 conf={"note": TRICKY, "n": [1, 2]},
             ),
-            dag_run(metadata.EXPORT_DAG_ID, "mwaa-migrate-m-0", "success", "2026-11-01T00:00:00+00:00"),
+            dag_run(
+                metadata.EXPORT_DAG_ID, "mwaa-migrate-m-0", "success", "2026-11-01T00:00:00+00:00", run_pk=22
+            ),
         ],
-    }
-
-
-def dag_run(
-    dag_id: str, run_id: str, state: str, execution_date: str, conf: dict[str, Any] | None = None
-) -> dict[str, Any]:
-    return {
-        "id": 17,
-        "dag_id": dag_id,
-        "run_id": run_id,
-        "state": state,
-        "run_type": run_id.split("__", 1)[0],
-        "execution_date": execution_date,
-        "start_date": execution_date,
-        "end_date": None if state in {"running", "queued"} else "2026-11-23T01:02:03.456789+00:00",
-        "conf": conf or {},
-        "external_trigger": run_id.startswith("manual"),
-        "log_template_id": 7,
-        "creating_job_id": 99,
+        "task_instance": [
+            task("daily_sales", RUN_20, "extract", "success"),
+            task("daily_sales", RUN_20, "load", "success", map_index=0),
+            task("daily_sales", RUN_20, "load", "success", map_index=1),
+            task("daily_sales", "scheduled__2026-11-21", "extract", "failed"),
+            task("daily_sales", "scheduled__2026-11-21", "load", "upstream_failed"),
+            # in a finished run, but still up for retry: in flight, left out
+            task("daily_sales", "scheduled__2026-11-21", "notify", "up_for_retry"),
+            task("daily_sales", "scheduled__2026-11-22", "extract", "running"),
+            task(metadata.EXPORT_DAG_ID, "mwaa-migrate-m-0", "cutover", "success"),
+        ],
+        "xcom": [
+            xcom(17, "daily_sales", RUN_20, "extract", {"rows": 42, "note": TRICKY}),
+            xcom(17, "daily_sales", RUN_20, "load", 10, map_index=0),
+            xcom(17, "daily_sales", RUN_20, "load", 20, map_index=1),
+            xcom(18, "daily_sales", "scheduled__2026-11-21", "notify", "in flight"),
+            xcom(19, "daily_sales", "scheduled__2026-11-22", "extract", "running"),
+        ],
+        "log": [
+            {
+                "id": 1,
+                "dttm": "2026-11-19T10:00:00+00:00",
+                "dag_id": None,
+                "event": "cli_connections_add",
+                "owner": "root",
+                "extra": f'{{"full_command": "connections add --password {PASSWORD}"}}',
+            },
+            {
+                "id": 2,
+                "dttm": "2026-11-20T00:00:05+00:00",
+                "dag_id": "daily_sales",
+                "task_id": "extract",
+                "event": "running",
+                "owner": "analytics",
+                "extra": None,
+            },
+            {
+                "id": 3,
+                "dttm": "2026-11-23T00:00:00+00:00",
+                "dag_id": metadata.EXPORT_DAG_ID,
+                "event": "trigger",
+                "owner": "mwaa-migrate",
+                "extra": None,
+            },
+        ],
     }
 
 
@@ -129,6 +254,10 @@ def target_environment(version: str = "2.10.3") -> EmulatedEnvironment:
                     "include_deferred": False,
                 }
             ],
+            # The target's own runs have other ids: xcom.dag_run_id must be resolved, not copied.
+            "dag_run": [
+                dag_run("target_only", "manual__x", "success", "2026-01-01T00:00:00+00:00", run_pk=500)
+            ],
             "dag": [
                 {"dag_id": "daily_sales", "is_paused": True},
                 {"dag_id": "hourly_events", "is_paused": True},
@@ -140,25 +269,27 @@ def target_environment(version: str = "2.10.3") -> EmulatedEnvironment:
     )
 
 
-def export(env: EmulatedEnvironment, storage: MemoryStorage, conf: metadata.RunConf = CONF) -> dict[str, Any]:
+def export(
+    env: EmulatedEnvironment, storage: MemoryStorage, conf: metadata.RunConf, keys: metadata.KeyService
+) -> dict[str, Any]:
     db = EmulatedDatabase(env, now=NOW)
     active = metadata.cutover(db, storage, conf)
     db.commit()
     db = EmulatedDatabase(env, now=NOW)
-    metadata.export_tables(db, storage, conf, active)
+    metadata.export_tables(db, storage, conf, active, keys)
     db.commit()
     return manifest_of(storage)
 
 
 def import_(
-    env: EmulatedEnvironment, storage: MemoryStorage, conf: metadata.RunConf = CONF
+    env: EmulatedEnvironment, storage: MemoryStorage, conf: metadata.RunConf, keys: metadata.KeyService
 ) -> dict[str, Any]:
     db = EmulatedDatabase(env, now=NOW)
-    metadata.verify_export(db, storage, conf)
+    metadata.verify_export(db, storage, conf, keys)
     metadata.pause_dags(db)
     db.commit()
     db = EmulatedDatabase(env, now=NOW)
-    imported = metadata.import_tables(db, storage, conf)
+    imported = metadata.import_tables(db, storage, conf, keys)
     db.commit()
     db = EmulatedDatabase(env, now=NOW)
     result = metadata.unpause_dags(db, storage, conf, imported)
@@ -171,9 +302,12 @@ def manifest_of(storage: MemoryStorage) -> dict[str, Any]:
     return loaded
 
 
-def lines_of(storage: MemoryStorage, table: str) -> list[dict[str, Any]]:
-    text = gzip.decompress(storage.objects[f"runs/m-1/export/{table}.jsonl.gz"]).decode("utf-8")
-    return [json.loads(line) for line in text.split("\n") if line]
+def rows_of(
+    storage: MemoryStorage, conf: metadata.RunConf, keys: metadata.KeyService, table: str
+) -> list[dict[str, Any]]:
+    manifest = metadata.read_manifest(storage, conf)
+    box = metadata.open_secret_box(keys, manifest.secrets, conf.migration_id)
+    return metadata.read_table(storage, conf, manifest.tables[table], box)
 
 
 def paused(env: EmulatedEnvironment) -> dict[str, bool]:
@@ -186,395 +320,451 @@ def rewrite_manifest(storage: MemoryStorage, change: Any) -> None:
     storage.objects["runs/m-1/export/manifest.json"] = json.dumps(manifest).encode()
 
 
+@pytest.fixture
+def exported(conf: metadata.RunConf, keys: metadata.KmsKeys) -> MemoryStorage:
+    storage = MemoryStorage()
+    export(environment("2.7.2", source_metadata()), storage, conf, keys)
+    return storage
+
+
 # ------------------------------------------------------------------ format
 
 
-def test_export_writes_a_manifest_describing_one_gzipped_file_per_table() -> None:
-    storage = MemoryStorage()
-
-    manifest = export(environment("2.7.2", source_metadata()), storage)
+def test_export_writes_a_manifest_describing_one_sealed_file_per_table(
+    exported: MemoryStorage, conf: metadata.RunConf
+) -> None:
+    manifest = manifest_of(exported)
 
     assert manifest["format"] == "mwaa-migrate-metadata"
-    assert manifest["format_version"] == 1
+    assert manifest["format_version"] == 2
     assert manifest["migrationId"] == "m-1"
     assert manifest["source_airflow_version"] == "2.7.2"
-    assert datetime.fromisoformat(manifest["exported_at"]).tzinfo is not None
-    assert set(manifest["tables"]) == {"variable", "slot_pool", "dag_run"}
-    for table, entry in manifest["tables"].items():
-        body = storage.objects[f"runs/m-1/export/{table}.jsonl.gz"]
-        assert entry["file"] == f"{table}.jsonl.gz"
-        assert entry["sha256"] == hashlib.sha256(body).hexdigest()
-        assert entry["rows"] == len(lines_of(storage, table))
+    assert manifest["schema_revision"] == "emulated-2.7.2"
+    assert set(manifest["tables"]) == {
+        "variable",
+        "connection",
+        "slot_pool",
+        "dag_run",
+        "task_instance",
+        "xcom",
+        "log",
+    }
+    for name, entry in manifest["tables"].items():
+        assert entry["file"] == f"{name}.jsonl.gz.sealed"
+        body = exported.objects[f"runs/m-1/export/{name}.jsonl.gz.sealed"]
+        assert entry["sha256"] == metadata.sha256_hex(body)
     assert manifest["tables"]["dag_run"]["key"] == ["dag_id", "run_id"]
-    assert {"name": "execution_date", "type": "datetime"} in manifest["tables"]["dag_run"]["columns"]
+    assert manifest["secrets"]["kms_key_id"] == conf.kms_key_id
+    assert manifest["secrets"]["encryption_context"] == {"mwaa-migrate-migration": "m-1"}
 
 
-def test_rows_are_objects_of_named_columns_without_local_ids() -> None:
-    storage = MemoryStorage()
+def test_no_value_of_the_source_is_readable_in_the_bucket(exported: MemoryStorage) -> None:
+    everything = b"".join(exported.objects.values())
 
-    export(environment("2.7.2", source_metadata()), storage)
-
-    variables = {row["key"]: row for row in lines_of(storage, "variable")}
-    assert variables["warehouse_schema"] == {
-        "key": "warehouse_schema",
-        "val": "analytics",
-        "description": "target schema",
-    }
-    runs = lines_of(storage, "dag_run")
-    assert all({"id", "log_template_id", "creating_job_id"}.isdisjoint(run) for run in runs)
+    for secret in (PASSWORD, "s3cr3t", "analytics", "db.example.com", "cli_connections_add"):
+        assert secret.encode() not in everything
 
 
-def test_datetimes_are_written_as_iso_8601_utc() -> None:
-    columns = [Column("run_id", "string"), Column("execution_date", "datetime"), Column("conf", "json")]
-    local = datetime(2026, 11, 20, 2, 0, tzinfo=timezone(timedelta(hours=2)))
+def test_the_key_holder_reads_rows_of_named_columns_without_local_ids(
+    exported: MemoryStorage, conf: metadata.RunConf, keys: metadata.KmsKeys
+) -> None:
+    [connection] = rows_of(exported, conf, keys, "connection")
+    [first, *_] = rows_of(exported, conf, keys, "dag_run")
+    xcoms = rows_of(exported, conf, keys, "xcom")
 
-    row = metadata.encode_row(
-        "dag_run", {"run_id": "r", "execution_date": local, "conf": {"at": local}}, columns
-    )
+    assert connection["password"] == PASSWORD  # decrypted from the source's Fernet key
+    assert "id" not in connection
+    assert "is_encrypted" not in connection
+    assert set(first) >= {"dag_id", "run_id", "state", "execution_date", "conf"}
+    assert not {"id", "creating_job_id", "log_template_id"} & set(first)
+    assert all("dag_run_id" not in row for row in xcoms)
 
-    assert row == {
-        "run_id": "r",
-        "execution_date": "2026-11-20T00:00:00+00:00",
-        "conf": {"at": "2026-11-20T00:00:00+00:00"},
-    }
+
+def test_datetimes_are_written_as_iso_8601_utc(
+    exported: MemoryStorage, conf: metadata.RunConf, keys: metadata.KmsKeys
+) -> None:
+    runs = {row["run_id"]: row for row in rows_of(exported, conf, keys, "dag_run")}
+
+    assert runs["manual__2026-11-22T08:30"]["execution_date"] == "2026-11-22T08:30:00+00:00"
+    assert runs[RUN_20]["end_date"] == "2026-11-23T01:02:03.456789+00:00"
 
 
 def test_a_value_json_cannot_carry_fails_the_export_naming_the_row_not_the_value() -> None:
-    columns = [Column("dag_id"), Column("run_id"), Column("conf", "json")]
+    columns = [Column("key", "string"), Column("val", "json")]
 
-    with pytest.raises(metadata.ExportError, match=r"dag_run \('d', 'r'\): column conf") as raised:
-        metadata.encode_row("dag_run", {"dag_id": "d", "run_id": "r", "conf": {"blob": object()}}, columns)
+    with pytest.raises(metadata.ExportError, match=r"variable \('k',\): column val") as raised:
+        metadata.encode_row("variable", {"key": "k", "val": object()}, columns)
     assert "object at" not in str(raised.value)
 
 
-def test_table_file_round_trips_and_is_byte_for_byte_repeatable() -> None:
-    rows: list[dict[str, Any]] = [{"key": "a", "val": TRICKY}, {"key": "b", "val": None}]
-    body, count = metadata.encode_table(rows)
-    entry = metadata.TableEntry(
-        file="variable.jsonl.gz",
-        rows=count,
-        sha256=metadata.sha256_hex(body),
-        key=("key",),
-        columns=(Column("key"), Column("val")),
-    )
-
-    assert metadata.decode_table("variable", body, entry) == rows
-    assert metadata.encode_table(rows)[0] == body
-
-
-def test_a_value_with_newlines_and_unicode_survives_export_and_import() -> None:
-    storage = MemoryStorage()
+def test_a_value_with_newlines_and_unicode_survives_export_and_import(
+    exported: MemoryStorage, conf: metadata.RunConf, keys: metadata.KmsKeys
+) -> None:
     target = target_environment()
 
-    manifest = export(environment("2.7.2", source_metadata()), storage)
-    import_(target, storage)
+    import_(target, exported, conf, keys)
 
-    assert manifest["tables"]["variable"]["rows"] == 3
-    values = {row["key"]: row["val"] for row in target.metadata["variable"]}
-    assert values["tricky"] == TRICKY
-    confs = {row["run_id"]: row["conf"] for row in target.metadata["dag_run"]}
-    assert confs["manual__2026-11-22T08:30"] == {"note": TRICKY, "n": [1, 2]}
+    variables = {row["key"]: row["val"] for row in target.metadata["variable"]}
+    assert variables["tricky"] == TRICKY
+    [run] = [row for row in target.metadata["dag_run"] if row["run_id"] == "manual__2026-11-22T08:30"]
+    assert run["conf"] == {"note": TRICKY, "n": [1, 2]}
 
 
-def test_a_changed_file_is_refused_by_its_checksum() -> None:
-    storage = MemoryStorage()
-    export(environment("2.7.2", source_metadata()), storage)
-    rows = lines_of(storage, "variable")
-    rows[0]["val"] = "tampered"
-    storage.objects["runs/m-1/export/variable.jsonl.gz"] = metadata.encode_table(rows)[0]
+def test_a_changed_file_is_refused_by_its_checksum(
+    exported: MemoryStorage, conf: metadata.RunConf, keys: metadata.KmsKeys
+) -> None:
+    exported.objects["runs/m-1/export/dag_run.jsonl.gz.sealed"] += b"\0"
 
-    with pytest.raises(metadata.VerificationError, match=r"variable.jsonl.gz: sha256 \w+ does not match"):
-        metadata.verify_export(EmulatedDatabase(target_environment(), now=NOW), storage, CONF)
+    with pytest.raises(metadata.VerificationError, match="dag_run.jsonl.gz.sealed: sha256"):
+        metadata.verify_export(EmulatedDatabase(target_environment(), now=NOW), exported, conf, keys)
 
 
-def test_a_row_count_that_does_not_match_the_manifest_is_refused() -> None:
-    storage = MemoryStorage()
-    export(environment("2.7.2", source_metadata()), storage)
-    rewrite_manifest(storage, lambda manifest: manifest["tables"]["slot_pool"].update(rows=2))
+def test_a_sealed_file_moved_under_another_name_does_not_decrypt(
+    exported: MemoryStorage, conf: metadata.RunConf, keys: metadata.KmsKeys
+) -> None:
+    moved = exported.objects["runs/m-1/export/variable.jsonl.gz.sealed"]
+    exported.objects["runs/m-1/export/connection.jsonl.gz.sealed"] = moved
+    rewrite_manifest(exported, lambda m: m["tables"]["connection"].update(sha256=metadata.sha256_hex(moved)))
+
+    with pytest.raises(metadata.SecretError, match="connection.jsonl.gz.sealed part 0 does not decrypt"):
+        metadata.verify_export(EmulatedDatabase(target_environment(), now=NOW), exported, conf, keys)
+
+
+def test_a_sealed_file_cut_short_is_refused(conf: metadata.RunConf, keys: metadata.KmsKeys) -> None:
+    box, _ = metadata.new_secret_box(keys, conf.kms_key_id, "m-1")
+    body, rows = metadata.encode_table(
+        [{"key": f"k{n}", "val": "x" * 50} for n in range(3)], box, "variable.jsonl.gz.sealed"
+    )
+    entry = metadata.TableEntry(
+        "variable.jsonl.gz.sealed", rows, "", ("key",), (Column("key"), Column("val"))
+    )
+    last_frame = body.rindex(b"\x01")  # the last frame's flag byte
+    cut = body[:last_frame]
+
+    with pytest.raises(metadata.SecretError, match="cut off"):
+        metadata.decode_table(
+            cut, metadata.TableEntry(**{**entry.__dict__, "sha256": metadata.sha256_hex(cut)}), box
+        )
+
+
+def test_a_row_count_that_does_not_match_the_manifest_is_refused(
+    exported: MemoryStorage, conf: metadata.RunConf, keys: metadata.KmsKeys
+) -> None:
+    rewrite_manifest(exported, lambda m: m["tables"]["variable"].update(rows=2))
+
+    with pytest.raises(metadata.VerificationError, match="holds 3 rows, the manifest says 2"):
+        metadata.verify_export(EmulatedDatabase(target_environment(), now=NOW), exported, conf, keys)
+
+
+def test_a_missing_manifest_is_refused(conf: metadata.RunConf, keys: metadata.KmsKeys) -> None:
+    with pytest.raises(metadata.MissingObjectError, match="manifest.json"):
+        metadata.verify_export(EmulatedDatabase(target_environment(), now=NOW), MemoryStorage(), conf, keys)
+
+
+def test_an_export_of_another_migration_is_refused(
+    exported: MemoryStorage, conf: metadata.RunConf, keys: metadata.KmsKeys
+) -> None:
+    other = metadata.RunConf(conf.bucket, conf.prefix, "m-2", conf.kms_key_id)
+
+    with pytest.raises(metadata.VerificationError, match="belongs to migration 'm-1'"):
+        metadata.verify_export(EmulatedDatabase(target_environment(), now=NOW), exported, other, keys)
+
+
+def test_a_data_key_bound_to_another_migration_is_refused(
+    exported: MemoryStorage, conf: metadata.RunConf, keys: metadata.KmsKeys
+) -> None:
+    rewrite_manifest(
+        exported, lambda m: m["secrets"]["encryption_context"].update({"mwaa-migrate-migration": "m-2"})
+    )
+
+    with pytest.raises(metadata.VerificationError, match="data key belongs to another migration"):
+        metadata.verify_export(EmulatedDatabase(target_environment(), now=NOW), exported, conf, keys)
+
+
+@pytest.mark.parametrize("version", [1, 3])
+def test_a_format_version_this_import_does_not_read_is_refused(
+    exported: MemoryStorage, conf: metadata.RunConf, keys: metadata.KmsKeys, version: int
+) -> None:
+    rewrite_manifest(exported, lambda m: m.update(format_version=version))
 
     with pytest.raises(
-        metadata.VerificationError, match=re.escape("slot_pool.jsonl.gz: holds 1 rows, the manifest says 2")
+        metadata.VerificationError, match=f"format version {version}; this import reads versions 2 to 2"
     ):
-        metadata.verify_export(EmulatedDatabase(target_environment(), now=NOW), storage, CONF)
+        metadata.verify_export(EmulatedDatabase(target_environment(), now=NOW), exported, conf, keys)
 
 
-def test_a_missing_manifest_is_refused() -> None:
-    with pytest.raises(metadata.MissingObjectError, match=re.escape("runs/m-1/export/manifest.json")):
-        metadata.verify_export(EmulatedDatabase(target_environment(), now=NOW), MemoryStorage(), CONF)
+def test_unknown_manifest_keys_are_ignored_but_unknown_tables_refused(
+    exported: MemoryStorage, conf: metadata.RunConf, keys: metadata.KmsKeys
+) -> None:
+    rewrite_manifest(exported, lambda m: m.update(later_addition={"x": 1}))
+    metadata.verify_export(EmulatedDatabase(target_environment(), now=NOW), exported, conf, keys)
+    rewrite_manifest(exported, lambda m: m["tables"].update(job=m["tables"]["variable"]))
 
-
-def test_an_export_of_another_migration_is_refused() -> None:
-    storage = MemoryStorage()
-    export(environment("2.7.2", source_metadata()), storage)
-    other = metadata.RunConf(bucket="migrations", prefix="runs/m-1", migration_id="m-2")
-
-    with pytest.raises(metadata.VerificationError, match="belongs to migration 'm-1', not 'm-2'"):
-        metadata.verify_export(EmulatedDatabase(target_environment(), now=NOW), storage, other)
-
-
-def test_a_newer_format_version_is_refused() -> None:
-    storage = MemoryStorage()
-    export(environment("2.7.2", source_metadata()), storage)
-    rewrite_manifest(storage, lambda manifest: manifest.update(format_version=2))
-
-    with pytest.raises(
-        metadata.VerificationError, match="format version 2; this import reads versions 1 to 1"
-    ):
-        metadata.read_manifest(storage, CONF)
-
-
-def test_unknown_manifest_keys_are_ignored_but_unknown_tables_refused() -> None:
-    storage = MemoryStorage()
-    export(environment("2.7.2", source_metadata()), storage)
-    rewrite_manifest(storage, lambda manifest: manifest.update(added_later={"x": 1}))
-    assert set(metadata.read_manifest(storage, CONF).tables) == {"variable", "slot_pool", "dag_run"}
-
-    rewrite_manifest(storage, lambda manifest: manifest["tables"].update(xcom=manifest["tables"]["variable"]))
-    with pytest.raises(metadata.VerificationError, match="tables this import cannot load: xcom"):
-        metadata.read_manifest(storage, CONF)
+    with pytest.raises(metadata.VerificationError, match="tables this import cannot load: job"):
+        metadata.verify_export(EmulatedDatabase(target_environment(), now=NOW), exported, conf, keys)
 
 
 # ------------------------------------------------------------------ column mapping
 
 
 def test_columns_the_target_lacks_are_dropped_and_listed() -> None:
-    exported = [Column("pool"), Column("slots", "integer"), Column("team_owner")]
-    target = [Column("id", "integer", nullable=False, has_default=True), Column("pool"), Column("slots")]
+    exported = [Column("pool"), Column("slots", "integer"), Column("only_in_a_newer_airflow")]
+    target = [
+        Column("id", "integer", nullable=False, has_default=True),
+        Column("pool"),
+        Column("slots", "integer"),
+    ]
 
     mapping = metadata.map_columns("slot_pool", exported, target)
 
-    assert mapping.dropped == ("team_owner",)
-    assert mapping.apply({"pool": "p", "slots": 2, "team_owner": "x"}) == {"pool": "p", "slots": 2}
-
-
-def test_local_id_columns_of_an_export_are_dropped_not_inserted() -> None:
-    exported = [Column("id", "integer"), Column("key"), Column("val")]
-    target = [Column("id", "integer", nullable=False, has_default=True), Column("key"), Column("val")]
-
-    mapping = metadata.map_columns("variable", exported, target)
-
-    assert mapping.dropped == ("id",)
-    assert mapping.apply({"id": 5, "key": "k", "val": "v"}) == {"key": "k", "val": "v"}
+    assert mapping.kept == (("pool", "pool"), ("slots", "slots"))
+    assert mapping.dropped == ("only_in_a_newer_airflow",)
 
 
 def test_a_not_null_column_the_export_lacks_is_filled_by_the_rule_table() -> None:
-    storage = MemoryStorage()
-    source = environment(
-        "2.6.3", source_metadata()
-    )  # before slot_pool.include_deferred and dag_run.clear_number
-    target = target_environment("2.10.3")
-
-    export(source, storage)
-    result = import_(target, storage)
-
-    assert "include_deferred" not in {
-        column["name"] for column in manifest_of(storage)["tables"]["slot_pool"]["columns"]
-    }
-    pools = {row["pool"]: row for row in target.metadata["slot_pool"]}
-    assert pools["warehouse"]["include_deferred"] is False
-    assert {row["clear_number"] for row in target.metadata["dag_run"]} == {0}
-    assert result["columns"]["slot_pool"] == {"dropped": [], "filled": ["include_deferred"]}
-    assert result["columns"]["dag_run"]["filled"] == ["clear_number"]
-
-
-def test_a_null_in_a_not_null_column_with_a_rule_is_filled() -> None:
     exported = [Column("dag_id"), Column("run_id"), Column("run_type")]
-    target = [
-        Column("dag_id", nullable=False),
-        Column("run_id", nullable=False),
-        Column("run_type", nullable=False),
-    ]
+    target = [*exported, Column("clear_number", "integer", nullable=False)]
 
     mapping = metadata.map_columns("dag_run", exported, target)
 
-    assert (
-        mapping.apply({"dag_id": "d", "run_id": "backfill__2026-01-01", "run_type": None})["run_type"]
-        == "backfill"
-    )
+    assert mapping.filled == (("clear_number", 0),)
 
 
 def test_a_required_column_no_rule_fills_fails_with_its_name() -> None:
-    exported = [Column("pool")]
-    target = [Column("pool"), Column("team", nullable=False)]
+    target = [Column("pool"), Column("brand_new", nullable=False)]
 
-    with pytest.raises(metadata.MappingError, match="slot_pool: the target requires team"):
-        metadata.map_columns("slot_pool", exported, target)
-
-
-# ------------------------------------------------------------------ merge
+    with pytest.raises(metadata.MappingError, match=r"slot_pool: the target requires brand_new"):
+        metadata.map_columns("slot_pool", [Column("pool")], target)
 
 
-def test_merge_inserts_new_rows_and_skips_present_ones_without_overwriting() -> None:
-    rows = [{"key": "a", "val": "new"}, {"key": "b", "val": "2"}]
+def test_a_declared_rename_reads_the_old_column_into_the_new_one() -> None:
+    rules = (metadata.Rule("log", "logical_date", source="execution_date", since="3.0"),)
+    target = [Column("dttm", "datetime"), Column("logical_date", "datetime")]
 
-    plan = metadata.plan_merge("variable", rows, {("key",): {("a",)}})
-
-    assert plan.insert == [{"key": "b", "val": "2"}]
-    assert (plan.read, plan.skipped, plan.conflicts) == (2, 1, [])
-
-
-def test_merge_never_inserts_a_key_twice() -> None:
-    rows = [{"pool": "p", "slots": 1}, {"pool": "p", "slots": 2}]
-
-    plan = metadata.plan_merge("slot_pool", rows, {})
-
-    assert plan.insert == [{"pool": "p", "slots": 1}]
-    assert plan.skipped == 1
-
-
-def test_merge_skips_a_run_whose_logical_date_another_run_holds_as_a_conflict() -> None:
-    rows = [{"dag_id": "d", "run_id": "manual__x", "execution_date": "2026-01-01T00:00:00Z"}]
-    existing: dict[tuple[str, ...], set[tuple[Any, ...]]] = {
-        ("dag_id", "run_id"): set(),
-        ("dag_id", "execution_date"): {("d", "2026-01-01T00:00:00+00:00")},
-    }
-
-    plan = metadata.plan_merge("dag_run", rows, existing, {"execution_date": "datetime"})
-
-    assert plan.insert == []
-    assert plan.conflicts == [("d", "manual__x")]
-    assert plan.skipped == 1
-
-
-def test_a_second_import_inserts_nothing_and_keeps_target_values() -> None:
-    storage = MemoryStorage()
-    target = target_environment()
-    export(environment("2.7.2", source_metadata()), storage)
-    first = import_(target, storage)
-    next(row for row in target.metadata["variable"] if row["key"] == "warehouse_schema")["val"] = (
-        "changed in target"
+    mapping = metadata.map_columns(
+        "log", [Column("dttm", "datetime"), Column("execution_date", "datetime")], target, rules=rules
     )
+
+    assert mapping.kept == (("dttm", "dttm"), ("logical_date", "execution_date"))
+
+
+def test_a_local_id_the_target_requires_is_resolved_from_the_parents_natural_key() -> None:
+    exported = [Column("dag_id"), Column("run_id"), Column("task_id"), Column("key"), Column("value")]
+    target = [Column("dag_run_id", "integer", nullable=False), *exported]
+
+    mapping = metadata.map_columns("xcom", exported, target)
+
+    assert mapping.id_refs == (metadata.IdRef("dag_run_id", "dag_run", ("dag_id", "run_id")),)
+    assert "dag_run_id" not in dict(mapping.kept)
+
+
+def test_older_to_newer_fills_every_column_a_newer_airflow_requires(
+    exported: MemoryStorage, conf: metadata.RunConf, keys: metadata.KmsKeys
+) -> None:
+    target = target_environment("2.10.3")
+
+    result = import_(target, exported, conf, keys)
+
+    assert result["columns"]["dag_run"]["filled"] == ["clear_number"]
+    imported = [row for row in target.metadata["dag_run"] if row["dag_id"] != "target_only"]
+    assert [row["clear_number"] for row in imported] == [0, 0, 0]
+
+
+# ------------------------------------------------------------------ what is carried, and ids
+
+
+def test_only_finished_runs_of_user_dags_and_their_settled_tasks_are_exported(
+    exported: MemoryStorage, conf: metadata.RunConf, keys: metadata.KmsKeys
+) -> None:
+    runs = {row["run_id"] for row in rows_of(exported, conf, keys, "dag_run")}
+    tis = {
+        (row["run_id"], row["task_id"], row["map_index"])
+        for row in rows_of(exported, conf, keys, "task_instance")
+    }
+    xcoms = {(row["run_id"], row["task_id"]) for row in rows_of(exported, conf, keys, "xcom")}
+    logs = [row["event"] for row in rows_of(exported, conf, keys, "log")]
+
+    assert runs == {RUN_20, "scheduled__2026-11-21", "manual__2026-11-22T08:30"}
+    assert tis == {
+        (RUN_20, "extract", -1),
+        (RUN_20, "load", 0),
+        (RUN_20, "load", 1),
+        ("scheduled__2026-11-21", "extract", -1),
+        ("scheduled__2026-11-21", "load", -1),
+    }
+    assert xcoms == {(RUN_20, "extract"), (RUN_20, "load")}  # not those of in-flight tasks
+    assert logs == ["cli_connections_add", "running"]  # not the export's own
+
+
+def test_xcoms_point_at_the_targets_own_run_ids(
+    exported: MemoryStorage, conf: metadata.RunConf, keys: metadata.KmsKeys
+) -> None:
+    target = target_environment()
+
+    import_(target, exported, conf, keys)
+
+    run_ids = {(row["dag_id"], row["run_id"]): row["id"] for row in target.metadata["dag_run"]}
+    for row in target.metadata["xcom"]:
+        assert row["dag_run_id"] == run_ids[(row["dag_id"], row["run_id"])]
+    assert run_ids[("daily_sales", RUN_20)] != 17
+
+
+def test_ids_local_to_the_source_are_cleared(
+    exported: MemoryStorage, conf: metadata.RunConf, keys: metadata.KmsKeys
+) -> None:
+    target = target_environment()
+
+    import_(target, exported, conf, keys)
+
+    imported = [row for row in target.metadata["dag_run"] if row["dag_id"] == "daily_sales"]
+    assert {row["creating_job_id"] for row in imported} == {None}
+    assert {row["log_template_id"] for row in imported} == {None}  # the target has no template rows
+    assert {row["job_id"] for row in target.metadata["task_instance"]} == {None}
+
+
+def test_children_of_a_run_the_target_refused_are_rejected_not_orphaned(
+    exported: MemoryStorage, conf: metadata.RunConf, keys: metadata.KmsKeys
+) -> None:
+    target = target_environment()
+    # The target already has a run of daily_sales at 2026-11-20 under another run id.
+    target.metadata["dag_run"].append(
+        dag_run("daily_sales", "manual__other", "success", "2026-11-20T00:00:00+00:00", run_pk=600)
+    )
+
+    result = import_(target, exported, conf, keys)
+
+    assert result["tables"]["dag_run"] == {"read": 3, "inserted": 2, "skipped": 1, "conflicts": 1}
+    assert result["tables"]["task_instance"]["conflicts"] == 3  # the three of that run
+    assert result["tables"]["xcom"]["conflicts"] == 3
+    assert not [row for row in target.metadata.get("task_instance", []) if row["run_id"] == RUN_20]
+
+
+# ------------------------------------------------------------------ idempotence
+
+
+def test_a_second_import_inserts_nothing_and_keeps_target_values(
+    exported: MemoryStorage, conf: metadata.RunConf, keys: metadata.KmsKeys
+) -> None:
+    target = target_environment()
+    import_(target, exported, conf, keys)
+    target.metadata["variable"][0]["val"] = "changed in the target"
     before = json.loads(json.dumps(target.metadata))
 
-    second = import_(target, storage)
+    result = import_(target, exported, conf, keys)
 
-    assert first["tables"]["variable"] == {"read": 3, "inserted": 3, "skipped": 0, "conflicts": 0}
-    assert second["tables"] == {
-        "variable": {"read": 3, "inserted": 0, "skipped": 3, "conflicts": 0},
-        "slot_pool": {"read": 1, "inserted": 0, "skipped": 1, "conflicts": 0},
-        "dag_run": {"read": 3, "inserted": 0, "skipped": 3, "conflicts": 0},
+    assert {name: counts["inserted"] for name, counts in result["tables"].items()} == dict.fromkeys(
+        result["tables"], 0
+    )
+    assert {k: v for k, v in target.metadata.items() if k != "dag"} == {
+        k: v for k, v in before.items() if k != "dag"
     }
-    assert target.metadata == before
 
 
-def test_default_pool_is_neither_exported_nor_touched_in_the_target() -> None:
-    storage = MemoryStorage()
+def test_default_pool_is_neither_exported_nor_touched_in_the_target(
+    exported: MemoryStorage, conf: metadata.RunConf, keys: metadata.KmsKeys
+) -> None:
     target = target_environment()
-    export(environment("2.7.2", source_metadata()), storage)
-    assert [row["pool"] for row in lines_of(storage, "slot_pool")] == ["warehouse"]
-    # Even an export that carries it (hand-made, or from another tool) leaves the target's alone.
-    rows = [*lines_of(storage, "slot_pool"), {"pool": "default_pool", "slots": 999, "description": "x"}]
-    body, count = metadata.encode_table(rows)
-    storage.objects["runs/m-1/export/slot_pool.jsonl.gz"] = body
-    rewrite_manifest(
-        storage,
-        lambda manifest: manifest["tables"]["slot_pool"].update(rows=count, sha256=metadata.sha256_hex(body)),
+
+    import_(target, exported, conf, keys)
+
+    assert [row["pool"] for row in rows_of(exported, conf, keys, "slot_pool")] == ["warehouse"]
+    pools = {row["pool"]: row for row in target.metadata["slot_pool"]}
+    assert pools["default_pool"]["slots"] == 32
+    assert pools["warehouse"]["include_deferred"] is True
+
+
+def test_secrets_are_stored_encrypted_by_the_targets_fernet(
+    exported: MemoryStorage, conf: metadata.RunConf, keys: metadata.KmsKeys
+) -> None:
+    target = target_environment()
+
+    import_(target, exported, conf, keys)
+
+    [connection] = target.metadata["connection"]
+    assert connection["password"] == PASSWORD  # the emulated Fernet keeps values as they are
+    assert connection["is_encrypted"] is True
+    assert connection["is_extra_encrypted"] is True
+    assert {row["key"]: row["is_encrypted"] for row in target.metadata["variable"]} == dict.fromkeys(
+        ["warehouse_schema", "partner_api_token", "tricky"], True
     )
 
-    result = import_(target, storage)
 
-    default = [row for row in target.metadata["slot_pool"] if row["pool"] == "default_pool"]
-    assert default == [
-        {
-            "id": 1,
-            "pool": "default_pool",
-            "slots": 32,
-            "description": "Default pool",
-            "include_deferred": False,
-        }
-    ]
-    assert result["tables"]["slot_pool"] == {"read": 2, "inserted": 1, "skipped": 1, "conflicts": 0}
+# ------------------------------------------------------------------ cutover and result
 
 
-def test_export_leaves_out_its_own_runs_and_unfinished_runs() -> None:
-    storage = MemoryStorage()
-
-    export(environment("2.7.2", source_metadata()), storage)
-
-    exported = {(row["dag_id"], row["run_id"], row["state"]) for row in lines_of(storage, "dag_run")}
-    assert exported == {
-        ("daily_sales", "scheduled__2026-11-20", "success"),
-        ("daily_sales", "scheduled__2026-11-21", "failed"),
-        ("hourly_events", "manual__2026-11-22T08:30", "success"),
-    }
-
-
-# ------------------------------------------------------------------ cutover
-
-
-def test_cutover_records_and_pauses_the_active_dags_but_not_itself() -> None:
+def test_cutover_records_and_pauses_the_active_dags_but_not_itself(conf: metadata.RunConf) -> None:
     storage = MemoryStorage()
     source = environment("2.7.2", source_metadata())
+    db = EmulatedDatabase(source, now=NOW)
 
-    manifest = export(source, storage)
+    active = metadata.cutover(db, storage, conf)
+    db.commit()
+
+    assert active == ["daily_sales", "hourly_events"]
+    assert paused(source)["daily_sales"] is True
+    assert paused(source)[metadata.EXPORT_DAG_ID] is False
+    assert json.loads(storage.objects["runs/m-1/export/cutover.json"])["active_dags"] == active
+
+
+def test_a_repeated_export_still_knows_which_dags_were_active(
+    conf: metadata.RunConf, keys: metadata.KmsKeys
+) -> None:
+    storage = MemoryStorage()
+    source = environment("2.7.2", source_metadata())
+    export(source, storage, conf, keys)
+
+    manifest = export(source, storage, conf, keys)
 
     assert manifest["active_dags"] == ["daily_sales", "hourly_events"]
-    assert paused(source) == {
-        "daily_sales": True,
-        "hourly_events": True,
-        "legacy_export": True,
-        "removed_dag": False,
-        metadata.EXPORT_DAG_ID: False,
-    }
 
 
-def test_a_repeated_export_still_knows_which_dags_were_active() -> None:
-    storage = MemoryStorage()
-    source = environment("2.7.2", source_metadata())
-    export(source, storage)
-
-    again = export(source, storage)
-
-    assert again["active_dags"] == ["daily_sales", "hourly_events"]
-
-
-def test_import_unpauses_exactly_the_dags_active_in_the_source() -> None:
-    storage = MemoryStorage()
+def test_import_unpauses_exactly_the_dags_active_in_the_source(
+    exported: MemoryStorage, conf: metadata.RunConf, keys: metadata.KmsKeys
+) -> None:
     target = target_environment()
-    target.metadata["dag"].remove({"dag_id": "hourly_events", "is_paused": True})
-    export(environment("2.7.2", source_metadata()), storage)
 
-    result = import_(target, storage)
+    result = import_(target, exported, conf, keys)
 
     assert paused(target) == {
         "daily_sales": False,
+        "hourly_events": False,
         "legacy_export": True,
-        "target_only": True,
+        "target_only": True,  # paused for the import, and not active in the source
         metadata.IMPORT_DAG_ID: False,
     }
-    assert result["unpaused_dags"] == ["daily_sales"]
-    assert result["missing_dags"] == ["hourly_events"]
+    assert result["unpaused_dags"] == ["daily_sales", "hourly_events"]
 
 
-def test_unpause_dags_false_leaves_every_dag_paused() -> None:
-    storage = MemoryStorage()
+def test_unpause_dags_false_leaves_every_dag_paused(
+    exported: MemoryStorage, conf: metadata.RunConf, keys: metadata.KmsKeys
+) -> None:
     target = target_environment()
-    export(environment("2.7.2", source_metadata()), storage)
-    keep_paused = metadata.RunConf.from_conf(
-        {"bucket": "migrations", "prefix": "runs/m-1", "migrationId": "m-1", "unpauseDags": False}
+    keep_paused = metadata.RunConf(
+        conf.bucket, conf.prefix, conf.migration_id, conf.kms_key_id, unpause_dags=False
     )
 
-    result = import_(target, storage, keep_paused)
+    result = import_(target, exported, keep_paused, keys)
 
-    assert {dag_id for dag_id, is_paused in paused(target).items() if not is_paused} == {
-        metadata.IMPORT_DAG_ID
-    }
+    assert {dag for dag, is_paused in paused(target).items() if not is_paused} == {metadata.IMPORT_DAG_ID}
     assert result["unpaused_dags"] == []
 
 
-def test_import_writes_a_verified_result_with_counts_per_table() -> None:
-    storage = MemoryStorage()
-    export(environment("2.7.2", source_metadata()), storage)
+def test_import_writes_a_verified_result_with_counts_per_table(
+    exported: MemoryStorage, conf: metadata.RunConf, keys: metadata.KmsKeys
+) -> None:
+    result = import_(target_environment(), exported, conf, keys)
 
-    result = import_(target_environment(), storage)
-
-    assert json.loads(storage.objects["runs/m-1/import/result.json"]) == result
-    assert result["migrationId"] == "m-1"
+    assert json.loads(exported.objects["runs/m-1/import/result.json"]) == result
     assert result["verified"] is True
+    assert result["source_schema_revision"] == "emulated-2.7.2"
     assert result["tables"] == {
         "variable": {"read": 3, "inserted": 3, "skipped": 0, "conflicts": 0},
+        "connection": {"read": 1, "inserted": 1, "skipped": 0, "conflicts": 0},
         "slot_pool": {"read": 1, "inserted": 1, "skipped": 0, "conflicts": 0},
         "dag_run": {"read": 3, "inserted": 3, "skipped": 0, "conflicts": 0},
+        "task_instance": {"read": 5, "inserted": 5, "skipped": 0, "conflicts": 0},
+        "xcom": {"read": 3, "inserted": 3, "skipped": 0, "conflicts": 0},
+        "log": {"read": 2, "inserted": 2, "skipped": 0, "conflicts": 0},
     }
 
 
@@ -582,32 +772,46 @@ def test_import_writes_a_verified_result_with_counts_per_table() -> None:
 
 
 @pytest.mark.parametrize(
-    ("conf", "message"),
+    ("fields", "message"),
     [
-        ({"prefix": "p", "migrationId": "m"}, "'bucket'"),
-        ({"bucket": "b", "prefix": "p", "migrationId": ""}, "'migrationId'"),
-        ({"bucket": "b", "prefix": "p", "migrationId": "m", "unpauseDags": "no"}, "'unpauseDags'"),
+        ({"prefix": "p", "migrationId": "m", "kmsKeyId": "k"}, "'bucket'"),
+        ({"bucket": "b", "prefix": "p", "migrationId": "", "kmsKeyId": "k"}, "'migrationId'"),
+        ({"bucket": "b", "prefix": "p", "migrationId": "m"}, "'kmsKeyId'"),
+        (
+            {"bucket": "b", "prefix": "p", "migrationId": "m", "kmsKeyId": "k", "unpauseDags": "no"},
+            "'unpauseDags'",
+        ),
     ],
 )
-def test_a_bad_conf_is_refused_with_the_field(conf: dict[str, Any], message: str) -> None:
+def test_a_bad_conf_is_refused_with_the_field(fields: dict[str, Any], message: str) -> None:
     with pytest.raises(metadata.ConfError, match=message):
-        metadata.RunConf.from_conf(conf)
+        metadata.RunConf.from_conf(fields)
 
 
 def test_keys_live_under_the_prefix() -> None:
-    conf = metadata.RunConf.from_conf({"bucket": "b", "prefix": "/a/b/", "migrationId": "m"})
+    parsed = metadata.RunConf.from_conf(
+        {"bucket": "b", "prefix": "/a/b/", "migrationId": "m", "kmsKeyId": "k"}
+    )
 
-    assert conf.key("export", "manifest.json") == "a/b/export/manifest.json"
-    assert conf.unpause_dags is True
+    assert parsed.key("export", "manifest.json") == "a/b/export/manifest.json"
+    assert parsed.unpause_dags is True
 
 
-def test_an_airflow_3_environment_is_refused_before_anything_changes() -> None:
-    storage = MemoryStorage()
-    export(environment("2.7.2", source_metadata()), storage)
+def test_an_airflow_3_environment_is_refused_before_anything_changes(
+    exported: MemoryStorage, conf: metadata.RunConf, keys: metadata.KmsKeys
+) -> None:
     target = target_environment("3.0.6")
 
     with pytest.raises(metadata.UnsupportedAirflowError, match=re.escape("Airflow 3.0.6")):
-        metadata.verify_export(EmulatedDatabase(target, now=NOW), storage, CONF)
+        metadata.verify_export(EmulatedDatabase(target, now=NOW), exported, conf, keys)
+
+
+def test_datetimes_from_any_offset_are_normalised_to_utc() -> None:
+    east = datetime(2026, 11, 20, 3, 0, tzinfo=timezone(timedelta(hours=3)))
+
+    assert metadata.encode_value(east, "datetime") == "2026-11-20T00:00:00+00:00"
+    assert metadata.encode_value(b"\x80\x05}\x94.", "bytes") == "gAV9lC4="
+    assert metadata.decode_value("gAV9lC4=", "bytes") == b"\x80\x05}\x94."
 
 
 # ------------------------------------------------------------------ the DAG files
@@ -714,7 +918,7 @@ def test_dag_files_declare_a_manual_paused_single_run_dag_of_the_librarys_tasks(
 def test_a_task_callable_runs_its_step_with_the_conf_and_earlier_tasks_results(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """The glue only: Airflow's session and XCom are stand-ins here (no Airflow installed)."""
+    """The glue only: Airflow's session and XCom are stand-ins here (the real tier runs it in Airflow)."""
     seen: dict[str, Any] = {}
     session_module = types.ModuleType("airflow.utils.session")
 
@@ -730,6 +934,9 @@ def test_a_task_callable_runs_its_step_with_the_conf_and_earlier_tasks_results(
         monkeypatch.setitem(sys.modules, name, types.ModuleType(name))
     monkeypatch.setitem(sys.modules, "airflow.utils.session", session_module)
     monkeypatch.setattr(metadata.S3Storage, "for_bucket", classmethod(lambda cls, bucket: f"s3:{bucket}"))
+    monkeypatch.setattr(
+        metadata.PostgresDatabase, "from_airflow_session", classmethod(lambda cls, session: f"db:{session}")
+    )
 
     def fake_run_task(dag_id: str, task_id: str, context: metadata.TaskContext) -> str:
         seen.update(dag_id=dag_id, task_id=task_id, context=context)
@@ -738,15 +945,14 @@ def test_a_task_callable_runs_its_step_with_the_conf_and_earlier_tasks_results(
     monkeypatch.setattr(metadata, "run_task", fake_run_task)
     pulled = {"verify_export": {"tables": {}}, "pause_dags": ["a"], "import_tables": {"tables": {"x": 1}}}
     ti = types.SimpleNamespace(xcom_pull=lambda task_ids: pulled[task_ids])
-    dag_run_ = types.SimpleNamespace(conf={"bucket": "b", "prefix": "p", "migrationId": "m"})
+    dag_run_ = types.SimpleNamespace(conf={"bucket": "b", "prefix": "p", "migrationId": "m", "kmsKeyId": "k"})
 
     returned = metadata.airflow_task(metadata.IMPORT_DAG_ID, "unpause_dags")(dag_run=dag_run_, ti=ti)
 
     assert returned == "returned"
     context = seen["context"]
-    assert isinstance(context.db, metadata.AirflowDatabase)
-    assert context.db.session == "session"
+    assert context.db == "db:session"
     assert context.storage == "s3:b"
-    assert context.conf == metadata.RunConf(bucket="b", prefix="p", migration_id="m")
+    assert context.conf == metadata.RunConf(bucket="b", prefix="p", migration_id="m", kms_key_id="k")
     assert context.upstream == pulled
     assert seen["closed"] is True

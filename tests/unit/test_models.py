@@ -13,6 +13,7 @@ VALID = {
 def test_defaults_apply_to_a_minimal_request():
     request = parse_model(MigrationRequest, VALID)
     assert (request.log_days, request.dry_run, request.migration_bucket) == (3, False, None)
+    assert (request.log_groups, request.failed_tasks_only) == (["Task"], False)
     assert request.target_execution_role_arn is None
 
 
@@ -32,6 +33,15 @@ def test_defaults_apply_to_a_minimal_request():
         ({"logDays": 0}, "logDays", "greater than or equal to 1"),
         ({"logDays": 15}, "logDays", "less than or equal to 14"),
         ({"dryRun": "perhaps"}, "dryRun", "valid boolean"),
+        ({"logGroups": ["Task", "Audit"]}, "logGroups.1", "Input should be 'Task', 'Worker'"),
+        ({"logGroups": "Task"}, "logGroups", "valid list"),
+        ({"logGroups": ["Task", "Worker", "Task"]}, "logGroups", "names Task more than once"),
+        ({"failedTasksOnly": "perhaps"}, "failedTasksOnly", "valid boolean"),
+        (
+            {"failedTasksOnly": True, "logGroups": ["Worker"]},
+            "input",
+            "failedTasksOnly selects Task logs, but logGroups does not include Task",
+        ),
         ({"unexpected": 1}, "unexpected", "Extra inputs are not permitted"),
         ({"targetEnvironmentName": "analytics-prod"}, "input", "must differ from sourceEnvironmentName"),
     ],
@@ -50,4 +60,16 @@ def test_a_missing_field_is_named():
 
 def test_the_wire_form_is_camel_case():
     request = parse_model(MigrationRequest, {**VALID, "logDays": 5})
-    assert request.to_event() == {**VALID, "logDays": 5, "dryRun": False}
+    assert request.to_event() == {
+        **VALID,
+        "logDays": 5,
+        "logGroups": ["Task"],
+        "failedTasksOnly": False,
+        "dryRun": False,
+    }
+
+
+def test_log_groups_may_name_every_mwaa_log_group_or_none():
+    every = ["Task", "Worker", "Scheduler", "DAGProcessing", "WebServer"]
+    assert parse_model(MigrationRequest, {**VALID, "logGroups": every}).log_groups == every
+    assert parse_model(MigrationRequest, {**VALID, "logGroups": []}).log_groups == []

@@ -26,6 +26,8 @@ SOURCE = {
     "LoggingConfiguration": {"TaskLogs": {"Enabled": True, "LogLevel": "INFO"}},
 }
 
+KEY_ARN = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+
 
 @pytest.fixture
 def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
@@ -56,6 +58,7 @@ def _plan(aws: dict[str, Any], **fields: Any):
         s3=aws["s3"],
         default_bucket="migrations",
         policy_name_prefix="mwaa-migrate",
+        kms_key_arn=KEY_ARN,
     )
 
 

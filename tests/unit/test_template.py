@@ -27,6 +27,7 @@ EVENTS_DIR = ROOT / "events"
 
 STATE_MACHINE = "MigrationStateMachine"
 POLL_SUBSTITUTIONS = ("EnvironmentPollSeconds", "EnvironmentMaxPolls", "DagPollSeconds", "DagMaxPolls")
+LOG_COPY_SUBSTITUTIONS = ("LogCopyMaxConcurrency", "LogCopyToleratedFailurePercentage")
 
 # The only actions that may be granted on Resource '*': none of them supports resource-level
 # permissions (Service Authorization Reference; Step Functions' guide for log delivery).
@@ -47,11 +48,29 @@ RESOURCE_STAR_ACTIONS = frozenset(
     }
 )
 
+# The functions that announce a migration started (GrantPermissions) or ended (FinishMigration,
+# RecordFailure) may put events on the default bus, and publish to the SNS topic when there is one.
+NOTIFICATION_ACTIONS = frozenset({"events:PutEvents", "sns:Publish"})
+NOTIFYING_FUNCTIONS = frozenset(
+    {"GrantPermissionsFunction", "FinishMigrationFunction", "RecordFailureFunction"}
+)
+
 # What each step's function may do. A change here is a change to the pipeline's permissions:
 # make it on purpose, in both places.
 FUNCTION_ACTIONS: dict[str, frozenset[str]] = {
     "PlanMigrationFunction": frozenset({"airflow:GetEnvironment", "iam:GetRole", "s3:ListBucket"}),
-    "GrantPermissionsFunction": frozenset({"iam:PutRolePolicy", "iam:GetRolePolicy"}),
+    "GrantPermissionsFunction": frozenset(
+        {
+            "iam:PutRolePolicy",
+            "iam:GetRolePolicy",
+            *NOTIFICATION_ACTIONS,
+            # the migration lock (mwaa_migrate.lock)
+            "s3:PutObject",
+            "s3:GetObject",
+            "s3:ListBucket",
+            "states:DescribeExecution",
+        }
+    ),
     "CloneEnvironmentFunction": frozenset(
         {
             "airflow:GetEnvironment",
@@ -79,17 +98,25 @@ FUNCTION_ACTIONS: dict[str, frozenset[str]] = {
     "CheckDagRunFunction": frozenset(
         {"airflow:CreateCliToken", "logs:DescribeLogStreams", "logs:GetLogEvents", "s3:GetObject"}
     ),
-    "CopyTaskLogsFunction": frozenset(
-        {
-            "logs:DescribeLogStreams",
-            "logs:GetLogEvents",
-            "logs:CreateLogStream",
-            "logs:PutLogEvents",
-            "logs:DescribeLogGroups",
-        }
+    "ListLogStreamsFunction": frozenset(
+        {"logs:DescribeLogStreams", "logs:DescribeLogGroups", "s3:GetObject", "s3:PutObject", "kms:Decrypt"}
     ),
+    "CopyLogStreamsFunction": frozenset(
+        {"logs:GetLogEvents", "logs:CreateLogStream", "logs:PutLogEvents", "s3:PutObject"}
+    ),
+    "SummarizeLogCopyFunction": frozenset({"s3:GetObject", "s3:ListBucket"}),
     "FinishMigrationFunction": frozenset(
-        {"iam:DeleteRolePolicy", "iam:GetRolePolicy", "s3:PutObject", "s3:GetObject"}
+        {
+            "iam:DeleteRolePolicy",
+            "iam:GetRolePolicy",
+            "s3:PutObject",
+            "s3:GetObject",
+            "states:GetExecutionHistory",
+            *NOTIFICATION_ACTIONS,
+            # releasing the migration lock (mwaa_migrate.lock)
+            "s3:DeleteObject",
+            "s3:ListBucket",
+        }
     ),
     "RecordFailureFunction": frozenset(
         {
@@ -98,6 +125,10 @@ FUNCTION_ACTIONS: dict[str, frozenset[str]] = {
             "s3:PutObject",
             "s3:GetObject",
             "states:GetExecutionHistory",
+            *NOTIFICATION_ACTIONS,
+            # releasing the migration lock (mwaa_migrate.lock)
+            "s3:DeleteObject",
+            "s3:ListBucket",
         }
     ),
 }
@@ -105,6 +136,12 @@ FUNCTION_ACTIONS: dict[str, frozenset[str]] = {
 ENVIRONMENT_ARN = "arn:${AWS::Partition}:airflow:${AWS::Region}:${AWS::AccountId}:environment/*"
 EXECUTION_ROLES_ARN = "arn:${AWS::Partition}:iam::${AWS::AccountId}:${ExecutionRoleArnPattern}"
 TASK_LOG_GROUPS_ARN = "arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group:airflow-*-Task:*"
+# MWAA's log groups, one per logging module: airflow-NAME-Task, -Worker, -Scheduler, -DAGProcessing ...
+MWAA_LOG_GROUPS_ARNS = [
+    f"arn:${{AWS::Partition}}:logs:${{AWS::Region}}:${{AWS::AccountId}}:log-group:airflow-*-{kind}:*"
+    for kind in ("Task", "Worker", "Scheduler", "DAGProcessing", "WebServer")
+]
+MIGRATION_OBJECTS = "${MigrationBucket.Arn}/migrations/*"
 POWERTOOLS_VARIABLES = {
     "POWERTOOLS_SERVICE_NAME": "mwaa-migrate",
     "POWERTOOLS_METRICS_NAMESPACE": "MwaaMigrate",
@@ -160,13 +197,23 @@ def _walk(node: Any) -> Iterator[Any]:
             yield from _walk(value)
 
 
+def _policy_documents(policy: Any) -> Iterator[dict[str, Any]]:
+    """An inline policy of a SAM Policies list, or both of a Fn::If's (AWS::NoValue is none)."""
+    if isinstance(policy, dict) and "Statement" in policy:
+        yield policy
+    elif isinstance(policy, dict) and "Fn::If" in policy:
+        _, when_true, when_false = policy["Fn::If"]
+        yield from _policy_documents(when_true)
+        yield from _policy_documents(when_false)
+
+
 def _policy_statements(resource: dict[str, Any]) -> Iterator[dict[str, Any]]:
     """Inline statements of a SAM resource's Policies, or of a plain IAM role or policy."""
     properties = resource.get("Properties", {})
     if resource["Type"] in {"AWS::Serverless::Function", "AWS::Serverless::StateMachine"}:
         for policy in _as_list(properties.get("Policies", [])):
-            if isinstance(policy, dict) and "Statement" in policy:
-                yield from _as_list(policy["Statement"])
+            for document in _policy_documents(policy):
+                yield from _as_list(document["Statement"])
     elif resource["Type"] == "AWS::IAM::Role":
         for policy in properties.get("Policies", []):
             yield from _as_list(policy["PolicyDocument"]["Statement"])
@@ -280,9 +327,10 @@ def test_substitutions_are_the_function_arns_and_the_poll_settings(
     template: dict[str, Any], state_machine: dict[str, Any]
 ) -> None:
     substitutions = state_machine["DefinitionSubstitutions"]
-    expected = {f"{logical_id}Arn" for logical_id in _functions(template)} | set(POLL_SUBSTITUTIONS)
+    settings = {*POLL_SUBSTITUTIONS, *LOG_COPY_SUBSTITUTIONS}
+    expected = {f"{logical_id}Arn" for logical_id in _functions(template)} | settings
     assert set(substitutions) == expected
-    for name in POLL_SUBSTITUTIONS:
+    for name in settings:
         assert substitutions[name] == {"Ref": name}
 
 
@@ -412,7 +460,7 @@ def test_mwaa_actions_are_on_environments_of_this_account_and_region(template: d
             ], logical_id
 
 
-def test_task_log_access_is_limited_to_mwaa_task_log_groups(template: dict[str, Any]) -> None:
+def test_log_stream_access_is_limited_to_mwaa_log_groups(template: dict[str, Any]) -> None:
     for logical_id, statement in _allow_statements(template):
         actions = set(_as_list(statement["Action"]))
         if actions & {
@@ -421,9 +469,47 @@ def test_task_log_access_is_limited_to_mwaa_task_log_groups(template: dict[str, 
             "logs:CreateLogStream",
             "logs:DescribeLogStreams",
         }:
-            assert [_sub_string(resource) for resource in _as_list(statement["Resource"])] == [
-                TASK_LOG_GROUPS_ARN
-            ], logical_id
+            resources = [_sub_string(resource) for resource in _as_list(statement["Resource"])]
+            # Only the log copy reads and writes other modules' logs than the Task logs.
+            allowed = MWAA_LOG_GROUPS_ARNS if "Log" in logical_id else [TASK_LOG_GROUPS_ARN]
+            assert resources == allowed, logical_id
+
+
+def test_the_log_copy_works_only_under_migrations_in_the_migration_bucket(template: dict[str, Any]) -> None:
+    for logical_id in ("ListLogStreamsFunction", "CopyLogStreamsFunction", "SummarizeLogCopyFunction"):
+        for statement in _policy_statements(template["Resources"][logical_id]):
+            actions = set(_as_list(statement["Action"]))
+            if actions & {"s3:GetObject", "s3:PutObject"}:
+                for resource in _as_list(statement["Resource"]):
+                    assert (_sub_string(resource) or "").startswith(MIGRATION_OBJECTS), logical_id
+            if "s3:ListBucket" in actions:
+                assert statement["Condition"] == {"StringLike": {"s3:prefix": "migrations/*/logs/*"}}
+
+
+def test_the_state_machine_may_run_its_distributed_map_and_nothing_more(
+    state_machine: dict[str, Any],
+) -> None:
+    allowed = {
+        action: [_sub_string(resource) for resource in _as_list(statement["Resource"])]
+        for statement in _policy_statements(
+            {"Type": "AWS::Serverless::StateMachine", "Properties": state_machine}
+        )
+        if statement["Effect"] == "Allow"
+        for action in _as_list(statement["Action"])
+        if action.startswith(("states:", "s3:"))
+    }
+    account = "arn:${AWS::Partition}:states:${AWS::Region}:${AWS::AccountId}"
+    machine = f"{account}:stateMachine:${{AWS::StackName}}-migration"
+    executions = machine.replace(":stateMachine:", ":execution:")
+    assert allowed == {
+        "states:StartExecution": [machine],
+        "states:DescribeExecution": [f"{executions}:*", f"{executions}/*"],
+        "states:StopExecution": [f"{executions}:*", f"{executions}/*"],
+        "s3:GetObject": ["${MigrationBucket.Arn}/migrations/*/logs/*"],
+        "s3:PutObject": ["${MigrationBucket.Arn}/migrations/*/logs/*"],
+        "s3:ListMultipartUploadParts": ["${MigrationBucket.Arn}/migrations/*/logs/*"],
+        "s3:AbortMultipartUpload": ["${MigrationBucket.Arn}/migrations/*/logs/*"],
+    }
 
 
 def test_dag_bucket_access_is_limited_to_mwaa_buckets(template: dict[str, Any]) -> None:
@@ -644,9 +730,13 @@ def test_execution_role_pattern_default_and_example_are_valid(template: dict[str
 
 
 def _overrides(deploy: dict[str, Any]) -> dict[str, str]:
+    """Key=Value entries as SAM reads them: a value in double quotes stands for what is inside."""
     overrides = deploy["parameter_overrides"]
     entries = overrides if isinstance(overrides, list) else overrides.split()
-    return dict(entry.split("=", 1) for entry in entries)
+    pairs = (entry.split("=", 1) for entry in entries)
+    return {
+        key: value[1:-1] if value.startswith('"') and value.endswith('"') else value for key, value in pairs
+    }
 
 
 def test_samconfig_default_deploys_the_template_defaults(
@@ -673,3 +763,125 @@ def test_every_samconfig_environment_overrides_only_declared_parameters(
         deploy = samconfig[environment].get("deploy", {}).get("parameters", {})
         if "parameter_overrides" in deploy:
             assert set(_overrides(deploy)) <= set(template["Parameters"]), environment
+
+
+# ------------------------------------------------------------------ notifications
+
+
+def _notification_documents(function: dict[str, Any]) -> tuple[list[dict[str, Any]], list[Any]]:
+    """The function's unconditional inline policies, and its Fn::If policies."""
+    plain, conditional = [], []
+    for policy in _as_list(function["Properties"].get("Policies", [])):
+        if isinstance(policy, dict) and "Fn::If" in policy:
+            conditional.append(policy["Fn::If"])
+        elif isinstance(policy, dict) and "Statement" in policy:
+            plain.append(policy)
+    return plain, conditional
+
+
+def test_only_the_functions_that_notify_may_put_events_or_publish(template: dict[str, Any]) -> None:
+    for logical_id, function in _functions(template).items():
+        allowed = _allowed_actions(function) & NOTIFICATION_ACTIONS
+        assert allowed == (NOTIFICATION_ACTIONS if logical_id in NOTIFYING_FUNCTIONS else set()), logical_id
+
+
+@pytest.mark.parametrize("logical_id", sorted(NOTIFYING_FUNCTIONS))
+def test_notifications_go_to_the_default_bus_with_this_projects_source_only(
+    template: dict[str, Any], logical_id: str
+) -> None:
+    (statement,) = [
+        statement
+        for statement in _policy_statements(template["Resources"][logical_id])
+        if "events:PutEvents" in _as_list(statement["Action"])
+    ]
+    assert _as_list(statement["Action"]) == ["events:PutEvents"]
+    assert _sub_string(statement["Resource"]) == (
+        "arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}:event-bus/default"
+    )
+    assert statement["Condition"] == {"StringEquals": {"events:source": "mwaa.migration"}}
+
+
+@pytest.mark.parametrize("logical_id", sorted(NOTIFYING_FUNCTIONS))
+def test_sns_publish_is_granted_only_when_a_topic_is_given_and_only_on_it(
+    template: dict[str, Any], logical_id: str
+) -> None:
+    plain, conditional = _notification_documents(template["Resources"][logical_id])
+    assert not any(
+        "sns:Publish" in _as_list(statement["Action"])
+        for document in plain
+        for statement in document["Statement"]
+    )
+    (if_policy,) = conditional
+    condition, when_set, when_unset = if_policy
+    assert condition == "HasNotificationTopic"
+    assert when_unset == {"Ref": "AWS::NoValue"}
+    (statement,) = when_set["Statement"]
+    assert statement["Effect"] == "Allow"
+    assert _as_list(statement["Action"]) == ["sns:Publish"]
+    assert statement["Resource"] == {"Ref": "NotificationTopicArn"}
+
+
+def test_the_topic_condition_is_an_empty_parameter_or_not(template: dict[str, Any]) -> None:
+    assert template["Conditions"]["HasNotificationTopic"] == {
+        "Fn::Not": [{"Fn::Equals": [{"Ref": "NotificationTopicArn"}, ""]}]
+    }
+    parameter = template["Parameters"]["NotificationTopicArn"]
+    assert parameter["Default"] == ""
+
+
+@pytest.mark.parametrize(
+    ("value", "accepted"),
+    [
+        ("", True),
+        ("arn:aws:sns:us-east-1:123456789012:migrations", True),
+        ("arn:aws-us-gov:sns:us-gov-west-1:123456789012:team_alerts-1", True),
+        ("arn:aws:sns:us-east-1:123456789012:migrations.fifo", False),
+        ("arn:aws:sqs:us-east-1:123456789012:migrations", False),
+        ("migrations", False),
+    ],
+)
+def test_the_topic_parameter_takes_a_standard_topic_arn_or_nothing(
+    template: dict[str, Any], value: str, accepted: bool
+) -> None:
+    pattern = re.compile(template["Parameters"]["NotificationTopicArn"]["AllowedPattern"])
+    assert bool(pattern.fullmatch(value)) is accepted
+
+
+def test_functions_read_the_topic_from_the_environment_only_when_there_is_one(
+    template: dict[str, Any],
+) -> None:
+    variables = template["Globals"]["Function"]["Environment"]["Variables"]
+    assert variables["NOTIFICATION_TOPIC_ARN"] == {
+        "Fn::If": ["HasNotificationTopic", {"Ref": "NotificationTopicArn"}, {"Ref": "AWS::NoValue"}]
+    }
+
+
+def test_the_report_may_read_its_own_executions_history(template: dict[str, Any]) -> None:
+    (statement,) = [
+        statement
+        for statement in _policy_statements(template["Resources"]["FinishMigrationFunction"])
+        if "states:GetExecutionHistory" in _as_list(statement["Action"])
+    ]
+    assert _sub_string(statement["Resource"]) == (
+        "arn:${AWS::Partition}:states:${AWS::Region}:${AWS::AccountId}:execution:${AWS::StackName}-migration:*"
+    )
+
+
+def test_outputs_name_the_console_the_command_line_and_the_notifications(template: dict[str, Any]) -> None:
+    outputs = template["Outputs"]
+    console = _sub_string(outputs["MigrationStateMachineConsoleUrl"]["Value"])
+    assert console is not None
+    assert console.startswith(
+        "https://${AWS::Region}.console.aws.amazon.com/states/home?region=${AWS::Region}"
+    )
+    assert console.endswith("${MigrationStateMachine}")
+    command = _sub_string(outputs["MigrationCommandLine"]["Value"])
+    assert command is not None
+    assert command.startswith("mwaa-migrate plan --stack-name ${AWS::StackName} --region ${AWS::Region}")
+    assert outputs["NotificationEventSource"]["Value"] == "mwaa.migration"
+    assert outputs["NotificationDetailTypes"]["Value"] == (
+        "Migration Started, Migration Succeeded, Migration Failed"
+    )
+    assert outputs["NotificationTopic"]["Condition"] == "HasNotificationTopic"
+    for name, output in outputs.items():
+        assert output.get("Description"), name

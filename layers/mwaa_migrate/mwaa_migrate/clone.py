@@ -38,6 +38,13 @@ def clone_environment(mwaa: MWAAClient, plan: MigrationPlan) -> CloneResult:
     try:
         arn = mwaa.create_environment(**target.create_request)["Arn"]
     except ClientError as error:
+        # botocore sends a CreateEnvironment whose answer was lost (a timeout) again, and the second
+        # one meets the environment the first created: if it is this migration's, it was created.
+        created = get_environment(mwaa, target.name)
+        if created is not None and created.get("Tags", {}).get(SOURCE_TAG) == plan.source.name:
+            return CloneResult(
+                name=target.name, arn=created["Arn"], created=True, airflow_version=created["AirflowVersion"]
+            )
         raise from_client_error(error, f"creating environment {target.name}") from None
     return CloneResult(name=target.name, arn=arn, created=True, airflow_version=target.create_version)
 
@@ -58,5 +65,12 @@ def upgrade_environment(mwaa: MWAAClient, name: str, airflow_version: str) -> Up
     try:
         mwaa.update_environment(Name=name, AirflowVersion=airflow_version)
     except ClientError as error:
+        # An UpdateEnvironment whose answer was lost and that botocore sent again meets the update
+        # the first one started.
+        again = get_environment(mwaa, name)
+        if again is not None and (
+            again["Status"] == "UPDATING" or again.get("AirflowVersion") == airflow_version
+        ):
+            return UpgradeResult(name=name, airflow_version=airflow_version, started=True)
         raise from_client_error(error, f"upgrading environment {name} to Airflow {airflow_version}") from None
     return UpgradeResult(name=name, airflow_version=airflow_version, started=True)

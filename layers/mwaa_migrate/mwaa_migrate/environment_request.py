@@ -38,6 +38,13 @@ def _project(value: Any, shape: Shape) -> Any:
     return value
 
 
+def source_settings(source: dict[str, Any]) -> dict[str, Any]:
+    """The source's own settings as a CreateEnvironment request would carry them (read-only output
+    fields dropped), to compare the clone's request with."""
+    settings: dict[str, Any] = _project(source, create_environment_input())
+    return settings
+
+
 def build_create_request(
     source: dict[str, Any],
     *,

@@ -59,6 +59,7 @@ def from_client_error(error: ClientError, doing: str) -> MigrationError:
     text = f"{doing}: {code}: {message}"
     if code in _TRANSIENT_CODES or status >= 500 or status == 429:
         return TransientAwsError(text)
-    if code in {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation"}:
+    # A HEAD request's answer has no body: botocore names its error by the status ("403").
+    if code in {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation"} or status == 403:
         return AwsAccessDenied(text)
     return MigrationConflict(text)

@@ -39,7 +39,9 @@ def readable_cause(cause: str) -> str:
 
 # The state of the ASL that every Catch leads to.
 FAILURE_PATH_STATE = "RecordFailure"
-_FAILURE_EVENTS = frozenset({"TaskFailed", "TaskTimedOut", "LambdaFunctionFailed", "LambdaFunctionTimedOut"})
+_FAILURE_EVENTS = frozenset(
+    {"TaskFailed", "TaskTimedOut", "LambdaFunctionFailed", "LambdaFunctionTimedOut", "MapStateFailed"}
+)
 
 
 def failed_state(sfn: SFNClient, execution_id: str) -> str:

@@ -19,6 +19,8 @@ if TYPE_CHECKING:
     from mypy_boto3_iam import IAMClient
 
 _POLICY_NAME_LIMIT = 128
+# The encryption context key the export DAG binds its data key with (mwaa_migrate_metadata).
+ENCRYPTION_CONTEXT_KEY = "mwaa-migrate-migration"
 
 
 def role_name(role_arn: str) -> str:
@@ -46,8 +48,12 @@ def migration_policies(
     source_environment: str,
     source_role_arn: str,
     target_role_arn: str,
+    kms_key_arn: str,
 ) -> list[RolePolicy]:
     objects = f"arn:{partition}:s3:::{bucket}/{object_prefix}"
+    # The export's data key is bound to this migration by its encryption context: the source's role
+    # may only make data keys for it, the target's role only decrypt them, for this migration only.
+    this_migration = {"StringEquals": {f"kms:EncryptionContext:{ENCRYPTION_CONTEXT_KEY}": migration_id}}
     source_log_groups = f"arn:{partition}:logs:{region}:{account_id}:log-group:airflow-{source_environment}-*"
     export_policy = {
         "Version": "2012-10-17",
@@ -57,7 +63,14 @@ def migration_policies(
                 "Effect": "Allow",
                 "Action": ["s3:PutObject", "s3:AbortMultipartUpload"],
                 "Resource": f"{objects}/export/*",
-            }
+            },
+            {
+                "Sid": "SealMigrationExport",
+                "Effect": "Allow",
+                "Action": "kms:GenerateDataKey",
+                "Resource": kms_key_arn,
+                "Condition": this_migration,
+            },
         ],
     }
     import_policy = {
@@ -68,6 +81,13 @@ def migration_policies(
                 "Effect": "Allow",
                 "Action": ["s3:GetObject"],
                 "Resource": f"{objects}/export/*",
+            },
+            {
+                "Sid": "OpenMigrationExport",
+                "Effect": "Allow",
+                "Action": "kms:Decrypt",
+                "Resource": kms_key_arn,
+                "Condition": this_migration,
             },
             {
                 "Sid": "WriteImportResult",

@@ -1,29 +1,46 @@
-"""Copy the recent task log streams of one CloudWatch Logs group to another (the pipeline's step 6).
+"""Copy the log streams of one work item from a source CloudWatch Logs group to a target group.
 
-What the copy keeps to (CloudWatch Logs API reference, botocore's `logs` model):
+The state machine lists the streams to copy (`log_listing`), cuts the list into work items and runs
+one Distributed Map child per item; each child calls this copy until it says done. What the copy
+keeps to (CloudWatch Logs API reference, botocore's `logs` model):
 
 - The window is half-open, `since <= timestamp < until`. GetLogEvents' `endTime` is exclusive on AWS
   and inclusive on moto, so events are also filtered here: the result is the same on both.
 - PutLogEvents batches hold at most 10,000 events and 1,048,576 bytes (UTF-8 message bytes + 26 per
-  event), span less than 24 hours and are in chronological order (`plan_batches`). An event larger
-  than `max_event_bytes` is truncated with a marker and counted, never dropped.
-- Events older than 14 days or the target group's retention are left out by rule and counted;
-  `rejectedLogEventsInfo` in a PutLogEvents answer is counted, never ignored.
+  event), span less than 24 hours and are in chronological order (`plan_batches`, which packs each
+  stream into the fewest batches those limits allow).
+- Events older than 14 days or than the target group's retention are left out by rule and counted
+  (`events_too_old`): PutLogEvents would reject them. `rejectedLogEventsInfo` in an answer is counted
+  (`events_rejected`), never ignored.
+- An event larger than one event may be (1 MB, message + 26, since April 2025; it cannot occur in a
+  source of the same service) is written truncated with a marker saying its size, counted and noted
+  per stream: never dropped silently.
+- Throttling is retried by botocore (`clients.LOGS_RETRY_CONFIG`: adaptive client-side rate limiting,
+  backoff with jitter); what outlives those retries is a TransientAwsError, which the state retries.
+  A PutLogEvents that fails otherwise (a 5xx, a timeout, a lost connection) may still have stored its
+  batch, so botocore must not send it again blindly (`no_blind_put_retries`): the call ends with a
+  TransientAwsError, and the state's retry resumes from the checkpoint, reading the target first.
 
-Writing nothing twice. The copy of a stream is append-only and in the source's order, so the target
-stream always holds a prefix of the source stream. A position in a stream is `(timestamp, ordinal)`:
-the ordinal-th source event with that timestamp. Before copying a stream, the target's last event
-gives the position the target already holds (after checking that those events really are the
-source's: a stream of another origin is skipped and reported, never appended to). A position, unlike
-a count of events, stays right when events age out of the 14-day rule between two runs. The copy
-then writes only the source events after that position.
+Writing nothing twice. A stream's copy is append-only and in the source's order, so the target stream
+always holds a prefix of the source stream. A position in a stream is `(timestamp, ordinal)`: the
+ordinal-th source event with that timestamp. The checkpoint of the stream being copied is its last
+written position, returned as `resume_at` when time runs short and carried by the state machine into
+the next call. Whether the target already holds events is learnt from CreateLogStream, which the copy
+needs anyway: a stream it creates is empty, so a first copy reads nothing from the target. When the
+stream already exists (a retry after a crash, a resumed call, a re-run of the migration), its last
+event gives the position the target holds, after checking that those events really are the source's
+(a stream of another origin is skipped and reported, never appended to); the copy then writes only
+the source events after the later of that position and the checkpoint. A position, unlike a count,
+stays right when events age out of the 14-day rule between two runs. The checkpoint wins over a target
+tail that looks older (reads may lag a moment behind writes), so a resumed copy is exact. The one
+case a checkpoint cannot cover, a call that dies after a write it never reported, relies on reading
+that write back: the state waits before such a retry (10 s after Lambda's timeout or a crash, 2 s and
+more after a TransientAwsError) so that CloudWatch Logs shows it.
 
 Lambda time. The copy stops between two AWS calls when less than `safety_margin_ms` remains and
-returns a `LogCopyCursor` (stream and position) to call it again with. It stops only once the cursor
-has moved, so every call gets further than the one before (no endless loop of calls that each stop
-at once); a call that starts with less than two margins left is refused. The cursor is trusted over
-the target's last event when that one is older (CloudWatch Logs reads may lag a moment behind
-writes), so resuming is exact. Throttling is retried by botocore (`clients.RETRY_CONFIG`), not here.
+returns the cursor (stream and position) to call it again with. It stops only once the cursor has
+moved, so every call gets further than the one before; a call that starts with less than two
+margins left is refused.
 """
 
 from __future__ import annotations
@@ -32,61 +49,107 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import Field
 
-from mwaa_migrate.errors import InvalidMigrationRequest, MigrationConflict, from_client_error
-from mwaa_migrate.models import Model
+from mwaa_migrate.errors import (
+    InvalidMigrationRequest,
+    MigrationConflict,
+    TransientAwsError,
+    from_client_error,
+)
+from mwaa_migrate.models import BucketName, EnvironmentName, ExecutionId, LogGroupKind, Model
 from mwaa_migrate.observability import logger
 
 if TYPE_CHECKING:
     from mypy_boto3_logs import CloudWatchLogsClient
-    from mypy_boto3_logs.type_defs import (
-        GetLogEventsResponseTypeDef,
-        LogStreamTypeDef,
-        RejectedLogEventsInfoTypeDef,
-    )
+    from mypy_boto3_logs.type_defs import GetLogEventsResponseTypeDef, RejectedLogEventsInfoTypeDef
 
 # PutLogEvents' limits.
 MAX_BATCH_EVENTS = 10_000
 MAX_BATCH_BYTES = 1_048_576
 EVENT_OVERHEAD_BYTES = 26
-# 256 KB per event, message + 26 bytes. Newer botocore models document 1 MB per event; 256 KB is
-# accepted everywhere, and callers may pass a larger `max_event_bytes`.
-MAX_EVENT_BYTES = 262_144
+# One event, message + 26 bytes: 1 MB since April 2025 (botocore's model: "no larger than 1 MB").
+MAX_EVENT_BYTES = 1_048_576
 # A batch spans strictly less than 24 hours (AWS refuses more than 24 hours).
 MAX_BATCH_SPAN_MS = 24 * 60 * 60 * 1000
 MAX_EVENT_AGE = timedelta(days=14)
 
-# DescribeLogStreams' lastEventTimestamp "updates on an eventual consistency basis, typically in less
-# than an hour", and no event is accepted more than 2 hours ahead of its ingestion: a stream whose
-# newest timestamp (event, ingestion or creation) is older than `since` minus this has no event in
-# the window.
-STREAM_ACTIVITY_SLACK_MS = 2 * 60 * 60 * 1000
 DEFAULT_SAFETY_MARGIN_MS = 60_000
-# At most this many skipped streams are listed in a result (all are counted).
-MAX_SKIPPED_LISTED = 20
+# At most this many skipped streams and notes are listed in a result (all are counted).
+MAX_LISTED = 20
 TRUNCATION_MARKER = " ... [truncated by mwaa-migrate: the source event had {size} bytes]"
+FOREIGN_TARGET = (
+    "the target stream already holds events that are not this source stream's (its last events have "
+    "no match in the source): nothing was written to it"
+)
+SOURCE_GONE = "the source stream no longer exists (deleted or expired)"
 
 _NOT_FOUND = "ResourceNotFoundException"
+_PUT_NEEDS_RETRY = "needs-retry.cloudwatch-logs.PutLogEvents"
+_EXISTS = "ResourceAlreadyExistsException"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
+def log_group_name(environment_name: str, kind: str) -> str:
+    """The CloudWatch Logs group MWAA writes one kind of an environment's logs to."""
+    return f"airflow-{environment_name}-{kind}"
+
+
 def task_log_group(environment_name: str) -> str:
-    """The CloudWatch Logs group MWAA writes an environment's task logs to."""
-    return f"airflow-{environment_name}-Task"
+    return log_group_name(environment_name, "Task")
 
 
 # ---------------------------------------------------------------------------------------------------
-# Results
+# Work items and results
+
+
+class StreamToCopy(Model):
+    """A source stream and, when it differs, the name it gets in the target."""
+
+    source: str = Field(min_length=1, max_length=512)
+    target: str | None = Field(default=None, min_length=1, max_length=512)
+
+    @property
+    def target_name(self) -> str:
+        return self.target or self.source
+
+
+class WorkItem(Model):
+    """What one Distributed Map child copies: streams of one group, in name order."""
+
+    group: LogGroupKind
+    source_group: str
+    target_group: str
+    # The target group's retention when the streams were listed; None: it never expires.
+    target_retention_days: int | None = None
+    streams: list[StreamToCopy] = Field(min_length=1)
+
+
+class CopyLogStreamsEvent(Model):
+    """CopyLogStreams' payload: one work item of the Distributed Map, and the progress so far."""
+
+    execution_id: ExecutionId
+    source_environment_name: EnvironmentName
+    target_environment_name: EnvironmentName
+    # The window the listing used: since <= timestamp < until.
+    since: datetime
+    until: datetime
+    bucket: BucketName
+    results_prefix: str = Field(min_length=1)
+    index: int = Field(ge=0)
+    item: WorkItem
+    # Calls of the copy for this item so far: the state machine bounds the loop with it.
+    calls: int = Field(default=0, ge=0)
+    progress: dict[str, Any] | None = None
 
 
 class LogCopyCursor(Model):
-    """Where to resume: source stream `stream`; of its events, those before `timestamp` and the first
-    `events_at_timestamp` ones at `timestamp` are done (none when `timestamp` is absent). Streams are
-    taken in DescribeLogStreams' name order, so every stream named before `stream` is done too."""
+    """Where to resume: source stream `stream` of the item; of its events, those before `timestamp`
+    and the first `events_at_timestamp` ones at `timestamp` are done (none when `timestamp` is absent).
+    Every stream before `stream` in the item is done too."""
 
     stream: str = Field(min_length=1)
     timestamp: int | None = None
@@ -98,17 +161,26 @@ class SkippedStream(Model):
     reason: str
 
 
+class StreamNote(Model):
+    """Something the report should say about a copied stream (truncated or rejected events)."""
+
+    stream: str
+    note: str
+
+
 class LogCopyProgress(Model):
-    """What one call did. The counters of successive calls add up (`combined_with`); every event the
-    copy handled is counted once: events_read = written + rejected + already_present + too_old (an
-    event too old now counts as too old even when an earlier run copied it)."""
+    """What the calls of one item did so far. The counters of successive calls add up
+    (`combined_with`); every event handled is counted once:
+    events_read = events_written + events_rejected + events_already_present + events_too_old."""
 
     done: bool
     resume_at: LogCopyCursor | None = None
-    # Source streams looked at (each counted once, when finished), with events copied, and skipped.
-    streams_listed: int = 0
+    # Streams of the item finished (each counted once), of which with events copied, and skipped.
+    streams_done: int = 0
     streams_copied: int = 0
     streams_skipped: int = 0
+    # Target streams this copy created (the others existed already).
+    streams_created: int = 0
     events_read: int = 0
     events_written: int = 0
     events_already_present: int = 0
@@ -118,16 +190,18 @@ class LogCopyProgress(Model):
     put_calls: int = 0
     get_calls: int = 0
     skipped: list[SkippedStream] = Field(default_factory=list)
+    notes: list[StreamNote] = Field(default_factory=list)
 
     def combined_with(self, later: LogCopyProgress) -> LogCopyProgress:
-        """The progress of this call followed by `later`: counters summed, `later`'s cursor and state."""
+        """This call followed by `later`: counters summed, `later`'s cursor and state."""
         data = self.model_dump(by_alias=False)
         other = later.model_dump(by_alias=False)
-        for name in _COUNTER_FIELDS:
+        for name in COUNTER_FIELDS:
             data[name] += other[name]
         data["done"] = later.done
         data["resume_at"] = other["resume_at"]
-        data["skipped"] = (data["skipped"] + other["skipped"])[:MAX_SKIPPED_LISTED]
+        data["skipped"] = (data["skipped"] + other["skipped"])[:MAX_LISTED]
+        data["notes"] = (data["notes"] + other["notes"])[:MAX_LISTED]
         return LogCopyProgress.model_validate(data)
 
 
@@ -135,9 +209,8 @@ class LogCopyProgress(Model):
 # Events and batches (pure)
 
 
-@dataclass(frozen=True, slots=True)
-class LogEvent:
-    """One event as it is written to the target."""
+class LogEvent(NamedTuple):
+    """One event as it is written to the target (a tuple: the copy makes one per event)."""
 
     timestamp: int
     message: str
@@ -151,7 +224,9 @@ class LogEvent:
     def of(
         cls, timestamp: int, message: str, *, ordinal: int = 1, max_event_bytes: int = MAX_EVENT_BYTES
     ) -> LogEvent:
-        """The event for a source message, truncated with a marker when it is larger than one event may be."""
+        """The event for a source message, truncated with a marker when larger than one event may be."""
+        if len(message) * 4 + EVENT_OVERHEAD_BYTES <= max_event_bytes:  # surely small enough: no encoding
+            return cls(timestamp, message, _utf8_size(message) + EVENT_OVERHEAD_BYTES, False, ordinal)
         encoded = _utf8(message)
         if len(encoded) + EVENT_OVERHEAD_BYTES <= max_event_bytes:
             return cls(timestamp, message, len(encoded) + EVENT_OVERHEAD_BYTES, False, ordinal)
@@ -166,6 +241,10 @@ class LogEvent:
 def _utf8(message: str) -> bytes:
     # A lone surrogate (possible from JSON) must not crash the copy; it counts as its 3 bytes.
     return message.encode("utf-8", errors="surrogatepass")
+
+
+def _utf8_size(message: str) -> int:
+    return len(message) if message.isascii() else len(_utf8(message))
 
 
 def plan_batches(
@@ -210,6 +289,33 @@ def count_rejected(info: RejectedLogEventsInfoTypeDef | None, batch_size: int) -
 
 
 # ---------------------------------------------------------------------------------------------------
+# Retries
+
+
+def _put_retry_guard(response: Any = None, caught_exception: Any = None, **_: Any) -> bool | None:
+    """botocore's retry decision for PutLogEvents, asked before its own: False (do not retry) when the
+    call failed in a way that may have stored the batch (a 5xx, a timeout, a lost connection); None
+    (let botocore decide) otherwise, so throttled calls, which stored nothing, are retried."""
+    if caught_exception is not None:
+        return False
+    if response is None:
+        return None
+    status = getattr(response[0], "status_code", 0)
+    return False if status >= 500 else None
+
+
+def no_blind_put_retries(logs: CloudWatchLogsClient) -> None:
+    """Keep botocore from sending a PutLogEvents again after a failure that may have stored it."""
+    # The stubs type handlers as returning None; botocore uses what needs-retry handlers return.
+    guard = cast("Callable[..., None]", _put_retry_guard)
+    logs.meta.events.register_first(_PUT_NEEDS_RETRY, guard, unique_id="mwaa-migrate-put-retry-guard")
+
+
+def _unsure(error: BotoCoreError, doing: str) -> TransientAwsError:
+    return TransientAwsError(f"{doing}: {type(error).__name__}: {error}")
+
+
+# ---------------------------------------------------------------------------------------------------
 # The copy
 
 
@@ -220,9 +326,10 @@ class _Position(NamedTuple):
 
 @dataclass
 class _Counts:
-    streams_listed: int = 0
+    streams_done: int = 0
     streams_copied: int = 0
     streams_skipped: int = 0
+    streams_created: int = 0
     events_read: int = 0
     events_written: int = 0
     events_already_present: int = 0
@@ -233,7 +340,7 @@ class _Counts:
     get_calls: int = 0
 
 
-_COUNTER_FIELDS = tuple(item.name for item in fields(_Counts))
+COUNTER_FIELDS = tuple(item.name for item in fields(_Counts))
 
 
 class _OutOfTimeError(Exception):
@@ -242,6 +349,12 @@ class _OutOfTimeError(Exception):
 
 class _StreamNotFoundError(Exception):
     """GetLogEvents answered ResourceNotFoundException."""
+
+
+class _SkipStreamError(Exception):
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 @dataclass
@@ -258,6 +371,7 @@ class _Run:
     safety_margin_ms: int
     counts: _Counts = field(default_factory=_Counts)
     skipped: list[SkippedStream] = field(default_factory=list)
+    notes: list[StreamNote] = field(default_factory=list)
     # Whether the cursor moved: a call stops only after it did, so calling again always gets further.
     moved: bool = False
 
@@ -275,15 +389,22 @@ class _Run:
             if _code(error) == _NOT_FOUND:
                 raise _StreamNotFoundError from error
             raise from_client_error(error, doing) from error
+        except BotoCoreError as error:
+            raise _unsure(error, doing) from error
         self.counts.get_calls += 1
         return response
+
+    def note(self, stream: str, text: str) -> None:
+        if len(self.notes) < MAX_LISTED:
+            self.notes.append(StreamNote(stream=stream, note=text))
 
     def progress(self, resume_at: LogCopyCursor | None) -> LogCopyProgress:
         return LogCopyProgress.model_validate(
             {
                 "done": resume_at is None,
                 "resume_at": resume_at,
-                "skipped": self.skipped[:MAX_SKIPPED_LISTED],
+                "skipped": self.skipped[:MAX_LISTED],
+                "notes": self.notes[:MAX_LISTED],
                 **asdict(self.counts),
             }
         )
@@ -291,34 +412,29 @@ class _Run:
 
 @dataclass
 class _StreamState:
-    name: str
-    # The last source event handled (written, rejected, found present or too old).
+    source: str
+    target: str
+    # The checkpoint: the last source event handled (written, rejected, found present or too old).
     handled: _Position | None
-    target_exists: bool
+    # The position the target holds beyond the checkpoint (learnt once, before the first write).
+    present: _Position | None = None
+    target_known: bool = False
     events_in_window: int = 0
+    truncated: int = 0
+    rejected: int = 0
 
     def cursor(self) -> LogCopyCursor:
         if self.handled is None:
-            return LogCopyCursor(stream=self.name)
+            return LogCopyCursor(stream=self.source)
         return LogCopyCursor(
-            stream=self.name, timestamp=self.handled.timestamp, events_at_timestamp=self.handled.ordinal
+            stream=self.source, timestamp=self.handled.timestamp, events_at_timestamp=self.handled.ordinal
         )
 
 
-@dataclass(frozen=True)
-class _Tail:
-    """The target stream's last event and how many events it holds at that timestamp."""
-
-    exists: bool
-    position: _Position | None = None
-    messages: tuple[str, ...] = ()
-
-
-def copy_log_streams(
+def copy_work_item(
     logs: CloudWatchLogsClient,
+    item: WorkItem,
     *,
-    source_group: str,
-    target_group: str,
     since: datetime,
     until: datetime,
     resume_at: LogCopyCursor | None,
@@ -327,26 +443,37 @@ def copy_log_streams(
     max_event_bytes: int = MAX_EVENT_BYTES,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> LogCopyProgress:
-    """Copy the events of `source_group`'s streams with `since <= timestamp < until` to the streams of
-    the same names in `target_group`, from `resume_at` on. Returns done, or the cursor to call again
-    with when less than `safety_margin_ms` of `time_left_ms()` remained."""
+    """Copy the events with `since <= timestamp < until` of the item's source streams to their target
+    streams, from `resume_at` on. Returns done, or the cursor to call again with when less than
+    `safety_margin_ms` of `time_left_ms()` remained."""
     since_ms, until_ms = _window(since, until)
     if not 1024 <= max_event_bytes <= MAX_BATCH_BYTES:
         raise InvalidMigrationRequest(f"max_event_bytes must be between 1024 and {MAX_BATCH_BYTES}")
+    names = [stream.source for stream in item.streams]
+    if len(set(names)) != len(names):
+        raise InvalidMigrationRequest("a work item names a stream more than once")
+    start = 0
+    if resume_at is not None:
+        if resume_at.stream not in names:
+            raise InvalidMigrationRequest(
+                f"resumeAt.stream {resume_at.stream!r} is not a stream of this item"
+            )
+        start = names.index(resume_at.stream)
+    no_blind_put_retries(logs)
     budget_ms = time_left_ms()
     if budget_ms < 2 * safety_margin_ms:
         raise InvalidMigrationRequest(
             f"the log copy needs at least {2 * safety_margin_ms} ms to run, {budget_ms} ms are left: "
             "raise the function's timeout"
         )
-    retention_days = _target_retention_days(logs, target_group)
-    max_age = MAX_EVENT_AGE if retention_days is None else min(MAX_EVENT_AGE, timedelta(days=retention_days))
+    retention = item.target_retention_days
+    max_age = MAX_EVENT_AGE if retention is None else min(MAX_EVENT_AGE, timedelta(days=retention))
     # Every event kept must still be young enough at the last write this call may make.
     oldest_ms = _millis(now() - max_age) + budget_ms
     run = _Run(
         logs=logs,
-        source_group=source_group,
-        target_group=target_group,
+        source_group=item.source_group,
+        target_group=item.target_group,
         since_ms=since_ms,
         until_ms=until_ms,
         oldest_ms=oldest_ms,
@@ -354,33 +481,30 @@ def copy_log_streams(
         time_left_ms=time_left_ms,
         safety_margin_ms=safety_margin_ms,
     )
-    for stream in _source_streams(run):
-        name = stream.get("logStreamName", "")
-        if resume_at is not None and name < resume_at.stream:
-            continue
-        resumed = resume_at if resume_at is not None and name == resume_at.stream else None
+    for stream in item.streams[start:]:
+        resumed = resume_at if resume_at is not None and stream.source == resume_at.stream else None
         if run.out_of_time():
-            return _stopped(run, resumed or LogCopyCursor(stream=name))
-        if _may_hold_window(stream, since_ms, until_ms):
-            outcome = _copy_stream(run, name, resumed)
-            if isinstance(outcome, LogCopyCursor):
-                return _stopped(run, outcome)
-            if isinstance(outcome, SkippedStream):
-                run.counts.streams_skipped += 1
+            return _stopped(run, resumed or LogCopyCursor(stream=stream.source))
+        outcome = _copy_stream(run, stream, resumed)
+        if isinstance(outcome, LogCopyCursor):
+            return _stopped(run, outcome)
+        if isinstance(outcome, SkippedStream):
+            run.counts.streams_skipped += 1
+            if len(run.skipped) < MAX_LISTED:
                 run.skipped.append(outcome)
-                logger.warning("log stream skipped", extra={"stream": name, "reason": outcome.reason})
-            elif outcome:
-                run.counts.streams_copied += 1
-        run.counts.streams_listed += 1
+            logger.warning("log stream skipped", extra={"stream": stream.source, "reason": outcome.reason})
+        elif outcome:
+            run.counts.streams_copied += 1
+        run.counts.streams_done += 1
         run.moved = True
     progress = run.progress(resume_at=None)
-    logger.info("task logs copied", extra={"progress": progress.to_event()})
+    logger.info("work item copied", extra={"progress": progress.to_event()})
     return progress
 
 
 def _stopped(run: _Run, cursor: LogCopyCursor) -> LogCopyProgress:
     progress = run.progress(resume_at=cursor)
-    logger.info("task log copy paused to resume", extra={"progress": progress.to_event()})
+    logger.info("log copy paused to resume", extra={"progress": progress.to_event()})
     return progress
 
 
@@ -402,108 +526,101 @@ def _code(error: ClientError) -> str:
     return str(error.response.get("Error", {}).get("Code", ""))
 
 
-def _target_retention_days(logs: CloudWatchLogsClient, target_group: str) -> int | None:
-    """The target group's retention (None: never expire); a missing group is a MigrationConflict."""
-    try:
-        for page in logs.get_paginator("describe_log_groups").paginate(logGroupNamePrefix=target_group):
-            for group in page.get("logGroups", []):
-                if group.get("logGroupName") == target_group:
-                    return group.get("retentionInDays")
-    except ClientError as error:
-        raise from_client_error(error, f"describing log group {target_group}") from error
-    raise _no_target_group(target_group)
-
-
-def _no_target_group(target_group: str) -> MigrationConflict:
+def no_target_group(target_group: str) -> MigrationConflict:
+    kind = target_group.rsplit("-", 1)[-1]
     return MigrationConflict(
-        f"the target log group {target_group} does not exist: Task logs must be enabled on the target "
-        "environment (LoggingConfiguration.TaskLogs) before its task logs can be copied"
+        f"the target log group {target_group} does not exist: {kind} logs must be enabled on the target "
+        "environment (its LoggingConfiguration) before they can be copied into it"
     )
 
 
-def _source_streams(run: _Run) -> Iterator[LogStreamTypeDef]:
-    """Every source stream in name order (DescribeLogStreams' default order, which the cursor uses)."""
-    pages = run.logs.get_paginator("describe_log_streams").paginate(
-        logGroupName=run.source_group, orderBy="LogStreamName"
-    )
-    try:
-        for page in pages:
-            yield from page.get("logStreams", [])
-    except ClientError as error:
-        if _code(error) == _NOT_FOUND:
-            raise MigrationConflict(
-                f"the source log group {run.source_group} does not exist: the source environment has no "
-                "Task logs to copy"
-            ) from error
-        raise from_client_error(error, f"listing the streams of {run.source_group}") from error
-
-
-def _may_hold_window(stream: LogStreamTypeDef, since_ms: int, until_ms: int) -> bool:
-    first = stream.get("firstEventTimestamp")
-    if first is not None and first >= until_ms:
-        return False
-    marks = [
-        stream[key] for key in ("lastEventTimestamp", "lastIngestionTime", "creationTime") if key in stream
-    ]
-    return not marks or max(marks) >= since_ms - STREAM_ACTIVITY_SLACK_MS
-
-
-def _copy_stream(run: _Run, name: str, resumed: LogCopyCursor | None) -> bool | SkippedStream | LogCopyCursor:
-    """Copy one stream: True when events of the window were found (and are all handled), False when
-    it had none, a SkippedStream, or the cursor to resume at when time ran out."""
+def _copy_stream(
+    run: _Run, stream: StreamToCopy, resumed: LogCopyCursor | None
+) -> bool | SkippedStream | LogCopyCursor:
+    """Copy one stream: True when events of the window were found (and are all handled), False when it
+    had none, a SkippedStream, or the cursor to resume at when time ran out."""
     resumed_at = (
         _Position(resumed.timestamp, resumed.events_at_timestamp)
         if resumed is not None and resumed.timestamp is not None
         else None
     )
-    tail = _target_tail(run, name)
-    # The target's events that may overlap the window, unless this run wrote them (the cursor).
-    present: _Position | None = None
-    if (
-        tail.position is not None
-        and tail.position.timestamp >= run.since_ms
-        and (resumed_at is None or tail.position > resumed_at)
-    ):
-        try:
-            problem = _check_target_prefix(run, name, tail.position, tail.messages)
-        except _StreamNotFoundError:
-            problem = "the source stream no longer exists (deleted or expired)"
-        if problem:
-            return SkippedStream(stream=name, reason=problem)
-        present = tail.position
-    state = _StreamState(name=name, handled=resumed_at, target_exists=tail.exists)
+    state = _StreamState(source=stream.source, target=stream.target_name, handled=resumed_at)
     start_ms = max(run.since_ms, resumed_at.timestamp) if resumed_at is not None else run.since_ms
     try:
-        for batch in plan_batches(_events_to_write(run, state, start_ms, resumed_at, present)):
+        for batch in plan_batches(_events_to_write(run, state, start_ms, resumed_at)):
             run.check_time()
             _write(run, state, batch)
     except _OutOfTimeError:
         return state.cursor()
+    except _SkipStreamError as skip:
+        return SkippedStream(stream=stream.source, reason=skip.reason)
     except _StreamNotFoundError:
-        return SkippedStream(stream=name, reason="the source stream no longer exists (deleted or expired)")
+        return SkippedStream(stream=stream.source, reason=SOURCE_GONE)
+    if state.truncated:
+        run.note(
+            stream.source,
+            f"{state.truncated} event(s) larger than {run.max_event_bytes} bytes were written truncated, "
+            "with a marker giving the original size",
+        )
+    if state.rejected:
+        run.note(stream.source, f"PutLogEvents left out {state.rejected} event(s) as too old or too new")
     return state.events_in_window > 0 or resumed_at is not None
 
 
 def _events_to_write(
-    run: _Run, state: _StreamState, start_ms: int, resumed_at: _Position | None, present: _Position | None
+    run: _Run, state: _StreamState, start_ms: int, resumed_at: _Position | None
 ) -> Iterator[LogEvent]:
     """The source events to write; those before them are counted here. Events come in position order,
     and every test below marks a prefix of them, so the handled ones always precede the ones to write."""
-    for event in _read_source(run, state.name, start_ms):
+    oldest_ms = run.oldest_ms
+    for event in _read_source(run, state.source, start_ms):
         state.events_in_window += 1
-        position = _Position(event.timestamp, event.ordinal)
-        if resumed_at is not None and position <= resumed_at:
+        if resumed_at is not None and (event.timestamp, event.ordinal) <= resumed_at:
             continue  # an earlier call handled and counted it
-        if event.timestamp < run.oldest_ms:
+        if event.timestamp < oldest_ms:
             run.counts.events_too_old += 1
-        elif present is not None and position <= present:
-            run.counts.events_already_present += 1
         else:
-            yield event
-            continue
+            if not state.target_known:
+                state.present = _learn_target(run, state, resumed_at)
+                state.target_known = True
+            if state.present is None or (event.timestamp, event.ordinal) > state.present:
+                yield event
+                continue
+            run.counts.events_already_present += 1
         run.counts.events_read += 1
-        state.handled = position
+        state.handled = _Position(event.timestamp, event.ordinal)
         run.moved = True
+
+
+def _learn_target(run: _Run, state: _StreamState, resumed_at: _Position | None) -> _Position | None:
+    """Make sure the target stream exists and return the position it already holds beyond the
+    checkpoint (None when it holds nothing more). A stream created here is empty: nothing to read."""
+    try:
+        run.logs.create_log_stream(logGroupName=run.target_group, logStreamName=state.target)
+    except ClientError as error:
+        code = _code(error)
+        if code == _NOT_FOUND:
+            raise no_target_group(run.target_group) from error
+        if code != _EXISTS:
+            raise from_client_error(
+                error, f"creating log stream {run.target_group}/{state.target}"
+            ) from error
+    except BotoCoreError as error:
+        raise _unsure(error, f"creating log stream {run.target_group}/{state.target}") from error
+    else:
+        run.counts.streams_created += 1
+        return None
+    tail = _target_tail(run, state.target)
+    if (
+        tail is None
+        or tail.position.timestamp < run.since_ms
+        or (resumed_at is not None and tail.position <= resumed_at)
+    ):
+        return None
+    problem = _check_target_prefix(run, state.source, tail)
+    if problem:
+        raise _SkipStreamError(problem)
+    return tail.position
 
 
 def _read_source(run: _Run, stream: str, start_ms: int) -> Iterator[LogEvent]:
@@ -519,20 +636,25 @@ def _read_source(run: _Run, stream: str, start_ms: int) -> Iterator[LogEvent]:
     }
     previous: int | None = None
     ordinal = 0
+    max_event_bytes = run.max_event_bytes
+    until_ms = run.until_ms
     while True:
         run.check_time()
         response = run.get_log_events(request, f"reading {run.source_group}/{stream}")
         for item in response["events"]:
             timestamp = item["timestamp"]
-            if not start_ms <= timestamp < run.until_ms:
+            if not start_ms <= timestamp < until_ms:
                 continue
             if previous is not None and timestamp < previous:
                 raise MigrationConflict(f"GetLogEvents returned {run.source_group}/{stream} out of order")
             ordinal = ordinal + 1 if timestamp == previous else 1
             previous = timestamp
-            yield LogEvent.of(
-                timestamp, item["message"], ordinal=ordinal, max_event_bytes=run.max_event_bytes
-            )
+            message = item["message"]
+            if len(message) * 4 + EVENT_OVERHEAD_BYTES <= max_event_bytes:  # the usual case, made short
+                size = len(message) if message.isascii() else len(_utf8(message))
+                yield LogEvent(timestamp, message, size + EVENT_OVERHEAD_BYTES, False, ordinal)
+            else:
+                yield LogEvent.of(timestamp, message, ordinal=ordinal, max_event_bytes=max_event_bytes)
         token = response["nextForwardToken"]
         if token == request.get("nextToken"):
             return
@@ -558,8 +680,17 @@ def _events_at(run: _Run, group: str, stream: str, timestamp: int) -> list[str]:
         request["nextToken"] = token
 
 
-def _target_tail(run: _Run, stream: str) -> _Tail:
-    """The target stream's last event (paging backwards past empty pages), and its events at that time."""
+@dataclass(frozen=True)
+class _Tail:
+    """The target stream's last event and its events at that timestamp."""
+
+    position: _Position
+    messages: tuple[str, ...]
+
+
+def _target_tail(run: _Run, stream: str) -> _Tail | None:
+    """The target stream's last event (paging backwards past empty pages) with its events at that
+    time, or None when the stream holds none."""
     request: dict[str, Any] = {
         "logGroupName": run.target_group,
         "logStreamName": stream,
@@ -573,70 +704,65 @@ def _target_tail(run: _Run, stream: str) -> _Tail:
             if response["events"]:
                 last = response["events"][-1]["timestamp"]
                 messages = _events_at(run, run.target_group, stream, last)
-                return _Tail(exists=True, position=_Position(last, len(messages)), messages=tuple(messages))
+                return _Tail(position=_Position(last, len(messages)), messages=tuple(messages))
             token = response["nextBackwardToken"]
             if token == request.get("nextToken"):
-                return _Tail(exists=True)
+                return None
             request["nextToken"] = token
     except _StreamNotFoundError:
-        return _Tail(exists=False)
+        return None
 
 
-def _check_target_prefix(
-    run: _Run, stream: str, position: _Position, messages: tuple[str, ...]
-) -> str | None:
+def _check_target_prefix(run: _Run, source_stream: str, tail: _Tail) -> str | None:
     """Why the target stream is not a prefix of the source stream, or None when it is: its events at
     its last timestamp must be the first ones of the source's at that timestamp (as written)."""
-    timestamp, count = position
-    source = [
-        LogEvent.of(timestamp, message, max_event_bytes=run.max_event_bytes).message
-        for message in _events_at(run, run.source_group, stream, timestamp)
-    ]
-    if len(source) >= count and Counter(source[:count]) == Counter(messages):
+    timestamp, count = tail.position
+    try:
+        source = [
+            LogEvent.of(timestamp, message, max_event_bytes=run.max_event_bytes).message
+            for message in _events_at(run, run.source_group, source_stream, timestamp)
+        ]
+    except _StreamNotFoundError:
+        return SOURCE_GONE
+    if len(source) >= count and Counter(source[:count]) == Counter(tail.messages):
         return None
-    moment = datetime.fromtimestamp(timestamp / 1000, UTC).isoformat()
-    return (
-        f"the target stream already holds events that are not this source stream's (its last events, "
-        f"at {moment}, have no match in the source): nothing was written to it"
+    logger.warning(
+        "target stream of another origin",
+        extra={
+            "stream": source_stream,
+            "last_event_at": datetime.fromtimestamp(timestamp / 1000, UTC).isoformat(),
+        },
     )
+    return FOREIGN_TARGET
 
 
 def _write(run: _Run, state: _StreamState, batch: list[LogEvent]) -> None:
-    target = f"{run.target_group}/{state.name}"
-    if not state.target_exists:
-        _create_target_stream(run, state.name)
-        state.target_exists = True
+    target = f"{run.target_group}/{state.target}"
     try:
         response = run.logs.put_log_events(
             logGroupName=run.target_group,
-            logStreamName=state.name,
+            logStreamName=state.target,
             logEvents=[{"timestamp": event.timestamp, "message": event.message} for event in batch],
         )
     except ClientError as error:
+        # A 5xx becomes a TransientAwsError: the state's retry resumes from the checkpoint.
         raise from_client_error(error, f"writing {len(batch)} events to {target}") from error
+    except BotoCoreError as error:
+        raise _unsure(error, f"writing {len(batch)} events to {target}") from error
     rejected = count_rejected(response.get("rejectedLogEventsInfo"), len(batch))
     if rejected:
         logger.warning(
             "PutLogEvents left events out",
             extra={"stream": target, "rejected": rejected, "info": response.get("rejectedLogEventsInfo")},
         )
+    truncated = sum(1 for event in batch if event.truncated)
     counts = run.counts
     counts.put_calls += 1
     counts.events_read += len(batch)
     counts.events_written += len(batch) - rejected
     counts.events_rejected += rejected
-    counts.events_truncated += sum(1 for event in batch if event.truncated)
+    counts.events_truncated += truncated
+    state.truncated += truncated
+    state.rejected += rejected
     state.handled = _Position(batch[-1].timestamp, batch[-1].ordinal)
     run.moved = True
-
-
-def _create_target_stream(run: _Run, stream: str) -> None:
-    try:
-        run.logs.create_log_stream(logGroupName=run.target_group, logStreamName=stream)
-    except ClientError as error:
-        code = _code(error)
-        if code == "ResourceAlreadyExistsException":
-            return
-        if code == _NOT_FOUND:
-            raise _no_target_group(run.target_group) from error
-        raise from_client_error(error, f"creating log stream {run.target_group}/{stream}") from error

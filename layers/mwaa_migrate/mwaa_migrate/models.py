@@ -3,9 +3,17 @@ snake_case in Python; unknown fields are refused so a typo never passes silently
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel
 
 from mwaa_migrate.errors import InvalidMigrationRequest
@@ -18,6 +26,11 @@ RoleArn = Annotated[
 ]
 BucketName = Annotated[str, Field(min_length=3, max_length=63, pattern=r"^[a-z0-9][a-z0-9.-]+[a-z0-9]$")]
 ExecutionId = Annotated[str, Field(min_length=1, max_length=2048)]
+# Values that reach an Airflow command line: Airflow's own rules for DAG ids (letters, digits, _ . -)
+# and run ids (also ~ : +), up to 250 characters, and never starting with "-", so that the CLI cannot
+# read one as an option.
+DagId = Annotated[str, Field(min_length=1, max_length=250, pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")]
+RunId = Annotated[str, Field(min_length=1, max_length=250, pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.~:+-]*$")]
 
 
 def _known_target_version(version: str) -> str:
@@ -27,6 +40,13 @@ def _known_target_version(version: str) -> str:
 
 
 TargetVersion = Annotated[str, AfterValidator(_known_target_version)]
+
+# MWAA's CloudWatch Logs groups, airflow-{environment}-{kind}: one per logging module.
+LogGroupKind = Literal["Task", "Worker", "Scheduler", "DAGProcessing", "WebServer"]
+
+
+def _task_logs_only() -> list[LogGroupKind]:
+    return ["Task"]
 
 
 class Model(BaseModel):
@@ -47,13 +67,29 @@ class MigrationRequest(Model):
     target_airflow_version: TargetVersion
     target_execution_role_arn: RoleArn | None = None
     migration_bucket: BucketName | None = None
-    log_days: int = Field(default=3, ge=1, le=14)
-    dry_run: bool = False
+    # The request's numbers and switches are taken as JSON types exactly: "3" is no number of days
+    # and "no" no answer to "dry run?".
+    log_days: int = Field(default=3, ge=1, le=14, strict=True)
+    # The source's log groups to copy: Task by default, the others on request; [] copies none.
+    log_groups: list[LogGroupKind] = Field(default_factory=_task_logs_only)
+    # Copy only the Task logs of task instances that failed (every attempt of each), not all.
+    failed_tasks_only: bool = Field(default=False, strict=True)
+    dry_run: bool = Field(default=False, strict=True)
+
+    @field_validator("log_groups")
+    @classmethod
+    def _each_group_once(cls, groups: list[str]) -> list[str]:
+        repeated = sorted({group for group in groups if groups.count(group) > 1})
+        if repeated:
+            raise ValueError(f"names {', '.join(repeated)} more than once")
+        return groups
 
     @model_validator(mode="after")
     def _source_is_not_target(self) -> MigrationRequest:
         if self.source_environment_name == self.target_environment_name:
             raise ValueError("targetEnvironmentName must differ from sourceEnvironmentName")
+        if self.failed_tasks_only and "Task" not in self.log_groups:
+            raise ValueError("failedTasksOnly selects Task logs, but logGroups does not include Task")
         return self
 
 
@@ -82,6 +118,9 @@ class SourceEnvironment(Model):
     dag_s3_path: str
     # False when the source sends no task logs to CloudWatch: the log copy is skipped.
     task_logs_enabled: bool
+    # The source's settings in CreateEnvironment's shape: the plan and the report show the target's
+    # request as a diff against them.
+    settings: dict[str, Any] = Field(default_factory=dict)
 
 
 class TargetEnvironment(Model):
@@ -107,7 +146,7 @@ class DagDeployment(Model):
     """A project DAG and the files it needs, placed in an environment's DAG folder."""
 
     environment_name: EnvironmentName
-    dag_id: str
+    dag_id: DagId
     bucket: str
     folder: str
     files: list[str]
@@ -127,4 +166,8 @@ class MigrationPlan(Model):
     import_dag: DagDeployment
     log_days: int
     dry_run: bool
+    # The KMS key whose data key seals the exported metadata (the export and import DAGs' conf).
+    kms_key_arn: str
     warnings: list[str] = Field(default_factory=list)
+    log_groups: list[LogGroupKind] = Field(default_factory=_task_logs_only)
+    failed_tasks_only: bool = False

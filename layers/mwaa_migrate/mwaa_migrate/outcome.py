@@ -7,8 +7,19 @@ from typing import TYPE_CHECKING, Any
 
 from mwaa_migrate.failure import error_from_state, failed_state, plan_from_state, readable_cause
 from mwaa_migrate.grants import delete_policies
+from mwaa_migrate.lock import Holder, holder, release
 from mwaa_migrate.models import Model
-from mwaa_migrate.report import Failure, MigrationReport, now, report_key, seconds_between, write_report
+from mwaa_migrate.report import (
+    Failure,
+    MigrationReport,
+    finished_steps,
+    now,
+    report_key,
+    seconds_between,
+    settings_diff,
+    table_counts,
+    write_report,
+)
 from mwaa_migrate.step_events import FinishMigrationEvent, RecordFailureEvent
 
 if TYPE_CHECKING:
@@ -27,9 +38,13 @@ class Outcome(Model):
     failed_state: str | None = None
 
 
-def finish_migration(event: FinishMigrationEvent, *, s3: S3Client, iam: IAMClient) -> Outcome:
+def finish_migration(
+    event: FinishMigrationEvent, *, s3: S3Client, iam: IAMClient, sfn: SFNClient, lock_bucket: str
+) -> Outcome:
     plan = event.plan
-    removed = delete_policies(iam, plan.policies)
+    # Another execution holding the target's lock uses the same grants: they are its to remove.
+    locked_by = holder(s3, lock_bucket, plan.target.name, event.execution_id)
+    removed = [] if locked_by is Holder.ANOTHER_EXECUTION else delete_policies(iam, plan.policies)
     finished = now()
     report = MigrationReport(
         status="SUCCEEDED",
@@ -51,13 +66,16 @@ def finish_migration(event: FinishMigrationEvent, *, s3: S3Client, iam: IAMClien
         started_at=event.started_at,
         finished_at=finished.isoformat(),
         duration_seconds=seconds_between(event.started_at, finished),
-        carried_settings=sorted(plan.target.create_request),
+        settings=settings_diff(plan.source.settings, plan.target.create_request),
         warnings=plan.warnings,
+        tables=table_counts(event.exported, event.imported),
         metadata={"export": event.exported, "import": event.imported},
         logs=event.logs,
+        steps=finished_steps(sfn, event.execution_id),
         policies_removed=removed,
     )
     uri = write_report(s3, plan.bucket, report_key(plan.prefix, event.execution_id), report)
+    release(s3, bucket=lock_bucket, target_environment=plan.target.name, execution_id=event.execution_id)
     return Outcome(
         status="SUCCEEDED",
         report_uri=uri,
@@ -67,7 +85,13 @@ def finish_migration(event: FinishMigrationEvent, *, s3: S3Client, iam: IAMClien
 
 
 def record_failure(
-    event: RecordFailureEvent, *, s3: S3Client, iam: IAMClient, sfn: SFNClient, default_bucket: str
+    event: RecordFailureEvent,
+    *,
+    s3: S3Client,
+    iam: IAMClient,
+    sfn: SFNClient,
+    default_bucket: str,
+    lock_bucket: str,
 ) -> Outcome:
     caught = error_from_state(event.state)
     cause = readable_cause(caught.cause)
@@ -77,7 +101,12 @@ def record_failure(
     source_name = plan.source.name if plan else str(request.get("sourceEnvironmentName", "unknown"))
     target_name = plan.target.name if plan else str(request.get("targetEnvironmentName", "unknown"))
     # Without a plan nothing was granted: the plan is the first step and changes nothing.
-    removed = delete_policies(iam, plan.policies) if plan else []
+    # An execution that lost the target's lock to another (MigrationInProgress) leaves that one's
+    # grants and lock alone.
+    locked_by = holder(s3, lock_bucket, plan.target.name, event.execution_id) if plan else Holder.NOBODY
+    removed = (
+        delete_policies(iam, plan.policies) if plan and locked_by is not Holder.ANOTHER_EXECUTION else []
+    )
     started_at = str(event.state.get("startedAt") or now().isoformat())
     finished = now()
     report = MigrationReport(
@@ -89,7 +118,9 @@ def record_failure(
         started_at=started_at,
         finished_at=finished.isoformat(),
         duration_seconds=seconds_between(started_at, finished),
+        settings=settings_diff(plan.source.settings, plan.target.create_request) if plan else None,
         warnings=plan.warnings if plan else [],
+        steps=finished_steps(sfn, event.execution_id),
         policies_removed=removed,
         failure=Failure(state=where, error=caught.error, cause=cause),
     )
@@ -97,6 +128,8 @@ def record_failure(
     # An unplanned failure may come from a request whose names are invalid: keep them out of keys.
     prefix = plan.prefix if plan else "migrations/unplanned"
     uri = write_report(s3, bucket, report_key(prefix, event.execution_id), report)
+    if plan and locked_by is Holder.THIS_EXECUTION:
+        release(s3, bucket=lock_bucket, target_environment=plan.target.name, execution_id=event.execution_id)
     return Outcome(
         status="FAILED",
         report_uri=uri,

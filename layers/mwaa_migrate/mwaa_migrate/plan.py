@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
-from mwaa_migrate.environment_request import SOURCE_TAG, build_create_request
+from mwaa_migrate.environment_request import SOURCE_TAG, build_create_request, source_settings
 from mwaa_migrate.environment_status import get_environment
 from mwaa_migrate.errors import InvalidMigrationRequest, MigrationConflict, from_client_error
 from mwaa_migrate.grants import migration_policies, role_name
@@ -56,6 +56,7 @@ def plan_migration(
     s3: S3Client,
     default_bucket: str,
     policy_name_prefix: str,
+    kms_key_arn: str,
 ) -> MigrationPlan:
     source_name = request.source_environment_name
     target_name = request.target_environment_name
@@ -116,6 +117,7 @@ def plan_migration(
         source_environment=source_name,
         source_role_arn=source["ExecutionRoleArn"],
         target_role_arn=target_role,
+        kms_key_arn=kms_key_arn,
     )
     source_bucket = source["SourceBucketArn"].split(":::", 1)[-1]
     return MigrationPlan(
@@ -128,6 +130,7 @@ def plan_migration(
             source_bucket_arn=source["SourceBucketArn"],
             dag_s3_path=source["DagS3Path"],
             task_logs_enabled=_logs_enabled(source, "TaskLogs"),
+            settings=source_settings(source),
         ),
         target=TargetEnvironment(
             name=target_name,
@@ -151,6 +154,9 @@ def plan_migration(
             create_request["DagS3Path"],
         ),
         log_days=request.log_days,
+        kms_key_arn=kms_key_arn,
+        log_groups=request.log_groups,
+        failed_tasks_only=request.failed_tasks_only,
         dry_run=request.dry_run,
         warnings=warnings,
     )

@@ -1,9 +1,19 @@
-"""Step 7: the migration's record. Written to the migration bucket as JSON whether the migration
-succeeded or failed, so every execution ends with an outcome someone can read."""
+"""Step 7: the migration's record. Written to the migration bucket whether the migration succeeded or
+failed, as JSON for machines and Markdown for people, so every execution ends with an outcome someone
+can read: the settings carried over and changed, the tables and their row counts on both sides, the
+log streams and events copied, the time each step took, and the warnings.
+
+The same pieces serve the command-line tool: `settings_diff` shows a plan's CreateEnvironment request
+against the source, `step_timings` turns an execution's history into the steps and their durations,
+and `render_markdown` prints a report.
+"""
 
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -15,12 +25,371 @@ from mwaa_migrate.models import Model
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
+    from mypy_boto3_stepfunctions import SFNClient
+
+# What a sensitive value is replaced with wherever a report or a plan is shown.
+REDACTED = "****"
+
+# Setting names whose values are never shown: Airflow's own list of sensitive field names
+# (password, secret, token, api key, private key, passphrase ...), plus what carries them
+# (backend kwargs, connection strings) and the Fernet key.
+_SENSITIVE = re.compile(
+    r"password|passwd|secret|token|credential|private|fernet|api_?key|apikey|access_?key|passphrase"
+    r"|authorization|kwargs|sql_alchemy_conn|conn_?uri|connection_?string|keyfile|service_account",
+    re.IGNORECASE,
+)
+
+
+def is_sensitive(path: str) -> bool:
+    """True for a setting whose value must not be shown: its own name (the last part of the path,
+    e.g. `smtp_password` in `AirflowConfigurationOptions.smtp.smtp_password`) says so."""
+    return bool(_SENSITIVE.search(path.rsplit(".", 1)[-1]))
 
 
 class Failure(Model):
     state: str
     error: str
     cause: str
+
+
+# ---------------------------------------------------------------------------- settings
+
+
+class SettingChange(Model):
+    """One setting of the CreateEnvironment request compared with the source environment.
+    `changed`: both have it with different values; `added`: only the request has it;
+    `removed`: the source has it and the request does not. Sensitive values are REDACTED."""
+
+    setting: str
+    change: Literal["changed", "added", "removed"]
+    source: Any = None
+    target: Any = None
+
+
+class SettingsSummary(Model):
+    carried: list[str] = Field(default_factory=list)
+    changed: list[SettingChange] = Field(default_factory=list)
+
+
+def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    """{"A": {"b": 1}, "C": [1]} -> {"A.b": 1, "C": [1]}: structures by member, lists whole."""
+    if isinstance(value, Mapping) and value:
+        flat: dict[str, Any] = {}
+        for key, member in value.items():
+            flat.update(flatten(member, f"{prefix}.{key}" if prefix else str(key)))
+        return flat
+    return {prefix: value} if prefix else {}
+
+
+def _shown(path: str, value: Any) -> Any:
+    return REDACTED if value is not None and is_sensitive(path) else value
+
+
+def settings_diff(source: Mapping[str, Any], request: Mapping[str, Any]) -> SettingsSummary:
+    """The request compared with the source's own settings (both in CreateEnvironment's shape),
+    setting by setting (Airflow configuration options and tags one by one)."""
+    before, after = flatten(source), flatten(request)
+    carried: list[str] = []
+    changed: list[SettingChange] = []
+    for path in sorted(before.keys() | after.keys()):
+        if path in before and path in after:
+            if before[path] == after[path]:
+                carried.append(path)
+            else:
+                changed.append(
+                    SettingChange(
+                        setting=path,
+                        change="changed",
+                        source=_shown(path, before[path]),
+                        target=_shown(path, after[path]),
+                    )
+                )
+        elif path in after:
+            changed.append(SettingChange(setting=path, change="added", target=_shown(path, after[path])))
+        else:
+            changed.append(SettingChange(setting=path, change="removed", source=_shown(path, before[path])))
+    return SettingsSummary(carried=carried, changed=changed)
+
+
+def redact_request(request: Mapping[str, Any]) -> dict[str, Any]:
+    """A CreateEnvironment request with sensitive configuration values replaced, for showing."""
+
+    def walk(value: Any, prefix: str) -> Any:
+        if isinstance(value, Mapping):
+            return {
+                key: walk(member, f"{prefix}.{key}" if prefix else str(key)) for key, member in value.items()
+            }
+        return _shown(prefix, value)
+
+    redacted: dict[str, Any] = walk(request, "")
+    return redacted
+
+
+# ---------------------------------------------------------------------------- tables
+
+
+class TableCount(Model):
+    """Rows of one table: exported from the source, and what the import did with them on the target."""
+
+    table: str
+    source_rows: int | None = None
+    read: int | None = None
+    inserted: int | None = None
+    already_present: int | None = None
+    conflicts: int | None = None
+
+    @property
+    def target_rows(self) -> int | None:
+        """The exported rows now in the target: inserted, or found there already."""
+        if self.inserted is None and self.already_present is None:
+            return None
+        return (self.inserted or 0) + (self.already_present or 0)
+
+
+def _count(value: Any) -> int | None:
+    return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def table_counts(exported: Mapping[str, Any], imported: Mapping[str, Any]) -> list[TableCount]:
+    """Row counts per table from the export's manifest and the import's result."""
+    source_tables: Mapping[str, Any] = exported.get("tables") or {}
+    target_tables: Mapping[str, Any] = imported.get("tables") or {}
+    counts = []
+    for table in sorted(source_tables.keys() | target_tables.keys()):
+        source = source_tables.get(table) or {}
+        target = target_tables.get(table) or {}
+        counts.append(
+            TableCount(
+                table=table,
+                source_rows=_count(source.get("rows")),
+                read=_count(target.get("read")),
+                inserted=_count(target.get("inserted")),
+                already_present=_count(target.get("skipped")),
+                conflicts=_count(target.get("conflicts")),
+            )
+        )
+    return counts
+
+
+# ---------------------------------------------------------------------------- steps
+
+
+class StepTiming(Model):
+    """One state of the state machine as the execution went through it (loops add up)."""
+
+    state: str
+    type: str
+    runs: int
+    seconds: float
+    status: Literal["succeeded", "failed", "running", "stopped"]
+    retries: int = 0
+    error: str | None = None
+    first_entered_at: str
+
+
+# History events of states that take time or end a path; Pass, Choice and Succeed take none.
+_TIMED_TYPES = ("Task", "Wait", "Parallel", "Map", "Fail")
+# A task's try that failed (it may be retried).
+_TASK_FAILED_EVENTS = frozenset(
+    {
+        "TaskFailed",
+        "TaskTimedOut",
+        "TaskStartFailed",
+        "TaskSubmitFailed",
+        "LambdaFunctionFailed",
+        "LambdaFunctionTimedOut",
+        "LambdaFunctionStartFailed",
+        "LambdaFunctionScheduleFailed",
+    }
+)
+# What comes right before the exit of a state that failed.
+_FAILED_EVENTS = _TASK_FAILED_EVENTS | {
+    "ParallelStateFailed",
+    "ParallelStateAborted",
+    "MapStateFailed",
+    "MapStateAborted",
+    "MapRunFailed",
+    "MapRunAborted",
+}
+_SUCCEEDED_EVENTS = frozenset({"TaskSucceeded", "LambdaFunctionSucceeded"})
+
+
+_SCHEDULED_EVENTS = frozenset({"TaskScheduled", "LambdaFunctionScheduled"})
+
+
+@dataclass
+class _Run:
+    """One entry into a state, until it exits."""
+
+    name: str
+    type: str
+    entered: datetime
+    exited: datetime | None = None
+    # None until the state's work ends: "succeeded", "failed", or "retrying" (failed, scheduled again).
+    outcome: str | None = None
+    failures: int = 0
+    error: str | None = None
+    # Closed because the Parallel or Map around it failed, not by its own exit.
+    stopped: bool = False
+
+
+@dataclass
+class _Timeline:
+    runs: dict[int, _Run] = field(default_factory=dict)
+    order: list[str] = field(default_factory=list)
+
+
+def _event_error(event: Mapping[str, Any]) -> str | None:
+    for key, details in event.items():
+        if key.endswith("EventDetails") and isinstance(details, Mapping) and details.get("error"):
+            return str(details["error"])
+    return None
+
+
+def _previous(events: Mapping[int, Mapping[str, Any]], event: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    return events.get(int(event.get("previousEventId") or 0))
+
+
+def _owning_run(
+    events: Mapping[int, Mapping[str, Any]],
+    runs: Mapping[int, _Run],
+    event: Mapping[str, Any],
+    name: str | None,
+) -> tuple[int, _Run] | None:
+    """The state run an event belongs to: follow previousEventId back to a state's entry (of the
+    same name, for an exit: a Parallel's exit comes right after its branches' last events)."""
+    cursor = _previous(events, event)
+    while cursor is not None:
+        run = runs.get(int(cursor["id"]))
+        if run is not None and (name is None or run.name == name):
+            return int(cursor["id"]), run
+        cursor = _previous(events, cursor)
+    return None
+
+
+def _record(timeline: _Timeline, events: Mapping[int, Mapping[str, Any]], event: Mapping[str, Any]) -> None:
+    kind = str(event["type"])
+    timestamp: datetime = event["timestamp"]
+    if kind.endswith("StateEntered"):
+        state_type = kind.removesuffix("StateEntered")
+        if state_type not in _TIMED_TYPES:
+            return
+        name = str(event["stateEnteredEventDetails"]["name"])
+        run = _Run(name=name, type=state_type, entered=timestamp)
+        if state_type == "Fail":
+            run.exited, run.outcome = timestamp, "failed"
+        timeline.runs[int(event["id"])] = run
+        if name not in timeline.order:
+            timeline.order.append(name)
+    elif kind.endswith("StateExited"):
+        owner = _owning_run(events, timeline.runs, event, str(event["stateExitedEventDetails"]["name"]))
+        if owner is None:
+            return
+        entry_id, run = owner
+        run.exited = timestamp
+        previous = _previous(events, event) or {}
+        if previous.get("type") in _FAILED_EVENTS:
+            run.outcome = "failed"
+            if run.type in {"Parallel", "Map"}:
+                _stop_inside(timeline, entry_id, int(event["id"]), timestamp)
+        elif run.outcome != "failed" or run.type != "Task":
+            run.outcome = "succeeded"
+    elif kind in _TASK_FAILED_EVENTS | _SUCCEEDED_EVENTS | _SCHEDULED_EVENTS:
+        owner = _owning_run(events, timeline.runs, event, None)
+        if owner is None or owner[1].exited is not None or owner[1].type != "Task":
+            return
+        run = owner[1]
+        if kind in _TASK_FAILED_EVENTS:
+            run.failures += 1
+            run.outcome, run.error = "failed", _event_error(event) or run.error
+        elif kind in _SUCCEEDED_EVENTS:
+            run.outcome = "succeeded"
+        elif run.outcome == "failed":
+            run.outcome = "retrying"
+
+
+def _stop_inside(timeline: _Timeline, entered_id: int, exited_id: int, timestamp: datetime) -> None:
+    """A failed Parallel or Map ends every run still open inside it."""
+    for run_id, run in timeline.runs.items():
+        if entered_id < run_id < exited_id and run.exited is None:
+            run.exited, run.stopped = timestamp, True
+
+
+def step_timings(
+    history: Iterable[Mapping[str, Any]], *, now: datetime | None = None, ended: bool = False
+) -> list[StepTiming]:
+    """The states an execution entered, in the order it first entered them, each with how often it
+    ran, how long it took in all (a run still going counts up to `now`), and how it ended.
+    `ended`: the execution is over, so a state still open was stopped, not running."""
+    events = {int(event["id"]): event for event in history}
+    timeline = _Timeline()
+    for event_id in sorted(events):
+        _record(timeline, events, events[event_id])
+    return _summarise(timeline, now or datetime.now(UTC), ended)
+
+
+def _status(run: _Run, ended: bool) -> Literal["succeeded", "failed", "running", "stopped"]:
+    if run.outcome == "failed" and (run.exited is not None or ended):
+        return "failed"
+    if run.stopped or (run.exited is None and ended):
+        return "stopped"
+    if run.exited is None:
+        return "running"
+    return "succeeded"
+
+
+def _summarise(timeline: _Timeline, now: datetime, ended: bool) -> list[StepTiming]:
+    by_name: dict[str, list[_Run]] = {}
+    for run in timeline.runs.values():
+        by_name.setdefault(run.name, []).append(run)
+    timings = []
+    for name in timeline.order:
+        runs = by_name[name]
+        statuses = [_status(run, ended) for run in runs]
+        # A loop is running while any of its runs is; otherwise its last run says how it ended.
+        status = "running" if "running" in statuses else statuses[-1]
+        failures = sum(run.failures for run in runs)
+        last = runs[-1]
+        timings.append(
+            StepTiming(
+                state=name,
+                type=last.type,
+                runs=len(runs),
+                seconds=round(
+                    max(sum(((r.exited or now) - r.entered).total_seconds() for r in runs), 0.0), 3
+                ),
+                status=status,
+                retries=failures - (1 if status == "failed" and last.failures else 0),
+                error=last.error if last.outcome in {"failed", "retrying"} else None,
+                first_entered_at=runs[0].entered.isoformat(),
+            )
+        )
+    return timings
+
+
+def execution_history(sfn: SFNClient, execution_arn: str) -> list[dict[str, Any]]:
+    """Every event of an execution's history, oldest first (without the states' data)."""
+    try:
+        paginator = sfn.get_paginator("get_execution_history")
+        return [
+            dict(event)
+            for page in paginator.paginate(executionArn=execution_arn, includeExecutionData=False)
+            for event in page["events"]
+        ]
+    except ClientError as error:
+        raise from_client_error(error, f"reading the history of {execution_arn}") from None
+
+
+def finished_steps(sfn: SFNClient, execution_arn: str) -> list[StepTiming]:
+    """The steps of an execution up to the state now running, which calls this to write its report:
+    everything before it is over (a state still open there was stopped)."""
+    history = execution_history(sfn, execution_arn)
+    entries = [event for event in history if str(event["type"]).endswith("StateEntered")]
+    current = max((int(event["id"]) for event in entries), default=None)
+    return step_timings([event for event in history if int(event["id"]) != current], ended=True)
+
+
+# ---------------------------------------------------------------------------- the report
 
 
 class MigrationReport(Model):
@@ -32,10 +401,13 @@ class MigrationReport(Model):
     started_at: str
     finished_at: str
     duration_seconds: float
-    carried_settings: list[str] = Field(default_factory=list)
+    # The CreateEnvironment request compared with the source (sensitive values redacted).
+    settings: SettingsSummary | None = None
     warnings: list[str] = Field(default_factory=list)
+    tables: list[TableCount] = Field(default_factory=list)
     metadata: dict[str, Any] = Field(default_factory=dict)
     logs: dict[str, Any] = Field(default_factory=dict)
+    steps: list[StepTiming] = Field(default_factory=list)
     policies_removed: list[str] = Field(default_factory=list)
     failure: Failure | None = None
 
@@ -58,10 +430,235 @@ def report_key(prefix: str, execution_id: str) -> str:
     return f"{prefix}/reports/{execution_name(execution_id)}.json"
 
 
+def markdown_key(json_key: str) -> str:
+    """The Markdown report beside the JSON one."""
+    return json_key.removesuffix(".json") + ".md"
+
+
 def write_report(s3: S3Client, bucket: str, key: str, report: MigrationReport) -> str:
-    body = json.dumps(report.to_event(), indent=2, sort_keys=True).encode()
-    try:
-        s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType="application/json")
-    except ClientError as error:
-        raise from_client_error(error, f"writing the report to s3://{bucket}/{key}") from None
-    return f"s3://{bucket}/{key}"
+    """Write the report as JSON at `key` and as Markdown beside it; returns the JSON's URI."""
+    uri = f"s3://{bucket}/{key}"
+    bodies = (
+        (key, json.dumps(report.to_event(), indent=2, sort_keys=True), "application/json"),
+        (markdown_key(key), render_markdown(report, uri=uri), "text/markdown; charset=utf-8"),
+    )
+    for object_key, body, content_type in bodies:
+        try:
+            s3.put_object(Bucket=bucket, Key=object_key, Body=body.encode(), ContentType=content_type)
+        except ClientError as error:
+            raise from_client_error(error, f"writing the report to s3://{bucket}/{object_key}") from None
+    return uri
+
+
+# ---------------------------------------------------------------------------- Markdown
+
+
+def duration(seconds: float) -> str:
+    """3725.2 -> 1:02:05; under a minute keeps one decimal (4.2s)."""
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    whole = round(seconds)
+    return f"{whole // 3600}:{whole % 3600 // 60:02d}:{whole % 60:02d}"
+
+
+def _cell(value: Any) -> str:
+    """A value in a Markdown table cell: JSON for structures, pipes and line breaks escaped."""
+    if value is None:
+        return ""
+    text = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+    return text.replace("\\", "\\\\").replace("|", "\\|").replace("\r", " ").replace("\n", " ")
+
+
+def _table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> list[str]:
+    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join(" --- " for _ in headers) + "|"]
+    lines += ["| " + " | ".join(_cell(value) for value in row) + " |" for row in rows]
+    return lines
+
+
+def _environment(side: Mapping[str, Any]) -> str:
+    text = str(side.get("name", "unknown"))
+    if side.get("airflowVersion"):
+        text += f", Airflow {side['airflowVersion']}"
+    if side.get("upgradedTo") and side.get("createdVersion"):
+        text += f" (created on {side['createdVersion']}, upgraded in place)"
+    return text
+
+
+_LOG_FIELDS = (
+    ("streamsListed", "log streams listed"),
+    ("streamsSelected", "log streams selected"),
+    ("streamsCopied", "log streams copied"),
+    ("streamsSkipped", "log streams skipped"),
+    ("streamsFailed", "log streams whose copy failed"),
+    ("eventsRead", "events read"),
+    ("eventsWritten", "events written"),
+    ("eventsAlreadyPresent", "events already in the target"),
+    ("eventsTooOld", "events too old for CloudWatch Logs"),
+    ("eventsTruncated", "events truncated to fit"),
+    ("eventsRejected", "events rejected"),
+)
+_GROUP_COLUMNS = (
+    ("streamsListed", "Streams listed"),
+    ("streamsCopied", "Copied"),
+    ("streamsSkipped", "Skipped"),
+    ("streamsFailed", "Failed"),
+    ("eventsWritten", "Events written"),
+    ("eventsAlreadyPresent", "Already there"),
+)
+# Past this many skipped streams, the Markdown counts them by reason only (the JSON lists them all).
+_SKIPPED_SHOWN = 20
+
+
+def _logs_section(logs: Mapping[str, Any]) -> list[str]:
+    lines = ["## Logs copied", ""]
+    if not logs:
+        return [*lines, "Not copied.", ""]
+    if logs.get("since") and logs.get("until"):
+        lines += [f"Log events from {logs['since']} to {logs['until']}.", ""]
+    rows = [(label, logs[key]) for key, label in _LOG_FIELDS if key in logs]
+    if rows:
+        lines += [*_table(("", "count"), rows), ""]
+    groups = [group for group in logs.get("groups") or [] if isinstance(group, Mapping)]
+    if groups:
+        lines += _table(
+            ("Log group", "Into", *(label for _, label in _GROUP_COLUMNS)),
+            [
+                (
+                    group.get("sourceGroup", group.get("group")),
+                    group.get("targetGroup"),
+                    *(group.get(key) for key, _ in _GROUP_COLUMNS),
+                )
+                for group in groups
+            ],
+        )
+        lines.append("")
+    skipped = [skip for skip in logs.get("skipped") or [] if isinstance(skip, Mapping)]
+    by_reason = logs.get("skippedByReason") or {}
+    if len(skipped) > _SKIPPED_SHOWN and by_reason:
+        lines += [
+            f"- {count} streams skipped: {_cell(reason)}" for reason, count in sorted(by_reason.items())
+        ]
+    else:
+        lines += [f"- skipped `{_cell(skip.get('stream'))}`: {_cell(skip.get('reason'))}" for skip in skipped]
+    if skipped:
+        lines.append("")
+    return lines
+
+
+def render_markdown(report: MigrationReport, *, uri: str | None = None) -> str:
+    """The report for people: a summary, then warnings, settings, tables, logs and steps."""
+    source, target = report.source, report.target
+    lines = [
+        f"# Migration {source.get('name', 'unknown')} → {target.get('name', 'unknown')}: {report.status}",
+        "",
+        *_table(
+            ("", ""),
+            [
+                ("Migration", report.migration_id),
+                ("Execution", report.execution_id),
+                ("Source", _environment(source)),
+                ("Target", _environment(target)),
+                ("Started", report.started_at),
+                ("Finished", report.finished_at),
+                ("Duration", duration(report.duration_seconds)),
+                *([("Report", uri)] if uri else []),
+            ],
+        ),
+        "",
+    ]
+    if report.failure:
+        lines += [
+            "## Failure",
+            "",
+            f"State `{report.failure.state}` failed with `{report.failure.error}`:",
+            "",
+            *[f"> {line}" if line else ">" for line in report.failure.cause.splitlines() or [""]],
+            "",
+        ]
+    lines += ["## Warnings", ""]
+    lines += [f"- {_cell(warning)}" for warning in report.warnings] or ["None."]
+    lines.append("")
+
+    lines += ["## Environment settings", ""]
+    if report.settings is None:
+        lines += ["Not known: the migration stopped before its plan was made.", ""]
+    else:
+        changes = report.settings.changed
+        lines.append(
+            f"{len(report.settings.carried)} settings carried over unchanged, {len(changes)} changed "
+            f"(values of sensitive settings are shown as `{REDACTED}`)."
+        )
+        lines.append("")
+        if changes:
+            lines += _table(
+                ("Setting", "Change", "Source", "Target"),
+                [(change.setting, change.change, change.source, change.target) for change in changes],
+            )
+            lines.append("")
+        if report.settings.carried:
+            lines += ["Carried over unchanged: " + ", ".join(f"`{p}`" for p in report.settings.carried), ""]
+
+    lines += ["## Metadata", ""]
+    if report.tables:
+        lines += _table(
+            (
+                "Table",
+                "Source rows",
+                "Read by import",
+                "Inserted",
+                "Already in target",
+                "Conflicts",
+                "In target",
+            ),
+            [
+                (
+                    count.table,
+                    count.source_rows,
+                    count.read,
+                    count.inserted,
+                    count.already_present,
+                    count.conflicts,
+                    count.target_rows,
+                )
+                for count in report.tables
+            ],
+        )
+        lines.append("")
+    else:
+        lines += ["No tables were moved.", ""]
+    exported = report.metadata.get("export") or {}
+    imported = report.metadata.get("import") or {}
+    if exported.get("activeDags") is not None:
+        lines.append("Active DAGs on the source: " + (", ".join(exported["activeDags"]) or "none"))
+    if imported.get("unpausedDags") is not None:
+        lines.append("Unpaused on the target: " + (", ".join(imported["unpausedDags"]) or "none"))
+    if exported or imported:
+        lines.append("")
+
+    lines += _logs_section(report.logs)
+
+    lines += ["## Steps", ""]
+    if report.steps:
+        lines += _table(
+            ("Step", "Type", "Runs", "Duration", "Result"),
+            [
+                (
+                    step.state,
+                    step.type,
+                    step.runs,
+                    duration(step.seconds),
+                    step.status
+                    + (f", {step.retries} retried" if step.retries else "")
+                    + (f" ({step.error})" if step.error else ""),
+                )
+                for step in report.steps
+            ],
+        )
+        lines.append("")
+    else:
+        lines += ["Not recorded.", ""]
+
+    lines += ["## Temporary policies removed", ""]
+    lines += [f"- `{policy}`" for policy in report.policies_removed] or ["None."]
+    lines.append("")
+    return "\n".join(lines)

@@ -16,8 +16,19 @@ class Settings(BaseModel):
     migration_bucket: str = Field(alias="MIGRATION_BUCKET", min_length=3)
     # Names of the temporary inline policies start with this, so they are easy to find and remove.
     policy_name_prefix: str = Field(default="mwaa-migrate", alias="POLICY_NAME_PREFIX")
+    # The stack's KMS key: the export DAG seals the metadata with a data key of it, which only the
+    # target's execution role may decrypt (grants.py).
+    migration_key_arn: str = Field(
+        alias="MIGRATION_KEY_ARN", pattern=r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/.+$"
+    )
     # https on AWS; the local emulation serves the CLI endpoint over plain http.
     mwaa_cli_scheme: Literal["https", "http"] = Field(default="https", alias="MWAA_CLI_SCHEME")
+    # The SNS topic that also gets the started/succeeded/failed notifications (unset: EventBridge only).
+    notification_topic_arn: str | None = Field(
+        default=None,
+        alias="NOTIFICATION_TOPIC_ARN",
+        pattern=r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}$",
+    )
 
 
 @lru_cache(maxsize=1)

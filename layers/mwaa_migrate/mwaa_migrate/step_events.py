@@ -4,12 +4,11 @@ A handler validates its event against one of these before it touches AWS."""
 from __future__ import annotations
 
 import re
-from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import Field
 
-from mwaa_migrate.models import DagDeployment, EnvironmentName, ExecutionId, MigrationPlan, Model
+from mwaa_migrate.models import DagDeployment, EnvironmentName, ExecutionId, MigrationPlan, Model, RunId
 from mwaa_migrate.report import execution_name
 
 
@@ -47,6 +46,8 @@ class MetadataConf(Model):
     bucket: str
     prefix: str
     migration_id: str
+    # The KMS key of the data key that seals the export (mwaa_migrate_metadata's secrets).
+    kms_key_id: str
 
 
 class TriggerDagEvent(StepEvent):
@@ -65,23 +66,12 @@ class TriggerDagEvent(StepEvent):
 class CheckDagRunEvent(StepEvent):
     deployment: DagDeployment
     kind: Literal["export", "import"]
-    run_id: str
+    run_id: RunId
     bucket: str
     prefix: str
     attempt: int = Field(default=0, ge=0)
     # The export's result, which the import is verified against.
     exported: dict[str, Any] | None = None
-
-
-class CopyTaskLogsEvent(StepEvent):
-    source_environment_name: EnvironmentName
-    target_environment_name: EnvironmentName
-    log_days: int = Field(ge=1, le=14)
-    # The window ends when the execution started, so every loop iteration copies the same window.
-    window_end: datetime
-    # Calls of the copy so far in this execution: the state machine bounds the loop with it.
-    calls: int = Field(default=0, ge=0)
-    progress: dict[str, Any] | None = None
 
 
 class FinishMigrationEvent(StepEvent):

@@ -1,14 +1,16 @@
 """mwaa-migrate's export DAG: the source side of a metadata migration.
 
 The pipeline uploads this file and `mwaa_migrate_metadata.py` into the source environment's DAG
-folder and triggers the DAG with conf `{"bucket": B, "prefix": P, "migrationId": M}`.
+folder and triggers the DAG with conf `{"bucket": B, "prefix": P, "migrationId": M, "kmsKeyId": K}`.
 
 - `cutover` records which DAGs are active (unpaused) in `s3://B/P/export/cutover.json` and pauses
   them, so no new run starts while the history is copied (runs already going are not exported);
-- `export_tables` writes one gzipped JSON Lines file per table and then `manifest.json` to
-  `s3://B/P/export/`.
+- `export_tables` streams each table out of the metadata database into a gzipped JSON Lines file
+  sealed with a new KMS data key of K (for this migration only), then writes `manifest.json` to
+  `s3://B/P/export/`. Runs of this DAG, runs not finished and tasks in flight are left out.
 
-Written for Airflow 2.4-2.11; see `mwaa_migrate_metadata` for the format.
+Written for Airflow 2.4-2.11 on PostgreSQL (as MWAA runs it); see `mwaa_migrate_metadata` for the
+format. Needs only what MWAA installs: Airflow, psycopg2, boto3, cryptography.
 """
 
 from __future__ import annotations

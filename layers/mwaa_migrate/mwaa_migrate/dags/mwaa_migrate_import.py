@@ -1,12 +1,15 @@
 """mwaa-migrate's import DAG: the target side of a metadata migration.
 
 The pipeline uploads this file and `mwaa_migrate_metadata.py` into the target environment's DAG
-folder and triggers the DAG with the export's conf `{"bucket": B, "prefix": P, "migrationId": M}`
-(add `"unpauseDags": false` to leave every DAG paused).
+folder and triggers the DAG with the export's conf `{"bucket": B, "prefix": P, "migrationId": M,
+"kmsKeyId": K}` (add `"unpauseDags": false` to leave every DAG paused).
 
-- `verify_export` checks `s3://B/P/export/manifest.json` and every file's sha256 and row count;
+- `verify_export` opens the export's data key with KMS and checks `s3://B/P/export/manifest.json`
+  and every file (sha256, every sealed chunk, row count, columns);
 - `pause_dags` pauses every DAG, so nothing runs while history lands;
-- `import_tables` inserts the rows the target lacks (by natural key; present rows are skipped);
+- `import_tables` inserts the rows the target lacks, parents first (columns mapped by name onto
+  the target's reflected tables, ids resolved by natural key, rows already there skipped; secrets
+  encrypted with this environment's Fernet key);
 - `unpause_dags` unpauses the DAGs that were active in the source and writes
   `s3://B/P/import/result.json`.
 

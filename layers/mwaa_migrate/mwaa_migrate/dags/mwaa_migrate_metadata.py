@@ -2,39 +2,70 @@
 
 This file is uploaded next to `mwaa_migrate_export.py` and `mwaa_migrate_import.py` into an
 environment's DAG folder (MWAA puts that folder on sys.path), so it is one self-contained module:
-the standard library at module level, boto3 and Airflow imported only inside the functions that
-need them. MWAA runs Airflow 2.4-2.6 on Python 3.10, so nothing here needs a newer Python.
+the standard library at module level; boto3, cryptography and Airflow (all in every MWAA
+environment) imported only inside the functions that need them. MWAA runs Airflow 2.4-2.6 on
+Python 3.10, so nothing here needs a newer Python.
 
-The export format (FORMAT_VERSION 1) under `s3://{bucket}/{prefix}/export/`:
+The export format (FORMAT_VERSION 2) under `s3://{bucket}/{prefix}/export/`:
 
-- `manifest.json`: format name and version, migrationId, source_airflow_version, exported_at, and
-  per table `{"file", "rows", "sha256", "key", "columns": [{"name", "type"}]}`, plus `active_dags`
-  (the DAGs that were unpaused when the export cut over).
-- one gzipped JSON Lines file per table (`variable.jsonl.gz`, ...): one object per line, column
-  name -> JSON value, datetimes as ISO 8601 UTC strings. `sha256` is over the gzipped bytes.
+- `manifest.json`: format name and version, migrationId, source_airflow_version, schema_revision
+  (the source database's Alembic revision), exported_at, `active_dags` (unpaused when the export cut
+  over), `secrets` (the KMS key, the data key's KMS ciphertext and its encryption context, never the
+  key itself) and per table `{"file", "rows", "sha256", "key", "columns": [{"name", "type"}]}`.
+- one file per table (`task_instance.jsonl.gz.sealed`, ...): JSON Lines, one object per row,
+  column name -> JSON value (datetimes ISO 8601 in UTC, `bytes` columns such as pickled confs and
+  XCom values base64, `json` columns embedded), gzipped, then sealed: cut into 1 MiB chunks, each
+  encrypted with AES-256-GCM under the migration's data key, bound to the file's name, its position
+  and whether it is the last (so a chunk moved, dropped or cut off is refused). `sha256` is over the
+  sealed bytes. Ids local to one database (`id`, `job_id`, `trigger_id`, `dag_run_id`, ...) are not
+  in the files: rows refer to each other by natural keys, and the import resolves them on the target.
 
-Later versions add tables and manifest keys; readers ignore keys they do not know and refuse a
-format version newer than theirs. The import maps columns by name onto the target's tables and
-inserts rows idempotently by natural key, then writes `s3://{bucket}/{prefix}/import/result.json`.
+Secrets: the export decrypts connections and variables with the source's Fernet key (through
+Airflow), and every table file is sealed with a data key that KMS generates for this migration
+(`GenerateDataKey`, encryption context `{"mwaa-migrate-migration": migrationId}`). Every table, not
+only connections and variables: XComs, run confs and the audit log's command lines hold secrets too
+(Airflow's own `connections add` logs its password there). The import asks KMS to decrypt the data
+key (which the grants allow only the target's role, for this migration only) and stores connection
+passwords and extras and variable values encrypted with the target's own Fernet key. Plaintext
+exists only inside the two environments, never in the bucket nor in a log line.
 
-The core (format, storage, column mapping, merge plan, the tasks' steps) runs against two
-interfaces, `Storage` and `MetadataDatabase`; `AirflowDatabase` implements the latter with
-Airflow 2.x's ORM inside the environment, and the project's emulator with in-memory tables.
-Values of variables never reach a log line.
+Tables carried, parents first: variable, connection, slot_pool (not default_pool), dag_run (finished
+runs of the user's DAGs), task_instance (not in flight), task_instance_history, task_fail,
+task_reschedule, task_map, rendered_task_instance_fields, xcom, log (the audit log). A child row is
+exported only with its parent and imported only when its parent is in the target.
+
+The import maps columns by name onto the target's tables as reflected from its database, fills what
+changed between versions from the small `RULES` table, inserts parents first and resolves ids by
+natural key, and skips rows the target already has (by natural key: a second import adds nothing).
+It writes `s3://{bucket}/{prefix}/import/result.json` (rows read, inserted, skipped per table), which
+the pipeline checks against the manifest.
+
+The steps run against two interfaces, `Storage` and `MetadataDatabase`. `PostgresDatabase` is the
+real one (Airflow's metadata database, in the DAG's task, through its SQLAlchemy session): tables
+stream out with `COPY (SELECT ...) TO STDOUT` and secret tables through a server-side cursor, and
+stream in with `COPY ... FROM STDIN` into a staging table and one set-based `INSERT ... SELECT ...
+ON CONFLICT DO NOTHING` per table, so memory stays flat however many rows there are. The project's
+emulator implements the same interface over in-memory tables with `RowwiseTables` below.
 """
 
 from __future__ import annotations
 
+import base64
 import gzip
 import hashlib
+import io
 import json
 import logging
+import os
+import tempfile
+import zlib
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 
 if TYPE_CHECKING:
+    from mypy_boto3_kms import KMSClient
     from mypy_boto3_s3 import S3Client
 
 log = logging.getLogger(__name__)
@@ -43,7 +74,9 @@ log = logging.getLogger(__name__)
 UTC = timezone.utc  # noqa: UP017
 
 FORMAT_NAME = "mwaa-migrate-metadata"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+# Version 1 carried variable values in plaintext: refused.
+OLDEST_FORMAT_VERSION = 2
 
 EXPORT_DAG_ID = "mwaa_migrate_export"
 IMPORT_DAG_ID = "mwaa_migrate_import"
@@ -52,16 +85,28 @@ PROJECT_DAG_IDS = frozenset({EXPORT_DAG_ID, IMPORT_DAG_ID})
 
 DEFAULT_POOL = "default_pool"
 FINISHED_RUN_STATES = frozenset({"success", "failed"})
-# The ORM these DAGs use is Airflow 2's; Airflow 3 forbids tasks to use it.
+# Task instances in these states are in flight: their runs are not finished, they are not carried.
+IN_FLIGHT_STATES = frozenset(
+    {"running", "queued", "scheduled", "up_for_retry", "up_for_reschedule", "deferred", "restarting"}
+)
+# The ORM and schema these DAGs know are Airflow 2's; Airflow 3 forbids tasks to use the database.
 SUPPORTED_AIRFLOW_MAJOR = 2
 
 MANIFEST_FILE = "manifest.json"
+# Gzipped JSON Lines, sealed: not readable as gzip without the migration's data key.
+TABLE_FILE_SUFFIX = ".jsonl.gz.sealed"
 CUTOVER_FILE = "cutover.json"
 RESULT_FILE = "result.json"
 
-# Column types recorded in the manifest. Only "datetime" changes how a value is read back; the
-# others describe the column for people and later readers.
-COLUMN_TYPES = frozenset({"string", "integer", "float", "boolean", "datetime", "json"})
+# Column types recorded in the manifest.
+COLUMN_TYPES = frozenset({"string", "integer", "float", "boolean", "datetime", "json", "bytes"})
+
+SECRET_ALGORITHM = "AES-256-GCM"  # noqa: S105  (a name, not a secret)
+ENCRYPTION_CONTEXT_KEY = "mwaa-migrate-migration"
+_NONCE_BYTES = 12
+# Gzip level 1: the files are written once and read once; speed matters more than size.
+_GZIP_LEVEL = 1
+_CHUNK = 1 << 20
 
 
 class MetadataError(Exception):
@@ -92,13 +137,32 @@ class UnsupportedAirflowError(MetadataError):
     """The environment runs an Airflow version these DAGs are not written for."""
 
 
+class SecretError(MetadataError):
+    """A secret value cannot be encrypted or decrypted (wrong key, tampered file)."""
+
+
 # ---------------------------------------------------------------------------------------------
 # Tables
 # ---------------------------------------------------------------------------------------------
 
 
-def _finished_user_run(row: Mapping[str, Any]) -> bool:
-    return row.get("dag_id") not in PROJECT_DAG_IDS and row.get("state") in FINISHED_RUN_STATES
+@dataclass(frozen=True)
+class Parent:
+    """A row is carried only with its parent row: exported when the parent is exported, imported
+    when the parent is in the target. `columns` are named the same in both tables."""
+
+    table: str
+    columns: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class IdRef:
+    """`column` holds the local id of a row of `table`; the export leaves it out (the row carries
+    `key`, that row's natural key) and the import puts the target's id of that row back."""
+
+    column: str
+    table: str
+    key: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -108,44 +172,114 @@ class TableSpec:
     name: str
     # The natural key: a row whose key is already in the target is skipped, never overwritten.
     key: tuple[str, ...]
-    # Other unique constraints of the table: a row clashing on one of them is skipped as a conflict.
-    unique: tuple[tuple[str, ...], ...] = ()
-    # Ids and storage details local to one database: never exported, never inserted.
+    # Ids and storage details local to one database: never exported; the target fills or clears them.
     local_columns: frozenset[str] = frozenset()
-    # Natural keys of rows the migration never exports nor touches in the target.
+    # Rows the migration never exports nor touches in the target.
     protected_keys: frozenset[tuple[Any, ...]] = frozenset()
-    # Rows the export carries (after protected rows are left out).
-    export_filter: Callable[[Mapping[str, Any]], bool] | None = None
+    parent: Parent | None = None
+    id_refs: tuple[IdRef, ...] = ()
+    # Columns pointing at a table only the target's own rows fill (log_template): the target's newest.
+    newest_refs: tuple[tuple[str, str], ...] = ()
+    # Only rows in these states (dag_run) / never rows in these states (task_instance).
+    states: frozenset[str] | None = None
+    excluded_states: frozenset[str] = frozenset()
+    # Rows of the project's own DAGs are never carried (their dag_id column).
+    dag_column: str | None = "dag_id"
+    # Decrypted with the source's Fernet key, carried encrypted with the migration's data key.
+    secret_columns: tuple[str, ...] = ()
+    # Local columns that say whether a secret column is Fernet-encrypted: secret column -> flag.
+    fernet_flags: tuple[tuple[str, str], ...] = ()
+    # The target has a unique constraint on the natural key (otherwise the import compares keys).
+    unique_key: bool = True
 
     @property
     def file(self) -> str:
-        return f"{self.name}.jsonl.gz"
+        return f"{self.name}{TABLE_FILE_SUFFIX}"
 
     def key_of(self, row: Mapping[str, Any]) -> tuple[Any, ...]:
         return tuple(row.get(column) for column in self.key)
 
-    def exports(self, row: Mapping[str, Any]) -> bool:
-        if self.key_of(row) in self.protected_keys:
-            return False
-        return self.export_filter is None or self.export_filter(row)
 
+_TI_KEY = ("dag_id", "task_id", "run_id", "map_index")
+_TI_PARENT = Parent("task_instance", _TI_KEY)
+_RUN_PARENT = Parent("dag_run", ("dag_id", "run_id"))
 
-# The tables this format version carries, in the order they are exported and imported.
+# The tables this format version carries, parents before children: the order of export and import.
 TABLES: tuple[TableSpec, ...] = (
-    TableSpec("variable", key=("key",), local_columns=frozenset({"id", "is_encrypted"})),
+    TableSpec(
+        "variable",
+        key=("key",),
+        local_columns=frozenset({"id", "is_encrypted"}),
+        dag_column=None,
+        secret_columns=("val",),
+        fernet_flags=(("val", "is_encrypted"),),
+    ),
+    TableSpec(
+        "connection",
+        key=("conn_id",),
+        local_columns=frozenset({"id", "is_encrypted", "is_extra_encrypted"}),
+        dag_column=None,
+        secret_columns=("password", "extra"),
+        fernet_flags=(("password", "is_encrypted"), ("extra", "is_extra_encrypted")),
+    ),
     TableSpec(
         "slot_pool",
         key=("pool",),
         local_columns=frozenset({"id"}),
         protected_keys=frozenset({(DEFAULT_POOL,)}),
+        dag_column=None,
     ),
     TableSpec(
         "dag_run",
         key=("dag_id", "run_id"),
-        unique=(("dag_id", "execution_date"),),
-        # log_template_id and creating_job_id point at rows of the source's own log_template/job.
-        local_columns=frozenset({"id", "log_template_id", "creating_job_id"}),
-        export_filter=_finished_user_run,
+        # creating_job_id points at the source's job table, which is not carried: cleared.
+        local_columns=frozenset({"id", "creating_job_id", "log_template_id"}),
+        newest_refs=(("log_template_id", "log_template"),),
+        states=FINISHED_RUN_STATES,
+    ),
+    TableSpec(
+        "task_instance",
+        key=_TI_KEY,
+        # Jobs and triggers are local to the source (and only in-flight tasks need them): cleared.
+        local_columns=frozenset({"job_id", "queued_by_job_id", "trigger_id"}),
+        parent=_RUN_PARENT,
+        excluded_states=IN_FLIGHT_STATES,
+    ),
+    TableSpec(
+        "task_instance_history",
+        key=(*_TI_KEY, "try_number"),
+        local_columns=frozenset({"id", "job_id", "queued_by_job_id", "trigger_id"}),
+        parent=_TI_PARENT,
+    ),
+    TableSpec(
+        "task_fail",
+        key=(*_TI_KEY, "start_date", "end_date"),
+        local_columns=frozenset({"id"}),
+        parent=_TI_PARENT,
+        unique_key=False,
+    ),
+    TableSpec(
+        "task_reschedule",
+        key=(*_TI_KEY, "try_number", "start_date"),
+        local_columns=frozenset({"id"}),
+        parent=_TI_PARENT,
+        unique_key=False,
+    ),
+    TableSpec("task_map", key=_TI_KEY, parent=_TI_PARENT),
+    TableSpec("rendered_task_instance_fields", key=_TI_KEY, parent=_TI_PARENT),
+    TableSpec(
+        "xcom",
+        key=("dag_id", "run_id", "task_id", "map_index", "key"),
+        local_columns=frozenset({"dag_run_id"}),
+        parent=_TI_PARENT,
+        id_refs=(IdRef("dag_run_id", "dag_run", ("dag_id", "run_id")),),
+    ),
+    TableSpec(
+        "log",
+        # The audit log has no natural key: a row is the same row when every carried column is.
+        key=("dttm", "event", "dag_id", "task_id", "map_index", "owner", "extra"),
+        local_columns=frozenset({"id"}),
+        unique_key=False,
     ),
 )
 TABLES_BY_NAME: dict[str, TableSpec] = {spec.name: spec for spec in TABLES}
@@ -167,6 +301,8 @@ class Column:
     nullable: bool = True
     # The database fills the column itself when an insert leaves it out.
     has_default: bool = False
+    # The database's own type name (PostgreSQL: format_type), for the loader's typed reads.
+    sql_type: str = ""
 
     def to_json(self) -> dict[str, str]:
         return {"name": self.name, "type": self.type}
@@ -180,25 +316,38 @@ class Column:
 
 
 # ---------------------------------------------------------------------------------------------
-# Column mapping
+# Version rules and column mapping
 # ---------------------------------------------------------------------------------------------
 
 
-def _run_type_from_run_id(row: Mapping[str, Any]) -> str:
-    run_id = str(row.get("run_id") or "")
-    prefix = run_id.split("__", 1)[0] if "__" in run_id else ""
-    return prefix if prefix in {"scheduled", "manual", "backfill", "dataset_triggered"} else "manual"
+@dataclass(frozen=True)
+class Rule:
+    """One declared difference between Airflow versions.
+
+    - `fill`: the target's column `column` gets `value` when the export lacks it or holds null
+      (a NOT NULL column a newer version added);
+    - `rename`: the export's column `source` is the target's `column`.
+    """
+
+    table: str
+    column: str
+    value: Any = None
+    source: str | None = None
+    since: str = ""
+    why: str = ""
 
 
-FillRule = Callable[[Mapping[str, Any]], Any]
+# The one place that says what changed between the Airflow 2.x versions MWAA runs (2.4-2.11), for
+# the columns carried. Columns a version added that may be null need no rule (they stay null);
+# columns a version dropped are left out. Keep it small.
+RULES: tuple[Rule, ...] = (
+    Rule("slot_pool", "include_deferred", value=False, since="2.7", why="NOT NULL"),
+    Rule("dag_run", "clear_number", value=0, since="2.8", why="NOT NULL"),
+)
 
-# The one place that says how to fill a column the target requires and the export lacks (or has
-# null), as when the target runs a newer Airflow 2.x than the source. Keep it small.
-FILL_RULES: dict[tuple[str, str], FillRule] = {
-    ("slot_pool", "include_deferred"): lambda row: False,  # 2.7, NOT NULL
-    ("dag_run", "clear_number"): lambda row: 0,  # 2.8, NOT NULL
-    ("dag_run", "run_type"): _run_type_from_run_id,  # NOT NULL; the run id starts with it
-}
+
+def rules_for(table: str, rules: Sequence[Rule] = RULES) -> list[Rule]:
+    return [rule for rule in rules if rule.table == table]
 
 
 @dataclass(frozen=True)
@@ -206,63 +355,101 @@ class ColumnMapping:
     """How the rows of one exported table become rows of the target's table."""
 
     table: str
-    kept: tuple[str, ...]  # exported columns the target has
-    dropped: tuple[str, ...]  # exported columns the target lacks (or keeps local)
-    filled: tuple[str, ...]  # target columns the export lacks, filled by FILL_RULES
-    refill: tuple[str, ...]  # kept NOT NULL columns FILL_RULES fills when a row has null
-    datetime_columns: frozenset[str] = field(default_factory=frozenset)
+    # target column -> exported column it is read from (the same name unless a rule renames it)
+    kept: tuple[tuple[str, str], ...]
+    dropped: tuple[str, ...]  # exported columns the target lacks
+    filled: tuple[tuple[str, Any], ...]  # target columns the export lacks, with their values
+    refill: tuple[tuple[str, Any], ...]  # kept NOT NULL target columns: value when a row holds null
+    id_refs: tuple[IdRef, ...]  # target columns resolved from a parent's natural key
+    newest_refs: tuple[tuple[str, str], ...]  # target columns set to the newest row of a target table
+    source_types: tuple[tuple[str, str], ...]  # exported column -> manifest type
+    target_columns: tuple[Column, ...]
 
-    def apply(self, row: Mapping[str, Any]) -> dict[str, Any]:
-        """An exported row (JSON values) as the target's row (datetimes as aware datetimes)."""
-        out: dict[str, Any] = {}
-        for name in self.kept:
-            value = row.get(name)
-            if value is None and name in self.refill:
-                value = FILL_RULES[(self.table, name)](row)
-            elif name in self.datetime_columns and value is not None:
-                value = parse_datetime(value)
-            out[name] = value
-        for name in self.filled:
-            out[name] = FILL_RULES[(self.table, name)](row)
-        return out
+    def target_type(self, name: str) -> Column:
+        for column in self.target_columns:
+            if column.name == name:
+                return column
+        raise KeyError(name)
+
+    @property
+    def inserted_columns(self) -> tuple[str, ...]:
+        return (
+            *(target for target, _ in self.kept),
+            *(name for name, _ in self.filled),
+            *(ref.column for ref in self.id_refs),
+            *(name for name, _ in self.newest_refs),
+        )
 
 
-def map_columns(table: str, exported: Sequence[Column], target: Sequence[Column]) -> ColumnMapping:
-    """Match the export's columns to the target's by name. Raises MappingError when the target
-    requires a column that neither the export nor FILL_RULES provides."""
+def map_columns(
+    table: str,
+    exported: Sequence[Column],
+    target: Sequence[Column],
+    *,
+    provided: Collection[str] = (),
+    rules: Sequence[Rule] = RULES,
+) -> ColumnMapping:
+    """Match the export's columns to the target's by name (and `rules`). Local columns of the
+    target are left to the database, except those the import itself `provided` (Fernet flags), the
+    id references, and the newest-row references. Raises MappingError when the target requires a
+    column that nothing provides."""
     spec = table_spec(table)
-    target_columns = {column.name: column for column in target if column.name not in spec.local_columns}
-    exported_names = [column.name for column in exported]
-    kept = tuple(name for name in exported_names if name in target_columns)
-    dropped = tuple(name for name in exported_names if name not in target_columns)
-    filled: list[str] = []
+    table_rules = rules_for(table, rules)
+    renames = {rule.source: rule.column for rule in table_rules if rule.source}
+    fills = {rule.column: rule.value for rule in table_rules if rule.source is None}
+    target_by_name = {column.name: column for column in target}
+    resolved = {ref.column for ref in spec.id_refs if ref.column in target_by_name}
+    newest = {column for column, _ in spec.newest_refs if column in target_by_name}
+    carried_target = {
+        name
+        for name in target_by_name
+        if (name not in spec.local_columns or name in provided) and name not in resolved | newest
+    }
+    kept: list[tuple[str, str]] = []
+    dropped: list[str] = []
+    for column in exported:
+        name = renames.get(column.name, column.name)
+        if name in carried_target:
+            kept.append((name, column.name))
+        else:
+            dropped.append(column.name)
+    kept_names = {name for name, _ in kept}
+    filled: list[tuple[str, Any]] = []
     unfillable: list[str] = []
-    for name, column in target_columns.items():
-        if name in kept:
+    for name, column in target_by_name.items():
+        if name in kept_names or name not in carried_target:
             continue
-        if (table, name) in FILL_RULES:
-            filled.append(name)
+        if name in fills:
+            filled.append((name, fills[name]))
         elif not column.nullable and not column.has_default:
             unfillable.append(name)
+    for ref in spec.id_refs:
+        missing_key = [part for part in ref.key if part not in {column.name for column in exported}]
+        if ref.column in target_by_name and missing_key:
+            unfillable.append(f"{ref.column} (its key {', '.join(missing_key)} is not exported)")
     if unfillable:
         raise MappingError(
             f"{table}: the target requires {', '.join(unfillable)}, which the export lacks and no rule "
-            "in FILL_RULES fills"
+            "in RULES fills"
         )
-    refill = tuple(name for name in kept if (table, name) in FILL_RULES and not target_columns[name].nullable)
-    datetimes = frozenset(column.name for column in exported if column.type == "datetime")
+    refill = tuple(
+        (name, fills[name]) for name, _ in kept if name in fills and not target_by_name[name].nullable
+    )
     return ColumnMapping(
         table=table,
-        kept=kept,
-        dropped=dropped,
+        kept=tuple(kept),
+        dropped=tuple(dropped),
         filled=tuple(filled),
         refill=refill,
-        datetime_columns=datetimes & set(kept),
+        id_refs=tuple(ref for ref in spec.id_refs if ref.column in resolved),
+        newest_refs=tuple((column, parent) for column, parent in spec.newest_refs if column in newest),
+        source_types=tuple((column.name, column.type) for column in exported),
+        target_columns=tuple(target),
     )
 
 
 # ---------------------------------------------------------------------------------------------
-# Values and table files
+# Values
 # ---------------------------------------------------------------------------------------------
 
 
@@ -303,8 +490,22 @@ def encode_value(value: Any, column_type: str = "json") -> Any:
         return None
     if column_type == "datetime" or isinstance(value, datetime):
         return format_datetime(parse_datetime(value))
+    if column_type == "bytes":
+        raw = value.encode("utf-8") if isinstance(value, str) else bytes(value)
+        return base64.b64encode(raw).decode("ascii")
     # Round trip through JSON so nested values (a run's conf) are plain JSON too.
     return json.loads(json.dumps(value, default=_json_default))
+
+
+def decode_value(value: Any, column_type: str) -> Any:
+    """An exported JSON value as the database value (datetimes aware, bytes as bytes)."""
+    if value is None:
+        return None
+    if column_type == "datetime":
+        return parse_datetime(value)
+    if column_type == "bytes":
+        return base64.b64decode(value)
+    return value
 
 
 def encode_row(table: str, row: Mapping[str, Any], columns: Sequence[Column]) -> dict[str, Any]:
@@ -320,15 +521,307 @@ def encode_row(table: str, row: Mapping[str, Any], columns: Sequence[Column]) ->
     return out
 
 
+def json_line(row: Mapping[str, Any]) -> bytes:
+    return (json.dumps(row, ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8")
+
+
 def sha256_hex(body: bytes) -> str:
     return hashlib.sha256(body).hexdigest()
 
 
-def encode_table(rows: Iterable[Mapping[str, Any]]) -> tuple[bytes, int]:
-    """Gzipped JSON Lines (mtime 0, so the same rows give the same bytes) and the row count."""
-    lines = [json.dumps(row, ensure_ascii=False, separators=(",", ":")) for row in rows]
-    text = "".join(f"{line}\n" for line in lines)
-    return gzip.compress(text.encode("utf-8"), mtime=0), len(lines)
+# ---------------------------------------------------------------------------------------------
+# Secrets
+# ---------------------------------------------------------------------------------------------
+
+
+class KeyService(Protocol):
+    """Data keys for the migration's secrets (KMS in AWS, moto in tests)."""
+
+    def generate_data_key(self, key_id: str, context: Mapping[str, str]) -> tuple[bytes, bytes]:
+        """(plaintext, ciphertext) of a new 256-bit data key."""
+        ...
+
+    def decrypt(self, key_id: str, ciphertext: bytes, context: Mapping[str, str]) -> bytes: ...
+
+
+class KmsKeys:
+    """KeyService over AWS KMS."""
+
+    def __init__(self, client: KMSClient) -> None:
+        self.client = client
+
+    @classmethod
+    def default(cls) -> KmsKeys:
+        import boto3  # noqa: PLC0415  (kept out of DAG parsing)
+
+        return cls(boto3.client("kms"))
+
+    def generate_data_key(self, key_id: str, context: Mapping[str, str]) -> tuple[bytes, bytes]:
+        answer = self.client.generate_data_key(
+            KeyId=key_id, KeySpec="AES_256", EncryptionContext=dict(context)
+        )
+        return answer["Plaintext"], answer["CiphertextBlob"]
+
+    def decrypt(self, key_id: str, ciphertext: bytes, context: Mapping[str, str]) -> bytes:
+        answer = self.client.decrypt(KeyId=key_id, CiphertextBlob=ciphertext, EncryptionContext=dict(context))
+        return answer["Plaintext"]
+
+
+class SecretBox:
+    """AES-256-GCM with the migration's data key, over a file in chunks (so a table of any size
+    streams). Each chunk's associated data binds it to its file, its position and whether it is the
+    last, so a chunk moved, dropped, reordered or cut off does not decrypt."""
+
+    def __init__(self, key: bytes) -> None:
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM  # noqa: PLC0415
+
+        if len(key) != 32:
+            raise SecretError("the migration's data key must be 256 bits")
+        self._aead = AESGCM(key)
+
+    @staticmethod
+    def _aad(name: str, index: int, final: bool) -> bytes:
+        return json.dumps([FORMAT_NAME, name, index, final]).encode("utf-8")
+
+    def seal(self, name: str, index: int, final: bool, data: bytes) -> bytes:
+        """One frame: flag byte, ciphertext length (4 bytes), nonce, ciphertext with its tag."""
+        nonce = os.urandom(_NONCE_BYTES)
+        sealed = self._aead.encrypt(nonce, data, self._aad(name, index, final))
+        return bytes([1 if final else 0]) + len(sealed).to_bytes(4, "big") + nonce + sealed
+
+    def open_frames(self, name: str, file: BinaryIO) -> Iterator[bytes]:
+        """The plaintext of each frame of a sealed file, in order; raises SecretError unless every
+        frame decrypts and the last one is marked last."""
+        from cryptography.exceptions import InvalidTag  # noqa: PLC0415
+
+        index = 0
+        while True:
+            header = file.read(5)
+            if not header:
+                raise SecretError(f"{name} is cut off: its last part is missing")
+            length = int.from_bytes(header[1:5], "big")
+            final = header[0] == 1
+            nonce = file.read(_NONCE_BYTES)
+            sealed = file.read(length)
+            if len(header) < 5 or len(nonce) < _NONCE_BYTES or len(sealed) < length:
+                raise SecretError(f"{name} is cut off in part {index}")
+            try:
+                yield self._aead.decrypt(nonce, sealed, self._aad(name, index, final))
+            except InvalidTag:
+                raise SecretError(
+                    f"{name} part {index} does not decrypt with this migration's data key (changed or moved)"
+                ) from None
+            index += 1
+            if final:
+                if file.read(1):
+                    raise SecretError(f"{name} has data after its last part")
+                return
+
+
+@dataclass(frozen=True)
+class SecretsEnvelope:
+    """The manifest's record of how secret columns are encrypted (never the key itself)."""
+
+    kms_key_id: str
+    encrypted_data_key: str  # base64 of KMS's CiphertextBlob
+    context: dict[str, str]
+    algorithm: str = SECRET_ALGORITHM
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "algorithm": self.algorithm,
+            "kms_key_id": self.kms_key_id,
+            "encrypted_data_key": self.encrypted_data_key,
+            "encryption_context": dict(self.context),
+        }
+
+    @classmethod
+    def from_json(cls, data: Any) -> SecretsEnvelope:
+        if not isinstance(data, Mapping) or data.get("algorithm") != SECRET_ALGORITHM:
+            raise VerificationError(f"the manifest's secrets must be encrypted with {SECRET_ALGORITHM}")
+        context = data.get("encryption_context")
+        if not isinstance(context, Mapping):
+            raise VerificationError("the manifest's secrets lack their encryption context")
+        return cls(
+            kms_key_id=str(data.get("kms_key_id", "")),
+            encrypted_data_key=str(data.get("encrypted_data_key", "")),
+            context={str(k): str(v) for k, v in context.items()},
+        )
+
+
+def migration_context(migration_id: str) -> dict[str, str]:
+    return {ENCRYPTION_CONTEXT_KEY: migration_id}
+
+
+def new_secret_box(keys: KeyService, key_id: str, migration_id: str) -> tuple[SecretBox, SecretsEnvelope]:
+    context = migration_context(migration_id)
+    plaintext, ciphertext = keys.generate_data_key(key_id, context)
+    envelope = SecretsEnvelope(key_id, base64.b64encode(ciphertext).decode("ascii"), context)
+    return SecretBox(plaintext), envelope
+
+
+def open_secret_box(keys: KeyService, envelope: SecretsEnvelope, migration_id: str) -> SecretBox:
+    if envelope.context != migration_context(migration_id):
+        raise VerificationError("the export's data key belongs to another migration")
+    try:
+        ciphertext = base64.b64decode(envelope.encrypted_data_key, validate=True)
+    except ValueError:
+        raise VerificationError("the manifest's encrypted data key is not base64") from None
+    return SecretBox(keys.decrypt(envelope.kms_key_id, ciphertext, envelope.context))
+
+
+# ---------------------------------------------------------------------------------------------
+# Table files
+# ---------------------------------------------------------------------------------------------
+
+
+class _SealingFile(io.RawIOBase):
+    """Where gzip writes: cuts the compressed bytes into chunks, seals each with the migration's
+    data key and writes the frames to disk, hashing what is written (what goes to the bucket)."""
+
+    def __init__(self, target: BinaryIO, box: SecretBox, name: str) -> None:
+        self.target = target
+        self.box = box
+        self.name = name
+        self.digest = hashlib.sha256()
+        self._buffer = bytearray()
+        self._index = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        view = memoryview(data)
+        self._buffer += view
+        while len(self._buffer) >= _CHUNK:
+            self._emit(bytes(self._buffer[:_CHUNK]), final=False)
+            del self._buffer[:_CHUNK]
+        return len(view)
+
+    def _emit(self, data: bytes, *, final: bool) -> None:
+        frame = self.box.seal(self.name, self._index, final, data)
+        self._index += 1
+        self.digest.update(frame)
+        self.target.write(frame)
+
+    def finish(self) -> str:
+        self._emit(bytes(self._buffer), final=True)
+        self._buffer.clear()
+        return self.digest.hexdigest()
+
+
+class TableWriter:
+    """Streams JSON lines into a gzipped, sealed file while counting rows; memory stays flat
+    whatever the size. `write` is file-like, for COPY ... TO STDOUT."""
+
+    def __init__(self, path: str, box: SecretBox, name: str) -> None:
+        self._file = open(path, "wb")  # noqa: SIM115  (closed by close())
+        self._sealing = _SealingFile(self._file, box, name)
+        # mtime 0 and no file name, so the same rows give the same compressed bytes.
+        self._gzip = gzip.GzipFile(
+            filename="", mode="wb", fileobj=self._sealing, compresslevel=_GZIP_LEVEL, mtime=0
+        )
+        self.rows = 0
+
+    def write(self, data: Any) -> int:
+        chunk = data if isinstance(data, bytes) else bytes(data)
+        self.rows += chunk.count(b"\n")
+        self._gzip.write(chunk)
+        return len(chunk)
+
+    def close(self) -> str:
+        """Finish the file; returns the sha256 of its bytes."""
+        self._gzip.close()
+        digest = self._sealing.finish()
+        self._file.close()
+        return digest
+
+
+def encode_table(rows: Iterable[Mapping[str, Any]], box: SecretBox, name: str) -> tuple[bytes, int]:
+    """A sealed table file of rows, in memory (small tables and tests), and the row count."""
+    with tempfile.TemporaryDirectory() as folder:
+        path = os.path.join(folder, name)
+        writer = TableWriter(path, box, name)
+        for row in rows:
+            writer.write(json_line(row))
+        writer.close()
+        with open(path, "rb") as file:
+            return file.read(), writer.rows
+
+
+def file_lines(path: str, box: SecretBox, name: str) -> Iterator[bytes]:
+    """The lines of a sealed, gzipped JSON Lines file, streamed. Splits on b"\\n" only
+    (str.splitlines would also split inside values at U+2028 and friends, which JSON does not
+    escape)."""
+    inflate = zlib.decompressobj(wbits=31)  # gzip framing
+    rest = b""
+    with open(path, "rb") as file:
+        for plain in box.open_frames(name, file):
+            pending = plain
+            while pending:
+                # At most a chunk of output at a time, however well the rows compress.
+                try:
+                    data = inflate.decompress(pending, _CHUNK)
+                except zlib.error as error:
+                    raise VerificationError(f"{name}: not gzip inside ({error})") from None
+                pending = inflate.unconsumed_tail
+                lines = (rest + data).split(b"\n")
+                rest = lines.pop()
+                yield from (line for line in lines if line)
+    if not inflate.eof:
+        raise VerificationError(f"{name}: its gzip stream is cut off")
+    if rest:
+        yield rest
+
+
+def verify_file(path: str, entry: TableEntry, box: SecretBox) -> None:
+    """Check a downloaded table file against its manifest entry: sha256, every part decrypts, gzip,
+    row count, and every line a JSON object of the manifest's columns. Streams; keeps nothing."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        for chunk in iter(lambda: file.read(_CHUNK), b""):
+            digest.update(chunk)
+    if digest.hexdigest() != entry.sha256:
+        raise VerificationError(
+            f"{entry.file}: sha256 {digest.hexdigest()} does not match the manifest's {entry.sha256}; "
+            "the file changed or is corrupt"
+        )
+    known = {column.name for column in entry.columns}
+    count = 0
+    for count, line in enumerate(file_lines(path, box, entry.file), start=1):
+        _parse_line(entry, count, line, known)
+    if count != entry.rows:
+        raise VerificationError(f"{entry.file}: holds {count} rows, the manifest says {entry.rows}")
+
+
+def _parse_line(entry: TableEntry, number: int, line: bytes, known: Collection[str]) -> dict[str, Any]:
+    try:
+        row = json.loads(line.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise VerificationError(
+            f"{entry.file} line {number}: not JSON ({error.__class__.__name__})"
+        ) from None
+    if not isinstance(row, dict):
+        raise VerificationError(f"{entry.file} line {number}: not a JSON object")
+    if known:
+        unknown = sorted(set(row) - set(known))
+        if unknown:
+            raise VerificationError(f"{entry.file} line {number}: columns {unknown} are not in the manifest")
+    return row
+
+
+def decode_table(body: bytes, entry: TableEntry, box: SecretBox) -> list[dict[str, Any]]:
+    """The rows of a table file held in memory, after the same checks as verify_file."""
+    with tempfile.TemporaryDirectory() as folder:
+        path = os.path.join(folder, entry.file)
+        with open(path, "wb") as file:
+            file.write(body)
+        verify_file(path, entry, box)
+        known = {column.name for column in entry.columns}
+        return [
+            _parse_line(entry, n, line, known)
+            for n, line in enumerate(file_lines(path, box, entry.file), start=1)
+        ]
 
 
 @dataclass(frozen=True)
@@ -366,42 +859,6 @@ class TableEntry:
         return cls(file=file, rows=rows, sha256=digest, key=tuple(data.get("key", [])), columns=columns)
 
 
-def decode_table(table: str, body: bytes, entry: TableEntry) -> list[dict[str, Any]]:
-    """The rows of a table file, after checking its sha256, its row count and every line."""
-    digest = sha256_hex(body)
-    if digest != entry.sha256:
-        raise VerificationError(
-            f"{entry.file}: sha256 {digest} does not match the manifest's {entry.sha256}; "
-            "the file changed or is corrupt"
-        )
-    try:
-        text = gzip.decompress(body)
-    except (OSError, EOFError) as error:
-        raise VerificationError(f"{entry.file}: not a gzip file ({error})") from None
-    # Split on "\n" only: str.splitlines() would also split inside values at U+2028 and friends.
-    lines = [line for line in text.split(b"\n") if line]
-    if len(lines) != entry.rows:
-        raise VerificationError(f"{entry.file}: holds {len(lines)} rows, the manifest says {entry.rows}")
-    known = {column.name for column in entry.columns}
-    rows: list[dict[str, Any]] = []
-    for number, line in enumerate(lines, start=1):
-        try:
-            row = json.loads(line.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as error:
-            raise VerificationError(
-                f"{entry.file} line {number}: not JSON ({error.__class__.__name__})"
-            ) from None
-        if not isinstance(row, dict):
-            raise VerificationError(f"{entry.file} line {number}: not a JSON object")
-        unknown = sorted(set(row) - known)
-        if known and unknown:
-            raise VerificationError(
-                f"{entry.file} line {number}: columns {unknown} are not in the manifest of {table}"
-            )
-        rows.append(row)
-    return rows
-
-
 # ---------------------------------------------------------------------------------------------
 # Manifest
 # ---------------------------------------------------------------------------------------------
@@ -414,6 +871,8 @@ class Manifest:
     exported_at: str
     tables: dict[str, TableEntry]
     active_dags: tuple[str, ...]
+    secrets: SecretsEnvelope
+    schema_revision: str = ""
     format_version: int = FORMAT_VERSION
 
     def to_json(self) -> dict[str, Any]:
@@ -422,9 +881,11 @@ class Manifest:
             "format_version": self.format_version,
             "migrationId": self.migration_id,
             "source_airflow_version": self.source_airflow_version,
+            "schema_revision": self.schema_revision,
             "exported_at": self.exported_at,
             "tables": {name: entry.to_json() for name, entry in self.tables.items()},
             "active_dags": list(self.active_dags),
+            "secrets": self.secrets.to_json(),
         }
 
     @classmethod
@@ -432,10 +893,10 @@ class Manifest:
         if not isinstance(data, Mapping) or data.get("format") != FORMAT_NAME:
             raise VerificationError(f"the manifest is not a {FORMAT_NAME} manifest")
         version = data.get("format_version")
-        if not isinstance(version, int) or version < 1 or version > FORMAT_VERSION:
+        if not isinstance(version, int) or version < OLDEST_FORMAT_VERSION or version > FORMAT_VERSION:
             raise VerificationError(
                 f"the manifest has format version {version!r}; "
-                f"this import reads versions 1 to {FORMAT_VERSION}"
+                f"this import reads versions {OLDEST_FORMAT_VERSION} to {FORMAT_VERSION}"
             )
         tables = data.get("tables")
         active = data.get("active_dags", [])
@@ -444,9 +905,11 @@ class Manifest:
         return cls(
             migration_id=str(data.get("migrationId", "")),
             source_airflow_version=str(data.get("source_airflow_version", "")),
+            schema_revision=str(data.get("schema_revision", "")),
             exported_at=str(data.get("exported_at", "")),
             tables={str(name): TableEntry.from_json(str(name), entry) for name, entry in tables.items()},
             active_dags=tuple(str(dag_id) for dag_id in active),
+            secrets=SecretsEnvelope.from_json(data.get("secrets")),
             format_version=version,
         )
 
@@ -461,12 +924,18 @@ def json_bytes(data: Any) -> bytes:
 
 
 class Storage(Protocol):
-    """Where the export lives: whole objects by key."""
+    """Where the export lives: objects by key, small ones in memory, table files through disk."""
 
     def put(self, key: str, body: bytes) -> None: ...
 
     def get(self, key: str) -> bytes:
         """The object's bytes; raises MissingObjectError when there is none."""
+        ...
+
+    def put_file(self, key: str, path: str) -> None: ...
+
+    def get_file(self, key: str, path: str) -> None:
+        """Download the object to path; raises MissingObjectError when there is none."""
         ...
 
 
@@ -483,18 +952,44 @@ class S3Storage:
 
         return cls(boto3.client("s3"), bucket)
 
+    @staticmethod
+    def _content_type(key: str) -> str:
+        return "application/json" if key.endswith(".json") else "application/octet-stream"
+
     def put(self, key: str, body: bytes) -> None:
-        content_type = "application/json" if key.endswith(".json") else "application/gzip"
-        self.client.put_object(Bucket=self.bucket, Key=key, Body=body, ContentType=content_type)
+        self.client.put_object(Bucket=self.bucket, Key=key, Body=body, ContentType=self._content_type(key))
+
+    def _missing(self, error: Exception, key: str) -> MissingObjectError | None:
+        response = getattr(error, "response", None) or {}
+        if response.get("Error", {}).get("Code") in {"NoSuchKey", "404", "NotFound"}:
+            return MissingObjectError(f"s3://{self.bucket}/{key} does not exist")
+        return None
 
     def get(self, key: str) -> bytes:
         from botocore.exceptions import ClientError  # noqa: PLC0415  (kept out of DAG parsing)
 
         try:
-            return self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+            body: bytes = self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
         except ClientError as error:
-            if error.response.get("Error", {}).get("Code") in {"NoSuchKey", "404", "NotFound"}:
-                raise MissingObjectError(f"s3://{self.bucket}/{key} does not exist") from None
+            missing = self._missing(error, key)
+            if missing is not None:
+                raise missing from None
+            raise
+        return body
+
+    def put_file(self, key: str, path: str) -> None:
+        # Multipart above 8 MB, so a table of any size streams from disk.
+        self.client.upload_file(path, self.bucket, key, ExtraArgs={"ContentType": self._content_type(key)})
+
+    def get_file(self, key: str, path: str) -> None:
+        from botocore.exceptions import ClientError  # noqa: PLC0415  (kept out of DAG parsing)
+
+        try:
+            self.client.download_file(self.bucket, key, path)
+        except ClientError as error:
+            missing = self._missing(error, key)
+            if missing is not None:
+                raise missing from None
             raise
 
 
@@ -503,26 +998,59 @@ class S3Storage:
 # ---------------------------------------------------------------------------------------------
 
 
+@dataclass
+class TableCounts:
+    read: int = 0
+    inserted: int = 0
+    # Rows neither inserted nor already in the target by natural key: their parent is missing, or
+    # they clash with another row on another unique constraint.
+    rejected: int = 0
+
+    @property
+    def skipped(self) -> int:
+        return self.read - self.inserted
+
+    def to_json(self) -> dict[str, int]:
+        return {
+            "read": self.read,
+            "inserted": self.inserted,
+            "skipped": self.skipped,
+            "conflicts": self.rejected,
+        }
+
+
+LineSink = Callable[[bytes], Any]
+
+
 class MetadataDatabase(Protocol):
     """An environment's Airflow metadata as the steps see it. All changes a step makes land
     together or not at all (one transaction per task)."""
 
     def airflow_version(self) -> str: ...
 
-    def columns(self, table: str) -> list[Column]:
-        """Every column of the table, local ones included."""
+    def schema_revision(self) -> str: ...
+
+    def columns(self, table: str) -> list[Column] | None:
+        """Every column of the table, local ones included; None when this version has no such table."""
         ...
 
-    def read_rows(self, table: str) -> Iterable[Mapping[str, Any]]:
-        """Every row, column name -> value; variable values decrypted."""
+    def export_table(self, spec: TableSpec, columns: Sequence[Column], sink: LineSink) -> None:
+        """Write the table's carried rows (TableSpec's filters, parents exported) as JSON lines of
+        `columns`, encoded as encode_value does, to sink. Not for secret tables."""
         ...
 
-    def existing_keys(self, table: str, columns: Sequence[str]) -> Iterable[tuple[Any, ...]]:
-        """The values of these columns in every row of the table."""
+    def read_rows(self, spec: TableSpec) -> Iterator[dict[str, Any]]:
+        """Every row of a (small, secret) table, column name -> database value, not yet decrypted."""
         ...
 
-    def insert_rows(self, table: str, rows: Sequence[Mapping[str, Any]]) -> None:
-        """Insert rows whose columns all exist in the table (datetimes as aware datetimes)."""
+    def import_table(self, spec: TableSpec, mapping: ColumnMapping, lines: Iterable[bytes]) -> TableCounts:
+        """Insert the rows (JSON lines of the mapping's source columns) the target lacks."""
+        ...
+
+    def fernet_decrypt(self, token: str) -> str: ...
+
+    def fernet_encrypt(self, value: str) -> tuple[str, bool]:
+        """(stored value, whether it is encrypted): Airflow stores plaintext when it has no key."""
         ...
 
     def dag_pause_states(self) -> dict[str, bool]:
@@ -533,57 +1061,468 @@ class MetadataDatabase(Protocol):
 
 
 # ---------------------------------------------------------------------------------------------
-# Merge plan
+# Row by row: the reference semantics, used by the emulator's in-memory tables
 # ---------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class MergePlan:
-    table: str
-    insert: list[dict[str, Any]]
-    # Rows left out: already present by natural key, protected, repeated in the file, or conflicting.
-    skipped: int
-    # Natural keys of skipped rows that clash with a different row on another unique constraint.
-    conflicts: list[tuple[Any, ...]]
-
-    @property
-    def read(self) -> int:
-        return len(self.insert) + self.skipped
+def _matches(spec: TableSpec, row: Mapping[str, Any]) -> bool:
+    if spec.key_of(row) in spec.protected_keys:
+        return False
+    if spec.dag_column and row.get(spec.dag_column) in PROJECT_DAG_IDS:
+        return False
+    if spec.states is not None and row.get("state") not in spec.states:
+        return False
+    return row.get("state") not in spec.excluded_states
 
 
-def _key(row: Mapping[str, Any], columns: Sequence[str], types: Mapping[str, str]) -> tuple[Any, ...]:
-    return tuple(encode_value(row.get(name), types.get(name, "json")) for name in columns)
+class RowwiseTables:
+    """export_table and import_table over tables a subclass holds as lists of dicts (values as the
+    export writes them: ISO strings for datetimes). It keeps the keys of exported rows, so children
+    follow their parents, as PostgresDatabase's SQL does."""
+
+    def __init__(self) -> None:
+        self._exported: dict[str, set[tuple[Any, ...]]] = {}
+
+    # What a subclass provides
+    def table_rows(self, table: str) -> list[dict[str, Any]]:
+        raise NotImplementedError
+
+    def add_rows(self, table: str, rows: Sequence[dict[str, Any]]) -> None:
+        raise NotImplementedError
+
+    def columns(self, table: str) -> list[Column] | None:
+        raise NotImplementedError
+
+    # MetadataDatabase
+    def read_rows(self, spec: TableSpec) -> Iterator[dict[str, Any]]:
+        yield from (dict(row) for row in self.table_rows(spec.name))
+
+    def export_table(self, spec: TableSpec, columns: Sequence[Column], sink: LineSink) -> None:
+        exported = self._exported.setdefault(spec.name, set())
+        parent_keys = self._exported.get(spec.parent.table, set()) if spec.parent else set()
+        for row in self.table_rows(spec.name):
+            if not _matches(spec, row):
+                continue
+            if spec.parent and tuple(row.get(c) for c in spec.parent.columns) not in parent_keys:
+                continue
+            exported.add(spec.key_of(row))
+            sink(json_line(encode_row(spec.name, row, columns)))
+
+    def import_table(self, spec: TableSpec, mapping: ColumnMapping, lines: Iterable[bytes]) -> TableCounts:
+        types = dict(mapping.source_types)
+        present = {self._norm_key(spec, row) for row in self.table_rows(spec.name)}
+        taken_unique = self._unique_sets(spec)
+        counts = TableCounts()
+        new_rows: list[dict[str, Any]] = []
+        for line in lines:
+            counts.read += 1
+            row = json.loads(line)
+            key = self._norm_key(spec, row, types)
+            if key in present:
+                continue
+            if spec.parent and not self._has(spec.parent.table, spec.parent.columns, row):
+                counts.rejected += 1
+                continue
+            out: dict[str, Any] = {}
+            for target, source in mapping.kept:
+                value = row.get(source)
+                if types.get(source) == "datetime" and value is not None:
+                    value = format_datetime(parse_datetime(value))
+                out[target] = value
+            for name, value in mapping.refill:
+                if out.get(name) is None:
+                    out[name] = value
+            for name, value in mapping.filled:
+                out[name] = value
+            for ref in mapping.id_refs:
+                parent = self._find(ref.table, ref.key, row)
+                if parent is None:
+                    counts.rejected += 1
+                    break
+                out[ref.column] = parent.get("id")
+            else:
+                for column, parent_table in mapping.newest_refs:
+                    ids = [int(r["id"]) for r in self.table_rows(parent_table) if r.get("id") is not None]
+                    out[column] = max(ids) if ids else None
+                clash = [cols for cols, taken in taken_unique.items() if self._values(out, cols) in taken]
+                if clash:
+                    counts.rejected += 1
+                    continue
+                for cols, taken in taken_unique.items():
+                    taken.add(self._values(out, cols))
+                present.add(key)
+                new_rows.append(out)
+                counts.inserted += 1
+        self.add_rows(spec.name, new_rows)
+        return counts
+
+    # Helpers
+    @staticmethod
+    def _values(row: Mapping[str, Any], columns: Sequence[str]) -> tuple[Any, ...]:
+        return tuple(encode_value(row.get(column)) for column in columns)
+
+    def _norm_key(
+        self, spec: TableSpec, row: Mapping[str, Any], types: Mapping[str, str] | None = None
+    ) -> tuple[Any, ...]:
+        return tuple(encode_value(row.get(column), (types or {}).get(column, "json")) for column in spec.key)
+
+    def _unique_sets(self, spec: TableSpec) -> dict[tuple[str, ...], set[tuple[Any, ...]]]:
+        """Other unique constraints the emulated tables enforce (dag_run's logical date)."""
+        constraints = [("dag_id", "execution_date")] if spec.name == "dag_run" else []
+        return {cols: {self._values(row, cols) for row in self.table_rows(spec.name)} for cols in constraints}
+
+    def _find(self, table: str, key: Sequence[str], row: Mapping[str, Any]) -> dict[str, Any] | None:
+        wanted = tuple(row.get(column) for column in key)
+        for candidate in self.table_rows(table):
+            if tuple(candidate.get(column) for column in key) == wanted:
+                return candidate
+        return None
+
+    def _has(self, table: str, key: Sequence[str], row: Mapping[str, Any]) -> bool:
+        return self._find(table, key, row) is not None
 
 
-def plan_merge(
-    table: str,
-    rows: Sequence[Mapping[str, Any]],
-    existing: Mapping[tuple[str, ...], Collection[tuple[Any, ...]]],
-    column_types: Mapping[str, str] | None = None,
-) -> MergePlan:
-    """Which exported rows to insert. `existing` maps the natural key's columns (and each other
-    unique constraint's) to the target's values of them, encoded like the export's."""
-    spec = table_spec(table)
-    types = column_types or {}
-    constraints = (spec.key, *spec.unique)
-    taken = {columns: set(existing.get(columns, ())) for columns in constraints}
-    insert: list[dict[str, Any]] = []
-    skipped = 0
-    conflicts: list[tuple[Any, ...]] = []
-    for row in rows:
-        key = _key(row, spec.key, types)
-        if key in spec.protected_keys or key in taken[spec.key]:
-            skipped += 1
-            continue
-        clashes = [columns for columns in spec.unique if _key(row, columns, types) in taken[columns]]
-        if clashes:
-            skipped += 1
-            conflicts.append(key)
-            continue
-        for columns in constraints:
-            taken[columns].add(_key(row, columns, types))
-        insert.append(dict(row))
-    return MergePlan(table=table, insert=insert, skipped=skipped, conflicts=conflicts)
+# ---------------------------------------------------------------------------------------------
+# PostgreSQL: Airflow's metadata database, set-based and streamed
+# ---------------------------------------------------------------------------------------------
+
+# JSON lines travel through COPY in CSV mode with a delimiter and quote that JSON never holds raw
+# (it escapes every control character), so each line is one field, byte for byte.
+_COPY_OPTIONS = "(FORMAT csv, DELIMITER E'\\x02', QUOTE E'\\x01', ENCODING 'UTF8')"
+_STAGE = "mwaa_migrate_stage"
+
+
+def _ident(name: str) -> str:
+    """A quoted SQL identifier. Every name put into SQL here is one of TABLES' or a column reflected
+    from the database, quoted by this; every value goes through the driver's mogrify."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _column_kind(sql_type: str) -> str:
+    base = sql_type.split("(", 1)[0].strip().lower()
+    if base == "boolean":
+        return "boolean"
+    if base in {"integer", "bigint", "smallint"}:
+        return "integer"
+    if base in {"double precision", "real", "numeric"}:
+        return "float"
+    if base.startswith("timestamp") or base == "date":
+        return "datetime"
+    if base in {"json", "jsonb"}:
+        return "json"
+    if base == "bytea":
+        return "bytes"
+    return "string"
+
+
+class PostgresDatabase:
+    """MetadataDatabase over Airflow's PostgreSQL metadata database, through one DBAPI (psycopg2)
+    connection whose transaction the caller commits. `fernet` is Airflow's get_fernet()."""
+
+    def __init__(self, connection: Any, *, airflow_version: str, fernet: Any | None = None) -> None:
+        self.connection = connection
+        self._version = airflow_version
+        self._fernet = fernet
+        self._columns: dict[str, list[Column] | None] = {}
+        with self.connection.cursor() as cursor:
+            # Datetimes leave as ISO 8601 in UTC, whatever the server's time zone.
+            cursor.execute("SET LOCAL TIME ZONE 'UTC'")
+
+    @classmethod
+    def from_airflow_session(cls, session: Any) -> PostgresDatabase:
+        from airflow import __version__  # type: ignore[import-not-found,unused-ignore]  # noqa: PLC0415
+        from airflow.models.crypto import get_fernet  # type: ignore[import-not-found,unused-ignore]  # noqa: PLC0415
+
+        dbapi = session.connection().connection
+        dialect = session.get_bind().dialect.name
+        if dialect != "postgresql":
+            raise UnsupportedAirflowError(f"these DAGs need a PostgreSQL metadata database, not {dialect}")
+        return cls(
+            getattr(dbapi, "dbapi_connection", dbapi), airflow_version=str(__version__), fernet=get_fernet()
+        )
+
+    # ---- what the database is
+
+    def airflow_version(self) -> str:
+        return self._version
+
+    def schema_revision(self) -> str:
+        with self.connection.cursor() as cursor:
+            cursor.execute("SELECT version_num FROM alembic_version")
+            row = cursor.fetchone()
+        return str(row[0]) if row else ""
+
+    def columns(self, table: str) -> list[Column] | None:
+        if table not in self._columns:
+            with self.connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull,"
+                    " a.atthasdef OR a.attidentity <> '' FROM pg_attribute a"
+                    " WHERE a.attrelid = to_regclass(%s) AND a.attnum > 0 AND NOT a.attisdropped"
+                    " ORDER BY a.attnum",
+                    (table,),
+                )
+                found = [
+                    Column(
+                        name,
+                        _column_kind(sql_type),
+                        nullable=not not_null,
+                        has_default=bool(default),
+                        sql_type=sql_type,
+                    )
+                    for name, sql_type, not_null, default in cursor.fetchall()
+                ]
+            self._columns[table] = found or None
+        return self._columns[table]
+
+    # ---- export
+
+    def _filter(self, spec: TableSpec, alias: str, depth: int = 0) -> str:
+        """The WHERE condition of the rows of spec the export carries, parents included."""
+        conditions: list[str] = []
+        with self.connection.cursor() as cursor:
+            for key in spec.protected_keys:
+                pairs = " AND ".join(
+                    cursor.mogrify(f"{alias}.{_ident(c)} = %s", (v,)).decode()
+                    for c, v in zip(spec.key, key, strict=True)
+                )
+                conditions.append(f"NOT ({pairs})")
+            if spec.dag_column:
+                column = f"{alias}.{_ident(spec.dag_column)}"
+                listed = cursor.mogrify(
+                    ", ".join(["%s"] * len(PROJECT_DAG_IDS)), sorted(PROJECT_DAG_IDS)
+                ).decode()
+                conditions.append(f"({column} IS NULL OR {column} NOT IN ({listed}))")
+            if spec.states is not None:
+                listed = cursor.mogrify(", ".join(["%s"] * len(spec.states)), sorted(spec.states)).decode()
+                conditions.append(f"{alias}.state IN ({listed})")
+            if spec.excluded_states:
+                states = sorted(spec.excluded_states)
+                listed = cursor.mogrify(", ".join(["%s"] * len(states)), states).decode()
+                conditions.append(f"({alias}.state IS NULL OR {alias}.state NOT IN ({listed}))")
+        if spec.parent is not None:
+            parent = table_spec(spec.parent.table)
+            inner = f"p{depth}"
+            joins = " AND ".join(f"{inner}.{_ident(c)} = {alias}.{_ident(c)}" for c in spec.parent.columns)
+            parent_filter = self._filter(parent, inner, depth + 1)
+            conditions.append(
+                f"EXISTS (SELECT 1 FROM {_ident(parent.name)} {inner} WHERE {joins} AND {parent_filter})"  # noqa: S608
+            )
+        return " AND ".join(conditions) or "TRUE"
+
+    def export_table(self, spec: TableSpec, columns: Sequence[Column], sink: LineSink) -> None:
+        selected = []
+        for column in columns:
+            name = f"t.{_ident(column.name)}"
+            if column.type == "bytes":
+                # base64 without the line breaks PostgreSQL puts every 76 characters
+                name = f"translate(encode({name}, 'base64'), E'\\n', '')"
+            selected.append(f"{name} AS {_ident(column.name)}")
+        query = f"SELECT {', '.join(selected)} FROM {_ident(spec.name)} t WHERE {self._filter(spec, 't')}"  # noqa: S608
+        copy = f"COPY (SELECT row_to_json(r) FROM ({query}) r) TO STDOUT WITH {_COPY_OPTIONS}"  # noqa: S608
+        out = _SinkFile(sink)
+        with self.connection.cursor() as cursor:
+            cursor.copy_expert(copy, out, size=_CHUNK)
+        out.flush()
+
+    def read_rows(self, spec: TableSpec) -> Iterator[dict[str, Any]]:
+        # A named cursor is a server-side cursor: rows arrive 2,000 at a time.
+        cursor = self.connection.cursor(name=f"mwaa_migrate_{spec.name}")
+        cursor.itersize = 2000
+        try:
+            cursor.execute(f"SELECT * FROM {_ident(spec.name)}")  # noqa: S608  (a name from TABLES)
+            names: list[str] | None = None
+            for row in cursor:
+                if names is None:
+                    names = [description[0] for description in cursor.description]
+                yield dict(zip(names, row, strict=True))
+        finally:
+            cursor.close()
+
+    # ---- import
+
+    def import_table(self, spec: TableSpec, mapping: ColumnMapping, lines: Iterable[bytes]) -> TableCounts:
+        counts = TableCounts()
+        target = {column.name: column for column in (self.columns(spec.name) or [])}
+        record = self._record(spec, mapping, target)
+        with self.connection.cursor() as cursor:
+            cursor.execute(f"DROP TABLE IF EXISTS {_STAGE}")
+            cursor.execute(f"CREATE TEMP TABLE {_STAGE} (doc text) ON COMMIT DROP")
+            source = _LineReader(lines)
+            cursor.copy_expert(f"COPY {_STAGE} (doc) FROM STDIN WITH {_COPY_OPTIONS}", source, size=_CHUNK)
+            counts.read = source.lines
+            cursor.execute(self._insert(cursor, spec, mapping, target, record))
+            counts.inserted = max(cursor.rowcount, 0)
+            if counts.inserted < counts.read:
+                # The rest were either in the target already (by natural key) or rejected.
+                cursor.execute(
+                    f"SELECT count(*) FROM {_STAGE} s CROSS JOIN LATERAL {record} "  # noqa: S608  (see _ident)
+                    f"WHERE NOT EXISTS ({self._same_key(spec, target)})"
+                )
+                counts.rejected = int(cursor.fetchone()[0])
+            cursor.execute(f"DROP TABLE {_STAGE}")
+        return counts
+
+    @staticmethod
+    def _record(spec: TableSpec, mapping: ColumnMapping, target: Mapping[str, Column]) -> str:
+        """One typed read of every exported column the insert needs, each line parsed once."""
+        types = dict(mapping.source_types)
+        needed: dict[str, str] = {name: types.get(name, "json") for _, name in mapping.kept}
+        parts = [part for ref in mapping.id_refs for part in ref.key]
+        parts += list(spec.parent.columns) if spec.parent else []
+        parts += [part for part in spec.key if part in target]
+        for part in parts:
+            needed.setdefault(part, types.get(part, "json"))
+        sources = {source_name: target_name for target_name, source_name in mapping.kept}
+        definitions = []
+        for name, kind in needed.items():
+            target_column = target.get(sources.get(name, name))
+            if kind == "bytes" or target_column is None:
+                sql_type = "json" if kind == "json" else "text"
+            else:
+                sql_type = target_column.sql_type
+            definitions.append(f"{_ident(name)} {sql_type}")
+        return f"json_to_record(s.doc::json) AS r({', '.join(definitions)})"
+
+    def _insert(
+        self, cursor: Any, spec: TableSpec, mapping: ColumnMapping, target: Mapping[str, Column], record: str
+    ) -> str:
+        """INSERT ... SELECT of the staged rows the target lacks: columns mapped by name and RULES,
+        ids resolved by natural key, children only under parents the target has."""
+        types = dict(mapping.source_types)
+        refill = dict(mapping.refill)
+        inserted: list[str] = []
+        values: list[str] = []
+        for target_name, source_name in mapping.kept:
+            expression = f"r.{_ident(source_name)}"
+            if types.get(source_name) == "bytes":
+                expression = f"decode({expression}, 'base64')"
+            if target_name in refill:
+                expression = cursor.mogrify(f"COALESCE({expression}, %s)", (refill[target_name],)).decode()
+            inserted.append(_ident(target_name))
+            values.append(expression)
+        for name, value in mapping.filled:
+            inserted.append(_ident(name))
+            values.append(cursor.mogrify("%s", (value,)).decode())
+        joins = []
+        for number, ref in enumerate(mapping.id_refs):
+            alias = f"ref{number}"
+            on = " AND ".join(f"{alias}.{_ident(part)} = r.{_ident(part)}" for part in ref.key)
+            joins.append(f"JOIN {_ident(ref.table)} {alias} ON {on}")
+            inserted.append(_ident(ref.column))
+            values.append(f"{alias}.id")
+        for column, table in mapping.newest_refs:
+            inserted.append(_ident(column))
+            values.append(f"(SELECT max(id) FROM {_ident(table)})")  # noqa: S608  (see _ident)
+        conditions = []
+        if spec.parent and spec.parent.table not in {ref.table for ref in mapping.id_refs}:
+            on = " AND ".join(f"p.{_ident(part)} = r.{_ident(part)}" for part in spec.parent.columns)
+            conditions.append(f"EXISTS (SELECT 1 FROM {_ident(spec.parent.table)} p WHERE {on})")  # noqa: S608
+        if not spec.unique_key:
+            conditions.append(f"NOT EXISTS ({self._same_key(spec, target)})")
+        where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
+        return (
+            f"INSERT INTO {_ident(spec.name)} ({', '.join(inserted)}) "  # noqa: S608  (see _ident)
+            f"SELECT {', '.join(values)} FROM {_STAGE} s CROSS JOIN LATERAL {record} {' '.join(joins)} "
+            f"{where} ON CONFLICT DO NOTHING"
+        )
+
+    @staticmethod
+    def _same_key(spec: TableSpec, target: Mapping[str, Column]) -> str:
+        """Rows of the target with the natural key of r. Nullable key columns compare as text with
+        a marker for null, so PostgreSQL can hash the anti-join instead of looping."""
+        parts = []
+        for part in (part for part in spec.key if part in target):
+            column = target[part]
+            if not column.nullable:
+                parts.append(f"x.{_ident(part)} = r.{_ident(part)}")
+            else:
+                parts.append(
+                    f"COALESCE(x.{_ident(part)}::text, E'\\x01') = COALESCE(r.{_ident(part)}::text, E'\\x01')"
+                )
+        return f"SELECT 1 FROM {_ident(spec.name)} x WHERE {' AND '.join(parts)}"  # noqa: S608
+
+    # ---- secrets and DAGs
+
+    def fernet_decrypt(self, token: str) -> str:
+        if self._fernet is None:
+            raise SecretError("no Fernet key to decrypt with")
+        from cryptography.fernet import InvalidToken  # noqa: PLC0415
+
+        try:
+            return str(self._fernet.decrypt(token.encode("utf-8")).decode("utf-8"))
+        except InvalidToken:
+            raise SecretError("this environment's Fernet key cannot decrypt a stored value") from None
+
+    def fernet_encrypt(self, value: str) -> tuple[str, bool]:
+        if self._fernet is None:
+            return value, False
+        return self._fernet.encrypt(value.encode("utf-8")).decode("utf-8"), bool(
+            getattr(self._fernet, "is_encrypted", True)
+        )
+
+    def dag_pause_states(self) -> dict[str, bool]:
+        with self.connection.cursor() as cursor:
+            cursor.execute("SELECT dag_id, is_paused FROM dag WHERE is_active")
+            return {str(dag_id): bool(paused) for dag_id, paused in cursor.fetchall()}
+
+    def set_paused(self, dag_ids: Collection[str], *, paused: bool) -> None:
+        if not dag_ids:
+            return
+        with self.connection.cursor() as cursor:
+            cursor.execute("UPDATE dag SET is_paused = %s WHERE dag_id = ANY(%s)", (paused, sorted(dag_ids)))
+
+
+class _SinkFile:
+    """The file-like object psycopg2's copy_expert writes COPY's output to, one row per call:
+    gathered into chunks before they go on, so the per-row cost stays in C."""
+
+    def __init__(self, sink: LineSink) -> None:
+        self.sink = sink
+        self._parts: list[bytes] = []
+        self._size = 0
+
+    def write(self, data: Any) -> int:
+        chunk = (
+            data
+            if isinstance(data, bytes)
+            else (data.encode("utf-8") if isinstance(data, str) else bytes(data))
+        )
+        self._parts.append(chunk)
+        self._size += len(chunk)
+        if self._size >= _CHUNK:
+            self.flush()
+        return len(chunk)
+
+    def flush(self) -> None:
+        if self._parts:
+            self.sink(b"".join(self._parts))
+            self._parts, self._size = [], 0
+
+
+class _LineReader:
+    """A file-like object over JSON lines, for COPY ... FROM STDIN; counts the lines."""
+
+    def __init__(self, lines: Iterable[bytes]) -> None:
+        self._lines = iter(lines)
+        self._buffer = bytearray()
+        self.lines = 0
+
+    def read(self, size: int = -1) -> bytes:
+        want = _CHUNK if size is None or size < 0 else size
+        while len(self._buffer) < want:
+            line = next(self._lines, None)
+            if line is None:
+                break
+            self._buffer += line
+            if not line.endswith(b"\n"):
+                self._buffer += b"\n"
+            self.lines += 1
+        chunk = bytes(self._buffer[:want])
+        del self._buffer[:want]
+        return chunk
+
+    readline = read
 
 
 # ---------------------------------------------------------------------------------------------
@@ -598,13 +1537,15 @@ class RunConf:
     bucket: str
     prefix: str
     migration_id: str
+    # The KMS key whose data key encrypts secrets in the bucket.
+    kms_key_id: str = ""
     unpause_dags: bool = True
 
     @classmethod
     def from_conf(cls, conf: Mapping[str, Any] | None) -> RunConf:
         conf = conf or {}
         values: dict[str, str] = {}
-        for name in ("bucket", "prefix", "migrationId"):
+        for name in ("bucket", "prefix", "migrationId", "kmsKeyId"):
             value = conf.get(name)
             if not isinstance(value, str) or (name != "prefix" and not value.strip()):
                 raise ConfError(f"the DAG run's conf needs '{name}' as a non-empty string")
@@ -616,6 +1557,7 @@ class RunConf:
             bucket=values["bucket"],
             prefix=values["prefix"].strip("/"),
             migration_id=values["migrationId"],
+            kms_key_id=values["kmsKeyId"],
             unpause_dags=unpause,
         )
 
@@ -632,14 +1574,14 @@ def check_airflow_version(db: MetadataDatabase) -> str:
     major = version.split(".", 1)[0]
     if not major.isdigit() or int(major) != SUPPORTED_AIRFLOW_MAJOR:
         raise UnsupportedAirflowError(
-            f"these DAGs use Airflow {SUPPORTED_AIRFLOW_MAJOR}.x's metadata ORM; this environment runs "
+            f"these DAGs use Airflow {SUPPORTED_AIRFLOW_MAJOR}.x's metadata schema; this environment runs "
             f"Airflow {version}"
         )
     return version
 
 
-def carried_columns(db: MetadataDatabase, spec: TableSpec) -> list[Column]:
-    return [column for column in db.columns(spec.name) if column.name not in spec.local_columns]
+def carried_columns(spec: TableSpec, columns: Sequence[Column]) -> list[Column]:
+    return [column for column in columns if column.name not in spec.local_columns]
 
 
 def _read_json(storage: Storage, key: str) -> Any:
@@ -675,27 +1617,63 @@ def cutover(db: MetadataDatabase, storage: Storage, conf: RunConf) -> list[str]:
     return active
 
 
+def _decrypted_lines(db: MetadataDatabase, spec: TableSpec, columns: Sequence[Column]) -> Iterator[bytes]:
+    """Rows of a table whose values Airflow keeps Fernet-encrypted, decrypted with the source's key
+    (they go into the sealed file, never anywhere else)."""
+    flags = dict(spec.fernet_flags)
+    for row in db.read_rows(spec):
+        if not _matches(spec, row):
+            continue
+        for column in spec.secret_columns:
+            value = row.get(column)
+            if value is not None and row.get(flags.get(column, ""), False):
+                row[column] = db.fernet_decrypt(str(value))
+        yield json_line(encode_row(spec.name, row, columns))
+
+
 def export_tables(
-    db: MetadataDatabase, storage: Storage, conf: RunConf, active_dags: Sequence[str]
+    db: MetadataDatabase,
+    storage: Storage,
+    conf: RunConf,
+    active_dags: Sequence[str],
+    keys: KeyService,
+    *,
+    workdir: str | None = None,
 ) -> dict[str, Any]:
     """Write every table's file, then the manifest (last: a manifest means a whole export)."""
     version = check_airflow_version(db)
+    box, envelope = new_secret_box(keys, conf.kms_key_id, conf.migration_id)
     entries: dict[str, TableEntry] = {}
-    for spec in TABLES:
-        columns = carried_columns(db, spec)
-        rows = [encode_row(spec.name, row, columns) for row in db.read_rows(spec.name) if spec.exports(row)]
-        body, count = encode_table(rows)
-        storage.put(conf.key("export", spec.file), body)
-        entries[spec.name] = TableEntry(
-            file=spec.file, rows=count, sha256=sha256_hex(body), key=spec.key, columns=tuple(columns)
-        )
-        log.info("exported %d rows of %s", count, spec.name)
+    with tempfile.TemporaryDirectory(dir=workdir) as folder:
+        for spec in TABLES:
+            found = db.columns(spec.name)
+            if found is None:
+                continue  # a table this Airflow version does not have
+            columns = carried_columns(spec, found)
+            path = os.path.join(folder, spec.file)
+            writer = TableWriter(path, box, spec.file)
+            try:
+                if spec.secret_columns:
+                    for line in _decrypted_lines(db, spec, columns):
+                        writer.write(line)
+                else:
+                    db.export_table(spec, columns, writer.write)
+            finally:
+                digest = writer.close()
+            storage.put_file(conf.key("export", spec.file), path)
+            os.remove(path)
+            entries[spec.name] = TableEntry(
+                file=spec.file, rows=writer.rows, sha256=digest, key=spec.key, columns=tuple(columns)
+            )
+            log.info("exported %d rows of %s", writer.rows, spec.name)
     manifest = Manifest(
         migration_id=conf.migration_id,
         source_airflow_version=version,
+        schema_revision=db.schema_revision(),
         exported_at=now_iso(),
         tables=entries,
         active_dags=tuple(sorted(active_dags)),
+        secrets=envelope,
     )
     storage.put(conf.key("export", MANIFEST_FILE), json_bytes(manifest.to_json()))
     return {
@@ -717,16 +1695,29 @@ def read_manifest(storage: Storage, conf: RunConf) -> Manifest:
     return manifest
 
 
-def read_table(storage: Storage, conf: RunConf, table: str, entry: TableEntry) -> list[dict[str, Any]]:
-    return decode_table(table, storage.get(conf.key("export", entry.file)), entry)
+def _download(storage: Storage, conf: RunConf, entry: TableEntry, folder: str, box: SecretBox) -> str:
+    path = os.path.join(folder, entry.file)
+    storage.get_file(conf.key("export", entry.file), path)
+    verify_file(path, entry, box)
+    return path
 
 
-def verify_export(db: MetadataDatabase, storage: Storage, conf: RunConf) -> dict[str, Any]:
-    """Check the manifest and every file before anything in the target changes."""
+def read_table(storage: Storage, conf: RunConf, entry: TableEntry, box: SecretBox) -> list[dict[str, Any]]:
+    """A whole table file in memory (small tables and tests)."""
+    return decode_table(storage.get(conf.key("export", entry.file)), entry, box)
+
+
+def verify_export(
+    db: MetadataDatabase, storage: Storage, conf: RunConf, keys: KeyService, *, workdir: str | None = None
+) -> dict[str, Any]:
+    """Check the manifest and every file (checksum, decryption, rows) before anything in the
+    target changes. Decrypting the data key is the first thing only the target's role may do."""
     check_airflow_version(db)
     manifest = read_manifest(storage, conf)
-    for name, entry in manifest.tables.items():
-        read_table(storage, conf, name, entry)
+    box = open_secret_box(keys, manifest.secrets, conf.migration_id)
+    with tempfile.TemporaryDirectory(dir=workdir) as folder:
+        for entry in manifest.tables.values():
+            os.remove(_download(storage, conf, entry, folder, box))
     log.info("verified %d table files", len(manifest.tables))
     return {"tables": {name: entry.rows for name, entry in manifest.tables.items()}}
 
@@ -743,50 +1734,76 @@ def pause_dags(db: MetadataDatabase) -> list[str]:
     return unpaused
 
 
-def import_tables(db: MetadataDatabase, storage: Storage, conf: RunConf) -> dict[str, Any]:
-    """Insert the rows the target lacks. Every file is verified again as it is read."""
+def _reencrypted_lines(db: MetadataDatabase, spec: TableSpec, lines: Iterable[bytes]) -> Iterator[bytes]:
+    """Rows with their secret values encrypted by the target's own Fernet key."""
+    flags = dict(spec.fernet_flags)
+    for line in lines:
+        row = json.loads(line)
+        for column in spec.secret_columns:
+            if column not in row:
+                continue
+            encrypted = False
+            if row[column] is not None:
+                row[column], encrypted = db.fernet_encrypt(str(row[column]))
+            if column in flags:
+                row[flags[column]] = encrypted
+        yield json_line(row)
+
+
+def import_tables(
+    db: MetadataDatabase, storage: Storage, conf: RunConf, keys: KeyService, *, workdir: str | None = None
+) -> dict[str, Any]:
+    """Insert the rows the target lacks, parents first. Every file is verified again as it is read."""
     manifest = read_manifest(storage, conf)
+    box = open_secret_box(keys, manifest.secrets, conf.migration_id)
     tables: dict[str, dict[str, int]] = {}
     columns: dict[str, dict[str, list[str]]] = {}
-    conflicts: dict[str, list[list[Any]]] = {}
-    for spec in TABLES:
-        entry = manifest.tables.get(spec.name)
-        if entry is None:
-            continue
-        rows = read_table(storage, conf, spec.name, entry)
-        target = db.columns(spec.name)
-        mapping = map_columns(spec.name, entry.columns, target)
-        types = {column.name: column.type for column in entry.columns}
-        target_types = {column.name: column.type for column in target}
-        existing = {
-            constraint: {
-                _key(dict(zip(constraint, values, strict=True)), constraint, target_types)
-                for values in db.existing_keys(spec.name, constraint)
+    with tempfile.TemporaryDirectory(dir=workdir) as folder:
+        for spec in TABLES:
+            entry = manifest.tables.get(spec.name)
+            if entry is None:
+                continue
+            target = db.columns(spec.name)
+            path = _download(storage, conf, entry, folder, box)
+            if target is None:
+                # This version has no such table (task_fail after Airflow 2.10): read, not inserted.
+                counts = TableCounts(read=entry.rows, rejected=entry.rows)
+                tables[spec.name] = counts.to_json()
+                columns[spec.name] = {"dropped": [c.name for c in entry.columns], "filled": []}
+                log.info("%s: the target has no such table; %d rows not imported", spec.name, entry.rows)
+                continue
+            exported = list(entry.columns)
+            lines: Iterable[bytes] = file_lines(path, box, entry.file)
+            provided: list[str] = []
+            if spec.secret_columns:
+                names = {column.name for column in exported}
+                provided = [flag for column, flag in spec.fernet_flags if column in names]
+                exported += [Column(flag, "boolean") for flag in provided]
+                lines = _reencrypted_lines(db, spec, lines)
+            mapping = map_columns(spec.name, exported, target, provided=provided)
+            counts = db.import_table(spec, mapping, lines)
+            os.remove(path)
+            if counts.read != entry.rows:
+                raise VerificationError(
+                    f"{spec.name}: loaded {counts.read} rows, the manifest says {entry.rows}"
+                )
+            tables[spec.name] = counts.to_json()
+            columns[spec.name] = {
+                "dropped": list(mapping.dropped),
+                "filled": [name for name, _ in mapping.filled],
             }
-            for constraint in (spec.key, *spec.unique)
-        }
-        plan = plan_merge(spec.name, rows, existing, types)
-        db.insert_rows(spec.name, [mapping.apply(row) for row in plan.insert])
-        tables[spec.name] = {
-            "read": len(rows),
-            "inserted": len(plan.insert),
-            "skipped": plan.skipped,
-            "conflicts": len(plan.conflicts),
-        }
-        columns[spec.name] = {"dropped": list(mapping.dropped), "filled": list(mapping.filled)}
-        if plan.conflicts:
-            conflicts[spec.name] = [list(key) for key in plan.conflicts]
-        log.info(
-            "%s: read %d, inserted %d, skipped %d (%d conflicts); dropped columns %s, filled %s",
-            spec.name,
-            len(rows),
-            len(plan.insert),
-            plan.skipped,
-            len(plan.conflicts),
-            list(mapping.dropped),
-            list(mapping.filled),
-        )
-    return {"tables": tables, "columns": columns, "conflicts": conflicts}
+            log.info(
+                "%s: read %d, inserted %d, skipped %d (%d without parent or conflicting); "
+                "dropped %s, filled %s",
+                spec.name,
+                counts.read,
+                counts.inserted,
+                counts.skipped,
+                counts.rejected,
+                list(mapping.dropped),
+                [name for name, _ in mapping.filled],
+            )
+    return {"tables": tables, "columns": columns}
 
 
 def unpause_dags(
@@ -804,12 +1821,13 @@ def unpause_dags(
         "format_version": FORMAT_VERSION,
         "migrationId": conf.migration_id,
         "source_airflow_version": manifest.source_airflow_version,
+        "source_schema_revision": manifest.schema_revision,
         "target_airflow_version": db.airflow_version(),
+        "target_schema_revision": db.schema_revision(),
         "imported_at": now_iso(),
         "verified": True,
         "tables": dict(imported.get("tables", {})),
         "columns": dict(imported.get("columns", {})),
-        "conflicts": dict(imported.get("conflicts", {})),
         "active_dags": list(manifest.active_dags),
         "unpaused_dags": unpaused,
         # Active in the source but unknown to the target (not parsed, or failing to import there).
@@ -832,6 +1850,11 @@ class TaskContext:
     conf: RunConf
     # Return values of the DAG's earlier tasks, by task id (XCom in Airflow).
     upstream: Mapping[str, Any]
+    keys: KeyService | None = None
+    workdir: str | None = field(default=None)
+
+    def key_service(self) -> KeyService:
+        return self.keys if self.keys is not None else KmsKeys.default()
 
 
 TaskStep = Callable[[TaskContext], Any]
@@ -841,13 +1864,30 @@ DAG_TASKS: dict[str, tuple[tuple[str, TaskStep], ...]] = {
         ("cutover", lambda task: cutover(task.db, task.storage, task.conf)),
         (
             "export_tables",
-            lambda task: export_tables(task.db, task.storage, task.conf, task.upstream.get("cutover") or []),
+            lambda task: export_tables(
+                task.db,
+                task.storage,
+                task.conf,
+                task.upstream.get("cutover") or [],
+                task.key_service(),
+                workdir=task.workdir,
+            ),
         ),
     ),
     IMPORT_DAG_ID: (
-        ("verify_export", lambda task: verify_export(task.db, task.storage, task.conf)),
+        (
+            "verify_export",
+            lambda task: verify_export(
+                task.db, task.storage, task.conf, task.key_service(), workdir=task.workdir
+            ),
+        ),
         ("pause_dags", lambda task: pause_dags(task.db)),
-        ("import_tables", lambda task: import_tables(task.db, task.storage, task.conf)),
+        (
+            "import_tables",
+            lambda task: import_tables(
+                task.db, task.storage, task.conf, task.key_service(), workdir=task.workdir
+            ),
+        ),
         (
             "unpause_dags",
             lambda task: unpause_dags(
@@ -870,123 +1910,6 @@ def run_task(dag_id: str, task_id: str, context: TaskContext) -> Any:
     return steps[task_id](context)
 
 
-# ---------------------------------------------------------------------------------------------
-# Airflow 2.x (2.4-2.11): the ORM behind MetadataDatabase, and the tasks' callables
-# ---------------------------------------------------------------------------------------------
-
-
-def _column_type(column: Any) -> str:
-    try:
-        python_type = column.type.python_type
-    except NotImplementedError:
-        return "json"
-    if python_type is bool:
-        return "boolean"
-    if python_type is datetime:
-        return "datetime"
-    return {str: "string", int: "integer", float: "float"}.get(python_type, "json")
-
-
-class AirflowDatabase:
-    """MetadataDatabase over Airflow 2.x's ORM session (inside an environment, in a task)."""
-
-    def __init__(self, session: Any) -> None:
-        self.session = session
-
-    @staticmethod
-    def _model(table: str) -> Any:
-        from airflow.models import DagRun, Pool, Variable  # type: ignore[import-not-found,unused-ignore]  # noqa: PLC0415
-
-        return {"variable": Variable, "slot_pool": Pool, "dag_run": DagRun}[table]
-
-    def airflow_version(self) -> str:
-        from airflow import __version__  # type: ignore[import-not-found,unused-ignore]  # noqa: PLC0415
-
-        return str(__version__)
-
-    def columns(self, table: str) -> list[Column]:
-        return [
-            Column(
-                name=column.name,
-                type=_column_type(column),
-                nullable=bool(column.nullable),
-                has_default=column.default is not None
-                or column.server_default is not None
-                or (column.primary_key and column.autoincrement in {True, "auto"}),
-            )
-            for column in self._model(table).__table__.columns
-        ]
-
-    def read_rows(self, table: str) -> Iterator[dict[str, Any]]:
-        from sqlalchemy import select  # type: ignore[import-not-found,unused-ignore]  # noqa: PLC0415
-
-        result = self.session.execute(select(self._model(table).__table__))
-        if table != "variable":
-            for row in result.mappings():
-                yield dict(row)
-            return
-        from airflow.models.crypto import get_fernet  # type: ignore[import-not-found,unused-ignore]  # noqa: PLC0415
-        from cryptography.fernet import InvalidToken  # type: ignore[import-not-found,unused-ignore]  # noqa: PLC0415
-
-        fernet = get_fernet()
-        for row in result.mappings():
-            variable = dict(row)
-            if variable.get("is_encrypted") and variable.get("val") is not None:
-                try:
-                    variable["val"] = fernet.decrypt(variable["val"].encode("utf-8")).decode("utf-8")
-                except InvalidToken:
-                    raise ExportError(
-                        f"variable {variable.get('key')!r}: "
-                        "this environment's Fernet key cannot decrypt its value"
-                    ) from None
-                variable["is_encrypted"] = False
-            yield variable
-
-    def existing_keys(self, table: str, columns: Sequence[str]) -> Iterator[tuple[Any, ...]]:
-        from sqlalchemy import select  # type: ignore[import-not-found,unused-ignore]  # noqa: PLC0415
-
-        table_object = self._model(table).__table__
-        for row in self.session.execute(select(*(table_object.c[name] for name in columns))):
-            yield tuple(row)
-
-    def insert_rows(self, table: str, rows: Sequence[Mapping[str, Any]]) -> None:
-        if not rows:
-            return
-        if table == "variable":
-            # Through the model, so the target's Fernet key encrypts each value.
-            variable = self._model(table)
-            for row in rows:
-                self.session.add(
-                    variable(key=row["key"], val=row.get("val"), description=row.get("description"))
-                )
-            self.session.flush()
-            return
-        self.session.execute(self._model(table).__table__.insert(), [dict(row) for row in rows])
-        self.session.flush()
-
-    def dag_pause_states(self) -> dict[str, bool]:
-        from airflow.models import DagModel  # type: ignore[import-not-found,unused-ignore]  # noqa: PLC0415
-        from sqlalchemy import select  # type: ignore[import-not-found,unused-ignore]  # noqa: PLC0415
-
-        query = select(DagModel.dag_id, DagModel.is_paused).where(DagModel.is_active)
-        return {str(dag_id): bool(paused) for dag_id, paused in self.session.execute(query)}
-
-    def set_paused(self, dag_ids: Collection[str], *, paused: bool) -> None:
-        if not dag_ids:
-            return
-        from airflow.models import DagModel  # type: ignore[import-not-found,unused-ignore]  # noqa: PLC0415
-        from sqlalchemy import update  # type: ignore[import-not-found,unused-ignore]  # noqa: PLC0415
-
-        statement = (
-            update(DagModel)
-            .where(DagModel.dag_id.in_(sorted(dag_ids)))
-            .values(is_paused=paused)
-            .execution_options(synchronize_session=False)
-        )
-        self.session.execute(statement)
-        self.session.flush()
-
-
 def airflow_task(dag_id: str, task_id: str) -> Callable[..., Any]:
     """The python_callable of one task: reads the run's conf and earlier tasks' XComs, runs the
     step in one metadata session (committed when the step returns, rolled back if it raises)."""
@@ -999,7 +1922,8 @@ def airflow_task(dag_id: str, task_id: str) -> Callable[..., Any]:
         upstream = {earlier_id: context["ti"].xcom_pull(task_ids=earlier_id) for earlier_id in earlier}
         storage = S3Storage.for_bucket(conf.bucket)
         with create_session() as session:
-            return run_task(dag_id, task_id, TaskContext(AirflowDatabase(session), storage, conf, upstream))
+            db = PostgresDatabase.from_airflow_session(session)
+            return run_task(dag_id, task_id, TaskContext(db, storage, conf, upstream))
 
     call.__name__ = f"{dag_id}__{task_id}"
     return call

@@ -1,0 +1,129 @@
+"""One phase of the metadata benchmark, run with an Airflow installation's own Python (psycopg2,
+cryptography) and the DAG folder's library on PYTHONPATH, as in an MWAA environment:
+
+    python metadata_phase.py PHASE DSN FOLDER
+
+PHASE is `export` (the export DAG's export_tables), `import` (the import DAG's import_tables),
+`copy-out` (PostgreSQL's COPY ... TO STDOUT of the same tables and rows, the ceiling for reading)
+or `copy-in` (COPY ... FROM STDIN of those rows into the same tables of a fresh database, the
+ceiling for writing). Prints one JSON object: seconds, rows, peak resident memory of this process.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import sys
+import time
+from pathlib import Path
+
+import mwaa_migrate_metadata as metadata
+import psycopg2
+
+# The tables the benchmark fills; the others are empty and cost nothing measurable.
+BULK = ("dag_run", "task_instance", "xcom", "log")
+CONF = metadata.RunConf(bucket="local", prefix="bench", migration_id="bench", kms_key_id="local-key")
+
+
+class FolderStorage:
+    """metadata.Storage in a local folder: the bucket is not what is measured."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def _path(self, key: str) -> Path:
+        path = self.root / key
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def put(self, key: str, body: bytes) -> None:
+        self._path(key).write_bytes(body)
+
+    def get(self, key: str) -> bytes:
+        if not (self.root / key).exists():
+            raise metadata.MissingObjectError(key)
+        return (self.root / key).read_bytes()
+
+    def put_file(self, key: str, path: str) -> None:
+        os.replace(path, self._path(key))
+        Path(path).touch()  # the caller removes its temporary file
+
+    def get_file(self, key: str, path: str) -> None:
+        os.link(self.root / key, path)
+
+
+class LocalKeys:
+    """metadata.KeyService with one data key kept in the folder (one KMS call is not measured)."""
+
+    def __init__(self, root: Path) -> None:
+        self.path = root / "data.key"
+
+    def generate_data_key(self, key_id: str, context: dict[str, str]) -> tuple[bytes, bytes]:
+        key = os.urandom(32)
+        self.path.write_bytes(key)
+        return key, b"local"
+
+    def decrypt(self, key_id: str, ciphertext: bytes, context: dict[str, str]) -> bytes:
+        return self.path.read_bytes()
+
+
+class _Null:
+    def write(self, data: bytes) -> int:
+        return len(data)
+
+
+def _copy_columns(db: metadata.PostgresDatabase, table: str) -> list[str]:
+    spec = metadata.table_spec(table)
+    return [column.name for column in metadata.carried_columns(spec, db.columns(table) or [])]
+
+
+def main() -> None:
+    phase, dsn, folder = sys.argv[1], sys.argv[2], Path(sys.argv[3])
+    folder.mkdir(parents=True, exist_ok=True)
+    connection = psycopg2.connect(dsn)
+    db = metadata.PostgresDatabase(connection, airflow_version="2.10.3", fernet=None)
+    storage, keys = FolderStorage(folder), LocalKeys(folder)
+    rows = 0
+    started = time.perf_counter()
+    if phase == "export":
+        result = metadata.export_tables(db, storage, CONF, [], keys, workdir=str(folder))
+        rows = sum(result["tables"].values())
+    elif phase == "import":
+        result = metadata.import_tables(db, storage, CONF, keys, workdir=str(folder))
+        rows = sum(counts["inserted"] for counts in result["tables"].values())
+    elif phase == "copy-out":
+        # The same columns and rows the export carries, in COPY's own text format, to nowhere.
+        with connection.cursor() as cursor:
+            for table in BULK:
+                spec = metadata.table_spec(table)
+                names = _copy_columns(db, table)
+                if table == "xcom":
+                    names = ["dag_run_id", *names]
+                columns = ", ".join(f"t.{metadata._ident(c)}" for c in names)
+                query = f"SELECT {columns} FROM {table} t WHERE {db._filter(spec, 't')}"  # noqa: S608
+                sink = folder / f"{table}.copy"
+                with sink.open("wb") as file:
+                    cursor.copy_expert(f"COPY ({query}) TO STDOUT", file)
+                rows += sum(1 for _ in sink.open("rb"))
+    elif phase == "copy-in":
+        # Those rows back into the same tables of a fresh database (ids resolved as COPY can't:
+        # xcom keeps the source's dag_run ids, which match in a database filled in the same order).
+        with connection.cursor() as cursor:
+            for table in BULK:
+                columns = _copy_columns(db, table)
+                if table == "xcom":
+                    columns = ["dag_run_id", *columns]
+                with (folder / f"{table}.copy").open("rb") as file:
+                    cursor.copy_expert(f"COPY {table} ({', '.join(columns)}) FROM STDIN", file)
+                    rows += cursor.rowcount
+    else:
+        raise SystemExit(f"unknown phase {phase}")
+    connection.commit()
+    seconds = time.perf_counter() - started
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    json.dump({"phase": phase, "seconds": seconds, "rows": rows, "peak_rss_mb": round(peak, 1)}, sys.stdout)
+
+
+if __name__ == "__main__":
+    main()

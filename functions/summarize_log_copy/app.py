@@ -1,0 +1,23 @@
+"""SummarizeLogCopy: add up what the listing found and what each work item's copy did, per log group,
+for the migration report."""
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from mwaa_migrate import clients
+from mwaa_migrate.log_listing import LogListing
+from mwaa_migrate.log_report import SummarizeLogCopyEvent, summarize_log_copy
+from mwaa_migrate.models import parse_model
+from mwaa_migrate.observability import logger, tracer
+
+
+@logger.inject_lambda_context(log_event=False, clear_state=True)
+@tracer.capture_lambda_handler(capture_response=False)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    step = parse_model(SummarizeLogCopyEvent, event)
+    logger.append_keys(execution_id=step.execution_id)
+    listing = parse_model(LogListing, LogListing.from_output(step.listing))
+    report = summarize_log_copy(clients.s3(), listing)
+    logger.info("log copy summarized", extra={"complete": report.complete, "written": report.events_written})
+    return report.to_event()

@@ -1,0 +1,240 @@
+"""The log copy's record: each work item's result, and the summary the migration report carries.
+
+The copy of work item N writes `results/N.json` when it is done (its counters, the streams it skipped
+with the reason, notes on truncated or rejected events). The summary adds them up per log group with
+what the listing found, and counts the streams of items that have no result (a child execution that
+failed within the map's tolerated failure threshold) as failed, never as copied.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import ClientError
+from pydantic import Field
+
+from mwaa_migrate.errors import MigrationConflict, from_client_error
+from mwaa_migrate.log_copy import MAX_LISTED, LogCopyProgress, StreamNote, WorkItem
+from mwaa_migrate.log_listing import LogListing
+from mwaa_migrate.models import ExecutionId, LogGroupKind, Model
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+# Parallel S3 reads of the item results.
+_READERS = 16
+_EVENT_COUNTERS = (
+    "events_read",
+    "events_written",
+    "events_already_present",
+    "events_too_old",
+    "events_truncated",
+    "events_rejected",
+)
+
+
+class ItemResult(Model):
+    """What the copy of one work item did, written when it is done."""
+
+    index: int = Field(ge=0)
+    group: LogGroupKind
+    streams: int
+    progress: LogCopyProgress
+
+
+class SummarizeLogCopyEvent(Model):
+    execution_id: ExecutionId
+    # ListLogStreams' final output.
+    listing: dict[str, Any]
+
+
+class ReportedSkip(Model):
+    group: LogGroupKind
+    # "*" when the whole group was skipped.
+    stream: str
+    reason: str
+
+
+class GroupReport(Model):
+    group: LogGroupKind
+    source_group: str
+    target_group: str
+    streams_listed: int = 0
+    streams_selected: int = 0
+    streams_outside_window: int = 0
+    streams_not_failed: int = 0
+    streams_renamed: int = 0
+    streams_copied: int = 0
+    streams_skipped: int = 0
+    # Streams of work items whose copy failed (tolerated by the map's failure threshold).
+    streams_failed: int = 0
+    events_read: int = 0
+    events_written: int = 0
+    events_already_present: int = 0
+    events_too_old: int = 0
+    events_truncated: int = 0
+    events_rejected: int = 0
+    skipped_reason: str | None = None
+
+
+class LogCopyReport(Model):
+    """The `logs` section of the migration report. The totals are over every group."""
+
+    since: datetime
+    until: datetime
+    failed_tasks_only: bool
+    complete: bool
+    groups: list[GroupReport]
+    streams_listed: int = 0
+    streams_selected: int = 0
+    streams_copied: int = 0
+    streams_skipped: int = 0
+    streams_failed: int = 0
+    events_read: int = 0
+    events_written: int = 0
+    events_already_present: int = 0
+    events_too_old: int = 0
+    events_truncated: int = 0
+    events_rejected: int = 0
+    items: int = 0
+    items_failed: int = 0
+    describe_log_streams_calls: int = 0
+    get_log_events_calls: int = 0
+    put_log_events_calls: int = 0
+    skipped: list[ReportedSkip] = Field(default_factory=list)
+    skipped_by_reason: dict[str, int] = Field(default_factory=dict)
+    notes: list[StreamNote] = Field(default_factory=list)
+
+
+def write_item_result(s3: S3Client, bucket: str, key: str, result: ItemResult) -> None:
+    body = json.dumps(result.to_event(), separators=(",", ":"), ensure_ascii=False).encode()
+    try:
+        s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType="application/json")
+    except ClientError as error:
+        raise from_client_error(error, f"writing the log copy result s3://{bucket}/{key}") from error
+
+
+def _result_keys(s3: S3Client, bucket: str, prefix: str) -> list[str]:
+    keys: list[str] = []
+    try:
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+            keys.extend(item["Key"] for item in page.get("Contents", []))
+    except ClientError as error:
+        raise from_client_error(error, f"listing s3://{bucket}/{prefix}") from error
+    return keys
+
+
+def _read(s3: S3Client, bucket: str, key: str) -> bytes:
+    try:
+        return s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    except ClientError as error:
+        raise from_client_error(error, f"reading s3://{bucket}/{key}") from error
+
+
+def _results(s3: S3Client, listing: LogListing) -> Iterator[ItemResult]:
+    keys = _result_keys(s3, listing.bucket, listing.results_prefix)
+    with ThreadPoolExecutor(max_workers=_READERS) as pool:
+        for body in pool.map(lambda key: _read(s3, listing.bucket, key), keys):
+            yield ItemResult.model_validate_json(body)
+
+
+def summarize_log_copy(s3: S3Client, listing: LogListing) -> LogCopyReport:
+    """Add up the item results per group, with what the listing found."""
+    if not listing.done:
+        raise MigrationConflict("the log listing has not finished: nothing to summarize yet")
+    groups: dict[str, dict[str, Any]] = {
+        group.group: {
+            **group.model_dump(
+                include={
+                    "group",
+                    "source_group",
+                    "target_group",
+                    "streams_listed",
+                    "streams_selected",
+                    "streams_outside_window",
+                    "streams_not_failed",
+                    "streams_renamed",
+                    "skipped_reason",
+                }
+            ),
+            **dict.fromkeys(("streams_copied", "streams_skipped", "streams_failed", *_EVENT_COUNTERS), 0),
+        }
+        for group in listing.groups
+    }
+    skipped = [
+        ReportedSkip(group=group.group, stream="*", reason=group.skipped_reason)
+        for group in listing.groups
+        if group.skipped_reason
+    ]
+    reasons: Counter[str] = Counter(skip.reason for skip in skipped)
+    notes = list(listing.notes)
+    calls: Counter[str] = Counter()
+    done: set[int] = set()
+    for result in _results(s3, listing):
+        if result.index in done:
+            continue
+        done.add(result.index)
+        progress = result.progress
+        totals = groups[result.group]
+        totals["streams_copied"] += progress.streams_copied
+        totals["streams_skipped"] += progress.streams_skipped
+        for name in _EVENT_COUNTERS:
+            totals[name] += getattr(progress, name)
+        calls["get"] += progress.get_calls
+        calls["put"] += progress.put_calls
+        for skip in progress.skipped:
+            skipped.append(ReportedSkip(group=result.group, stream=skip.stream, reason=skip.reason))
+            reasons[skip.reason] += 1
+        # A result lists its first MAX_LISTED skipped streams and counts all of them.
+        reasons[_UNLISTED] += progress.streams_skipped - len(progress.skipped)
+        notes.extend(progress.notes)
+    failed_items = 0
+    if len(done) < listing.items:
+        for index, item in enumerate(_items(s3, listing)):
+            if index not in done:
+                failed_items += 1
+                groups[item.group]["streams_failed"] += len(item.streams)
+                reason = "the copy of its work item failed (see the Map Run's failed child executions)"
+                skipped.append(ReportedSkip(group=item.group, stream=item.streams[0].source, reason=reason))
+                reasons[reason] += len(item.streams)
+    reports = [GroupReport.model_validate(totals) for totals in groups.values()]
+    totals = {
+        name: sum(getattr(report, name) for report in reports)
+        for name in (
+            "streams_listed",
+            "streams_selected",
+            "streams_copied",
+            "streams_skipped",
+            "streams_failed",
+            *_EVENT_COUNTERS,
+        )
+    }
+    return LogCopyReport(
+        since=listing.since,
+        until=listing.until,
+        failed_tasks_only=listing.failed_tasks_only,
+        complete=failed_items == 0 and not any(report.skipped_reason for report in reports),
+        groups=reports,
+        items=listing.items,
+        items_failed=failed_items,
+        describe_log_streams_calls=listing.describe_calls,
+        get_log_events_calls=calls["get"],
+        put_log_events_calls=calls["put"],
+        skipped=skipped[:MAX_LISTED],
+        skipped_by_reason={reason: count for reason, count in reasons.most_common() if count},
+        notes=notes[:MAX_LISTED],
+        **totals,
+    )
+
+
+_UNLISTED = "more streams skipped than a work item's result lists: CopyLogStreams' log names each"
+
+
+def _items(s3: S3Client, listing: LogListing) -> list[WorkItem]:
+    items = json.loads(_read(s3, listing.bucket, listing.items_key))
+    return [WorkItem.model_validate(item) for item in items]

@@ -1,0 +1,482 @@
+"""mwaa-migrate: plan, start, follow and read the report of an MWAA migration.
+
+    mwaa-migrate plan   --source NAME --target NAME --version X.Y.Z   the dry run: what would happen
+    mwaa-migrate start  --source NAME --target NAME --version X.Y.Z   start the migration
+    mwaa-migrate status [EXECUTION]                                    where it stands, once
+    mwaa-migrate follow [EXECUTION]                                    where it stands, live, to the end
+    mwaa-migrate report [EXECUTION]                                    the migration's report
+    mwaa-migrate local up                                              the local emulation, for --local
+
+The commands act on the state machine of a deployed stack (--stack-name, default mwaa-migrate),
+found in the region and with the credentials the AWS CLI would use (--region, --profile, then
+AWS_REGION, AWS_DEFAULT_REGION, AWS_PROFILE and the shared config files), or, with --local, on
+the local emulation. EXECUTION is an execution's name or ARN; without it, the latest migration.
+
+Exit codes: 0 done (and the migration succeeded), 1 the migration failed, 2 bad arguments,
+3 request refused, 4 not found, 5 AWS error, 6 still running, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import re
+import shlex
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from mwaa_migrate.errors import InvalidMigrationRequest
+from mwaa_migrate.models import MigrationRequest, parse_model
+from mwaa_migrate.report import MigrationReport, render_markdown
+from mwaa_migrate_cli import local, plan_view, progress
+from mwaa_migrate_cli.aws import DEFAULT_STACK_NAME, Pipeline, Target, aws_errors
+from mwaa_migrate_cli.errors import CliError, ExitCode
+
+PROGRAM = "mwaa-migrate"
+# Executions that `plan` starts: `status`, `follow` and `report` skip them when no execution is named.
+DRY_RUN_PREFIX = "dryrun-"
+_EXECUTION_NAME_LIMIT = 80
+# Errors of a refused request: nothing was changed.
+_REFUSALS = frozenset({"InvalidMigrationRequest", "MigrationConflict"})
+
+
+# ------------------------------------------------------------------------------ arguments
+
+
+def _connection_options() -> argparse.ArgumentParser:
+    parent = argparse.ArgumentParser(add_help=False)
+    group = parent.add_argument_group("where the pipeline is")
+    group.add_argument("--region", help="AWS Region (default: AWS_REGION, AWS_DEFAULT_REGION, the profile's)")
+    group.add_argument("--profile", help="AWS CLI profile (default: AWS_PROFILE, or the default profile)")
+    group.add_argument(
+        "--stack-name",
+        default=os.environ.get("MWAA_MIGRATE_STACK_NAME", DEFAULT_STACK_NAME),
+        help="the deployed stack (default: MWAA_MIGRATE_STACK_NAME or %(default)s)",
+    )
+    group.add_argument(
+        "--state-machine-arn", help="the state machine, instead of reading the stack's outputs"
+    )
+    group.add_argument(
+        "--local", action="store_true", help="use the local emulation (mwaa-migrate local up) instead of AWS"
+    )
+    return parent
+
+
+def _request_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("the migration (see the README's input schema)")
+    group.add_argument(
+        "--input",
+        metavar="FILE",
+        help="a JSON migration request (- for stdin), e.g. events/migration_request.json",
+    )
+    group.add_argument("--source", help="sourceEnvironmentName: the environment to migrate")
+    group.add_argument("--target", help="targetEnvironmentName: the new environment")
+    group.add_argument("--version", help="targetAirflowVersion, e.g. 2.10.3 or 3.0.6")
+    group.add_argument("--role", help="targetExecutionRoleArn (default: the source's execution role)")
+    group.add_argument("--bucket", help="migrationBucket (default: the stack's bucket)")
+    group.add_argument("--log-days", type=int, help="logDays: days of logs to copy, 1-14 (default 3)")
+    group.add_argument(
+        "--log-groups",
+        help="logGroups: the log groups to copy, comma-separated: Task, Worker, Scheduler, DAGProcessing, "
+        "WebServer ('' for none; default Task)",
+    )
+    group.add_argument(
+        "--failed-tasks-only",
+        action="store_true",
+        default=None,
+        help="failedTasksOnly: copy only the task logs of task instances that failed",
+    )
+
+
+def _follow_options(parser: argparse.ArgumentParser, *, interval: float) -> None:
+    parser.add_argument(
+        "--interval",
+        type=float,
+        default=None,
+        help=f"seconds between two looks (default {interval:g}; 0.5 with --local)",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=12 * 3600,
+        help="stop following after this many seconds (default 12 hours)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROGRAM, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    connection = _connection_options()
+
+    plan = commands.add_parser(
+        "plan",
+        parents=[connection],
+        help="the dry run: the version path, the request as a diff, the policies, the DAGs",
+    )
+    _request_options(plan)
+    plan.add_argument("--json", action="store_true", help="print the plan as JSON")
+    plan.add_argument("--timeout", type=float, default=300, help="seconds to wait for the plan (default 300)")
+
+    start = commands.add_parser("start", parents=[connection], help="start a migration")
+    _request_options(start)
+    start.add_argument("--name", help="the execution's name (default SOURCE-to-TARGET-TIMESTAMP)")
+    start.add_argument("--follow", action="store_true", help="then follow it to the end")
+    _follow_options(start, interval=10)
+
+    for name, text in (
+        ("status", "where a migration stands, once"),
+        ("follow", "where a migration stands, live, until it ends"),
+    ):
+        command = commands.add_parser(name, parents=[connection], help=text)
+        command.add_argument(
+            "execution", nargs="?", help="execution name or ARN (default: the latest migration)"
+        )
+        if name == "follow":
+            _follow_options(command, interval=10)
+
+    report = commands.add_parser("report", parents=[connection], help="a migration's report")
+    report.add_argument("execution", nargs="?", help="execution name or ARN (default: the latest migration)")
+    report.add_argument("--json", action="store_true", help="print the report as JSON (default: Markdown)")
+
+    emulation = commands.add_parser("local", help="the local emulation that --local uses")
+    local_commands = emulation.add_subparsers(dest="local_command", required=True, metavar="COMMAND")
+    up = local_commands.add_parser("up", help="run a scenario's emulated AWS until Ctrl-C")
+    up.add_argument(
+        "--scenario", default="default", help="a name under scenarios/ or a path (default %(default)s)"
+    )
+    up.add_argument("--port", type=int, default=0, help="port to listen on (default: any free one)")
+    up.add_argument(
+        "--poll-seconds",
+        type=int,
+        default=1,
+        help="the state machine's waits between checks (default %(default)s)",
+    )
+    up.add_argument(
+        "--stack-name", default=DEFAULT_STACK_NAME, help="the emulated stack's name (default %(default)s)"
+    )
+    return parser
+
+
+# ------------------------------------------------------------------------------ helpers
+
+
+def _pipeline(args: argparse.Namespace) -> Pipeline:
+    if args.local and args.profile:
+        raise CliError("--local and --profile cannot be used together", ExitCode.USAGE)
+    return Pipeline(
+        Target(
+            region=args.region or os.environ.get("AWS_REGION") or None,
+            profile=args.profile,
+            stack_name=args.stack_name,
+            state_machine_arn=args.state_machine_arn,
+            local=args.local,
+        )
+    )
+
+
+def _read_input(path: str) -> dict[str, Any]:
+    try:
+        text = sys.stdin.read() if path == "-" else Path(path).read_text()
+    except OSError as error:
+        raise CliError(f"cannot read {path}: {error.strerror}", ExitCode.USAGE) from None
+    try:
+        data = json.loads(text)
+    except ValueError as error:
+        raise CliError(f"{path} is not JSON: {error}", ExitCode.USAGE) from None
+    if not isinstance(data, dict):
+        raise CliError(f"{path} must hold a JSON object (a migration request)", ExitCode.USAGE)
+    # An EventBridge event (events/eventbridge_migration_requested.json) carries the request as detail.
+    detail = data.get("detail")
+    return dict(detail) if isinstance(detail, dict) and "detail-type" in data else data
+
+
+def migration_request(args: argparse.Namespace, *, dry_run: bool) -> dict[str, Any]:
+    """The request from --input and the flags (the flags win), validated as the pipeline does."""
+    request = _read_input(args.input) if args.input else {}
+    flags = {
+        "sourceEnvironmentName": args.source,
+        "targetEnvironmentName": args.target,
+        "targetAirflowVersion": args.version,
+        "targetExecutionRoleArn": args.role,
+        "migrationBucket": args.bucket,
+        "logDays": args.log_days,
+        "logGroups": None
+        if args.log_groups is None
+        else [g.strip() for g in args.log_groups.split(",") if g.strip()],
+        "failedTasksOnly": args.failed_tasks_only,
+    }
+    request.update({key: value for key, value in flags.items() if value is not None})
+    if dry_run:
+        request["dryRun"] = True
+    try:
+        validated = parse_model(MigrationRequest, request)
+    except InvalidMigrationRequest as error:
+        raise CliError(f"{error} (nothing was started)", ExitCode.REFUSED) from None
+    return validated.to_event()
+
+
+def _timestamp() -> str:
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+
+
+def execution_name(request: dict[str, Any], prefix: str = "") -> str:
+    """SOURCE-to-TARGET-TIMESTAMP, within Step Functions' 80 characters."""
+    stamp = _timestamp()
+    room = _EXECUTION_NAME_LIMIT - len(prefix) - len(stamp) - len("-to--")
+    source = str(request["sourceEnvironmentName"])[: room // 2]
+    target = str(request["targetEnvironmentName"])[: room - len(source)]
+    return f"{prefix}{source}-to-{target}-{stamp}"
+
+
+def _start(pipeline: Pipeline, name: str, request: dict[str, Any]) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9_-]{1,80}", name):
+        raise CliError(f"--name {name!r}: 1-80 letters, digits, - and _", ExitCode.USAGE)
+    with aws_errors(f"starting execution {name}"):
+        started = pipeline.sfn.start_execution(
+            stateMachineArn=pipeline.state_machine_arn, name=name, input=json.dumps(request)
+        )
+    return started["executionArn"]
+
+
+def _latest(pipeline: Pipeline) -> str:
+    """The newest execution that is not a dry run."""
+    with aws_errors("listing the migrations"):
+        paginator = pipeline.sfn.get_paginator("list_executions")
+        for page in paginator.paginate(stateMachineArn=pipeline.state_machine_arn):
+            for execution in page["executions"]:
+                if not execution["name"].startswith(DRY_RUN_PREFIX):
+                    return execution["executionArn"]
+    raise CliError(f"no migration has run on {pipeline.state_machine_arn} yet", ExitCode.NOT_FOUND)
+
+
+def _execution(pipeline: Pipeline, execution: str | None) -> str:
+    return pipeline.execution_arn(execution) if execution else _latest(pipeline)
+
+
+def _interval(args: argparse.Namespace) -> float:
+    if args.interval is not None:
+        return max(float(args.interval), 0.1)
+    return 0.5 if args.local else 10.0
+
+
+# ------------------------------------------------------------------------------ commands
+
+
+def command_plan(args: argparse.Namespace) -> int:
+    request = migration_request(args, dry_run=True)
+    pipeline = _pipeline(args)
+    name = execution_name(request, prefix=DRY_RUN_PREFIX)
+    execution_arn = _start(pipeline, name, request)
+    watcher = progress.Watcher(pipeline, execution_arn)
+    deadline = time.monotonic() + args.timeout
+    while True:
+        described = watcher.describe()
+        if described["status"] in progress.TERMINAL:
+            break
+        if time.monotonic() > deadline:
+            raise CliError(f"the dry run {name} is still running after {args.timeout:g}s", ExitCode.RUNNING)
+        time.sleep(0.2 if args.local else 1.0)
+    if described["status"] != "SUCCEEDED":
+        error = described.get("error") or described["status"]
+        cause = described.get("cause") or ""
+        code = ExitCode.REFUSED if error in _REFUSALS else ExitCode.MIGRATION_FAILED
+        raise CliError(f"the plan was refused: {error}: {cause}", code)
+    plan = json.loads(described.get("output") or "{}")
+    if args.json:
+        print(json.dumps(plan_view.redact_plan(plan), indent=2, sort_keys=True))
+    else:
+        print("\n".join(plan_view.render_plan(plan, execution_name=name)))
+        print("\nStart it: mwaa-migrate start " + " ".join(_request_flags(request)) + _flags(args))
+    return ExitCode.OK
+
+
+def _request_flags(request: dict[str, Any]) -> list[str]:
+    """The start command's flags for a request (what differs from the defaults, for the lists)."""
+    flags = {
+        "sourceEnvironmentName": "--source",
+        "targetEnvironmentName": "--target",
+        "targetAirflowVersion": "--version",
+        "targetExecutionRoleArn": "--role",
+        "migrationBucket": "--bucket",
+        "logDays": "--log-days",
+    }
+    shown = [f"{flag} {shlex.quote(str(request[key]))}" for key, flag in flags.items() if key in request]
+    groups = request.get("logGroups")
+    if groups is not None and groups != ["Task"]:
+        shown.append(f"--log-groups {shlex.quote(','.join(groups))}")
+    if request.get("failedTasksOnly") is True:
+        shown.append("--failed-tasks-only")
+    return shown
+
+
+def command_start(args: argparse.Namespace) -> int:
+    request = migration_request(args, dry_run=False)
+    pipeline = _pipeline(args)
+    name = args.name or execution_name(request)
+    execution_arn = _start(pipeline, name, request)
+    print(f"Started {name}")
+    print(f"  execution  {execution_arn}")
+    console = pipeline.console_url(execution_arn)
+    if console:
+        print(f"  console    {console}")
+    if not args.follow:
+        print(f"Follow it:   mwaa-migrate follow {name}{_flags(args)}")
+        return ExitCode.OK
+    print()
+    return _follow(pipeline, execution_arn, args)
+
+
+def _follow(pipeline: Pipeline, execution_arn: str, args: argparse.Namespace) -> int:
+    watcher = progress.Watcher(pipeline, execution_arn)
+    try:
+        snapshot = progress.follow(
+            watcher, interval=_interval(args), timeout=args.timeout, flags=_flags(args)
+        )
+    except KeyboardInterrupt:
+        name = execution_arn.rsplit(":", 1)[-1]
+        print(
+            f"\nStopped following; the migration goes on. Again: mwaa-migrate follow {name}{_flags(args)}",
+            file=sys.stderr,
+        )
+        return ExitCode.INTERRUPTED
+    print()
+    print(progress.closing(snapshot, flags=_flags(args)))
+    return progress.exit_code(snapshot.status)
+
+
+def _flags(args: argparse.Namespace) -> str:
+    """The options that say where the pipeline is, to repeat in the commands the tool suggests."""
+    if args.local:
+        return " --local"
+    flags = ""
+    if args.stack_name != DEFAULT_STACK_NAME:
+        flags += f" --stack-name {args.stack_name}"
+    if args.region:
+        flags += f" --region {args.region}"
+    if args.profile:
+        flags += f" --profile {args.profile}"
+    return flags
+
+
+def command_status(args: argparse.Namespace) -> int:
+    pipeline = _pipeline(args)
+    snapshot = progress.Watcher(pipeline, _execution(pipeline, args.execution)).snapshot()
+    print("\n".join(progress.render(snapshot)))
+    print()
+    print(progress.closing(snapshot, flags=_flags(args)))
+    return progress.exit_code(snapshot.status)
+
+
+def command_follow(args: argparse.Namespace) -> int:
+    pipeline = _pipeline(args)
+    return _follow(pipeline, _execution(pipeline, args.execution), args)
+
+
+def _report_uri(pipeline: Pipeline, execution_arn: str) -> str:
+    """Where the execution's last step wrote the report: its output, or the failure path's result."""
+    with aws_errors(f"reading execution {execution_arn}"):
+        described = pipeline.sfn.describe_execution(executionArn=execution_arn)
+        name, status = described["name"], described["status"]
+        if status == "RUNNING":
+            raise CliError(f"{name} is still RUNNING: its report is written when it ends", ExitCode.RUNNING)
+        request = json.loads(described.get("input") or "{}")
+        if isinstance(request, dict) and request.get("dryRun") is True:
+            raise CliError(
+                f"{name} is a dry run: it writes no report, its plan is its output (mwaa-migrate plan)",
+                ExitCode.NOT_FOUND,
+            )
+        output = json.loads(described.get("output") or "{}")
+        if isinstance(output, dict) and output.get("reportUri"):
+            return str(output["reportUri"])
+        paginator = pipeline.sfn.get_paginator("get_execution_history")
+        uri = None
+        for page in paginator.paginate(executionArn=execution_arn):
+            for event in page["events"]:
+                details = event.get("taskSucceededEventDetails")
+                result = details.get("output") if details else None
+                if not result:
+                    continue
+                try:
+                    payload = json.loads(result).get("Payload")
+                except ValueError:
+                    continue
+                if isinstance(payload, dict) and payload.get("reportUri"):
+                    uri = str(payload["reportUri"])
+    if uri is None:
+        raise CliError(f"{name} ended {status} without writing a report", ExitCode.NOT_FOUND)
+    return uri
+
+
+def command_report(args: argparse.Namespace) -> int:
+    pipeline = _pipeline(args)
+    execution_arn = _execution(pipeline, args.execution)
+    uri = _report_uri(pipeline, execution_arn)
+    bucket, _, key = uri.removeprefix("s3://").partition("/")
+    with aws_errors(f"reading the report {uri}"):
+        body = pipeline.s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    data = json.loads(body)
+    if args.json:
+        print(json.dumps(data, indent=2, sort_keys=True))
+        status = str(data.get("status"))
+    else:
+        report = MigrationReport.model_validate(data)
+        print(render_markdown(report, uri=uri))
+        status = report.status
+    return progress.exit_code(status)
+
+
+def command_local(args: argparse.Namespace) -> int:
+    def ready(emulation: local.Emulation) -> None:
+        print(
+            f"Local emulation of scenario {emulation.scenario} is up at {emulation.endpoint} "
+            f"(stack {emulation.stack_name}, region {emulation.region}).\n"
+            "Use it with --local, e.g.:\n"
+            "  mwaa-migrate plan --local --input events/migration_request.json\n"
+            "Ctrl-C stops it.",
+            flush=True,
+        )
+
+    return local.serve(
+        args.scenario,
+        port=args.port,
+        poll_seconds=args.poll_seconds,
+        stack_name=args.stack_name,
+        ready=ready,
+    )
+
+
+COMMANDS = {
+    "plan": command_plan,
+    "start": command_start,
+    "status": command_status,
+    "follow": command_follow,
+    "report": command_report,
+    "local": command_local,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    # Whatever the terminal's encoding, printing never fails.
+    for stream in (sys.stdout, sys.stderr):
+        if isinstance(stream, io.TextIOWrapper):
+            stream.reconfigure(errors="replace")
+    args = build_parser().parse_args(argv)
+    try:
+        return int(COMMANDS[args.command](args))
+    except CliError as error:
+        print(f"{PROGRAM}: error: {error.line}", file=sys.stderr)
+        return int(error.code)
+    except KeyboardInterrupt:
+        print(f"\n{PROGRAM}: interrupted", file=sys.stderr)
+        return int(ExitCode.INTERRUPTED)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

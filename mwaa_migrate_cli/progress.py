@@ -1,0 +1,261 @@
+"""Where a migration stands, from its execution's history: the states it went through, each with its
+status, how often it ran and how long it took, nested as the state machine nests them (the branches
+of a Parallel under it). `follow` redraws the view in place on a terminal and prints one line per
+new state otherwise (a log file, CI), then the whole view when the execution ends."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, TextIO
+
+from mwaa_migrate.report import StepTiming, duration, execution_history, step_timings
+from mwaa_migrate_cli.aws import Pipeline, aws_errors
+from mwaa_migrate_cli.errors import CliError, ExitCode
+
+if TYPE_CHECKING:
+    from mypy_boto3_stepfunctions.type_defs import DescribeExecutionOutputTypeDef
+
+TERMINAL = frozenset({"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"})
+_NAME_WIDTH = 34
+
+
+def state_depths(definition: Mapping[str, Any], depth: int = 0) -> dict[str, int]:
+    """How deep each state is nested: 0 at the top, one more inside each Parallel branch or Map."""
+    depths: dict[str, int] = {}
+    for name, state in (definition.get("States") or {}).items():
+        depths[name] = depth
+        for branch in state.get("Branches") or []:
+            depths.update(state_depths(branch, depth + 1))
+        processor = state.get("ItemProcessor") or state.get("Iterator")
+        if processor:
+            depths.update(state_depths(processor, depth + 1))
+    return depths
+
+
+@dataclass
+class Snapshot:
+    """One look at an execution."""
+
+    execution_arn: str
+    name: str
+    status: str
+    started: datetime
+    stopped: datetime | None
+    request: dict[str, Any]
+    steps: list[StepTiming]
+    depths: dict[str, int]
+    output: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+    cause: str | None = None
+
+    @property
+    def ended(self) -> bool:
+        return self.status in TERMINAL
+
+    @property
+    def elapsed(self) -> float:
+        return ((self.stopped or datetime.now(UTC)) - self.started).total_seconds()
+
+    @property
+    def dry_run(self) -> bool:
+        return self.request.get("dryRun") is True
+
+
+def _json(text: str | None) -> dict[str, Any]:
+    try:
+        value = json.loads(text or "{}")
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+class Watcher:
+    """Reads an execution's state; the state machine's definition is read once."""
+
+    def __init__(self, pipeline: Pipeline, execution_arn: str) -> None:
+        self.pipeline = pipeline
+        self.execution_arn = execution_arn
+        self._depths: dict[str, int] | None = None
+
+    def describe(self) -> DescribeExecutionOutputTypeDef:
+        with aws_errors(f"reading execution {self.execution_arn}"):
+            return self.pipeline.sfn.describe_execution(executionArn=self.execution_arn)
+
+    def depths(self) -> dict[str, int]:
+        if self._depths is None:
+            with aws_errors(f"reading the state machine of {self.execution_arn}"):
+                machine = self.pipeline.sfn.describe_state_machine_for_execution(
+                    executionArn=self.execution_arn
+                )
+            self._depths = state_depths(_json(machine.get("definition")))
+        return self._depths
+
+    def snapshot(self) -> Snapshot:
+        described = self.describe()
+        with aws_errors(f"reading the history of {self.execution_arn}"):
+            history = execution_history(self.pipeline.sfn, self.execution_arn)
+        status = described["status"]
+        stopped = described.get("stopDate")
+        return Snapshot(
+            execution_arn=self.execution_arn,
+            name=described.get("name") or self.execution_arn.rsplit(":", 1)[-1],
+            status=status,
+            started=described["startDate"],
+            stopped=stopped,
+            request=_json(described.get("input")),
+            steps=step_timings(history, now=stopped or datetime.now(UTC), ended=status in TERMINAL),
+            depths=self.depths(),
+            output=_json(described.get("output")),
+            error=described.get("error"),
+            cause=described.get("cause"),
+        )
+
+
+# ------------------------------------------------------------------------------ rendering
+
+
+def _heading(snapshot: Snapshot) -> list[str]:
+    request = snapshot.request
+    what = (
+        f"{request.get('sourceEnvironmentName', '?')} -> {request.get('targetEnvironmentName', '?')}"
+        f" (Airflow {request.get('targetAirflowVersion', '?')})"
+    )
+    kind = "Dry run" if snapshot.dry_run else "Migration"
+    return [
+        f"{kind} {what}",
+        f"Execution {snapshot.name}   {snapshot.status}   {duration(snapshot.elapsed)}",
+    ]
+
+
+def _step_line(step: StepTiming, depth: int) -> str:
+    name = ("  " * depth + step.state)[:_NAME_WIDTH]
+    runs = f"x{step.runs}" if step.runs > 1 else ""
+    notes = []
+    if step.retries:
+        notes.append(f"retried {step.retries}")
+    if step.error:
+        notes.append(step.error)
+    note = f"  ({', '.join(notes)})" if notes else ""
+    return f"  {name:<{_NAME_WIDTH}} {step.status:<9} {runs:>5} {duration(step.seconds):>9}{note}"
+
+
+def render(snapshot: Snapshot) -> list[str]:
+    """The whole view: a heading, then one line per state entered."""
+    lines = [*_heading(snapshot), ""]
+    lines += [_step_line(step, snapshot.depths.get(step.state, 0)) for step in snapshot.steps]
+    return lines
+
+
+def report_uri(snapshot: Snapshot) -> str | None:
+    uri = snapshot.output.get("reportUri")
+    return str(uri) if uri else None
+
+
+def closing(snapshot: Snapshot, *, flags: str = "") -> str:
+    """The last line: how it ended, and where to look next (`flags`: to add to the commands shown)."""
+    if not snapshot.ended:
+        return f"Still {snapshot.status}. Follow it: mwaa-migrate follow {snapshot.name}{flags}"
+    took = duration(snapshot.elapsed)
+    if snapshot.status == "SUCCEEDED" and snapshot.dry_run:
+        return f"Dry run SUCCEEDED in {took}: nothing was changed. See the plan: mwaa-migrate plan"
+    if snapshot.status == "SUCCEEDED":
+        where = report_uri(snapshot) or "the migration bucket"
+        return f"Migration SUCCEEDED in {took}. Report {where}: mwaa-migrate report {snapshot.name}{flags}"
+    cause = " ".join((snapshot.cause or "").split())
+    return (
+        f"Migration {snapshot.status} after {took}: {snapshot.error or 'no error given'}: {cause}"
+        f" Report: mwaa-migrate report {snapshot.name}{flags}"
+    )
+
+
+def exit_code(status: str) -> ExitCode:
+    if status == "SUCCEEDED":
+        return ExitCode.OK
+    if status in TERMINAL:
+        return ExitCode.MIGRATION_FAILED
+    return ExitCode.RUNNING
+
+
+# ------------------------------------------------------------------------------ following
+
+
+class _Screen:
+    """Redraws the view in place on a terminal."""
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+        self.drawn = 0
+
+    def draw(self, lines: list[str]) -> None:
+        size = shutil.get_terminal_size()
+        width, height = max(size.columns - 1, 20), max(size.lines - 1, 6)
+        if len(lines) > height:
+            # The cursor cannot go back above the screen's top: keep the heading and the latest states.
+            hidden = len(lines) - height + 1
+            lines = [*lines[:3], f"  ... {hidden} earlier states ...", *lines[3 + hidden :]]
+        if self.drawn:
+            # Back to the first line of the last frame, and clear everything below it.
+            self.out.write(f"\x1b[{self.drawn}F\x1b[J")
+        self.out.write("\n".join(line[:width] for line in lines) + "\n")
+        self.out.flush()
+        self.drawn = len(lines)
+
+
+class _Log:
+    """Prints a line per state entered, for output that is not a terminal."""
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+        self.seen: set[str] = set()
+        self.headed = False
+
+    def draw(self, snapshot: Snapshot) -> None:
+        if not self.headed:
+            self.out.write("\n".join(_heading(snapshot)) + "\n\n")
+            self.headed = True
+        for step in snapshot.steps:
+            if step.state not in self.seen:
+                self.seen.add(step.state)
+                entered = datetime.fromisoformat(step.first_entered_at)
+                offset = duration(max((entered - snapshot.started).total_seconds(), 0.0))
+                indent = "  " * snapshot.depths.get(step.state, 0)
+                self.out.write(f"  +{offset:>8}  {indent}{step.state}\n")
+        self.out.flush()
+
+
+def follow(
+    watcher: Watcher,
+    *,
+    interval: float,
+    timeout: float,
+    out: TextIO = sys.stdout,
+    live: bool | None = None,
+    flags: str = "",
+) -> Snapshot:
+    """Show the execution until it ends or the deadline passes; returns the last snapshot."""
+    live = out.isatty() if live is None else live
+    screen, log = _Screen(out), _Log(out)
+    deadline = time.monotonic() + timeout
+    while True:
+        snapshot = watcher.snapshot()
+        if live:
+            screen.draw(render(snapshot))
+        else:
+            log.draw(snapshot)
+        if snapshot.ended:
+            if not live:
+                out.write("\n" + "\n".join(render(snapshot)) + "\n")
+            return snapshot
+        if time.monotonic() >= deadline:
+            raise CliError(
+                f"{snapshot.name} is still {snapshot.status} after {duration(timeout)} of following: "
+                f"mwaa-migrate follow {snapshot.name}{flags}",
+                ExitCode.RUNNING,
+            )
+        time.sleep(interval)

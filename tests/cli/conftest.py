@@ -1,0 +1,128 @@
+"""The mwaa-migrate command as a user runs it: the installed script in a subprocess, against the local
+emulation that `mwaa-migrate local up` serves (another subprocess, as in a second terminal)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from emulation.lambdas import REPO_ROOT
+from emulation.local_stack import scenario_path
+from emulation.scenario import Scenario
+
+# A setting whose value must never be printed: the emulated source carries it.
+SECRET_OPTION = "smtp.smtp_password"
+SECRET_VALUE = "hunter2-do-not-print"
+SOURCE = "analytics-prod"
+TARGET = "analytics-prod-2-10"
+START_DEADLINE_SECONDS = 90
+
+
+def mwaa_migrate_script() -> str:
+    """The console script pip installed with the project (pyproject's [project.scripts])."""
+    script = Path(sys.executable).parent / "mwaa-migrate"
+    if not script.is_file():
+        pytest.fail(f"{script} is missing: install the project (pip install -e '.[dev]', make setup)")
+    return str(script)
+
+
+def clean_environment(**extra: str) -> dict[str, str]:
+    """The environment of a user's shell: no AWS settings from the test process, no metadata calls."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("AWS_", "POWERTOOLS_"))}
+    env.pop("MIGRATION_BUCKET", None)
+    env.update(AWS_EC2_METADATA_DISABLED="true", PYTHONUNBUFFERED="1")
+    env.update(extra)
+    return env
+
+
+@dataclass
+class Result:
+    code: int
+    out: str
+    err: str
+
+
+@dataclass
+class Emulation:
+    env: dict[str, str]
+    log: Path
+    process: subprocess.Popen[bytes]
+
+    def run(self, *args: str, env: dict[str, str] | None = None, timeout: float = 180) -> Result:
+        completed = subprocess.run(
+            [mwaa_migrate_script(), *args],
+            env=env or self.env,
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+        return Result(completed.returncode, completed.stdout, completed.stderr)
+
+
+def _scenario_with_a_secret(folder: Path) -> Path:
+    """The default scenario, its source carrying a password in its Airflow configuration."""
+    scenario = Scenario.load(scenario_path("default"))
+    data = scenario.model_dump(mode="json", by_alias=True)
+    data["source"]["AirflowConfigurationOptions"][SECRET_OPTION] = SECRET_VALUE
+    path = folder / "with_secret.json"
+    path.write_text(json.dumps(data))
+    return path
+
+
+@pytest.fixture(scope="session")
+def emulation(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulation]:
+    folder = tmp_path_factory.mktemp("local-emulation")
+    env = clean_environment(MWAA_MIGRATE_LOCAL_STATE=str(folder / "local.json"))
+    log = folder / "local-up.log"
+    with log.open("w") as output:
+        process = subprocess.Popen(
+            [
+                mwaa_migrate_script(),
+                "local",
+                "up",
+                "--scenario",
+                str(_scenario_with_a_secret(folder)),
+                "--poll-seconds",
+                "1",
+            ],
+            env=env,
+            cwd=REPO_ROOT,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + START_DEADLINE_SECONDS
+        while not (folder / "local.json").exists():
+            if process.poll() is not None:
+                pytest.fail(f"mwaa-migrate local up exited {process.returncode}:\n{log.read_text()}")
+            if time.monotonic() > deadline:
+                pytest.fail(
+                    f"mwaa-migrate local up was not ready in {START_DEADLINE_SECONDS}s:\n{log.read_text()}"
+                )
+            time.sleep(0.2)
+        yield Emulation(env=env, log=log, process=process)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=30)
+
+
+def tmux_or_skip() -> str:
+    tmux = shutil.which("tmux")
+    if tmux is None:
+        pytest.skip("tmux is not installed (apt-get install -y tmux): the live view needs a terminal")
+    return tmux

@@ -1,0 +1,248 @@
+"""The command's parts in process: the request it builds, the names it gives, the diff it shows, the
+view it draws, and how AWS errors become exit codes."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from botocore.exceptions import ClientError
+
+from mwaa_migrate.report import StepTiming
+from mwaa_migrate_cli import main, plan_view, progress
+from mwaa_migrate_cli.aws import _client_error
+from mwaa_migrate_cli.errors import CliError, ExitCode
+
+STARTED = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+
+
+def _args(*argv: str):
+    return main.build_parser().parse_args(argv)
+
+
+# ------------------------------------------------------------------ the request
+
+
+def test_flags_override_the_input_file(tmp_path: Path):
+    request_file = tmp_path / "request.json"
+    request_file.write_text(
+        json.dumps(
+            {
+                "sourceEnvironmentName": "prod",
+                "targetEnvironmentName": "prod-2",
+                "targetAirflowVersion": "2.9.2",
+            }
+        )
+    )
+
+    request = main.migration_request(
+        _args("start", "--input", str(request_file), "--version", "2.10.3", "--log-days", "7"), dry_run=False
+    )
+
+    assert request["targetAirflowVersion"] == "2.10.3"
+    assert (request["sourceEnvironmentName"], request["logDays"], request["dryRun"]) == ("prod", 7, False)
+
+
+def test_an_eventbridge_event_file_gives_its_detail():
+    request = main.migration_request(
+        _args("plan", "--input", "events/eventbridge_migration_requested.json"), dry_run=True
+    )
+
+    assert (request["sourceEnvironmentName"], request["dryRun"]) == ("analytics-prod", True)
+
+
+def test_a_request_breaking_a_rule_is_refused_with_every_field_named():
+    with pytest.raises(CliError) as refused:
+        main.migration_request(
+            _args("start", "--source", "1bad", "--target", "ok", "--version", "9.9.9"), dry_run=False
+        )
+
+    assert refused.value.code == ExitCode.REFUSED
+    assert "sourceEnvironmentName" in str(refused.value)
+    assert "targetAirflowVersion" in str(refused.value)
+
+
+def test_execution_names_fit_step_functions_limit_even_for_the_longest_environment_names():
+    long = "a" * 80
+    name = main.execution_name(
+        {"sourceEnvironmentName": long, "targetEnvironmentName": "b" * 80}, prefix="dryrun-"
+    )
+
+    assert len(name) <= 80
+    assert name.startswith("dryrun-aaaa")
+    assert "-to-bbbb" in name
+
+
+# ------------------------------------------------------------------ the plan's diff
+
+
+def test_the_request_diff_marks_each_setting_and_hides_secrets():
+    source = {"Name": "prod", "MaxWorkers": 10, "AirflowConfigurationOptions": {"smtp.smtp_password": "pw"}}
+    request = {
+        "Name": "prod-2",
+        "MaxWorkers": 10,
+        "AirflowConfigurationOptions": {"smtp.smtp_password": "pw"},
+        "Tags": {"mwaa-migrate:source-environment": "prod"},
+    }
+
+    lines = plan_view.request_diff(source, request)
+
+    assert lines == [
+        '    AirflowConfigurationOptions.smtp.smtp_password  "****"',
+        "    MaxWorkers                                      10",
+        '  ~ Name                                            "prod-2"   (source: "prod")',
+        '  + Tags.mwaa-migrate:source-environment            "prod"',
+    ]
+
+
+# ------------------------------------------------------------------ the view
+
+
+def _snapshot(status: str, steps: list[StepTiming], **extra) -> progress.Snapshot:
+    return progress.Snapshot(
+        execution_arn="arn:aws:states:us-east-1:123456789012:execution:m:run-1",
+        name="run-1",
+        status=status,
+        started=STARTED,
+        stopped=STARTED + timedelta(seconds=75) if status != "RUNNING" else None,
+        request={
+            "sourceEnvironmentName": "prod",
+            "targetEnvironmentName": "prod-2",
+            "targetAirflowVersion": "2.10.3",
+        },
+        steps=steps,
+        depths={"Prepare": 0, "CheckTarget": 1},
+        **extra,
+    )
+
+
+def _step(state: str, status: str, seconds: float, runs: int = 1, **extra) -> StepTiming:
+    return StepTiming(
+        state=state,
+        type="Task",
+        runs=runs,
+        seconds=seconds,
+        status=status,
+        first_entered_at=STARTED.isoformat(),
+        **extra,
+    )
+
+
+def test_the_view_nests_branches_and_shows_status_runs_and_time():
+    snapshot = _snapshot(
+        "FAILED",
+        [
+            _step("Prepare", "failed", 70),
+            _step("CheckTarget", "failed", 3, runs=4, retries=1, error="EnvironmentFailed"),
+        ],
+        error="EnvironmentFailed",
+        cause="CheckTarget: CREATE_FAILED",
+    )
+
+    assert progress.render(snapshot) == [
+        "Migration prod -> prod-2 (Airflow 2.10.3)",
+        "Execution run-1   FAILED   0:01:15",
+        "",
+        "  Prepare                            failed            0:01:10",
+        "    CheckTarget                      failed       x4      3.0s  (retried 1, EnvironmentFailed)",
+    ]
+    assert progress.closing(snapshot, flags=" --local") == (
+        "Migration FAILED after 0:01:15: EnvironmentFailed: CheckTarget: CREATE_FAILED "
+        "Report: mwaa-migrate report run-1 --local"
+    )
+    assert progress.exit_code(snapshot.status) == ExitCode.MIGRATION_FAILED
+
+
+def test_a_terminal_gets_each_view_drawn_over_the_last():
+    screen = io.StringIO()
+    drawer = progress._Screen(screen)
+
+    drawer.draw(["a", "b", "c"])
+    drawer.draw(["a", "b"])
+
+    assert screen.getvalue() == "a\nb\nc\n" + "\x1b[3F\x1b[J" + "a\nb\n"
+
+
+def test_state_depths_follow_parallel_branches_and_maps():
+    definition = {
+        "States": {
+            "P": {
+                "Type": "Parallel",
+                "Branches": [{"States": {"A": {}, "M": {"ItemProcessor": {"States": {"X": {}}}}}}],
+            },
+            "Z": {},
+        }
+    }
+    assert progress.state_depths(definition) == {"P": 0, "A": 1, "M": 1, "X": 2, "Z": 0}
+
+
+@pytest.mark.parametrize(
+    ("status", "code"), [("SUCCEEDED", 0), ("FAILED", 1), ("ABORTED", 1), ("RUNNING", 6)]
+)
+def test_the_exit_code_says_how_the_migration_stands(status, code):
+    assert progress.exit_code(status) == code
+
+
+# ------------------------------------------------------------------ AWS errors
+
+
+@pytest.mark.parametrize(
+    ("code", "exit_code"),
+    [
+        ("ExecutionDoesNotExist", ExitCode.NOT_FOUND),
+        ("NoSuchKey", ExitCode.NOT_FOUND),
+        ("ExecutionAlreadyExists", ExitCode.REFUSED),
+        ("AccessDeniedException", ExitCode.AWS_ERROR),
+        ("ThrottlingException", ExitCode.AWS_ERROR),
+    ],
+)
+def test_aws_errors_become_one_line_and_a_code(code, exit_code):
+    error = ClientError({"Error": {"Code": code, "Message": "it\nhappened"}}, "DescribeExecution")
+
+    converted = _client_error(error, "reading execution x")
+
+    assert converted.code == exit_code
+    assert converted.line.startswith(f"reading execution x: {code}: it happened")
+
+
+def test_log_group_flags_become_the_request_lists_and_back():
+    request = main.migration_request(
+        _args(
+            "plan",
+            "--source",
+            "a",
+            "--target",
+            "b",
+            "--version",
+            "2.10.3",
+            "--log-groups",
+            "Task, Scheduler",
+            "--failed-tasks-only",
+        ),
+        dry_run=True,
+    )
+
+    assert (request["logGroups"], request["failedTasksOnly"]) == (["Task", "Scheduler"], True)
+    assert main._request_flags(request)[-2:] == ["--log-groups Task,Scheduler", "--failed-tasks-only"]
+
+
+def test_no_log_groups_is_an_empty_list():
+    request = main.migration_request(
+        _args("start", "--source", "a", "--target", "b", "--version", "2.10.3", "--log-groups", ""),
+        dry_run=False,
+    )
+    assert request["logGroups"] == []
+    assert "--log-groups ''" in main._request_flags(request)
+
+
+def test_a_view_taller_than_the_terminal_keeps_the_heading_and_the_latest_states(monkeypatch):
+    monkeypatch.setattr(progress.shutil, "get_terminal_size", lambda: os.terminal_size((80, 8)))
+    screen = io.StringIO()
+
+    progress._Screen(screen).draw(["h1", "h2", "", *[f"s{n}" for n in range(10)]])
+
+    assert screen.getvalue().splitlines() == ["h1", "h2", "", "  ... 7 earlier states ...", "s7", "s8", "s9"]

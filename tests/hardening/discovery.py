@@ -1,0 +1,102 @@
+"""What the pipeline does, learnt from runs without faults rather than listed by hand: the AWS calls
+it makes (on its success path and its failure path), the Task states it goes through, and the end
+state of an uninterrupted migration. Run once per test session; a step or a call that another change
+adds is in the matrices as soon as it is in the pipeline."""
+
+from __future__ import annotations
+
+import functools
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from emulation.faults import Call, FaultInjector, instant_botocore_retries
+from emulation.local_stack import ASL_PATH, LocalStack, scenario_path
+from emulation.scenario import EnvironmentFailure, Scenario
+from tests.hardening.end_state import snapshot
+
+
+def default_scenario() -> Scenario:
+    """The default scenario without its own injected faults: each test adds the faults it is about."""
+    return Scenario.load(scenario_path("default")).model_copy(update={"faults": []})
+
+
+def failing_scenario() -> Scenario:
+    """The default scenario whose target MWAA fails to create: the failure path runs."""
+    return default_scenario().model_copy(
+        update={
+            "create_failure": EnvironmentFailure(error_code="INCORRECT_CONFIGURATION", error_message="no NAT")
+        }
+    )
+
+
+@dataclass(frozen=True)
+class Discovery:
+    # Each (service, operation) the pipeline calls, with the first step that calls it.
+    calls: tuple[Call, ...]
+    # The Task states of a successful migration, in the order they are first entered.
+    task_states: tuple[str, ...]
+    # The end state of a migration without faults (end_state.snapshot).
+    end_state: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class TaskState:
+    function: str
+    # Inside a Map state's item processor (a Distributed Map runs it in child executions).
+    in_map: bool
+
+
+def task_states_of(states: dict[str, Any], *, in_map: bool = False) -> dict[str, TaskState]:
+    """Task state name -> the function it invokes, through Parallel and Map states, from the ASL."""
+    found: dict[str, TaskState] = {}
+    for name, state in states.items():
+        function = state.get("Parameters", {}).get("FunctionName", "")
+        if state["Type"] == "Task" and function.startswith("${"):
+            found[name] = TaskState(function.removeprefix("${").removesuffix("Arn}"), in_map)
+        for branch in state.get("Branches", []):
+            found.update(task_states_of(branch["States"], in_map=in_map))
+        processor = state.get("ItemProcessor") or state.get("Iterator")
+        if processor:
+            found.update(task_states_of(processor["States"], in_map=True))
+    return found
+
+
+TASKS = task_states_of(json.loads(ASL_PATH.read_text())["States"])
+# Functions Step Functions runs for the items of a Map.
+MAP_FUNCTIONS = frozenset(task.function for task in TASKS.values() if task.in_map)
+
+
+def _task_states(history: list[Any]) -> list[str]:
+    states: list[str] = []
+    for event in history:
+        if event["type"] == "TaskStateEntered":
+            name = event["stateEnteredEventDetails"]["name"]
+            if name not in states:
+                states.append(name)
+    return states
+
+
+@functools.cache
+def discover() -> Discovery:
+    calls: dict[tuple[str, str], Call] = {}
+    task_states: list[str] = []
+    end_state: dict[str, Any] = {}
+    for scenario, expected in ((default_scenario(), "SUCCEEDED"), (failing_scenario(), "FAILED")):
+        with (
+            instant_botocore_retries(),
+            LocalStack(scenario) as stack,
+            FaultInjector(stack.mwaa_emulator) as faults,
+        ):
+            arn = stack.start("discovery")
+            described = stack.wait(arn, timeout_seconds=180)
+            if described["status"] != expected:
+                raise RuntimeError(
+                    f"the {scenario.name} run ended {described['status']}: {described.get('cause')}"
+                )
+            for call in faults.calls:
+                calls.setdefault((call.service, call.operation), call)
+            if expected == "SUCCEEDED":
+                task_states = _task_states(stack.history(arn))
+                end_state = snapshot(stack)
+    return Discovery(calls=tuple(calls.values()), task_states=tuple(task_states), end_state=end_state)

@@ -1,0 +1,195 @@
+"""Notifications: EventBridge events a team's rule can route (here to an SQS queue, as a team would),
+SNS messages when a topic is set, nothing for a dry run, and a delivery problem never failing the
+migration."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from emulation.lambdas import REPO_ROOT
+from mwaa_migrate.models import MigrationPlan
+from mwaa_migrate.notifications import (
+    DETAIL_TYPES,
+    EVENT_SOURCE,
+    MigrationNotification,
+    ended,
+    failed,
+    publish,
+    started,
+)
+from mwaa_migrate.outcome import Outcome
+
+EXECUTION = "arn:aws:states:us-east-1:123456789012:execution:mwaa-migrate-migration:run-1"
+REGION = "us-east-1"
+
+
+@pytest.fixture
+def plan() -> MigrationPlan:
+    """The plan the state machine carried in a recorded run (events/finish_migration.json)."""
+    event = json.loads((REPO_ROOT / "events" / "finish_migration.json").read_text())
+    return MigrationPlan.model_validate(event["plan"])
+
+
+@pytest.fixture
+def aws():
+    with mock_aws():
+        yield
+
+
+@pytest.fixture
+def routed(aws) -> tuple[Any, str]:
+    """An EventBridge rule for the pipeline's notifications, delivering to a queue."""
+    sqs = boto3.client("sqs", region_name=REGION)
+    events = boto3.client("events", region_name=REGION)
+    url = sqs.create_queue(QueueName="migrations")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    events.put_rule(Name="migrations", EventPattern=json.dumps({"source": [EVENT_SOURCE]}))
+    events.put_targets(Rule="migrations", Targets=[{"Id": "queue", "Arn": arn}])
+    return sqs, url
+
+
+def _received(sqs: Any, url: str) -> list[dict[str, Any]]:
+    messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
+    return [json.loads(message["Body"]) for message in messages]
+
+
+def _clients() -> dict[str, Any]:
+    return {
+        "events": boto3.client("events", region_name=REGION),
+        "sns": boto3.client("sns", region_name=REGION),
+    }
+
+
+def test_a_started_migration_is_an_event_a_rule_can_route(plan, routed):
+    sqs, url = routed
+
+    delivered = publish(started(plan, EXECUTION), **_clients())
+
+    assert delivered == ["eventbridge"]
+    (event,) = _received(sqs, url)
+    assert (event["source"], event["detail-type"]) == ("mwaa.migration", "Migration Started")
+    assert event["resources"] == [EXECUTION]
+    detail = event["detail"]
+    assert detail["version"] == "1"
+    assert detail["status"] == "STARTED"
+    assert (detail["sourceEnvironmentName"], detail["targetEnvironmentName"]) == (
+        "analytics-prod",
+        "analytics-prod-2-10",
+    )
+    assert (detail["sourceAirflowVersion"], detail["targetAirflowVersion"]) == ("2.7.2", "2.10.3")
+    assert (detail["executionArn"], detail["executionName"]) == (EXECUTION, "run-1")
+    assert detail["migrationId"] == "analytics-prod-to-analytics-prod-2-10"
+    # The detail is exactly the documented model: it reads back without loss.
+    assert MigrationNotification.model_validate(detail).to_event() == detail
+
+
+def test_a_succeeded_migration_names_its_report(plan, routed):
+    sqs, url = routed
+    outcome = Outcome(status="SUCCEEDED", report_uri="s3://bucket/reports/run-1.json")
+
+    publish(ended(outcome, EXECUTION, plan), **_clients())
+
+    (event,) = _received(sqs, url)
+    assert event["detail-type"] == "Migration Succeeded"
+    assert (event["detail"]["status"], event["detail"]["reportUri"]) == (
+        "SUCCEEDED",
+        "s3://bucket/reports/run-1.json",
+    )
+    assert "error" not in event["detail"]
+
+
+def test_a_failed_migration_says_where_and_why_even_without_a_plan(routed):
+    sqs, url = routed
+    outcome = Outcome(
+        status="FAILED",
+        report_uri="s3://bucket/migrations/unplanned/reports/run-1.json",
+        source_environment_name="prod",
+        target_environment_name="prod-3",
+        error="InvalidMigrationRequest",
+        cause="PlanMigration: sourceEnvironmentName: environment prod does not exist",
+        failed_state="PlanMigration",
+    )
+    state = {"request": {"sourceEnvironmentName": "prod", "targetEnvironmentName": "prod-3"}}
+
+    publish(failed(outcome, EXECUTION, state), **_clients())
+
+    (event,) = _received(sqs, url)
+    detail = event["detail"]
+    assert event["detail-type"] == "Migration Failed"
+    assert (detail["failedState"], detail["error"]) == ("PlanMigration", "InvalidMigrationRequest")
+    assert detail["cause"].endswith("environment prod does not exist")
+    assert (detail["sourceEnvironmentName"], detail["migrationId"]) == ("prod", "prod-to-prod-3")
+    assert "sourceAirflowVersion" not in detail
+
+
+def test_a_long_cause_is_cut_to_fit_an_event(plan):
+    outcome = Outcome(status="FAILED", report_uri=None, error="DagRunFailed", cause="x" * 100_000)
+    assert len(ended(outcome, EXECUTION, plan).cause or "") == 2000
+
+
+def test_a_dry_run_announces_nothing(plan, routed):
+    sqs, url = routed
+    dry_plan = plan.model_copy(update={"dry_run": True})
+    outcome = Outcome(status="FAILED", report_uri=None, error="InvalidMigrationRequest", cause="x")
+
+    assert publish(started(dry_plan, EXECUTION), **_clients()) == []
+    assert publish(failed(outcome, EXECUTION, {"request": {"dryRun": True}}), **_clients()) == []
+    assert _received(sqs, url) == []
+
+
+def test_with_a_topic_the_notification_is_also_an_sns_message_subscribers_can_filter(plan, routed):
+    sqs, _ = routed
+    sns = boto3.client("sns", region_name=REGION)
+    topic = sns.create_topic(Name="migrations")["TopicArn"]
+    inbox = sqs.create_queue(QueueName="inbox")["QueueUrl"]
+    inbox_arn = sqs.get_queue_attributes(QueueUrl=inbox, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    sns.subscribe(
+        TopicArn=topic,
+        Protocol="sqs",
+        Endpoint=inbox_arn,
+        Attributes={"FilterPolicy": json.dumps({"status": ["FAILED", "SUCCEEDED"]})},
+    )
+    outcome = Outcome(status="SUCCEEDED", report_uri="s3://bucket/reports/run-1.json")
+
+    assert publish(started(plan, EXECUTION), **_clients(), topic_arn=topic) == ["eventbridge", "sns"]
+    assert publish(ended(outcome, EXECUTION, plan), **_clients(), topic_arn=topic) == ["eventbridge", "sns"]
+
+    # The filter policy let only the end through.
+    (envelope,) = _received(sqs, inbox)
+    assert envelope["Subject"] == "mwaa-migrate: analytics-prod -> analytics-prod-2-10 succeeded"
+    assert envelope["MessageAttributes"]["status"]["Value"] == "SUCCEEDED"
+    summary, _, body = envelope["Message"].partition("\n\n")
+    assert summary == (
+        "Migration analytics-prod -> analytics-prod-2-10 succeeded.\nReport: s3://bucket/reports/run-1.json"
+    )
+    assert json.loads(body)["status"] == "SUCCEEDED"
+
+
+def test_a_notification_that_cannot_be_delivered_is_logged_not_raised(plan, routed, caplog, capfd):
+    sqs, url = routed
+    missing_topic = "arn:aws:sns:us-east-1:123456789012:not-there"
+
+    delivered = publish(started(plan, EXECUTION), **_clients(), topic_arn=missing_topic)
+
+    assert delivered == ["eventbridge"]
+    assert len(_received(sqs, url)) == 1
+    (record,) = [r for r in caplog.records if r.getMessage() == "notification not delivered"]
+    assert (record.levelname, record.channel) == ("ERROR", "sns")
+    (metric,) = [json.loads(line) for line in capfd.readouterr().out.splitlines() if '"_aws"' in line]
+    assert (metric["NotificationsFailed"], metric["channel"]) == ([1.0], "sns")
+
+
+def test_every_status_has_its_own_detail_type():
+    assert DETAIL_TYPES == {
+        "STARTED": "Migration Started",
+        "SUCCEEDED": "Migration Succeeded",
+        "FAILED": "Migration Failed",
+    }
+    assert "Migration Requested" not in DETAIL_TYPES.values(), "a notification must never start a migration"

@@ -1,0 +1,436 @@
+"""The migration report: the settings diff, the row counts, the steps and their durations read from an
+execution's history, the Markdown rendering, and both files written to the bucket."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import boto3
+import pytest
+from botocore.stub import Stubber
+from moto import mock_aws
+
+from mwaa_migrate.report import (
+    REDACTED,
+    MigrationReport,
+    SettingsSummary,
+    StepTiming,
+    duration,
+    finished_steps,
+    markdown_key,
+    redact_request,
+    render_markdown,
+    settings_diff,
+    step_timings,
+    table_counts,
+    write_report,
+)
+
+EXECUTION = "arn:aws:states:us-east-1:123456789012:execution:mwaa-migrate-migration:run-1"
+T0 = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+
+
+# ------------------------------------------------------------------ settings
+
+
+def test_settings_the_request_keeps_are_carried_and_the_others_listed_by_kind():
+    source = {
+        "Name": "prod",
+        "AirflowVersion": "2.7.2",
+        "MaxWorkers": 10,
+        "AirflowConfigurationOptions": {"core.dag_concurrency": "16", "core.default_timezone": "utc"},
+        "Tags": {"team": "data"},
+    }
+    request = {
+        "Name": "prod-2-10",
+        "AirflowVersion": "2.10.3",
+        "MaxWorkers": 10,
+        "AirflowConfigurationOptions": {
+            "core.max_active_tasks_per_dag": "16",
+            "core.default_timezone": "utc",
+        },
+        "Tags": {"team": "data", "mwaa-migrate:source-environment": "prod"},
+    }
+
+    summary = settings_diff(source, request)
+
+    assert summary.carried == ["AirflowConfigurationOptions.core.default_timezone", "MaxWorkers", "Tags.team"]
+    assert {(c.setting, c.change, c.source, c.target) for c in summary.changed} == {
+        ("AirflowConfigurationOptions.core.dag_concurrency", "removed", "16", None),
+        ("AirflowConfigurationOptions.core.max_active_tasks_per_dag", "added", None, "16"),
+        ("AirflowVersion", "changed", "2.7.2", "2.10.3"),
+        ("Name", "changed", "prod", "prod-2-10"),
+        ("Tags.mwaa-migrate:source-environment", "added", None, "prod"),
+    }
+
+
+def test_sensitive_setting_values_never_appear_but_their_changes_do():
+    source = {
+        "AirflowConfigurationOptions": {
+            "smtp.smtp_password": "hunter2",
+            "secrets.backend": "airflow.contrib.secrets.aws_secrets_manager.SecretsManagerBackend",
+            "secrets.backend_kwargs": '{"connections_prefix": "x", "token": "s3cr3t"}',
+        }
+    }
+    request = {
+        "AirflowConfigurationOptions": {
+            "smtp.smtp_password": "hunter3",
+            "secrets.backend": "airflow.providers.amazon.aws.secrets.secrets_manager.SecretsManagerBackend",
+            "secrets.backend_kwargs": '{"connections_prefix": "x", "token": "s3cr3t"}',
+            "webserver.secret_key": "k3y",
+        }
+    }
+
+    summary = settings_diff(source, request)
+    shown = summary.model_dump_json()
+
+    for secret in ("hunter2", "hunter3", "s3cr3t", "k3y"):
+        assert secret not in shown
+    changes = {c.setting: c for c in summary.changed}
+    assert changes["AirflowConfigurationOptions.smtp.smtp_password"].source == REDACTED
+    assert changes["AirflowConfigurationOptions.webserver.secret_key"].target == REDACTED
+    # Where the secrets backend's class moved is not a secret, and is worth seeing.
+    assert changes["AirflowConfigurationOptions.secrets.backend"].target.startswith("airflow.providers.")
+    assert "AirflowConfigurationOptions.secrets.backend_kwargs" in summary.carried
+
+
+def test_a_redacted_request_keeps_its_shape_and_hides_only_sensitive_values():
+    request = {
+        "Name": "x",
+        "AirflowConfigurationOptions": {"core.fernet_key": "abc", "core.parallelism": "32"},
+    }
+    assert redact_request(request) == {
+        "Name": "x",
+        "AirflowConfigurationOptions": {"core.fernet_key": REDACTED, "core.parallelism": "32"},
+    }
+
+
+# ------------------------------------------------------------------ tables
+
+
+def test_row_counts_pair_each_exported_table_with_what_the_import_did():
+    exported = {"tables": {"variable": {"rows": 3}, "dag_run": {"rows": 5}}}
+    imported = {"tables": {"variable": {"read": 3, "inserted": 1, "skipped": 2, "conflicts": 0}}}
+
+    counts = {count.table: count for count in table_counts(exported, imported)}
+
+    assert (counts["variable"].source_rows, counts["variable"].inserted, counts["variable"].target_rows) == (
+        3,
+        1,
+        3,
+    )
+    assert (counts["dag_run"].source_rows, counts["dag_run"].read, counts["dag_run"].target_rows) == (
+        5,
+        None,
+        None,
+    )
+
+
+# ------------------------------------------------------------------ steps from the history
+
+
+class History:
+    """Builds an execution history the way Step Functions links it (previousEventId)."""
+
+    def __init__(self) -> None:
+        self.events: list[dict[str, Any]] = []
+
+    def add(self, kind: str, previous: int, seconds: float, **details: Any) -> int:
+        event_id = len(self.events) + 1
+        event = {
+            "id": event_id,
+            "type": kind,
+            "previousEventId": previous,
+            "timestamp": T0 + timedelta(seconds=seconds),
+        }
+        event.update(details)
+        self.events.append(event)
+        return event_id
+
+    def enter(self, state_type: str, name: str, previous: int, seconds: float) -> int:
+        return self.add(
+            f"{state_type}StateEntered", previous, seconds, stateEnteredEventDetails={"name": name}
+        )
+
+    def exit(self, state_type: str, name: str, previous: int, seconds: float) -> int:
+        return self.add(f"{state_type}StateExited", previous, seconds, stateExitedEventDetails={"name": name})
+
+    def task(self, name: str, previous: int, start: float, end: float, *, fail: str | None = None) -> int:
+        entered = self.enter("Task", name, previous, start)
+        scheduled = self.add("TaskScheduled", entered, start)
+        started = self.add("TaskStarted", scheduled, start)
+        if fail:
+            return self.add("TaskFailed", started, end, taskFailedEventDetails={"error": fail, "cause": "x"})
+        succeeded = self.add("TaskSucceeded", started, end)
+        return self.exit("Task", name, succeeded, end)
+
+
+def _by_state(timings: list[StepTiming]) -> dict[str, StepTiming]:
+    return {timing.state: timing for timing in timings}
+
+
+def test_steps_come_in_the_order_entered_with_their_durations_and_pass_and_choice_states_left_out():
+    history = History()
+    start = history.add("ExecutionStarted", 0, 0)
+    passed = history.enter("Pass", "ReadInput", start, 0)
+    left = history.exit("Pass", "ReadInput", passed, 0)
+    planned = history.task("PlanMigration", left, 0, 1.5)
+    choice = history.enter("Choice", "IsDryRun", planned, 1.5)
+    history.task("GrantPermissions", history.exit("Choice", "IsDryRun", choice, 1.5), 1.5, 2.0)
+
+    timings = step_timings(history.events, ended=True)
+
+    assert [(t.state, t.type, t.runs, t.seconds, t.status) for t in timings] == [
+        ("PlanMigration", "Task", 1, 1.5, "succeeded"),
+        ("GrantPermissions", "Task", 1, 0.5, "succeeded"),
+    ]
+
+
+def test_a_wait_loop_adds_up_its_runs():
+    history = History()
+    previous = 0
+    for poll in range(3):
+        waited = history.enter("Wait", "WaitForTarget", previous, poll * 60)
+        left = history.exit("Wait", "WaitForTarget", waited, poll * 60 + 59)
+        previous = history.task("CheckTarget", left, poll * 60 + 59, poll * 60 + 60)
+
+    timings = _by_state(step_timings(history.events, ended=True))
+
+    assert (timings["WaitForTarget"].runs, timings["WaitForTarget"].seconds) == (3, 177.0)
+    assert (timings["CheckTarget"].runs, timings["CheckTarget"].seconds) == (3, 3.0)
+
+
+def test_a_retried_task_counts_its_retries_and_succeeds():
+    history = History()
+    entered = history.enter("Task", "CheckTarget", 0, 0)
+    scheduled = history.add("TaskScheduled", entered, 0)
+    started = history.add("TaskStarted", scheduled, 0)
+    failed = history.add("TaskFailed", started, 1, taskFailedEventDetails={"error": "TransientAwsError"})
+    again = history.add("TaskScheduled", failed, 3)
+    started = history.add("TaskStarted", again, 3)
+    succeeded = history.add("TaskSucceeded", started, 4)
+    history.exit("Task", "CheckTarget", succeeded, 4)
+
+    (timing,) = step_timings(history.events, ended=True)
+
+    assert (timing.status, timing.retries, timing.error, timing.seconds) == ("succeeded", 1, None, 4.0)
+
+
+def test_a_task_failing_inside_a_parallel_fails_it_and_stops_the_other_branch():
+    history = History()
+    parallel = history.enter("Parallel", "PrepareTargetAndExport", 0, 0)
+    branches = history.add("ParallelStateStarted", parallel, 0)
+    history.enter("Task", "TriggerExportDag", branches, 1)  # still running in the other branch
+    failed = history.task("CheckTarget", branches, 1, 5, fail="EnvironmentFailed")
+    parallel_failed = history.add("ParallelStateFailed", failed, 5)
+    history.exit("Parallel", "PrepareTargetAndExport", parallel_failed, 5)
+
+    timings = _by_state(step_timings(history.events, now=T0 + timedelta(seconds=60), ended=True))
+
+    assert (timings["PrepareTargetAndExport"].status, timings["PrepareTargetAndExport"].seconds) == (
+        "failed",
+        5.0,
+    )
+    assert (timings["CheckTarget"].status, timings["CheckTarget"].error) == ("failed", "EnvironmentFailed")
+    assert (timings["CheckTarget"].retries, timings["TriggerExportDag"].status) == (0, "stopped")
+    assert timings["TriggerExportDag"].seconds == 4.0
+
+
+def test_while_the_execution_runs_an_open_state_is_running_and_counts_up_to_now():
+    history = History()
+    history.enter("Wait", "WaitForTarget", 0, 0)
+
+    (timing,) = step_timings(history.events, now=T0 + timedelta(seconds=42), ended=False)
+
+    assert (timing.status, timing.seconds) == ("running", 42.0)
+
+
+def test_a_task_waiting_for_its_retry_is_running_with_the_error_it_retries():
+    history = History()
+    entered = history.enter("Task", "CloneEnvironment", 0, 0)
+    scheduled = history.add("TaskScheduled", entered, 0)
+    started = history.add("TaskStarted", scheduled, 0)
+    failed = history.add("TaskFailed", started, 1, taskFailedEventDetails={"error": "TransientAwsError"})
+    history.add("TaskScheduled", failed, 3)
+
+    (timing,) = step_timings(history.events, now=T0 + timedelta(seconds=4), ended=False)
+
+    assert (timing.status, timing.error) == ("running", "TransientAwsError")
+
+
+def test_a_fail_state_is_a_failed_step():
+    history = History()
+    history.enter("Fail", "MigrationFailed", 0, 9)
+
+    (timing,) = step_timings(history.events, ended=True)
+
+    assert (timing.state, timing.status, timing.seconds) == ("MigrationFailed", "failed", 0.0)
+
+
+def test_the_report_leaves_out_the_step_that_is_writing_it():
+    history = History()
+    planned = history.task("PlanMigration", 0, 0, 1)
+    entered = history.enter("Task", "FinishMigration", planned, 2)
+    history.add("TaskScheduled", entered, 2)
+    client = boto3.client("stepfunctions", region_name="us-east-1")
+    with Stubber(client) as stubber:
+        stubber.add_response(
+            "get_execution_history",
+            {"events": history.events},
+            {"executionArn": EXECUTION, "includeExecutionData": False},
+        )
+        steps = finished_steps(client, EXECUTION)
+
+    assert [(step.state, step.status) for step in steps] == [("PlanMigration", "succeeded")]
+
+
+# ------------------------------------------------------------------ Markdown and the bucket
+
+
+def _report(**changes: Any) -> MigrationReport:
+    fields: dict[str, Any] = {
+        "status": "SUCCEEDED",
+        "migration_id": "prod-to-prod-2-10",
+        "execution_id": EXECUTION,
+        "source": {"name": "prod", "airflowVersion": "2.7.2"},
+        "target": {
+            "name": "prod-2-10",
+            "airflowVersion": "3.0.6",
+            "createdVersion": "2.11.0",
+            "upgradedTo": "3.0.6",
+        },
+        "started_at": "2026-11-23T12:00:00+00:00",
+        "finished_at": "2026-11-23T12:31:12+00:00",
+        "duration_seconds": 1872.0,
+        "settings": settings_diff(
+            {"Name": "prod", "AirflowConfigurationOptions": {"smtp.smtp_password": "hunter2"}},
+            {"Name": "prod-2-10", "AirflowConfigurationOptions": {"smtp.smtp_password": "hunter2"}},
+        ),
+        "warnings": ["core.dag_concurrency was renamed core.max_active_tasks_per_dag"],
+        "tables": table_counts(
+            {"tables": {"variable": {"rows": 3}}},
+            {"tables": {"variable": {"read": 3, "inserted": 2, "skipped": 1, "conflicts": 0}}},
+        ),
+        "metadata": {"export": {"activeDags": ["daily_sales"]}, "import": {"unpausedDags": ["daily_sales"]}},
+        "logs": {
+            "streamsCopied": 4,
+            "eventsWritten": 300,
+            "skipped": [{"stream": "a|b", "reason": "too old"}],
+        },
+        "steps": [
+            StepTiming(
+                state="WaitForTarget",
+                type="Wait",
+                runs=25,
+                seconds=1500,
+                status="succeeded",
+                first_entered_at="2026-11-23T12:00:01+00:00",
+            )
+        ],
+        "policies_removed": ["AmazonMWAA-prod/mwaa-migrate-prod-to-prod-2-10-export"],
+    }
+    fields.update(changes)
+    return MigrationReport(**fields)
+
+
+def test_the_markdown_report_shows_every_section_a_person_needs():
+    text = render_markdown(_report(), uri="s3://bucket/reports/run-1.json")
+
+    assert text.startswith("# Migration prod → prod-2-10: SUCCEEDED\n")
+    assert "| Duration | 0:31:12 |" in text
+    assert "| Target | prod-2-10, Airflow 3.0.6 (created on 2.11.0, upgraded in place) |" in text
+    assert "- core.dag_concurrency was renamed core.max_active_tasks_per_dag" in text
+    assert "| Name | changed | prod | prod-2-10 |" in text
+    assert "| variable | 3 | 3 | 2 | 1 | 0 | 3 |" in text
+    assert "| events written | 300 |" in text
+    assert "- skipped `a\\|b`: too old" in text
+    assert "| WaitForTarget | Wait | 25 | 0:25:00 | succeeded |" in text
+    assert "- `AmazonMWAA-prod/mwaa-migrate-prod-to-prod-2-10-export`" in text
+    assert "hunter2" not in text
+
+
+def test_a_failed_report_says_where_and_why_first():
+    report = _report(
+        status="FAILED",
+        settings=None,
+        tables=[],
+        failure={
+            "state": "CheckTarget",
+            "error": "EnvironmentFailed",
+            "cause": "CREATE_FAILED: bad subnet\nsee logs",
+        },
+    )
+
+    text = render_markdown(report)
+
+    failure = text.index("## Failure")
+    assert failure < text.index("## Warnings")
+    assert "State `CheckTarget` failed with `EnvironmentFailed`:" in text
+    assert "> CREATE_FAILED: bad subnet\n> see logs" in text
+    assert "Not known: the migration stopped before its plan was made." in text
+
+
+def test_a_report_without_settings_reads_back_from_its_json():
+    report = _report(settings=SettingsSummary())
+    assert MigrationReport.model_validate(json.loads(json.dumps(report.to_event()))) == report
+
+
+@mock_aws
+def test_the_report_is_written_as_json_and_markdown_side_by_side():
+    s3 = boto3.client("s3", region_name="us-east-1")
+    s3.create_bucket(Bucket="reports")
+    key = "migrations/prod/prod-2-10/reports/run-1.json"
+
+    uri = write_report(s3, "reports", key, _report())
+
+    assert uri == f"s3://reports/{key}"
+    stored = s3.get_object(Bucket="reports", Key=key)
+    assert stored["ContentType"] == "application/json"
+    assert MigrationReport.model_validate(json.loads(stored["Body"].read())).status == "SUCCEEDED"
+    markdown = s3.get_object(Bucket="reports", Key=markdown_key(key))
+    assert markdown_key(key) == "migrations/prod/prod-2-10/reports/run-1.md"
+    assert markdown["ContentType"].startswith("text/markdown")
+    assert markdown["Body"].read().decode().startswith("# Migration prod → prod-2-10: SUCCEEDED")
+
+
+@pytest.mark.parametrize(
+    ("seconds", "shown"), [(4.25, "4.2s"), (59.9, "59.9s"), (61, "0:01:01"), (3725, "1:02:05")]
+)
+def test_durations_read_as_seconds_then_hours_minutes_seconds(seconds, shown):
+    assert duration(seconds) == shown
+
+
+def test_a_log_copy_by_group_shows_a_row_per_group_and_counts_many_skips_by_reason():
+    logs = {
+        "since": "2026-11-20T12:00:00+00:00",
+        "until": "2026-11-23T12:00:00+00:00",
+        "streamsListed": 130,
+        "eventsWritten": 9000,
+        "groups": [
+            {
+                "group": "Task",
+                "sourceGroup": "airflow-prod-Task",
+                "targetGroup": "airflow-prod-2-10-Task",
+                "streamsListed": 100,
+                "streamsCopied": 70,
+                "streamsSkipped": 30,
+                "streamsFailed": 0,
+                "eventsWritten": 8000,
+                "eventsAlreadyPresent": 0,
+            }
+        ],
+        "skipped": [
+            {"group": "Task", "stream": f"s{index}", "reason": "older than logDays"} for index in range(30)
+        ],
+        "skippedByReason": {"older than logDays": 30},
+    }
+
+    text = render_markdown(_report(logs=logs))
+
+    assert "Log events from 2026-11-20T12:00:00+00:00 to 2026-11-23T12:00:00+00:00." in text
+    assert "| log streams listed | 130 |" in text
+    assert "| airflow-prod-Task | airflow-prod-2-10-Task | 100 | 70 | 30 | 0 | 8000 | 0 |" in text
+    assert "- 30 streams skipped: older than logDays" in text
+    assert "`s0`" not in text
