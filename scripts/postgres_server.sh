@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# A throwaway PostgreSQL server for the real-Airflow tier and the benchmark, under .airflow/postgres.
+# A throwaway PostgreSQL server for the real-Airflow tier and the benchmark (data under /var/tmp).
 #   scripts/postgres_server.sh start   # prints nothing else; idempotent
 #   scripts/postgres_server.sh stop
 # Debian's postgresql package refuses to run as root, so the server runs as the `postgres` user,
@@ -8,7 +8,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT="${AIRFLOW_TIER_HOME:-$PWD/.airflow}"
-DATA="$ROOT/postgres"
+# Outside the checkout: the postgres user must reach it, and a clone may sit under a private folder
+# such as /root.
+DATA="${AIRFLOW_TIER_PGDATA:-/var/tmp/mwaa-migrate-postgres-${PGPORT:-55432}}"
 PORT="${PGPORT:-55432}"
 PG_BIN="${PG_BIN:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)}"
 
