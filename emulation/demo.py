@@ -12,14 +12,16 @@ import argparse
 import json
 import sys
 import time
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from emulation.local_stack import TERMINAL, LocalStack, scenario_path
 from emulation.scenario import Scenario
+from mwaa_migrate.execution import new_execution_name
 from mwaa_migrate.report import markdown_key
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from mypy_boto3_stepfunctions.type_defs import HistoryEventTypeDef
 
 _SHOWN_EVENTS = {
@@ -103,7 +105,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"Scenario {scenario.name}: {scenario.description}")
     print(f"Input: {json.dumps(scenario.input)}\n")
     with LocalStack(scenario, instant_retries=False) as stack:
-        name = "demo-" + datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+        name = new_execution_name(
+            str(scenario.input.get("sourceEnvironmentName")),
+            str(scenario.input.get("targetEnvironmentName")),
+            prefix="demo-",
+        )
         execution_arn = stack.start(name)
         described = follow(stack, execution_arn)
         _summary(stack, scenario, described)

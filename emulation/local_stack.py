@@ -38,6 +38,7 @@ from emulation.logs_limits import enforce_logs_limits
 from emulation.mwaa import DagRuntime, MwaaEmulator
 from emulation.scenario import Scenario
 from mwaa_migrate import clients, settings
+from mwaa_migrate.execution import new_execution_name
 
 if TYPE_CHECKING:
     from mypy_boto3_stepfunctions.type_defs import DescribeExecutionOutputTypeDef, HistoryEventTypeDef
@@ -219,8 +220,14 @@ class LocalStack:
         )["stateMachineArn"]
 
     # -- run ----------------------------------------------------------------------------------
-    def start(self, name: str, execution_input: dict[str, Any] | None = None) -> str:
+    def start(self, name: str | None = None, execution_input: dict[str, Any] | None = None) -> str:
+        """Start an execution; without a name, one that no other start can share."""
         payload = execution_input if execution_input is not None else self.scenario.input
+        if name is None:
+            name = new_execution_name(
+                str(payload.get("sourceEnvironmentName", "source")),
+                str(payload.get("targetEnvironmentName", "target")),
+            )
         return self.sfn.start_execution(
             stateMachineArn=self.state_machine_arn, name=name, input=json.dumps(payload)
         )["executionArn"]

@@ -26,11 +26,11 @@ import re
 import shlex
 import sys
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from mwaa_migrate.errors import InvalidMigrationRequest
+from mwaa_migrate.execution import DRY_RUN_PREFIX, new_execution_name
 from mwaa_migrate.models import MigrationRequest, parse_model
 from mwaa_migrate.report import MigrationReport, render_markdown
 from mwaa_migrate_cli import local, plan_view, progress
@@ -38,9 +38,6 @@ from mwaa_migrate_cli.aws import DEFAULT_STACK_NAME, Pipeline, Target, aws_error
 from mwaa_migrate_cli.errors import CliError, ExitCode
 
 PROGRAM = "mwaa-migrate"
-# Executions that `plan` starts: `status`, `follow` and `report` skip them when no execution is named.
-DRY_RUN_PREFIX = "dryrun-"
-_EXECUTION_NAME_LIMIT = 80
 # Errors of a refused request: nothing was changed.
 _REFUSALS = frozenset({"InvalidMigrationRequest", "MigrationConflict"})
 
@@ -222,27 +219,50 @@ def migration_request(args: argparse.Namespace, *, dry_run: bool) -> dict[str, A
     return validated.to_event()
 
 
-def _timestamp() -> str:
-    return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-
-
 def execution_name(request: dict[str, Any], prefix: str = "") -> str:
-    """SOURCE-to-TARGET-TIMESTAMP, within Step Functions' 80 characters."""
-    stamp = _timestamp()
-    room = _EXECUTION_NAME_LIMIT - len(prefix) - len(stamp) - len("-to--")
-    source = str(request["sourceEnvironmentName"])[: room // 2]
-    target = str(request["targetEnvironmentName"])[: room - len(source)]
-    return f"{prefix}{source}-to-{target}-{stamp}"
+    """SOURCE-to-TARGET-TIME-RANDOM: sortable by time, never the same for two starts."""
+    return new_execution_name(
+        str(request["sourceEnvironmentName"]), str(request["targetEnvironmentName"]), prefix=prefix
+    )
 
 
 def _start(pipeline: Pipeline, name: str, request: dict[str, Any]) -> str:
     if not re.fullmatch(r"[A-Za-z0-9_-]{1,80}", name):
         raise CliError(f"--name {name!r}: 1-80 letters, digits, - and _", ExitCode.USAGE)
+    # Step Functions answers a start under a running execution's name with that execution (same
+    # input) or ExecutionAlreadyExists: either way nothing new starts, so say so first.
+    existing = _existing(pipeline, name)
+    if existing is not None:
+        raise existing
     with aws_errors(f"starting execution {name}"):
-        started = pipeline.sfn.start_execution(
-            stateMachineArn=pipeline.state_machine_arn, name=name, input=json.dumps(request)
-        )
+        try:
+            started = pipeline.sfn.start_execution(
+                stateMachineArn=pipeline.state_machine_arn, name=name, input=json.dumps(request)
+            )
+        except pipeline.sfn.exceptions.ExecutionAlreadyExists:
+            raise _already_exists(pipeline, name) from None
     return started["executionArn"]
+
+
+def _existing(pipeline: Pipeline, name: str) -> CliError | None:
+    with aws_errors(f"reading execution {name}"):
+        try:
+            pipeline.sfn.describe_execution(executionArn=pipeline.execution_arn(name))
+        except pipeline.sfn.exceptions.ExecutionDoesNotExist:
+            return None
+    return _already_exists(pipeline, name)
+
+
+def _already_exists(pipeline: Pipeline, name: str) -> CliError:
+    """One line for a name that Step Functions already holds: its status and what to do."""
+    with aws_errors(f"reading execution {name}"):
+        described = pipeline.sfn.describe_execution(executionArn=pipeline.execution_arn(name))
+    started = described["startDate"].strftime("%Y-%m-%d %H:%M:%S %Z").strip()
+    return CliError(
+        f"execution {name} already exists ({described['status']}, started {started}): see it with "
+        f"'{PROGRAM} status {name}', or start again without --name (or with another)",
+        ExitCode.REFUSED,
+    )
 
 
 def _latest(pipeline: Pipeline) -> str:

@@ -8,11 +8,21 @@ from __future__ import annotations
 import json
 import re
 import socket
+import subprocess
 import time
 
 import pytest
 
-from tests.cli.conftest import SECRET_OPTION, SECRET_VALUE, SOURCE, TARGET, Emulation, clean_environment
+from emulation.lambdas import REPO_ROOT
+from tests.cli.conftest import (
+    SECRET_OPTION,
+    SECRET_VALUE,
+    SOURCE,
+    TARGET,
+    Emulation,
+    clean_environment,
+    mwaa_migrate_script,
+)
 
 REQUEST = ("--source", SOURCE, "--target", TARGET, "--version", "2.10.3")
 
@@ -79,6 +89,24 @@ def test_a_plan_never_shows_a_sensitive_value(emulation: Emulation):
     plan = json.loads(as_json.out)
     assert plan["target"]["createRequest"]["AirflowConfigurationOptions"][SECRET_OPTION] == "****"
     assert SECRET_VALUE not in text.out + text.err + as_json.out + as_json.err
+
+
+def test_two_plans_of_the_same_request_started_at_once_both_succeed(emulation: Emulation):
+    plans = [
+        subprocess.Popen(
+            [mwaa_migrate_script(), "plan", "--local", *REQUEST, "--json"],
+            env=emulation.env,
+            cwd=REPO_ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    results = [(plan.wait(timeout=180), *plan.communicate()) for plan in plans]
+
+    assert [code for code, _, _ in results] == [0, 0], [err for _, _, err in results]
+    assert all(json.loads(out)["dryRun"] is True for _, out, _ in results)
 
 
 def test_plan_takes_the_eventbridge_example_as_input(emulation: Emulation):

@@ -6,12 +6,20 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
+from unittest import mock
 
+import boto3
 import pytest
 from botocore.exceptions import ClientError
+from moto import mock_aws
 
+from mwaa_migrate.execution import new_execution_name
 from mwaa_migrate.report import StepTiming
 from mwaa_migrate_cli import main, plan_view, progress
 from mwaa_migrate_cli.aws import _client_error
@@ -75,6 +83,67 @@ def test_execution_names_fit_step_functions_limit_even_for_the_longest_environme
     assert len(name) <= 80
     assert name.startswith("dryrun-aaaa")
     assert "-to-bbbb" in name
+
+
+def test_two_names_made_in_the_same_millisecond_differ_and_names_sort_by_time():
+    moment = datetime(2026, 12, 2, 2, 58, 7, 123000, tzinfo=UTC)
+    first = new_execution_name("analytics-prod", "analytics-prod-2-10", prefix="dryrun-", at=moment)
+    second = new_execution_name("analytics-prod", "analytics-prod-2-10", prefix="dryrun-", at=moment)
+    later = new_execution_name(
+        "analytics-prod", "analytics-prod-2-10", prefix="dryrun-", at=moment.replace(second=8)
+    )
+
+    assert first != second
+    assert first.startswith("dryrun-analytics-prod-to-analytics-prod-2-10-20261202T025807123Z-")
+    assert max(first, second) < later
+    assert all(re.fullmatch(r"[A-Za-z0-9_-]{1,80}", name) for name in (first, second, later))
+
+
+@dataclass
+class _Machine:
+    """What `_start` needs of a Pipeline: a state machine in moto's Step Functions."""
+
+    sfn: Any
+    state_machine_arn: str
+
+    def execution_arn(self, name: str) -> str:
+        return self.state_machine_arn.replace(":stateMachine:", ":execution:", 1) + ":" + name
+
+
+@pytest.fixture
+def machine() -> Iterator[_Machine]:
+    with mock_aws():
+        sfn = boto3.client("stepfunctions", region_name="us-east-1")
+        arn = sfn.create_state_machine(
+            name="mwaa-migrate-migration",
+            definition=json.dumps({"StartAt": "Done", "States": {"Done": {"Type": "Succeed"}}}),
+            roleArn="arn:aws:iam::123456789012:role/sfn",
+        )["stateMachineArn"]
+        yield _Machine(sfn, arn)
+
+
+def test_two_starts_of_the_same_request_within_one_second_both_start(machine: _Machine):
+    request = {"sourceEnvironmentName": "analytics-prod", "targetEnvironmentName": "analytics-prod-2-10"}
+    moment = datetime(2026, 12, 2, 2, 58, 7, tzinfo=UTC)
+    with mock.patch("mwaa_migrate.execution.now", return_value=moment):
+        arns = [main._start(machine, main.execution_name(request), request) for _ in range(2)]  # type: ignore[arg-type]
+
+    assert arns[0] != arns[1]
+    listed = machine.sfn.list_executions(stateMachineArn=machine.state_machine_arn)["executions"]
+    assert sorted(execution["executionArn"] for execution in listed) == sorted(arns)
+
+
+def test_a_start_under_a_name_that_exists_says_its_status_and_what_to_do(machine: _Machine):
+    request = {"sourceEnvironmentName": "analytics-prod", "targetEnvironmentName": "analytics-prod-2-10"}
+    main._start(machine, "nightly", request)  # type: ignore[arg-type]
+
+    with pytest.raises(CliError) as refused:
+        main._start(machine, "nightly", request)  # type: ignore[arg-type]
+
+    assert refused.value.code == ExitCode.REFUSED
+    status = machine.sfn.describe_execution(executionArn=machine.execution_arn("nightly"))["status"]
+    assert refused.value.line.startswith(f"execution nightly already exists ({status}, started ")
+    assert "mwaa-migrate status nightly" in refused.value.line
 
 
 # ------------------------------------------------------------------ the plan's diff

@@ -29,7 +29,10 @@ class Harness:
     botocore_retries: list[float]
 
     def run(
-        self, name: str, execution_input: dict[str, Any] | None = None, timeout_seconds: float = 180
+        self,
+        name: str | None = None,
+        execution_input: dict[str, Any] | None = None,
+        timeout_seconds: float = 180,
     ) -> dict[str, Any]:
         execution_arn = self.stack.start(name, execution_input)
         described = dict(self.stack.wait(execution_arn, timeout_seconds=timeout_seconds))

@@ -30,7 +30,7 @@ def local_stack() -> Iterator[Callable[[Scenario], LocalStack]]:
 
 
 def run(
-    stack: LocalStack, name: str = "test-1", execution_input: dict[str, Any] | None = None
+    stack: LocalStack, name: str | None = None, execution_input: dict[str, Any] | None = None
 ) -> dict[str, Any]:
     execution_arn = stack.start(name, execution_input)
     described = dict(stack.wait(execution_arn, timeout_seconds=120))

@@ -25,8 +25,8 @@ from typing import TYPE_CHECKING
 from botocore.exceptions import ClientError
 
 from mwaa_migrate.errors import MigrationError, from_client_error
+from mwaa_migrate.execution import now
 from mwaa_migrate.observability import logger
-from mwaa_migrate.report import now
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client

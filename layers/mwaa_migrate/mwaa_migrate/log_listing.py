@@ -41,6 +41,7 @@ from mwaa_migrate.errors import (
     TransientAwsError,
     from_client_error,
 )
+from mwaa_migrate.execution import execution_name
 from mwaa_migrate.log_copy import (
     DEFAULT_SAFETY_MARGIN_MS,
     MAX_LISTED,
@@ -58,7 +59,6 @@ from mwaa_migrate.log_names import (
 )
 from mwaa_migrate.models import BucketName, EnvironmentName, ExecutionId, LogGroupKind, Model
 from mwaa_migrate.observability import logger
-from mwaa_migrate.report import execution_name
 
 if TYPE_CHECKING:
     from mypy_boto3_kms import KMSClient

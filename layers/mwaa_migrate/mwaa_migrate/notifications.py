@@ -20,10 +20,10 @@ from typing import TYPE_CHECKING, Any, Literal
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from botocore.exceptions import BotoCoreError, ClientError
 
+from mwaa_migrate.execution import execution_name
 from mwaa_migrate.failure import plan_from_state
 from mwaa_migrate.models import MigrationPlan, Model
 from mwaa_migrate.observability import logger
-from mwaa_migrate.report import execution_name
 
 if TYPE_CHECKING:
     from mypy_boto3_events import EventBridgeClient

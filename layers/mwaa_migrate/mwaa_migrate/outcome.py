@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from mwaa_migrate.execution import now
 from mwaa_migrate.failure import error_from_state, failed_state, plan_from_state, readable_cause
 from mwaa_migrate.grants import delete_policies
 from mwaa_migrate.lock import Holder, holder, release
@@ -13,7 +14,6 @@ from mwaa_migrate.report import (
     Failure,
     MigrationReport,
     finished_steps,
-    now,
     report_key,
     seconds_between,
     settings_diff,

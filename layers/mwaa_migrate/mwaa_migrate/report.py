@@ -21,6 +21,7 @@ from botocore.exceptions import ClientError
 from pydantic import Field
 
 from mwaa_migrate.errors import from_client_error
+from mwaa_migrate.execution import execution_name
 from mwaa_migrate.models import Model
 
 if TYPE_CHECKING:
@@ -410,15 +411,6 @@ class MigrationReport(Model):
     steps: list[StepTiming] = Field(default_factory=list)
     policies_removed: list[str] = Field(default_factory=list)
     failure: Failure | None = None
-
-
-def execution_name(execution_id: str) -> str:
-    """arn:aws:states:...:execution:machine:NAME -> NAME."""
-    return execution_id.rsplit(":", 1)[-1]
-
-
-def now() -> datetime:
-    return datetime.now(UTC)
 
 
 def seconds_between(started_at: str, finished: datetime) -> float:

@@ -8,8 +8,8 @@ from typing import Any, Literal
 
 from pydantic import Field
 
+from mwaa_migrate.execution import execution_name
 from mwaa_migrate.models import DagDeployment, EnvironmentName, ExecutionId, MigrationPlan, Model, RunId
-from mwaa_migrate.report import execution_name
 
 
 class StepEvent(Model):
