@@ -16,6 +16,7 @@ import os
 import resource
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 
 import mwaa_migrate_metadata as metadata
@@ -23,7 +24,11 @@ import psycopg2
 
 # The tables the benchmark fills; the others are empty and cost nothing measurable.
 BULK = ("dag_run", "task_instance", "xcom", "log")
-CONF = metadata.RunConf(bucket="local", prefix="bench", migration_id="bench", kms_key_id="local-key")
+CONF = metadata.RunConf(
+    bucket="local", prefix="bench", migration_id="bench", kms_key_id="local-key", phase="bulk"
+)
+# The bulk's watermark: after every run the benchmark's database holds.
+WATERMARK = datetime.now(metadata.UTC)
 
 
 class FolderStorage:
@@ -87,7 +92,7 @@ def main() -> None:
     rows = 0
     started = time.perf_counter()
     if phase == "export":
-        result = metadata.export_tables(db, storage, CONF, [], keys, workdir=str(folder))
+        result = metadata.export_bulk(db, storage, CONF, keys, watermark=WATERMARK, workdir=str(folder))
         rows = sum(result["tables"].values())
     elif phase == "import":
         result = metadata.import_tables(db, storage, CONF, keys, workdir=str(folder))
@@ -101,7 +106,8 @@ def main() -> None:
                 if table == "xcom":
                     names = ["dag_run_id", *names]
                 columns = ", ".join(f"t.{metadata._ident(c)}" for c in names)
-                query = f"SELECT {columns} FROM {table} t WHERE {db._filter(spec, 't')}"  # noqa: S608
+                window = metadata.Window(metadata.PHASE_BULK, WATERMARK)
+                query = f"SELECT {columns} FROM {table} t WHERE {db._filter(spec, 't', window)}"  # noqa: S608
                 sink = folder / f"{table}.copy"
                 with sink.open("wb") as file:
                     cursor.copy_expert(f"COPY ({query}) TO STDOUT", file)

@@ -3,8 +3,14 @@
 `MigrationDagRuntime` is the MWAA emulator's DagRuntime: when a run of `mwaa_migrate_export` or
 `mwaa_migrate_import` completes, it runs the DAG's tasks in order through the same library the
 real DAGs use (`mwaa_migrate_metadata`: format, sealing with a KMS data key, checksums, column
-mapping, id resolution, cutover), with `EmulatedDatabase` (the library's row-by-row semantics over
-in-memory tables) standing in for Airflow's PostgreSQL, and the migration bucket and KMS in moto.
+mapping, id resolution, the two phases, pause, drain), with `EmulatedDatabase` (`RowwiseTables`:
+the reference semantics of the library's SQL, row by row over in-memory tables) standing in for
+Airflow's PostgreSQL, and the migration bucket and KMS in moto.
+
+Time in a run is emulated: the drain's sleep advances the run's clock at once, and a task instance
+of the source in `running`/`queued`/`restarting` finishes (success) after `drain_polls` polls of
+the drain (never when None), as if the workers finished it, so a drain that waits, one that
+finishes and one that times out are all deterministic and instant.
 `emulation.real_airflow.RealAirflowDagRuntime` runs the same DAGs in real Airflow instead. Any other
 DAG just succeeds. As in Airflow, a task's changes land together or not at all, and the first task
 that raises fails the run.
@@ -14,14 +20,14 @@ from __future__ import annotations
 
 import json
 import tempfile
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from emulation.mwaa import DagRunResult, EmulatedEnvironment
 from mwaa_migrate.dags import mwaa_migrate_metadata as metadata
-from mwaa_migrate.dags.mwaa_migrate_metadata import Column
+from mwaa_migrate.dags.mwaa_migrate_metadata import Column, ColumnMapping, TableCounts, TableSpec, Window
 from mwaa_migrate.versions import AirflowVersion
 
 if TYPE_CHECKING:
@@ -145,18 +151,191 @@ SCHEMA: dict[str, tuple[_EmulatedColumn, ...]] = {
 }
 
 
-class EmulatedDatabase(metadata.RowwiseTables):
+class RowwiseTables:
+    """export_table and import_table over tables a subclass holds as lists of dicts (values as the
+    export writes them: ISO strings for datetimes): the reference semantics of PostgresDatabase's
+    SQL. It keeps the keys of exported rows, so children follow their parents."""
+
+    def __init__(self) -> None:
+        self._exported: dict[str, set[tuple[Any, ...]]] = {}
+
+    # What a subclass provides
+    def table_rows(self, table: str) -> list[dict[str, Any]]:
+        raise NotImplementedError
+
+    def add_rows(self, table: str, rows: Sequence[dict[str, Any]]) -> None:
+        raise NotImplementedError
+
+    def update_row(self, table: str, row: dict[str, Any], values: Mapping[str, Any]) -> None:
+        """Set values on a row table_rows returned."""
+        raise NotImplementedError
+
+    def columns(self, table: str) -> list[Column] | None:
+        raise NotImplementedError
+
+    # MetadataDatabase
+    def read_rows(self, spec: TableSpec) -> Iterator[dict[str, Any]]:
+        yield from (dict(row) for row in self.table_rows(spec.name))
+
+    def export_table(
+        self, spec: TableSpec, columns: Sequence[Column], sink: metadata.LineSink, window: Window
+    ) -> None:
+        exported = self._exported.setdefault(spec.name, set())
+        parent_keys = self._exported.get(spec.parent.table, set()) if spec.parent else set()
+        for row in self.table_rows(spec.name):
+            if not metadata.row_in_export(spec, row, window):
+                continue
+            if spec.parent and tuple(row.get(c) for c in spec.parent.columns) not in parent_keys:
+                continue
+            exported.add(spec.key_of(row))
+            carried = metadata.cleared_for_delta(spec, row, window)
+            sink(metadata.json_line(metadata.encode_row(spec.name, carried, columns)))
+
+    def import_table(
+        self, spec: TableSpec, mapping: ColumnMapping, lines: Iterable[bytes], *, update: bool
+    ) -> TableCounts:
+        types = dict(mapping.source_types)
+        compared = [target for target, _ in mapping.kept] + [ref.column for ref in mapping.id_refs]
+        kinds = {column.name: column.type for column in self.columns(spec.name) or []}
+        counts = TableCounts()
+        staged: list[tuple[tuple[Any, ...], dict[str, Any] | None]] = []
+        for line in lines:
+            counts.read += 1
+            row = json.loads(line)
+            staged.append((self._norm_key(spec, row, types), self._mapped(spec, mapping, row, types)))
+
+        def present(key: tuple[Any, ...], out: dict[str, Any] | None, index: Mapping[Any, list[Any]]) -> bool:
+            rows = index.get(key, [])
+            if not update:
+                return bool(rows)
+            return out is not None and any(self._same(row, out, compared, kinds) for row in rows)
+
+        index = self._index(spec)
+        counts.unchanged = sum(1 for key, out in staged if present(key, out, index))
+        if update:
+            for key, out in staged:
+                if out is None or present(key, out, index):
+                    continue
+                for row in index.get(key, []):
+                    self.update_row(spec.name, row, {name: out.get(name) for name in compared})
+                    counts.updated += 1
+            index = self._index(spec)
+        taken_unique = self._unique_sets(spec)
+        new_rows: list[dict[str, Any]] = []
+        inserted_keys: set[tuple[Any, ...]] = set()
+        for key, out in staged:
+            if out is None or key in index or (spec.unique_key and key in inserted_keys):
+                continue
+            if any(self._values(out, cols) in taken for cols, taken in taken_unique.items()):
+                continue  # another unique constraint refuses it (ON CONFLICT DO NOTHING)
+            for cols, taken in taken_unique.items():
+                taken.add(self._values(out, cols))
+            inserted_keys.add(key)
+            new_rows.append(out)
+        self.add_rows(spec.name, new_rows)
+        counts.inserted = len(new_rows)
+        index = self._index(spec)
+        counts.rejected = sum(1 for key, out in staged if not present(key, out, index))
+        return counts
+
+    # Helpers
+    def _mapped(
+        self, spec: TableSpec, mapping: ColumnMapping, row: Mapping[str, Any], types: Mapping[str, str]
+    ) -> dict[str, Any] | None:
+        """The row as the target stores it, or None when its parent (or an id it refers to) is not
+        in the target."""
+        if spec.parent and self._find(spec.parent.table, spec.parent.columns, row) is None:
+            return None
+        out: dict[str, Any] = {}
+        for target, source in mapping.kept:
+            value = row.get(source)
+            if types.get(source) == "datetime" and value is not None:
+                value = metadata.format_datetime(metadata.parse_datetime(value))
+            out[target] = value
+        for name, value in mapping.refill:
+            if out.get(name) is None:
+                out[name] = value
+        for name, value in mapping.filled:
+            out[name] = value
+        for ref in mapping.id_refs:
+            parent = self._find(ref.table, ref.key, row)
+            if parent is None:
+                return None
+            out[ref.column] = parent.get("id")
+        for column, parent_table in mapping.newest_refs:
+            ids = [int(r["id"]) for r in self.table_rows(parent_table) if r.get("id") is not None]
+            out[column] = max(ids) if ids else None
+        return out
+
+    def _index(self, spec: TableSpec) -> dict[tuple[Any, ...], list[dict[str, Any]]]:
+        index: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+        for row in self.table_rows(spec.name):
+            index.setdefault(self._norm_key(spec, row), []).append(row)
+        return index
+
+    @staticmethod
+    def _same(
+        row: Mapping[str, Any], out: Mapping[str, Any], compared: Sequence[str], kinds: Mapping[str, str]
+    ) -> bool:
+        def norm(value: Any, kind: str) -> Any:
+            if value is not None and kind == "datetime":
+                return metadata.parse_datetime(value)
+            return metadata.encode_value(value)
+
+        return all(
+            norm(row.get(c), kinds.get(c, "json")) == norm(out.get(c), kinds.get(c, "json")) for c in compared
+        )
+
+    @staticmethod
+    def _values(row: Mapping[str, Any], columns: Sequence[str]) -> tuple[Any, ...]:
+        return tuple(metadata.encode_value(row.get(column)) for column in columns)
+
+    def _norm_key(
+        self, spec: TableSpec, row: Mapping[str, Any], types: Mapping[str, str] | None = None
+    ) -> tuple[Any, ...]:
+        return tuple(
+            metadata.encode_value(row.get(column), (types or {}).get(column, "json")) for column in spec.key
+        )
+
+    def _unique_sets(self, spec: TableSpec) -> dict[tuple[str, ...], set[tuple[Any, ...]]]:
+        """Other unique constraints the emulated tables enforce (dag_run's logical date)."""
+        constraints = [("dag_id", "execution_date")] if spec.name == "dag_run" else []
+        return {cols: {self._values(row, cols) for row in self.table_rows(spec.name)} for cols in constraints}
+
+    def _find(self, table: str, key: Sequence[str], row: Mapping[str, Any]) -> dict[str, Any] | None:
+        wanted = tuple(row.get(column) for column in key)
+        for candidate in self.table_rows(table):
+            if tuple(candidate.get(column) for column in key) == wanted:
+                return candidate
+        return None
+
+
+class EmulatedDatabase(RowwiseTables):
     """metadata.MetadataDatabase over an emulated environment's tables (datetimes kept as ISO
     strings, as the emulator stores them). Changes are buffered and applied by `commit()`, in
     place, so rows the emulator holds on to (the running DAG's own run) stay the same objects.
     The emulated Fernet key stores values as they are and says they are encrypted."""
 
-    def __init__(self, environment: EmulatedEnvironment, *, now: datetime) -> None:
+    def __init__(
+        self,
+        environment: EmulatedEnvironment,
+        *,
+        now: datetime,
+        drain_polls: int | None = 0,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
         super().__init__()
         self.environment = environment
         self.version = AirflowVersion.parse(environment.airflow_version)
         self._now = now
+        self._clock = clock or (lambda: now)
+        # Polls of unfinished_task_instances after which the source's workers finish the task
+        # instances in flight (None: never, so a drain times out).
+        self.drain_polls = drain_polls
+        self.polls = 0
         self._inserts: dict[str, list[dict[str, Any]]] = {}
+        # id of a stored row -> (the row, its new values), applied in place by commit().
+        self._updates: dict[int, tuple[dict[str, Any], dict[str, Any]]] = {}
         self._paused: dict[str, bool] = {}
 
     def airflow_version(self) -> str:
@@ -171,7 +350,25 @@ class EmulatedDatabase(metadata.RowwiseTables):
         return [entry.column for entry in SCHEMA[table] if entry.since <= self.version]
 
     def table_rows(self, table: str) -> list[dict[str, Any]]:
-        return [*self.environment.metadata.get(table, []), *self._inserts.get(table, [])]
+        stored = [
+            self._updates[id(row)][1] if id(row) in self._updates else row
+            for row in self.environment.metadata.get(table, [])
+        ]
+        return [*stored, *self._inserts.get(table, [])]
+
+    def update_row(self, table: str, row: dict[str, Any], values: Mapping[str, Any]) -> None:
+        changed = {
+            name: metadata.format_datetime(value) if isinstance(value, datetime) else value
+            for name, value in values.items()
+        }
+        for _original, pending in self._updates.values():
+            if pending is row:
+                pending.update(changed)
+                return
+        if any(row is inserted for inserted in self._inserts.get(table, [])):
+            row.update(changed)
+            return
+        self._updates[id(row)] = (row, {**row, **changed})
 
     def add_rows(self, table: str, rows: Sequence[Mapping[str, Any]]) -> None:
         columns = {column.name: column for column in self.columns(table) or []}
@@ -228,13 +425,34 @@ class EmulatedDatabase(metadata.RowwiseTables):
         for dag_id in dag_ids:
             self._paused[dag_id] = paused
 
+    def unfinished_task_instances(self, dag_ids: Collection[str]) -> list[dict[str, Any]]:
+        """What the drain sees now. The workers outside this task's transaction finish the task
+        instances in flight after `drain_polls` polls: changed in the environment at once."""
+        self.polls += 1
+        wanted = set(dag_ids)
+        in_flight = [
+            row
+            for row in self.environment.metadata.get("task_instance", [])
+            if row.get("dag_id") in wanted and row.get("state") in metadata.DRAIN_STATES
+        ]
+        if in_flight and self.drain_polls is not None and self.polls > self.drain_polls:
+            for row in in_flight:
+                row["state"] = "success"
+                row["end_date"] = metadata.format_datetime(self._clock())
+            in_flight = []
+        names = ("dag_id", "run_id", "task_id", "map_index", "state")
+        return [{name: row.get(name) for name in names} for row in in_flight]
+
     def commit(self) -> None:
+        for original, pending in self._updates.values():
+            original.clear()
+            original.update(pending)
         for table, rows in self._inserts.items():
             self.environment.metadata.setdefault(table, []).extend(rows)
         for row in self.environment.metadata.get("dag", []):
             if row.get("dag_id") in self._paused:
                 row["is_paused"] = self._paused[row["dag_id"]]
-        self._inserts, self._paused = {}, {}
+        self._inserts, self._updates, self._paused = {}, {}, {}
 
 
 @dataclass
@@ -251,6 +469,10 @@ class MigrationDagRuntime:
     s3: S3Client
     # KMS (moto's in the emulation): the export's data key, decrypted again by the import.
     kms: KMSClient
+    # Drain polls a source's task instance in flight needs to finish (None: it never does).
+    drain_polls: int | None = 2
+    # The start of each run's emulated time (the bulk's watermark); now when None.
+    clock: Callable[[], datetime] | None = None
     _failures: dict[str, _ScriptedFailure] = field(default_factory=dict, init=False, repr=False)
 
     def fail_dag(
@@ -272,16 +494,28 @@ class MigrationDagRuntime:
             return DagRunResult("success")
         failing_task = None if failure is None else failure.task_id or steps[0][0]
         upstream: dict[str, Any] = {}
+        # The run's emulated time: the drain's sleeps advance it at once.
+        now = [self.clock() if self.clock else datetime.now(metadata.UTC)]
+
+        def sleep(seconds: float) -> None:
+            now[0] += timedelta(seconds=seconds)
+
+        def clock() -> datetime:
+            return now[0]
+
         for task_id, step in steps:
             if failure is not None and task_id == failing_task:
                 return DagRunResult("failed", failed_task=task_id, stderr=failure.message)
-            db = EmulatedDatabase(environment, now=datetime.now(metadata.UTC))
+            db = EmulatedDatabase(environment, now=clock(), drain_polls=self.drain_polls, clock=clock)
             # A task that raises fails the run, as in Airflow, and nothing it did lands.
             try:
                 run_conf = metadata.RunConf.from_conf(conf)
                 storage = metadata.S3Storage(self.s3, run_conf.bucket)
                 keys = metadata.KmsKeys(self.kms)
-                upstream[task_id] = step(metadata.TaskContext(db, storage, run_conf, upstream, keys))
+                context = metadata.TaskContext(
+                    db, storage, run_conf, upstream, keys, sleep=sleep, clock=clock
+                )
+                upstream[task_id] = step(context)
             except Exception as error:
                 return DagRunResult("failed", failed_task=task_id, stderr=f"{type(error).__name__}: {error}")
             db.commit()

@@ -12,16 +12,17 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from emulation.local_stack import TERMINAL, LocalStack, scenario_path
-from emulation.scenario import Scenario
+from emulation.scenario import Expectation, Scenario
 from mwaa_migrate.execution import new_execution_name
 from mwaa_migrate.report import markdown_key
+from mwaa_migrate_cli.cutover import approval_wait
 
 if TYPE_CHECKING:
-    from datetime import datetime
-
     from mypy_boto3_stepfunctions.type_defs import HistoryEventTypeDef
 
 _SHOWN_EVENTS = {
@@ -49,8 +50,14 @@ def _describe(event: HistoryEventTypeDef, started: datetime) -> str | None:
     return None
 
 
-def follow(stack: LocalStack, execution_arn: str, timeout_seconds: float = 300) -> dict[str, Any]:
-    """Print the states as they are entered, until the execution ends (or the deadline passes)."""
+def follow(
+    stack: LocalStack,
+    execution_arn: str,
+    timeout_seconds: float = 300,
+    on_entered: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Print the states as they are entered, until the execution ends (or the deadline passes).
+    `on_entered` is told each state's name as it is entered (the demo's operator answers there)."""
     seen = 0
     started = stack.sfn.describe_execution(executionArn=execution_arn)["startDate"]
     deadline = time.monotonic() + timeout_seconds
@@ -61,6 +68,9 @@ def follow(stack: LocalStack, execution_arn: str, timeout_seconds: float = 300) 
             line = _describe(event, started)
             if line:
                 print(line, flush=True)
+            entered = event.get("stateEnteredEventDetails")
+            if on_entered is not None and entered:
+                on_entered(entered["name"])
         seen = len(events)
         if described["status"] in TERMINAL:
             return dict(described)
@@ -95,6 +105,21 @@ def _summary(stack: LocalStack, scenario: Scenario, described: dict[str, Any]) -
     print(f"\nTarget {target_name}: {target['Status']}, Airflow {target['AirflowVersion']}, tables {counts}")
 
 
+def _answer(stack: LocalStack, execution_arn: str, *, approve: bool, timeout_seconds: float = 30) -> None:
+    """What `mwaa-migrate approve` or `reject` does: answer the open wait with its task token,
+    which the execution's history holds once the state has scheduled its task."""
+    deadline = time.monotonic() + timeout_seconds
+    while (wait := approval_wait(stack.history(execution_arn))).token is None:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{execution_arn} did not open its approval wait in {timeout_seconds}s")
+        time.sleep(0.05)
+    if approve:
+        output = {"approvedBy": "make demo", "at": datetime.now(UTC).isoformat()}
+        stack.sfn.send_task_success(taskToken=wait.token, output=json.dumps(output))
+    else:
+        stack.sfn.send_task_failure(taskToken=wait.token, error="CutoverRejected", cause="make demo rejected")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -105,21 +130,36 @@ def main(argv: list[str] | None = None) -> int:
     print(f"Scenario {scenario.name}: {scenario.description}")
     print(f"Input: {json.dumps(scenario.input)}\n")
     with LocalStack(scenario, instant_retries=False) as stack:
-        name = new_execution_name(
-            str(scenario.input.get("sourceEnvironmentName")),
-            str(scenario.input.get("targetEnvironmentName")),
-            prefix="demo-",
-        )
-        execution_arn = stack.start(name)
-        described = follow(stack, execution_arn)
-        _summary(stack, scenario, described)
+        expected = _run(stack, scenario, scenario.expect)
+        if scenario.rerun is not None:
+            print("\nThe same input, started again:\n")
+            expected = _run(stack, scenario, scenario.rerun) and expected
+    return 0 if expected else 1
+
+
+def _run(stack: LocalStack, scenario: Scenario, expect: Expectation) -> bool:
+    """One execution of the scenario's input, followed to its end; True when it ends as expected."""
+    name = new_execution_name(
+        str(scenario.input.get("sourceEnvironmentName")),
+        str(scenario.input.get("targetEnvironmentName")),
+        prefix="demo-",
+    )
+    execution_arn = stack.start(name)
+
+    def operator(state: str) -> None:
+        if state == "AwaitApproval" and scenario.approval is not None:
+            _answer(stack, execution_arn, approve=scenario.approval == "approve")
+            print(f"  (the operator answered: mwaa-migrate {scenario.approval} {name})", flush=True)
+
+    described = follow(stack, execution_arn, on_entered=operator)
+    _summary(stack, scenario, described)
     status = described["status"]
     detail = "" if status == "SUCCEEDED" else f" ({described.get('error')}: {described.get('cause')})"
     print(f"\nMigration {status}{detail}")
-    expected = scenario.expect.status == status and scenario.expect.error in {None, described.get("error")}
+    expected = expect.status == status and expect.error in {None, described.get("error")}
     if not expected:
-        print(f"(the scenario expected {scenario.expect.status})", file=sys.stderr)
-    return 0 if expected else 1
+        print(f"(the scenario expected {expect.status})", file=sys.stderr)
+    return expected
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
@@ -65,7 +65,12 @@ class Scenario(_Model):
     create_failure: EnvironmentFailure | None = None
     update_failure: EnvironmentFailure | None = None
     dag_failures: dict[str, str] = Field(default_factory=dict)
+    # cutover "approve": how the operator answers the wait (make demo answers for them).
+    approval: Literal["approve", "reject"] | None = None
     expect: Expectation = Field(default_factory=Expectation)
+    # Start the same input again once the first run has ended, expecting this (e.g. a re-run that
+    # replaces a target that ended CREATE_FAILED).
+    rerun: Expectation | None = None
 
     @classmethod
     def load(cls, path: Path) -> Scenario:
@@ -85,9 +90,16 @@ class Scenario(_Model):
         stack.s3.create_bucket(Bucket=self.migration_bucket)
         dag_bucket = source["SourceBucketArn"].split(":::", 1)[-1]
         stack.s3.create_bucket(Bucket=dag_bucket)
+        # MWAA requires versioning: it reads plugins, requirements and startup script by version.
+        stack.s3.put_bucket_versioning(Bucket=dag_bucket, VersioningConfiguration={"Status": "Enabled"})
         folder = source["DagS3Path"].strip("/")
         for file_name, text in self.dag_files.items():
             stack.s3.put_object(Bucket=dag_bucket, Key=f"{folder}/{file_name}", Body=text.encode())
+        for path_field in ("PluginsS3Path", "RequirementsS3Path", "StartupScriptS3Path"):
+            if source.get(path_field):  # the file the source names (its latest version, none named)
+                stack.s3.put_object(
+                    Bucket=dag_bucket, Key=source[path_field], Body=b"# " + path_field.encode()
+                )
         for role_arn in {source["ExecutionRoleArn"], self.input.get("targetExecutionRoleArn")} - {None}:
             _create_role(stack, str(role_arn))
         stack.mwaa_emulator.add_environment(source, metadata=json.loads(json.dumps(self.source_metadata)))

@@ -30,11 +30,14 @@ from mwaa_migrate_cli.errors import CliError, ExitCode
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudformation import CloudFormationClient
+    from mypy_boto3_mwaa import MWAAClient
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_stepfunctions import SFNClient
+    from mypy_boto3_sts import STSClient
 
 DEFAULT_STACK_NAME = "mwaa-migrate"  # samconfig.toml's stack_name
 STATE_MACHINE_OUTPUT = "MigrationStateMachineArn"
+BUCKET_OUTPUT = "MigrationBucketName"
 _RETRIES = Config(retries={"mode": "standard", "max_attempts": 5}, connect_timeout=5, read_timeout=30)
 
 _NOT_FOUND_CODES = frozenset(
@@ -104,10 +107,20 @@ class Pipeline:
         return self.session.client("cloudformation", endpoint_url=self._endpoint, config=_RETRIES)
 
     @cached_property
-    def state_machine_arn(self) -> str:
-        """--state-machine-arn, or the stack's output MigrationStateMachineArn."""
-        if self.target.state_machine_arn:
-            return self.target.state_machine_arn
+    def mwaa(self) -> MWAAClient:
+        return self.session.client("mwaa", endpoint_url=self._endpoint, config=_RETRIES)
+
+    @cached_property
+    def sts(self) -> STSClient:
+        return self.session.client("sts", endpoint_url=self._endpoint, config=_RETRIES)
+
+    @property
+    def local(self) -> bool:
+        return self.target.local
+
+    @cached_property
+    def stack_outputs(self) -> dict[str, str]:
+        """The stack's outputs by key."""
         stack = self.target.stack_name
         with aws_errors(f"reading stack {stack}"):
             try:
@@ -121,17 +134,32 @@ class Pipeline:
                         ExitCode.NOT_FOUND,
                     ) from None
                 raise
-        outputs = {
+        return {
             output["OutputKey"]: output["OutputValue"]
             for output in described["Stacks"][0].get("Outputs", [])
             if "OutputKey" in output and "OutputValue" in output
         }
-        if STATE_MACHINE_OUTPUT not in outputs:
+
+    def _output(self, key: str) -> str:
+        outputs = self.stack_outputs
+        if key not in outputs:
             raise CliError(
-                f"stack {stack} has no output {STATE_MACHINE_OUTPUT}: is it an mwaa-migrate stack?",
+                f"stack {self.target.stack_name} has no output {key}: is it an mwaa-migrate stack?",
                 ExitCode.NOT_FOUND,
             )
-        return outputs[STATE_MACHINE_OUTPUT]
+        return outputs[key]
+
+    @cached_property
+    def state_machine_arn(self) -> str:
+        """--state-machine-arn, or the stack's output MigrationStateMachineArn."""
+        if self.target.state_machine_arn:
+            return self.target.state_machine_arn
+        return self._output(STATE_MACHINE_OUTPUT)
+
+    @cached_property
+    def bucket(self) -> str:
+        """The stack's migration bucket (output MigrationBucketName)."""
+        return self._output(BUCKET_OUTPUT)
 
     def execution_arn(self, execution: str) -> str:
         """An execution's ARN from its ARN or its name (an execution of the pipeline's state machine)."""

@@ -5,6 +5,9 @@
     mwaa-migrate status [EXECUTION]                                    where it stands, once
     mwaa-migrate follow [EXECUTION]                                    where it stands, live, to the end
     mwaa-migrate report [EXECUTION]                                    the migration's report
+    mwaa-migrate approve [EXECUTION]                                   start the cutover it waits for
+    mwaa-migrate reject [EXECUTION] [--reason TEXT]                    end it; the source keeps running
+    mwaa-migrate rollback [EXECUTION] [--yes]                          the source runs the DAGs again
     mwaa-migrate local up                                              the local emulation, for --local
 
 The commands act on the state machine of a deployed stack (--stack-name, default mwaa-migrate),
@@ -33,7 +36,7 @@ from mwaa_migrate.errors import InvalidMigrationRequest
 from mwaa_migrate.execution import DRY_RUN_PREFIX, new_execution_name
 from mwaa_migrate.models import MigrationRequest, parse_model
 from mwaa_migrate.report import MigrationReport, render_markdown
-from mwaa_migrate_cli import local, plan_view, progress
+from mwaa_migrate_cli import cutover, local, plan_view, progress
 from mwaa_migrate_cli.aws import DEFAULT_STACK_NAME, Pipeline, Target, aws_errors
 from mwaa_migrate_cli.errors import CliError, ExitCode
 
@@ -88,6 +91,27 @@ def _request_options(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="failedTasksOnly: copy only the task logs of task instances that failed",
     )
+    group.add_argument(
+        "--cutover",
+        choices=("approve", "auto"),
+        help="cutover: 'approve' waits after the bulk copy for mwaa-migrate approve (default auto)",
+    )
+    group.add_argument(
+        "--approval-timeout-hours",
+        type=int,
+        help="approvalTimeoutHours: how long an approval may take, 1-720 (default 24)",
+    )
+    group.add_argument(
+        "--drain-timeout-minutes",
+        type=int,
+        help="drainTimeoutMinutes: wait after the pause for running tasks to finish, 0-720 (default 30)",
+    )
+    group.add_argument(
+        "--on-drain-timeout",
+        choices=("fail", "carry"),
+        help="onDrainTimeout: at the drain's deadline fail (restore the source) or carry the runs over "
+        "(default fail)",
+    )
 
 
 def _follow_options(parser: argparse.ArgumentParser, *, interval: float) -> None:
@@ -141,6 +165,31 @@ def build_parser() -> argparse.ArgumentParser:
     report = commands.add_parser("report", parents=[connection], help="a migration's report")
     report.add_argument("execution", nargs="?", help="execution name or ARN (default: the latest migration)")
     report.add_argument("--json", action="store_true", help="print the report as JSON (default: Markdown)")
+
+    approve = commands.add_parser(
+        "approve", parents=[connection], help="approve the cutover a migration waits for (cutover: approve)"
+    )
+    approve.add_argument("execution", nargs="?", help="execution name or ARN (default: the latest migration)")
+    reject = commands.add_parser(
+        "reject",
+        parents=[connection],
+        help="reject the cutover: the migration ends, the source keeps running",
+    )
+    reject.add_argument("execution", nargs="?", help="execution name or ARN (default: the latest migration)")
+    reject.add_argument("--reason", default="rejected by the operator", help="why, for the report")
+
+    rollback = commands.add_parser(
+        "rollback",
+        parents=[connection],
+        help="reverse a cutover: pause the DAGs on the target, unpause them on the source",
+    )
+    rollback.add_argument(
+        "execution", nargs="?", help="execution name or ARN (default: the latest migration)"
+    )
+    rollback.add_argument("--source", help="the source environment (with --target: instead of an execution)")
+    rollback.add_argument("--target", help="the target environment")
+    rollback.add_argument("--bucket", help="the migration bucket (default: the stack's bucket)")
+    rollback.add_argument("--yes", action="store_true", help="do not ask for confirmation")
 
     emulation = commands.add_parser("local", help="the local emulation that --local uses")
     local_commands = emulation.add_subparsers(dest="local_command", required=True, metavar="COMMAND")
@@ -208,6 +257,10 @@ def migration_request(args: argparse.Namespace, *, dry_run: bool) -> dict[str, A
         if args.log_groups is None
         else [g.strip() for g in args.log_groups.split(",") if g.strip()],
         "failedTasksOnly": args.failed_tasks_only,
+        "cutover": args.cutover,
+        "approvalTimeoutHours": args.approval_timeout_hours,
+        "drainTimeoutMinutes": args.drain_timeout_minutes,
+        "onDrainTimeout": args.on_drain_timeout,
     }
     request.update({key: value for key, value in flags.items() if value is not None})
     if dry_run:
@@ -333,6 +386,15 @@ def _request_flags(request: dict[str, Any]) -> list[str]:
         shown.append(f"--log-groups {shlex.quote(','.join(groups))}")
     if request.get("failedTasksOnly") is True:
         shown.append("--failed-tasks-only")
+    defaults = (
+        ("cutover", "--cutover", "auto"),
+        ("approvalTimeoutHours", "--approval-timeout-hours", 24),
+        ("drainTimeoutMinutes", "--drain-timeout-minutes", 30),
+        ("onDrainTimeout", "--on-drain-timeout", "fail"),
+    )
+    shown += [
+        f"{flag} {request[key]}" for key, flag, default in defaults if request.get(key, default) != default
+    ]
     return shown
 
 
@@ -452,6 +514,66 @@ def command_report(args: argparse.Namespace) -> int:
     return progress.exit_code(status)
 
 
+def command_approve(args: argparse.Namespace) -> int:
+    pipeline = _pipeline(args)
+    name = cutover.approve(pipeline, _execution(pipeline, args.execution))
+    print(f"Approved {name}: the cutover starts (the source's DAGs pause for the downtime window).")
+    print(f"Follow it:   mwaa-migrate follow {name}{_flags(args)}")
+    return ExitCode.OK
+
+
+def command_reject(args: argparse.Namespace) -> int:
+    pipeline = _pipeline(args)
+    name = cutover.reject(pipeline, _execution(pipeline, args.execution), reason=args.reason)
+    print(f"Rejected {name}: the migration ends; the source keeps running its DAGs.")
+    print(f"Its report:  mwaa-migrate report {name}{_flags(args)}")
+    return ExitCode.OK
+
+
+def _rollback_migration(pipeline: Pipeline, args: argparse.Namespace) -> cutover.Migration:
+    """The migration from --source and --target, or from the execution's plan."""
+    if bool(args.source) != bool(args.target):
+        raise CliError("--source and --target go together", ExitCode.USAGE)
+    if args.source and args.execution:
+        raise CliError("give an execution or --source and --target, not both", ExitCode.USAGE)
+    if args.source:
+        return cutover.Migration(
+            source=args.source,
+            target=args.target,
+            bucket=args.bucket or pipeline.bucket,
+            prefix=cutover.prefix_of(args.source, args.target),
+        )
+    migration = cutover.migration_of_execution(pipeline, _execution(pipeline, args.execution))
+    if args.bucket:
+        return cutover.Migration(migration.source, migration.target, args.bucket, migration.prefix)
+    return migration
+
+
+def _confirmed(migration: cutover.Migration, yes: bool) -> bool:
+    if yes:
+        return True
+    if not sys.stdin.isatty():
+        raise CliError(
+            "rollback changes which environment runs the DAGs: pass --yes to confirm (no terminal to ask on)",
+            ExitCode.USAGE,
+        )
+    answer = input(
+        f"Pause the migrated DAGs on {migration.target} and unpause them on {migration.source}? [y/N] "
+    )
+    return answer.strip().lower() in {"y", "yes"}
+
+
+def command_rollback(args: argparse.Namespace) -> int:
+    pipeline = _pipeline(args)
+    migration = _rollback_migration(pipeline, args)
+    if not _confirmed(migration, args.yes):
+        print("Nothing was changed.")
+        return ExitCode.OK
+    settlement = cutover.rollback(pipeline, migration)
+    print(settlement.line)
+    return ExitCode.OK
+
+
 def command_local(args: argparse.Namespace) -> int:
     def ready(emulation: local.Emulation) -> None:
         print(
@@ -478,6 +600,9 @@ COMMANDS = {
     "status": command_status,
     "follow": command_follow,
     "report": command_report,
+    "approve": command_approve,
+    "reject": command_reject,
+    "rollback": command_rollback,
     "local": command_local,
 }
 

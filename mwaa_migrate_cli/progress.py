@@ -157,8 +157,28 @@ def report_uri(snapshot: Snapshot) -> str | None:
     return str(uri) if uri else None
 
 
+# The state that waits for `mwaa-migrate approve` (cutover: approve).
+APPROVAL_STATE = "AwaitApproval"
+
+
+def awaiting_approval(snapshot: Snapshot) -> bool:
+    return not snapshot.ended and any(
+        step.state == APPROVAL_STATE and step.status == "running" for step in snapshot.steps
+    )
+
+
+def approval_line(snapshot: Snapshot, *, flags: str = "") -> str:
+    return (
+        f"Waiting for approval in {APPROVAL_STATE}: the source still runs its DAGs. "
+        f"Approve: mwaa-migrate approve {snapshot.name}{flags}   "
+        f"Reject: mwaa-migrate reject {snapshot.name}{flags}"
+    )
+
+
 def closing(snapshot: Snapshot, *, flags: str = "") -> str:
     """The last line: how it ended, and where to look next (`flags`: to add to the commands shown)."""
+    if awaiting_approval(snapshot):
+        return approval_line(snapshot, flags=flags)
     if not snapshot.ended:
         return f"Still {snapshot.status}. Follow it: mwaa-migrate follow {snapshot.name}{flags}"
     took = duration(snapshot.elapsed)
@@ -242,12 +262,18 @@ def follow(
     live = out.isatty() if live is None else live
     screen, log = _Screen(out), _Log(out)
     deadline = time.monotonic() + timeout
+    announced = False
     while True:
         snapshot = watcher.snapshot()
+        waiting = awaiting_approval(snapshot)
         if live:
-            screen.draw(render(snapshot))
+            screen.draw([*render(snapshot), *(["", approval_line(snapshot, flags=flags)] if waiting else [])])
         else:
             log.draw(snapshot)
+            if waiting and not announced:
+                out.write(f"  {approval_line(snapshot, flags=flags)}\n")
+                out.flush()
+            announced = waiting
         if snapshot.ended:
             if not live:
                 out.write("\n" + "\n".join(render(snapshot)) + "\n")
@@ -255,7 +281,11 @@ def follow(
         if time.monotonic() >= deadline:
             raise CliError(
                 f"{snapshot.name} is still {snapshot.status} after {duration(timeout)} of following: "
-                f"mwaa-migrate follow {snapshot.name}{flags}",
+                + (
+                    approval_line(snapshot, flags=flags)
+                    if waiting
+                    else f"mwaa-migrate follow {snapshot.name}{flags}"
+                ),
                 ExitCode.RUNNING,
             )
         time.sleep(interval)

@@ -25,10 +25,10 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     response: dict[str, Any] = {**check.to_event(), "result": None}
     if check.done:
         if step.kind == "export":
-            result = read_export(clients.s3(), step.bucket, step.prefix)
+            result = read_export(clients.s3(), step.bucket, step.prefix, step.phase)
         else:
             exported = parse_model(MetadataResult, step.exported)
-            result = read_verified_import(clients.s3(), step.bucket, step.prefix, exported)
+            result = read_verified_import(clients.s3(), step.bucket, step.prefix, step.phase, exported)
         response["result"] = result.to_event()
-    logger.info("dag run", extra={"state": check.state, "attempt": check.attempt})
+    logger.info("dag run", extra={"phase": step.phase, "state": check.state, "attempt": check.attempt})
     return response

@@ -17,7 +17,11 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     step = parse_model(CheckEnvironmentEvent, event)
     logger.append_keys(execution_id=step.execution_id, environment=step.environment_name)
     result = check_environment(
-        clients.mwaa(), step.environment_name, attempt=step.attempt, expected_version=step.expected_version
+        clients.mwaa(),
+        step.environment_name,
+        attempt=step.attempt,
+        expected_version=step.expected_version,
+        final_version=step.final_version,
     )
     logger.info("environment status", extra={"status": result.status, "attempt": result.attempt})
     return result.to_event()

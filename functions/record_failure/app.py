@@ -6,6 +6,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from mwaa_migrate import clients
+from mwaa_migrate.airflow_cli import AirflowCli
 from mwaa_migrate.models import parse_model
 from mwaa_migrate.notifications import failed, publish
 from mwaa_migrate.observability import logger, metrics, tracer
@@ -27,11 +28,17 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         sfn=clients.stepfunctions(),
         default_bucket=settings().migration_bucket,
         lock_bucket=settings().migration_bucket,
+        cli=lambda environment: AirflowCli(clients.mwaa(), environment, scheme=settings().mwaa_cli_scheme),
     )
     metrics.add_metric(name="MigrationsFailed", unit=MetricUnit.Count, value=1)
     logger.error(
         "migration failed",
-        extra={"failed_state": outcome.failed_state, "error": outcome.error, "report": outcome.report_uri},
+        extra={
+            "failed_state": outcome.failed_state,
+            "error": outcome.error,
+            "report": outcome.report_uri,
+            "dags_running": outcome.dags_running,
+        },
     )
     publish(
         failed(outcome, step.execution_id, step.state),

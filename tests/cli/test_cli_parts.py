@@ -17,11 +17,14 @@ from unittest import mock
 import boto3
 import pytest
 from botocore.exceptions import ClientError
+from botocore.stub import Stubber
 from moto import mock_aws
 
+from mwaa_migrate.cutover import Settlement
+from mwaa_migrate.errors import MigrationConflict
 from mwaa_migrate.execution import new_execution_name
 from mwaa_migrate.report import StepTiming
-from mwaa_migrate_cli import main, plan_view, progress
+from mwaa_migrate_cli import cutover, main, plan_view, progress
 from mwaa_migrate_cli.aws import _client_error
 from mwaa_migrate_cli.errors import CliError, ExitCode
 
@@ -315,3 +318,327 @@ def test_a_view_taller_than_the_terminal_keeps_the_heading_and_the_latest_states
     progress._Screen(screen).draw(["h1", "h2", "", *[f"s{n}" for n in range(10)]])
 
     assert screen.getvalue().splitlines() == ["h1", "h2", "", "  ... 7 earlier states ...", "s7", "s8", "s9"]
+
+
+# ------------------------------------------------------------------ approve, reject, rollback
+
+TOKEN = "AQCEAAAAKgAAAAMAAAAAAAAAAVsecret-task-token-never-printed"
+RUN = "arn:aws:states:us-east-1:123456789012:execution:mwaa-migrate-migration:run-1"
+MACHINE = "arn:aws:states:us-east-1:123456789012:stateMachine:mwaa-migrate-migration"
+
+
+def _event(event_id: int, kind: str, previous: int, **details: Any) -> dict[str, Any]:
+    return {"id": event_id, "type": kind, "previousEventId": previous, "timestamp": STARTED, **details}
+
+
+def _scheduled(event_id: int, previous: int, token: str) -> dict[str, Any]:
+    parameters = {
+        "FunctionName": "arn:aws:lambda:us-east-1:123456789012:function:await",
+        "Payload": {"executionId": RUN, "taskToken": token},
+    }
+    return _event(
+        event_id,
+        "TaskScheduled",
+        previous,
+        taskScheduledEventDetails={
+            "resourceType": "lambda",
+            "resource": "invoke.waitForTaskToken",
+            "region": "us-east-1",
+            "parameters": json.dumps(parameters),
+        },
+    )
+
+
+def _waiting_history(token: str = TOKEN) -> list[dict[str, Any]]:
+    """An execution in AwaitApproval, as Step Functions records it: the Lambda was invoked (TaskSubmitted)."""
+    return [
+        _event(1, "ExecutionStarted", 0),
+        _event(2, "TaskStateEntered", 1, stateEnteredEventDetails={"name": "CheckImportRun"}),
+        _event(3, "TaskStateExited", 2, stateExitedEventDetails={"name": "CheckImportRun"}),
+        _event(4, "TaskStateEntered", 3, stateEnteredEventDetails={"name": "AwaitApproval"}),
+        _scheduled(5, 4, token),
+        _event(6, "TaskStarted", 5),
+        _event(7, "TaskSubmitted", 6),
+    ]
+
+
+def test_the_token_is_the_latest_scheduling_of_the_approval_wait():
+    history = _waiting_history("first-token")
+    history += [
+        _event(8, "TaskFailed", 7, taskFailedEventDetails={"error": "Lambda.ServiceException"}),
+        _scheduled(9, 8, TOKEN),
+        _event(10, "TaskStarted", 9),
+    ]
+
+    wait = cutover.approval_wait(history)
+
+    assert (wait.waiting, wait.token, wait.current_state) == (True, TOKEN, "AwaitApproval")
+    assert TOKEN not in repr(wait)
+
+
+def test_an_answered_wait_has_no_token_and_names_the_state_after_it():
+    history = _waiting_history()
+    history += [
+        _event(8, "TaskSucceeded", 7),
+        _event(9, "TaskStateExited", 8, stateExitedEventDetails={"name": "AwaitApproval"}),
+        _event(10, "PassStateEntered", 9, stateEnteredEventDetails={"name": "StartCutoverExportTrigger"}),
+    ]
+
+    wait = cutover.approval_wait(history)
+
+    assert (wait.token, wait.current_state) == (None, "StartCutoverExportTrigger")
+
+
+@dataclass
+class _Pipeline:
+    """What the cutover commands need of a Pipeline: stubbed clients and where things are."""
+
+    sfn: Any
+    sts: Any
+    s3: Any = None
+    mwaa: Any = None
+    local: bool = False
+    bucket: str = "stack-bucket"
+    state_machine_arn: str = MACHINE
+
+    def execution_arn(self, name: str) -> str:
+        return (
+            name if name.startswith("arn:") else MACHINE.replace(":stateMachine:", ":execution:") + ":" + name
+        )
+
+
+@pytest.fixture
+def stubbed() -> Iterator[tuple[_Pipeline, Stubber, Stubber]]:
+    sfn = boto3.client(
+        "stepfunctions", region_name="us-east-1", aws_access_key_id="a", aws_secret_access_key="b"
+    )
+    sts = boto3.client("sts", region_name="us-east-1", aws_access_key_id="a", aws_secret_access_key="b")
+    with Stubber(sfn) as sfn_stub, Stubber(sts) as sts_stub:
+        yield _Pipeline(sfn=sfn, sts=sts), sfn_stub, sts_stub
+        sfn_stub.assert_no_pending_responses()
+        sts_stub.assert_no_pending_responses()
+
+
+def _described(status: str) -> dict[str, Any]:
+    return {
+        "executionArn": RUN,
+        "stateMachineArn": MACHINE,
+        "name": "run-1",
+        "status": status,
+        "startDate": STARTED,
+    }
+
+
+def _expect_wait(sfn_stub: Stubber, history: list[dict[str, Any]], status: str = "RUNNING") -> None:
+    sfn_stub.add_response("describe_execution", _described(status), {"executionArn": RUN})
+    if status == "RUNNING":
+        sfn_stub.add_response(
+            "get_execution_history", {"events": history}, {"executionArn": RUN, "includeExecutionData": True}
+        )
+
+
+def test_approve_answers_the_wait_with_who_approved_and_when(stubbed):
+    pipeline, sfn_stub, sts_stub = stubbed
+    _expect_wait(sfn_stub, _waiting_history())
+    me = "arn:aws:sts::123456789012:assumed-role/operator/ana"
+    sts_stub.add_response("get_caller_identity", {"Arn": me, "UserId": "AROA:ana", "Account": "123456789012"})
+    output = json.dumps({"approvedBy": me, "at": STARTED.isoformat()})
+    sfn_stub.add_response("send_task_success", {}, {"taskToken": TOKEN, "output": output})
+
+    name = cutover.approve(pipeline, RUN, at=STARTED)  # type: ignore[arg-type]
+
+    assert name == "run-1"
+
+
+def test_reject_fails_the_wait_with_cutover_rejected_and_the_reason(stubbed):
+    pipeline, sfn_stub, _ = stubbed
+    _expect_wait(sfn_stub, _waiting_history())
+    sfn_stub.add_response(
+        "send_task_failure", {}, {"taskToken": TOKEN, "error": "CutoverRejected", "cause": "freeze week"}
+    )
+
+    assert cutover.reject(pipeline, RUN, reason="freeze week") == "run-1"  # type: ignore[arg-type]
+
+
+def test_an_execution_that_ended_is_not_waiting_for_approval(stubbed):
+    pipeline, sfn_stub, _ = stubbed
+    _expect_wait(sfn_stub, [], status="SUCCEEDED")
+
+    with pytest.raises(CliError) as refused:
+        cutover.approve(pipeline, RUN)  # type: ignore[arg-type]
+
+    assert (refused.value.code, refused.value.line) == (
+        ExitCode.REFUSED,
+        "run-1 is not waiting for approval (state SUCCEEDED)",
+    )
+
+
+def test_a_running_execution_past_its_approval_says_which_state_it_is_in(stubbed):
+    pipeline, sfn_stub, _ = stubbed
+    history = [
+        *_waiting_history(),
+        _event(8, "TaskSucceeded", 7),
+        _event(9, "TaskStateExited", 8, stateExitedEventDetails={"name": "AwaitApproval"}),
+        _event(10, "TaskStateEntered", 9, stateEnteredEventDetails={"name": "TriggerCutoverExport"}),
+    ]
+    _expect_wait(sfn_stub, history)
+
+    with pytest.raises(CliError) as refused:
+        cutover.reject(pipeline, RUN, reason="no")  # type: ignore[arg-type]
+
+    assert refused.value.line == "run-1 is not waiting for approval (state TriggerCutoverExport)"
+
+
+def test_a_wait_that_timed_out_meanwhile_is_refused_without_quoting_the_token(stubbed, capsys):
+    pipeline, sfn_stub, _ = stubbed
+    _expect_wait(sfn_stub, _waiting_history())
+    sfn_stub.add_client_error("send_task_failure", "TaskTimedOut", f"Task Timed Out: '{TOKEN}'")
+
+    with mock.patch.object(main, "_pipeline", return_value=pipeline):
+        code = main.main(["reject", RUN, "--reason", "late"])
+
+    captured = capsys.readouterr()
+    assert code == ExitCode.REFUSED
+    assert (
+        captured.err.strip() == "mwaa-migrate: error: run-1 is no longer waiting for approval (TaskTimedOut)"
+    )
+    assert TOKEN not in captured.out + captured.err
+
+
+def test_the_approve_command_prints_what_happens_next_and_never_the_token(stubbed, capsys):
+    pipeline, sfn_stub, _ = stubbed
+    pipeline.local = True  # the emulation's approver is "local": no identity call
+    _expect_wait(sfn_stub, _waiting_history())
+    sfn_stub.add_response("send_task_success", {}, None)
+
+    with mock.patch.object(main, "_pipeline", return_value=pipeline):
+        code = main.main(["approve", RUN, "--local"])
+
+    captured = capsys.readouterr()
+    assert code == ExitCode.OK
+    assert captured.out.startswith("Approved run-1: the cutover starts")
+    assert "mwaa-migrate follow run-1 --local" in captured.out
+    assert TOKEN not in captured.out + captured.err
+
+
+def _planned_history() -> list[dict[str, Any]]:
+    plan = {
+        "migrationId": "prod-to-prod-2",
+        "bucket": "migration-bucket",
+        "prefix": "migrations/prod/prod-2",
+        "source": {"name": "prod"},
+        "target": {"name": "prod-2"},
+    }
+    return [
+        _event(1, "ExecutionStarted", 0),
+        _event(2, "TaskStateEntered", 1, stateEnteredEventDetails={"name": "PlanMigration"}),
+        _event(
+            3,
+            "TaskStateExited",
+            2,
+            stateExitedEventDetails={"name": "PlanMigration", "output": json.dumps({"plan": plan})},
+        ),
+    ]
+
+
+def test_rollback_reads_the_migration_from_the_executions_plan():
+    assert cutover.planned(_planned_history()) == cutover.Migration(
+        source="prod", target="prod-2", bucket="migration-bucket", prefix="migrations/prod/prod-2"
+    )
+
+
+def test_rollback_without_a_terminal_to_ask_on_needs_yes(capsys):
+    pipeline = _Pipeline(sfn=None, sts=None)
+
+    with (
+        mock.patch.object(main, "_pipeline", return_value=pipeline),
+        mock.patch("sys.stdin", io.StringIO("")),
+    ):
+        code = main.main(["rollback", "--source", "prod", "--target", "prod-2"])
+
+    assert code == ExitCode.USAGE
+    assert "pass --yes to confirm" in capsys.readouterr().err
+
+
+def test_rollback_with_yes_moves_the_dags_back_through_both_environments_cli(capsys):
+    pipeline = _Pipeline(sfn=None, sts=None, s3=object(), mwaa=object(), local=True)
+    settlement = Settlement(
+        running="source", line="Rolled back: the source prod runs its 2 recorded DAGs again."
+    )
+
+    with (
+        mock.patch.object(main, "_pipeline", return_value=pipeline),
+        mock.patch("mwaa_migrate.cutover.rollback", return_value=settlement) as rollback,
+    ):
+        code = main.main(["rollback", "--source", "prod", "--target", "prod-2", "--yes", "--local"])
+
+    assert code == ExitCode.OK
+    assert capsys.readouterr().out.strip() == settlement.line
+    called = rollback.call_args.kwargs
+    assert (called["bucket"], called["prefix"], called["source"], called["target"]) == (
+        "stack-bucket",
+        "migrations/prod/prod-2",
+        "prod",
+        "prod-2",
+    )
+    assert (called["source_cli"].environment_name, called["target_cli"].environment_name) == (
+        "prod",
+        "prod-2",
+    )
+    assert called["source_cli"]._scheme == "http"
+
+
+def test_rollback_of_nothing_recorded_is_refused(capsys):
+    pipeline = _Pipeline(sfn=None, sts=None, s3=object(), mwaa=object())
+    conflict = MigrationConflict("no cutover was recorded for prod -> prod-2: nothing to roll back")
+
+    with (
+        mock.patch.object(main, "_pipeline", return_value=pipeline),
+        mock.patch("mwaa_migrate.cutover.rollback", side_effect=conflict),
+    ):
+        code = main.main(["rollback", "--source", "prod", "--target", "prod-2", "--yes"])
+
+    assert code == ExitCode.REFUSED
+    assert "nothing to roll back" in capsys.readouterr().err
+
+
+def test_status_of_a_migration_waiting_for_approval_gives_the_commands():
+    snapshot = _snapshot("RUNNING", [_step("AwaitApproval", "running", 600)])
+
+    line = progress.closing(snapshot, flags=" --region eu-west-1")
+
+    assert line.startswith("Waiting for approval in AwaitApproval")
+    assert "mwaa-migrate approve run-1 --region eu-west-1" in line
+    assert "mwaa-migrate reject run-1 --region eu-west-1" in line
+
+
+def test_the_cutover_flags_become_the_request_fields_and_back():
+    request = main.migration_request(
+        _args(
+            "start",
+            "--source",
+            "prod",
+            "--target",
+            "prod-2",
+            "--version",
+            "2.10.3",
+            "--cutover",
+            "approve",
+            "--drain-timeout-minutes",
+            "5",
+            "--on-drain-timeout",
+            "carry",
+        ),
+        dry_run=False,
+    )
+
+    assert (request["cutover"], request["drainTimeoutMinutes"], request["onDrainTimeout"]) == (
+        "approve",
+        5,
+        "carry",
+    )
+    assert main._request_flags(request)[-3:] == [
+        "--cutover approve",
+        "--drain-timeout-minutes 5",
+        "--on-drain-timeout carry",
+    ]

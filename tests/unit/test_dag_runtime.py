@@ -1,10 +1,12 @@
 """The emulator's runtime for the project's DAGs: export from one emulated environment into (moto's)
-S3, import into another, with the same library the real DAGs use."""
+S3, import into another, with the same library the real DAGs use, in both phases (bulk, then the
+cutover's pause, drain and delta)."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import boto3
@@ -21,6 +23,9 @@ if TYPE_CHECKING:
 
 BUCKET = "mwaa-migrate-tests"
 PREFIX = "migrations/m-1"
+# Each run's emulated start: after every finished run of source(), so the bulk's watermark.
+NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+LATER = "2026-11-23T13:00:00+00:00"
 CARRIED = {
     "variable": ("key", "val", "description"),
     "slot_pool": ("pool", "slots", "description", "include_deferred"),
@@ -52,17 +57,22 @@ def kms(s3: S3Client) -> KMSClient:
 
 
 @pytest.fixture
-def conf(kms: KMSClient) -> dict[str, str]:
+def conf(kms: KMSClient) -> dict[str, Any]:
     key = kms.create_key()["KeyMetadata"]["Arn"]
-    return {"bucket": BUCKET, "prefix": PREFIX, "migrationId": "m-1", "kmsKeyId": key}
+    return {"bucket": BUCKET, "prefix": PREFIX, "migrationId": "m-1", "kmsKeyId": key, "phase": "bulk"}
+
+
+@pytest.fixture
+def cutover(conf: dict[str, Any]) -> dict[str, Any]:
+    return {**conf, "phase": "cutover", "sourceEnvironment": "analytics-prod"}
 
 
 @pytest.fixture
 def runtime(s3: S3Client, kms: KMSClient) -> MigrationDagRuntime:
-    return MigrationDagRuntime(s3, kms)
+    return MigrationDagRuntime(s3, kms, clock=lambda: NOW)
 
 
-def exported_rows(s3: S3Client, kms: KMSClient, conf: dict[str, str], table: str) -> list[dict[str, Any]]:
+def exported_rows(s3: S3Client, kms: KMSClient, conf: dict[str, Any], table: str) -> list[dict[str, Any]]:
     run_conf = metadata.RunConf.from_conf(conf)
     storage = metadata.S3Storage(s3, BUCKET)
     manifest = metadata.read_manifest(storage, run_conf)
@@ -132,6 +142,19 @@ def source() -> EmulatedEnvironment:
                 run("hourly_events", 20, conf={"backfill": "yes\nwith a newline"}),
                 run(metadata.EXPORT_DAG_ID, 23, "running"),
             ],
+            "task_instance": [
+                {
+                    "dag_id": "daily_sales",
+                    "task_id": "extract",
+                    "run_id": "scheduled__2026-11-22T00:00:00+00:00",
+                    "map_index": -1,
+                    "state": "running",
+                    "try_number": 1,
+                    "start_date": "2026-11-22T00:00:06+00:00",
+                    "end_date": None,
+                    "pool": "default_pool",
+                },
+            ],
         },
     )
 
@@ -175,24 +198,24 @@ def read_json(s3: S3Client, key: str) -> dict[str, Any]:
     return loaded
 
 
-def test_export_then_import_makes_the_targets_tables_match(
-    runtime: MigrationDagRuntime, conf: dict[str, str], s3: S3Client
+def migrate(
+    runtime: MigrationDagRuntime, old: EmulatedEnvironment, new: EmulatedEnvironment, conf: dict[str, Any]
+) -> list[DagRunResult]:
+    return [runtime.run(old, metadata.EXPORT_DAG_ID, conf), runtime.run(new, metadata.IMPORT_DAG_ID, conf)]
+
+
+def test_bulk_then_cutover_makes_the_targets_tables_match(
+    runtime: MigrationDagRuntime, conf: dict[str, Any], cutover: dict[str, Any], s3: S3Client
 ) -> None:
     old, new = source(), target()
 
-    exported = runtime.run(old, metadata.EXPORT_DAG_ID, conf)
-    imported = runtime.run(new, metadata.IMPORT_DAG_ID, conf)
+    results = [*migrate(runtime, old, new, conf), *migrate(runtime, old, new, cutover)]
 
-    assert exported == DagRunResult("success")
-    assert imported == DagRunResult("success")
+    assert results == [DagRunResult("success")] * 4
     assert carried(new, "variable") == carried(old, "variable")
     assert carried(new, "slot_pool") == carried(old, "slot_pool")
-    finished = [
-        row
-        for row in carried(old, "dag_run", exclude_dag=metadata.EXPORT_DAG_ID)
-        if row["state"] != "running"
-    ]
-    assert carried(new, "dag_run") == finished
+    # Every run of the user's DAGs, the one in flight included (carried as it stands).
+    assert carried(new, "dag_run") == carried(old, "dag_run", exclude_dag=metadata.EXPORT_DAG_ID)
     assert {row["clear_number"] for row in new.metadata["dag_run"]} == {0}  # a 2.8+ column, filled by default
     assert {row["dag_id"]: row["is_paused"] for row in new.metadata["dag"]} == {
         "daily_sales": False,
@@ -200,60 +223,137 @@ def test_export_then_import_makes_the_targets_tables_match(
         "legacy_export": True,
         metadata.IMPORT_DAG_ID: False,
     }
-    result = read_json(s3, f"{PREFIX}/import/result.json")
+    result = read_json(s3, f"{PREFIX}/import/cutover/result.json")
     assert result["verified"] is True
     assert result["unpaused_dags"] == ["daily_sales", "hourly_events"]
-    assert result["tables"]["dag_run"] == {"read": 3, "inserted": 3, "skipped": 0, "conflicts": 0}
+    assert result["tables"]["dag_run"] == {
+        "read": 1,
+        "inserted": 1,
+        "updated": 0,
+        "unchanged": 0,
+        "rejected": 0,
+    }
 
 
-def test_export_pauses_the_active_dags_and_lists_them_in_the_manifest(
-    runtime: MigrationDagRuntime, conf: dict[str, str], s3: S3Client, kms: KMSClient
+def test_the_bulk_export_pauses_nothing(
+    runtime: MigrationDagRuntime, conf: dict[str, Any], s3: S3Client
 ) -> None:
     old = source()
+    before = json.loads(json.dumps(old.metadata["dag"]))
 
     runtime.run(old, metadata.EXPORT_DAG_ID, conf)
 
-    manifest = read_json(s3, f"{PREFIX}/export/manifest.json")
+    assert old.metadata["dag"] == before
+    manifest = read_json(s3, f"{PREFIX}/export/bulk/manifest.json")
+    assert manifest["watermark"] == "2026-11-23T12:00:00+00:00"
+    assert manifest["active_dags"] == []
+
+
+def test_the_cutover_export_pauses_the_active_dags_and_lists_them_in_the_manifest(
+    runtime: MigrationDagRuntime,
+    conf: dict[str, Any],
+    cutover: dict[str, Any],
+    s3: S3Client,
+    kms: KMSClient,
+) -> None:
+    old = source()
+    runtime.run(old, metadata.EXPORT_DAG_ID, conf)
+
+    runtime.run(old, metadata.EXPORT_DAG_ID, cutover)
+
+    manifest = read_json(s3, f"{PREFIX}/export/cutover/manifest.json")
     assert manifest["active_dags"] == ["daily_sales", "hourly_events"]
+    assert read_json(s3, f"{PREFIX}/cutover/record.json")["source_environment"] == "analytics-prod"
     assert {row["dag_id"]: row["is_paused"] for row in old.metadata["dag"]} == {
         "daily_sales": True,
         "hourly_events": True,
         "legacy_export": True,
         metadata.EXPORT_DAG_ID: False,
     }
-    assert len(exported_rows(s3, kms, conf, "variable")) == manifest["tables"]["variable"]["rows"] == 2
+    assert len(exported_rows(s3, kms, cutover, "variable")) == manifest["tables"]["variable"]["rows"] == 2
 
 
-def test_a_second_import_inserts_nothing(
-    runtime: MigrationDagRuntime, conf: dict[str, str], s3: S3Client
+def test_the_drain_waits_for_the_running_task_and_the_delta_carries_it_finished(
+    runtime: MigrationDagRuntime, conf: dict[str, Any], cutover: dict[str, Any], s3: S3Client, kms: KMSClient
+) -> None:
+    old = source()
+    runtime.run(old, metadata.EXPORT_DAG_ID, conf)
+
+    runtime.run(old, metadata.EXPORT_DAG_ID, cutover)
+
+    manifest = read_json(s3, f"{PREFIX}/export/cutover/manifest.json")
+    assert manifest["drain"] == {"waited_seconds": 10.0, "timed_out": False, "still_running": 0}
+    [extract] = exported_rows(s3, kms, cutover, "task_instance")
+    assert extract["state"] == "success"
+
+
+def test_a_drain_that_times_out_fails_the_export_and_keeps_the_pause_and_its_record(
+    s3: S3Client, kms: KMSClient, conf: dict[str, Any], cutover: dict[str, Any]
+) -> None:
+    runtime = MigrationDagRuntime(s3, kms, clock=lambda: NOW, drain_polls=None)
+    old = source()
+    runtime.run(old, metadata.EXPORT_DAG_ID, conf)
+
+    result = runtime.run(old, metadata.EXPORT_DAG_ID, {**cutover, "drainTimeoutMinutes": 1})
+
+    assert result.failed_task == "drain"
+    assert result.stderr.startswith("DrainTimeout: after 1 minutes 1 task instances of the paused DAGs")
+    assert read_json(s3, f"{PREFIX}/cutover/record.json")["state"] == "paused"
+    assert [row["dag_id"] for row in old.metadata["dag"] if row["is_paused"]] == [
+        "daily_sales",
+        "hourly_events",
+        "legacy_export",
+    ]
+
+
+def test_a_run_after_the_bulk_reaches_the_target_with_the_cutover(
+    runtime: MigrationDagRuntime, conf: dict[str, Any], cutover: dict[str, Any]
 ) -> None:
     old, new = source(), target()
-    runtime.run(old, metadata.EXPORT_DAG_ID, conf)
-    runtime.run(new, metadata.IMPORT_DAG_ID, conf)
+    migrate(runtime, old, new, conf)
+    old.metadata["dag_run"].append(
+        {
+            **old.metadata["dag_run"][0],
+            "id": 99,
+            "run_id": "manual__late",
+            "execution_date": LATER,
+            "end_date": LATER,
+        }
+    )
+
+    migrate(runtime, old, new, cutover)
+
+    assert "manual__late" in {row["run_id"] for row in new.metadata["dag_run"]}
+
+
+def test_a_second_import_of_either_phase_changes_nothing(
+    runtime: MigrationDagRuntime, conf: dict[str, Any], cutover: dict[str, Any], s3: S3Client
+) -> None:
+    old, new = source(), target()
+    migrate(runtime, old, new, conf)
+    migrate(runtime, old, new, cutover)
     before = json.loads(json.dumps(new.metadata))
 
-    again = runtime.run(new, metadata.IMPORT_DAG_ID, conf)
+    again = [
+        runtime.run(new, metadata.IMPORT_DAG_ID, conf),
+        runtime.run(new, metadata.IMPORT_DAG_ID, cutover),
+    ]
 
-    assert again.state == "success"
+    assert again == [DagRunResult("success")] * 2
     assert new.metadata == before
-    tables = read_json(s3, f"{PREFIX}/import/result.json")["tables"]
-    assert {table: (counts["inserted"], counts["skipped"]) for table, counts in tables.items()} == {
-        "variable": (0, 2),
-        "connection": (0, 0),
-        "slot_pool": (0, 1),
-        "dag_run": (0, 3),
-        "task_instance": (0, 0),
-        "xcom": (0, 0),
-        "log": (0, 0),
-    }
+    for phase in ("bulk", "cutover"):
+        tables = read_json(s3, f"{PREFIX}/import/{phase}/result.json")["tables"]
+        assert {
+            name: (c["inserted"], c["updated"], c["rejected"]) for name, c in tables.items()
+        } == dict.fromkeys(tables, (0, 0, 0))
 
 
 def test_a_corrupt_file_fails_verify_export_and_changes_nothing(
-    runtime: MigrationDagRuntime, conf: dict[str, str], s3: S3Client
+    runtime: MigrationDagRuntime, conf: dict[str, Any], s3: S3Client
 ) -> None:
     old, new = source(), target()
     runtime.run(old, metadata.EXPORT_DAG_ID, conf)
-    key = f"{PREFIX}/export/dag_run.jsonl.gz.sealed"
+    key = f"{PREFIX}/export/bulk/dag_run.jsonl.gz.sealed"
     s3.put_object(Bucket=BUCKET, Key=key, Body=b"not the exported file")
     before = json.loads(json.dumps(new.metadata))
 
@@ -265,26 +365,26 @@ def test_a_corrupt_file_fails_verify_export_and_changes_nothing(
     assert new.metadata == before
 
 
-def test_a_missing_manifest_fails_verify_export(runtime: MigrationDagRuntime, conf: dict[str, str]) -> None:
+def test_a_missing_manifest_fails_verify_export(runtime: MigrationDagRuntime, conf: dict[str, Any]) -> None:
     result = runtime.run(target(), metadata.IMPORT_DAG_ID, conf)
 
     assert result == DagRunResult(
         "failed",
         failed_task="verify_export",
-        stderr=f"MissingObjectError: s3://{BUCKET}/{PREFIX}/export/manifest.json does not exist",
+        stderr=f"MissingObjectError: s3://{BUCKET}/{PREFIX}/export/bulk/manifest.json does not exist",
     )
 
 
 def test_a_failing_task_leaves_none_of_its_changes(
-    runtime: MigrationDagRuntime, conf: dict[str, str], s3: S3Client, kms: KMSClient
+    runtime: MigrationDagRuntime, conf: dict[str, Any], s3: S3Client, kms: KMSClient
 ) -> None:
     old, new = source(), target()
     runtime.run(old, metadata.EXPORT_DAG_ID, conf)
     # An export whose dag_run lacks execution_date: the target requires it and no rule fills it,
     # so import_tables fails after it has inserted the variables and pools.
-    manifest = read_json(s3, f"{PREFIX}/export/manifest.json")
+    manifest = read_json(s3, f"{PREFIX}/export/bulk/manifest.json")
     entry = manifest["tables"]["dag_run"]
-    key = f"{PREFIX}/export/dag_run.jsonl.gz.sealed"
+    key = f"{PREFIX}/export/bulk/dag_run.jsonl.gz.sealed"
     rows = exported_rows(s3, kms, conf, "dag_run")
     box = metadata.open_secret_box(
         metadata.KmsKeys(kms), metadata.SecretsEnvelope.from_json(manifest["secrets"]), "m-1"
@@ -297,7 +397,9 @@ def test_a_failing_task_leaves_none_of_its_changes(
     s3.put_object(Bucket=BUCKET, Key=key, Body=body)
     entry.update(rows=count, sha256=metadata.sha256_hex(body))
     entry["columns"] = [column for column in entry["columns"] if column["name"] != "execution_date"]
-    s3.put_object(Bucket=BUCKET, Key=f"{PREFIX}/export/manifest.json", Body=json.dumps(manifest).encode())
+    s3.put_object(
+        Bucket=BUCKET, Key=f"{PREFIX}/export/bulk/manifest.json", Body=json.dumps(manifest).encode()
+    )
 
     result = runtime.run(new, metadata.IMPORT_DAG_ID, conf)
 
@@ -311,7 +413,7 @@ def test_a_failing_task_leaves_none_of_its_changes(
 
 
 def test_tasks_before_a_failing_task_keep_their_changes(
-    runtime: MigrationDagRuntime, conf: dict[str, str], s3: S3Client
+    runtime: MigrationDagRuntime, conf: dict[str, Any], s3: S3Client
 ) -> None:
     old, new = source(), target()
     runtime.run(old, metadata.EXPORT_DAG_ID, conf)
@@ -323,11 +425,11 @@ def test_tasks_before_a_failing_task_keep_their_changes(
     assert carried(new, "variable") == carried(old, "variable")
     assert [row["dag_id"] for row in new.metadata["dag"] if not row["is_paused"]] == [metadata.IMPORT_DAG_ID]
     with pytest.raises(s3.exceptions.NoSuchKey):
-        s3.get_object(Bucket=BUCKET, Key=f"{PREFIX}/import/result.json")
+        s3.get_object(Bucket=BUCKET, Key=f"{PREFIX}/import/bulk/result.json")
 
 
 def test_a_scripted_failure_fails_the_first_task_before_any_change(
-    runtime: MigrationDagRuntime, conf: dict[str, str]
+    runtime: MigrationDagRuntime, conf: dict[str, Any]
 ) -> None:
     old = source()
     runtime.fail_dag(metadata.EXPORT_DAG_ID, "the export was told to fail", times=1)
@@ -335,7 +437,7 @@ def test_a_scripted_failure_fails_the_first_task_before_any_change(
     first = runtime.run(old, metadata.EXPORT_DAG_ID, conf)
     second = runtime.run(old, metadata.EXPORT_DAG_ID, conf)
 
-    assert first == DagRunResult("failed", failed_task="cutover", stderr="the export was told to fail")
+    assert first == DagRunResult("failed", failed_task="pause", stderr="the export was told to fail")
     assert second.state == "success"
 
 
@@ -344,7 +446,7 @@ def test_a_bad_conf_fails_the_first_task(runtime: MigrationDagRuntime) -> None:
     result = runtime.run(source(), metadata.EXPORT_DAG_ID, {"bucket": BUCKET})
 
     assert result.state == "failed"
-    assert result.failed_task == "cutover"
+    assert result.failed_task == "pause"
     assert "'prefix'" in result.stderr
 
 
@@ -359,7 +461,7 @@ def test_other_dags_just_succeed_and_can_be_made_to_fail(runtime: MigrationDagRu
 
 
 def test_an_airflow_3_target_fails_the_import_clearly(
-    runtime: MigrationDagRuntime, conf: dict[str, str]
+    runtime: MigrationDagRuntime, conf: dict[str, Any]
 ) -> None:
     old = source()
     new = environment("analytics-prod-3", "3.0.6", {"dag": []})

@@ -1,7 +1,13 @@
 import botocore.session
 from botocore.validate import ParamValidator
 
-from mwaa_migrate.environment_request import SOURCE_TAG, build_create_request, create_environment_input
+from mwaa_migrate.environment_request import (
+    CREATED_BY_TAG,
+    PAUSED_AT_CREATION,
+    SOURCE_TAG,
+    build_create_request,
+    create_environment_input,
+)
 
 SOURCE = {
     "Name": "analytics-prod",
@@ -86,13 +92,53 @@ def test_overrides_apply_and_reserved_tags_are_dropped():
     assert request["Name"] == "analytics-next"
     assert request["AirflowVersion"] == "2.10.3"
     assert request["ExecutionRoleArn"] == "arn:aws:iam::123456789012:role/next"
-    assert request["Tags"] == {"team": "analytics", SOURCE_TAG: "analytics-prod"}
+    assert request["Tags"] == {
+        "team": "analytics",
+        SOURCE_TAG: "analytics-prod",
+        CREATED_BY_TAG: "mwaa-migrate",
+    }
 
 
 def test_configuration_is_adapted_to_the_new_version():
     request, warnings = _request()
-    assert request["AirflowConfigurationOptions"] == {"core.max_active_tasks_per_dag": "8"}
-    assert warnings
+    assert request["AirflowConfigurationOptions"]["core.max_active_tasks_per_dag"] == "8"
+    assert "core.dag_concurrency" not in request["AirflowConfigurationOptions"]
+    assert any("core.dag_concurrency" in warning for warning in warnings)
+
+
+def test_the_target_creates_every_dag_paused_when_the_source_says_nothing():
+    # Given a source that leaves core.dags_are_paused_at_creation to Airflow's default
+    # When the clone's request is built
+    request, warnings = _request()
+    # Then the target is told to pause every DAG it finds, without a warning (the default is True)
+    assert request["AirflowConfigurationOptions"][PAUSED_AT_CREATION] == "True"
+    assert not any(PAUSED_AT_CREATION in warning for warning in warnings)
+
+
+def test_a_source_that_starts_dags_unpaused_is_overridden_with_a_warning():
+    # Given a source whose new DAGs start unpaused
+    source = {**SOURCE, "AirflowConfigurationOptions": {PAUSED_AT_CREATION: "False"}}
+    # When the clone's request is built
+    request, warnings = build_create_request(
+        source,
+        name="analytics-next",
+        airflow_version="2.10.3",
+        execution_role_arn="arn:aws:iam::123456789012:role/next",
+    )
+    # Then the target still pauses them, and the plan says so
+    assert request["AirflowConfigurationOptions"] == {PAUSED_AT_CREATION: "True"}
+    assert any(f"{PAUSED_AT_CREATION}=False" in warning for warning in warnings)
+
+
+def test_a_source_without_configuration_options_gets_only_the_pause():
+    source = {key: value for key, value in SOURCE.items() if key != "AirflowConfigurationOptions"}
+    request, _ = build_create_request(
+        source,
+        name="analytics-next",
+        airflow_version="2.10.3",
+        execution_role_arn="arn:aws:iam::123456789012:role/next",
+    )
+    assert request["AirflowConfigurationOptions"] == {PAUSED_AT_CREATION: "True"}
 
 
 def test_the_request_is_valid_for_botocore():

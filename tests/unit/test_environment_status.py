@@ -77,3 +77,20 @@ def test_throttling_that_outlives_botocore_is_transient(mwaa):
     stubber.add_client_error("get_environment", "ThrottlingException", http_status_code=429)
     with pytest.raises(TransientAwsError):
         check_environment(client, "next", attempt=0)
+
+
+def test_a_target_already_on_the_final_version_is_ready(mwaa):
+    # Given a re-run whose target was upgraded 2.11.0 -> 3.0.6 by the earlier run
+    client, stubber = mwaa
+    stubber.add_response("get_environment", _environment("AVAILABLE", "3.0.6"), {"Name": "next"})
+    # When CheckTarget polls it for the create version, with the plan's final version
+    check = check_environment(client, "next", attempt=0, expected_version="2.11.0", final_version="3.0.6")
+    # Then it is ready at once instead of polling until the deadline
+    assert (check.ready, check.airflow_version) == (True, "3.0.6")
+
+
+def test_available_on_neither_the_create_nor_the_final_version_is_not_ready(mwaa):
+    client, stubber = mwaa
+    stubber.add_response("get_environment", _environment("AVAILABLE", "2.10.3"), {"Name": "next"})
+    check = check_environment(client, "next", attempt=0, expected_version="2.11.0", final_version="3.0.6")
+    assert check.ready is False

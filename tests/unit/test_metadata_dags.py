@@ -12,16 +12,22 @@ from moto import mock_aws
 
 from emulation.mwaa import DagRunResult, EmulatedEnvironment, MwaaEmulator
 from mwaa_migrate.airflow_cli import AirflowCli
-from mwaa_migrate.errors import DagRunFailed
+from mwaa_migrate.errors import DagRunFailed, MigrationConflict
 from mwaa_migrate.metadata_dags import (
     EXPORT_DAG,
     MetadataResult,
+    Phase,
     check_dag_run,
+    cutover_record_key,
     deploy_dag,
     deployment,
+    export_manifest_key,
     import_result_key,
+    read_cutover_record,
+    read_export,
     read_verified_import,
     trigger_dag,
+    write_cutover_record_state,
 )
 
 ENVIRONMENT = {
@@ -163,57 +169,182 @@ def test_a_failed_run_fails_with_the_task_and_its_log(world):
     assert "PermissionError: cannot write s3://migrations/x" in str(failed.value)
 
 
-def _put_result(world: dict[str, Any], result: dict[str, Any]) -> None:
+def _put_result(world: dict[str, Any], result: dict[str, Any], phase: Phase = "bulk") -> None:
     world["s3"].put_object(
-        Bucket="migrations", Key=import_result_key(CONF["prefix"]), Body=json.dumps(result).encode()
+        Bucket="migrations",
+        Key=import_result_key(CONF["prefix"], phase),
+        Body=json.dumps({"phase": phase, **result}).encode(),
     )
 
 
-EXPORTED = MetadataResult(kind="export", tables={"variable": {"rows": 3}, "dag_run": {"rows": 2}})
+def _counts(
+    read: int, inserted: int = 0, updated: int = 0, unchanged: int = 0, rejected: int = 0
+) -> dict[str, int]:
+    return {
+        "read": read,
+        "inserted": inserted,
+        "updated": updated,
+        "unchanged": unchanged,
+        "rejected": rejected,
+    }
+
+
+EXPORTED = MetadataResult(
+    kind="export", phase="bulk", tables={"variable": {"rows": 3}, "dag_run": {"rows": 2}}
+)
+CUTOVER_MANIFEST = {
+    "phase": "cutover",
+    "watermark": "2026-11-23T06:00:00+00:00",
+    "tables": {"variable": {"rows": 3}},
+    "active_dags": ["daily_sales"],
+    "timings": {"paused_at": "2026-11-23T12:00:00+00:00", "exported_at": "2026-11-23T12:05:00+00:00"},
+    "drain": {"waited_seconds": 10.0, "timed_out": False, "still_running": 0},
+}
+
+
+def test_reading_the_cutover_export_gives_its_dags_timings_drain_and_watermark(world):
+    world["s3"].put_object(
+        Bucket="migrations",
+        Key=export_manifest_key(CONF["prefix"], "cutover"),
+        Body=json.dumps(CUTOVER_MANIFEST).encode(),
+    )
+
+    exported = read_export(world["s3"], "migrations", CONF["prefix"], "cutover")
+
+    assert exported.phase == "cutover"
+    assert exported.tables == {"variable": {"rows": 3}}
+    assert exported.active_dags == ["daily_sales"]
+    assert exported.timings["paused_at"] == "2026-11-23T12:00:00+00:00"
+    assert exported.drain == {"waited_seconds": 10.0, "timed_out": False, "still_running": 0}
+    assert exported.watermark == "2026-11-23T06:00:00+00:00"
+
+
+def test_an_export_of_another_phase_under_the_phases_key_is_refused(world):
+    world["s3"].put_object(
+        Bucket="migrations",
+        Key=export_manifest_key(CONF["prefix"], "bulk"),
+        Body=json.dumps(CUTOVER_MANIFEST).encode(),
+    )
+
+    with pytest.raises(MigrationConflict, match="is not a bulk export"):
+        read_export(world["s3"], "migrations", CONF["prefix"], "bulk")
 
 
 def test_an_import_that_accounts_for_every_row_is_verified(world):
-    tables = {
-        "variable": {"read": 3, "inserted": 2, "skipped": 1},
-        "dag_run": {"read": 2, "inserted": 2, "skipped": 0},
-    }
-    _put_result(world, {"verified": True, "tables": tables, "unpaused_dags": ["a"]})
-    result = read_verified_import(world["s3"], "migrations", CONF["prefix"], EXPORTED)
+    tables = {"variable": _counts(3, inserted=1, updated=1, unchanged=1), "dag_run": _counts(2, inserted=2)}
+    _put_result(world, {"verified": True, "tables": tables, "unpaused_dags": ["a"], "timings": {"x": "y"}})
+
+    result = read_verified_import(world["s3"], "migrations", CONF["prefix"], "bulk", EXPORTED)
+
     assert result.tables == tables
     assert result.unpaused_dags == ["a"]
+    assert result.timings == {"x": "y"}
+
+
+def test_rows_of_a_table_the_targets_airflow_lacks_are_reported_not_failed(world):
+    exported = MetadataResult(kind="export", phase="bulk", tables={"task_fail": {"rows": 2}})
+    _put_result(
+        world,
+        {
+            "verified": True,
+            "tables": {"task_fail": _counts(2, rejected=2)},
+            "columns": {"task_fail": {"table_missing": True}},
+        },
+    )
+
+    result = read_verified_import(world["s3"], "migrations", CONF["prefix"], "bulk", exported)
+
+    assert result.tables["task_fail"]["rejected"] == 2
 
 
 @pytest.mark.parametrize(
     ("result", "problem"),
     [
-        (
-            {"verified": True, "tables": {"variable": {"read": 3, "inserted": 3, "skipped": 0}}},
-            "dag_run: not imported",
-        ),
+        ({"verified": True, "tables": {"variable": _counts(3, inserted=3)}}, "dag_run: not imported"),
         (
             {
                 "verified": True,
-                "tables": {
-                    "variable": {"read": 2, "inserted": 2, "skipped": 0},
-                    "dag_run": {"read": 2, "inserted": 2, "skipped": 0},
-                },
+                "tables": {"variable": _counts(2, inserted=2), "dag_run": _counts(2, inserted=2)},
             },
             "variable: exported 3 rows, import read 2",
         ),
         (
             {
                 "verified": True,
-                "tables": {
-                    "variable": {"read": 3, "inserted": 1, "skipped": 1},
-                    "dag_run": {"read": 2, "inserted": 2, "skipped": 0},
-                },
+                "tables": {"variable": _counts(3, inserted=1, unchanged=1), "dag_run": _counts(2, 2)},
             },
-            "variable: read 3, inserted 1, skipped 1",
+            "variable: read 3, inserted 1, updated 0, unchanged 1, rejected 0",
+        ),
+        (
+            {
+                "verified": True,
+                "tables": {"variable": _counts(3, inserted=2, rejected=1), "dag_run": _counts(2, 2)},
+            },
+            "variable: read 3, inserted 2, updated 0, unchanged 0, rejected 1",
         ),
         ({"verified": False, "tables": {}}, "did not verify its input"),
     ],
 )
 def test_an_import_that_loses_rows_fails_the_migration(world, result, problem):
     _put_result(world, result)
+
     with pytest.raises(DagRunFailed, match=problem):
-        read_verified_import(world["s3"], "migrations", CONF["prefix"], EXPORTED)
+        read_verified_import(world["s3"], "migrations", CONF["prefix"], "bulk", EXPORTED)
+
+
+def test_the_import_result_of_the_other_phase_is_not_read(world):
+    _put_result(world, {"verified": True, "tables": {"variable": _counts(3, 3), "dag_run": _counts(2, 2)}})
+
+    with pytest.raises(MigrationConflict, match="import/cutover/result.json: NoSuchKey"):
+        read_verified_import(
+            world["s3"],
+            "migrations",
+            CONF["prefix"],
+            "cutover",
+            EXPORTED.model_copy(update={"phase": "cutover"}),
+        )
+
+
+RECORD = {
+    "migration_id": "a-to-b",
+    "source_environment": "a",
+    "target_environment": "b",
+    "active_dags": ["daily_sales"],
+    "state": "paused",
+    "paused_at": "2026-11-23T12:00:00+00:00",
+    "updated_at": "2026-11-23T12:00:00+00:00",
+    "history": [{"state": "paused", "at": "2026-11-23T12:00:00+00:00", "migration_id": "a-to-b"}],
+}
+
+
+def test_no_cutover_record_reads_as_none(world):
+    assert read_cutover_record(world["s3"], "migrations", CONF["prefix"]) is None
+
+
+def test_a_record_state_change_keeps_the_list_and_appends_to_the_history(world):
+    world["s3"].put_object(
+        Bucket="migrations", Key=cutover_record_key(CONF["prefix"]), Body=json.dumps(RECORD).encode()
+    )
+
+    written = write_cutover_record_state(
+        world["s3"], "migrations", CONF["prefix"], "restored", restored_dags=["daily_sales"]
+    )
+
+    assert read_cutover_record(world["s3"], "migrations", CONF["prefix"]) == written
+    assert (written["state"], written["active_dags"], written["restored_dags"]) == (
+        "restored",
+        ["daily_sales"],
+        ["daily_sales"],
+    )
+    assert [entry["state"] for entry in written["history"]] == ["paused", "restored"]
+    assert written["updated_at"] == written["history"][-1]["at"]
+
+
+def test_a_record_state_change_without_a_record_is_refused(world):
+    with pytest.raises(MigrationConflict, match="never paused by this pipeline"):
+        write_cutover_record_state(world["s3"], "migrations", CONF["prefix"], "restored")
+
+
+def test_an_unknown_record_state_is_refused(world):
+    with pytest.raises(ValueError, match="not 'gone'"):
+        write_cutover_record_state(world["s3"], "migrations", CONF["prefix"], "gone")  # type: ignore[arg-type]

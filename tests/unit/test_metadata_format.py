@@ -1,4 +1,5 @@
-"""The export/import DAGs' library: format, sealing, checksums, column mapping, ids, merge, cutover.
+"""The export/import DAGs' library: format, sealing, checksums, column mapping, ids, merge, and the
+two phases (the bulk under a watermark; the cutover's record, pause, drain, delta and upsert).
 
 The steps run against `EmulatedDatabase` (the library's row-by-row semantics over in-memory tables),
 an in-memory Storage and moto's KMS. The PostgreSQL side (`PostgresDatabase`'s SQL) and the DAG
@@ -8,6 +9,7 @@ files under real Airflow are exercised by the real tier (tests/airflow, `make te
 from __future__ import annotations
 
 import ast
+import dataclasses
 import json
 import py_compile
 import re
@@ -30,6 +32,9 @@ from mwaa_migrate.dags.mwaa_migrate_metadata import Column
 
 DAGS_DIR = Path(metadata.__file__).parent
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+# The bulk's watermark: every finished run and log row of source_metadata() is before it.
+WATERMARK = datetime(2026, 11, 23, 6, 0, tzinfo=UTC)
+AFTER = "2026-11-23T07:00:00+00:00"
 TRICKY = 'first line\nsecond line — ünïcødé ✓ 🚀\u2028after a line separator\r\n\ttabbed "quoted" \\ end'
 PASSWORD = "p@ss w0rd/with:odd#chars"
 RUN_20 = "scheduled__2026-11-20"
@@ -64,7 +69,19 @@ def keys() -> Iterator[metadata.KmsKeys]:
 @pytest.fixture
 def conf(keys: metadata.KmsKeys) -> metadata.RunConf:
     key_id = keys.client.create_key()["KeyMetadata"]["Arn"]
-    return metadata.RunConf(bucket="migrations", prefix="runs/m-1", migration_id="m-1", kms_key_id=key_id)
+    return metadata.RunConf(
+        bucket="migrations",
+        prefix="runs/m-1",
+        migration_id="m-1",
+        kms_key_id=key_id,
+        phase="bulk",
+        source_environment="env-2.7.2",
+        target_environment="env-2.10.3",
+    )
+
+
+def cutover_of(conf: metadata.RunConf, **changes: Any) -> metadata.RunConf:
+    return dataclasses.replace(conf, phase="cutover", **changes)
 
 
 def dag_run(
@@ -272,13 +289,62 @@ def target_environment(version: str = "2.10.3") -> EmulatedEnvironment:
 def export(
     env: EmulatedEnvironment, storage: MemoryStorage, conf: metadata.RunConf, keys: metadata.KeyService
 ) -> dict[str, Any]:
+    """The bulk export, with WATERMARK as its start."""
     db = EmulatedDatabase(env, now=NOW)
-    active = metadata.cutover(db, storage, conf)
-    db.commit()
-    db = EmulatedDatabase(env, now=NOW)
-    metadata.export_tables(db, storage, conf, active, keys)
+    metadata.export_bulk(db, storage, conf, keys, watermark=WATERMARK)
     db.commit()
     return manifest_of(storage)
+
+
+class Clock:
+    """The drain's time: sleeping advances it at once."""
+
+    def __init__(self) -> None:
+        self.now = NOW
+        self.slept: list[float] = []
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += timedelta(seconds=seconds)
+
+
+def run_export_task(
+    env: EmulatedEnvironment,
+    storage: MemoryStorage,
+    conf: metadata.RunConf,
+    keys: metadata.KeyService,
+    task_id: str,
+    *,
+    upstream: dict[str, Any],
+    drain_polls: int | None = 0,
+    clock: Clock | None = None,
+) -> Any:
+    """One task of the export DAG, committed as Airflow commits a task that returns."""
+    clock = clock or Clock()
+    db = EmulatedDatabase(env, now=NOW, drain_polls=drain_polls, clock=clock)
+    context = metadata.TaskContext(db, storage, conf, upstream, keys, sleep=clock.sleep, clock=clock)
+    returned = metadata.run_task(metadata.EXPORT_DAG_ID, task_id, context)
+    db.commit()
+    upstream[task_id] = returned
+    return returned
+
+
+def export_cutover(
+    env: EmulatedEnvironment,
+    storage: MemoryStorage,
+    conf: metadata.RunConf,
+    keys: metadata.KeyService,
+    *,
+    drain_polls: int | None = 0,
+) -> dict[str, Any]:
+    """The cutover export's tasks in order (pause, drain, export_tables); its manifest."""
+    upstream: dict[str, Any] = {}
+    for task_id in metadata.task_ids(metadata.EXPORT_DAG_ID):
+        run_export_task(env, storage, conf, keys, task_id, upstream=upstream, drain_polls=drain_polls)
+    return manifest_of(storage, "cutover")
 
 
 def import_(
@@ -297,8 +363,8 @@ def import_(
     return result
 
 
-def manifest_of(storage: MemoryStorage) -> dict[str, Any]:
-    loaded: dict[str, Any] = json.loads(storage.objects["runs/m-1/export/manifest.json"])
+def manifest_of(storage: MemoryStorage, phase: str = "bulk") -> dict[str, Any]:
+    loaded: dict[str, Any] = json.loads(storage.objects[f"runs/m-1/export/{phase}/manifest.json"])
     return loaded
 
 
@@ -317,7 +383,12 @@ def paused(env: EmulatedEnvironment) -> dict[str, bool]:
 def rewrite_manifest(storage: MemoryStorage, change: Any) -> None:
     manifest = manifest_of(storage)
     change(manifest)
-    storage.objects["runs/m-1/export/manifest.json"] = json.dumps(manifest).encode()
+    storage.objects["runs/m-1/export/bulk/manifest.json"] = json.dumps(manifest).encode()
+
+
+def record_of(storage: MemoryStorage) -> dict[str, Any]:
+    loaded: dict[str, Any] = json.loads(storage.objects["runs/m-1/cutover/record.json"])
+    return loaded
 
 
 @pytest.fixture
@@ -336,8 +407,10 @@ def test_export_writes_a_manifest_describing_one_sealed_file_per_table(
     manifest = manifest_of(exported)
 
     assert manifest["format"] == "mwaa-migrate-metadata"
-    assert manifest["format_version"] == 2
+    assert manifest["format_version"] == 3
     assert manifest["migrationId"] == "m-1"
+    assert manifest["phase"] == "bulk"
+    assert manifest["watermark"] == "2026-11-23T06:00:00+00:00"
     assert manifest["source_airflow_version"] == "2.7.2"
     assert manifest["schema_revision"] == "emulated-2.7.2"
     assert set(manifest["tables"]) == {
@@ -351,7 +424,7 @@ def test_export_writes_a_manifest_describing_one_sealed_file_per_table(
     }
     for name, entry in manifest["tables"].items():
         assert entry["file"] == f"{name}.jsonl.gz.sealed"
-        body = exported.objects[f"runs/m-1/export/{name}.jsonl.gz.sealed"]
+        body = exported.objects[f"runs/m-1/export/bulk/{name}.jsonl.gz.sealed"]
         assert entry["sha256"] == metadata.sha256_hex(body)
     assert manifest["tables"]["dag_run"]["key"] == ["dag_id", "run_id"]
     assert manifest["secrets"]["kms_key_id"] == conf.kms_key_id
@@ -413,7 +486,7 @@ def test_a_value_with_newlines_and_unicode_survives_export_and_import(
 def test_a_changed_file_is_refused_by_its_checksum(
     exported: MemoryStorage, conf: metadata.RunConf, keys: metadata.KmsKeys
 ) -> None:
-    exported.objects["runs/m-1/export/dag_run.jsonl.gz.sealed"] += b"\0"
+    exported.objects["runs/m-1/export/bulk/dag_run.jsonl.gz.sealed"] += b"\0"
 
     with pytest.raises(metadata.VerificationError, match="dag_run.jsonl.gz.sealed: sha256"):
         metadata.verify_export(EmulatedDatabase(target_environment(), now=NOW), exported, conf, keys)
@@ -422,8 +495,8 @@ def test_a_changed_file_is_refused_by_its_checksum(
 def test_a_sealed_file_moved_under_another_name_does_not_decrypt(
     exported: MemoryStorage, conf: metadata.RunConf, keys: metadata.KmsKeys
 ) -> None:
-    moved = exported.objects["runs/m-1/export/variable.jsonl.gz.sealed"]
-    exported.objects["runs/m-1/export/connection.jsonl.gz.sealed"] = moved
+    moved = exported.objects["runs/m-1/export/bulk/variable.jsonl.gz.sealed"]
+    exported.objects["runs/m-1/export/bulk/connection.jsonl.gz.sealed"] = moved
     rewrite_manifest(exported, lambda m: m["tables"]["connection"].update(sha256=metadata.sha256_hex(moved)))
 
     with pytest.raises(metadata.SecretError, match="connection.jsonl.gz.sealed part 0 does not decrypt"):
@@ -464,7 +537,7 @@ def test_a_missing_manifest_is_refused(conf: metadata.RunConf, keys: metadata.Km
 def test_an_export_of_another_migration_is_refused(
     exported: MemoryStorage, conf: metadata.RunConf, keys: metadata.KmsKeys
 ) -> None:
-    other = metadata.RunConf(conf.bucket, conf.prefix, "m-2", conf.kms_key_id)
+    other = dataclasses.replace(conf, migration_id="m-2")
 
     with pytest.raises(metadata.VerificationError, match="belongs to migration 'm-1'"):
         metadata.verify_export(EmulatedDatabase(target_environment(), now=NOW), exported, other, keys)
@@ -481,14 +554,14 @@ def test_a_data_key_bound_to_another_migration_is_refused(
         metadata.verify_export(EmulatedDatabase(target_environment(), now=NOW), exported, conf, keys)
 
 
-@pytest.mark.parametrize("version", [1, 3])
+@pytest.mark.parametrize("version", [2, 4])
 def test_a_format_version_this_import_does_not_read_is_refused(
     exported: MemoryStorage, conf: metadata.RunConf, keys: metadata.KmsKeys, version: int
 ) -> None:
     rewrite_manifest(exported, lambda m: m.update(format_version=version))
 
     with pytest.raises(
-        metadata.VerificationError, match=f"format version {version}; this import reads versions 2 to 2"
+        metadata.VerificationError, match=f"format version {version}; this import reads versions 3 to 3"
     ):
         metadata.verify_export(EmulatedDatabase(target_environment(), now=NOW), exported, conf, keys)
 
@@ -622,7 +695,7 @@ def test_ids_local_to_the_source_are_cleared(
     assert {row["job_id"] for row in target.metadata["task_instance"]} == {None}
 
 
-def test_children_of_a_run_the_target_refused_are_rejected_not_orphaned(
+def test_a_row_the_target_refuses_fails_the_import_with_the_table_and_counts(
     exported: MemoryStorage, conf: metadata.RunConf, keys: metadata.KmsKeys
 ) -> None:
     target = target_environment()
@@ -631,12 +704,15 @@ def test_children_of_a_run_the_target_refused_are_rejected_not_orphaned(
         dag_run("daily_sales", "manual__other", "success", "2026-11-20T00:00:00+00:00", run_pk=600)
     )
 
-    result = import_(target, exported, conf, keys)
+    db = EmulatedDatabase(target, now=NOW)
 
-    assert result["tables"]["dag_run"] == {"read": 3, "inserted": 2, "skipped": 1, "conflicts": 1}
-    assert result["tables"]["task_instance"]["conflicts"] == 3  # the three of that run
-    assert result["tables"]["xcom"]["conflicts"] == 3
-    assert not [row for row in target.metadata.get("task_instance", []) if row["run_id"] == RUN_20]
+    with pytest.raises(metadata.VerificationError) as refused:
+        metadata.import_tables(db, exported, conf, keys)
+
+    assert "dag_run: 1 of 3 exported rows are not in the target (inserted 2" in str(refused.value)
+    assert "task_instance: 3 of 5" in str(refused.value)  # the three of that run: not orphaned
+    assert "xcom: 3 of 3" in str(refused.value)
+    assert not [row for row in db.table_rows("task_instance") if row["run_id"] == RUN_20]
 
 
 # ------------------------------------------------------------------ idempotence
@@ -652,9 +728,10 @@ def test_a_second_import_inserts_nothing_and_keeps_target_values(
 
     result = import_(target, exported, conf, keys)
 
-    assert {name: counts["inserted"] for name, counts in result["tables"].items()} == dict.fromkeys(
-        result["tables"], 0
+    assert {name: (c["inserted"], c["updated"]) for name, c in result["tables"].items()} == dict.fromkeys(
+        result["tables"], (0, 0)
     )
+    assert all(c["unchanged"] == c["read"] for c in result["tables"].values())
     assert {k: v for k, v in target.metadata.items() if k != "dag"} == {
         k: v for k, v in before.items() if k != "dag"
     }
@@ -689,41 +766,309 @@ def test_secrets_are_stored_encrypted_by_the_targets_fernet(
     )
 
 
-# ------------------------------------------------------------------ cutover and result
+# ------------------------------------------------------------------ the bulk
 
 
-def test_cutover_records_and_pauses_the_active_dags_but_not_itself(conf: metadata.RunConf) -> None:
-    storage = MemoryStorage()
+def test_the_bulk_pauses_nothing(conf: metadata.RunConf, keys: metadata.KmsKeys) -> None:
     source = environment("2.7.2", source_metadata())
-    db = EmulatedDatabase(source, now=NOW)
+    before = paused(source)
 
-    active = metadata.cutover(db, storage, conf)
-    db.commit()
+    manifest = export(source, MemoryStorage(), conf, keys)
 
-    assert active == ["daily_sales", "hourly_events"]
-    assert paused(source)["daily_sales"] is True
-    assert paused(source)[metadata.EXPORT_DAG_ID] is False
-    assert json.loads(storage.objects["runs/m-1/export/cutover.json"])["active_dags"] == active
+    assert paused(source) == before
+    assert manifest["active_dags"] == []
 
 
-def test_a_repeated_export_still_knows_which_dags_were_active(
+def test_the_bulk_leaves_runs_and_log_rows_from_the_watermark_to_the_delta(
     conf: metadata.RunConf, keys: metadata.KmsKeys
+) -> None:
+    tables = source_metadata()
+    tables["dag_run"][0]["end_date"] = AFTER  # RUN_20 ended after the bulk started
+    tables["log"][1]["dttm"] = AFTER
+    storage = MemoryStorage()
+
+    export(environment("2.7.2", tables), storage, conf, keys)
+
+    assert {row["run_id"] for row in rows_of(storage, conf, keys, "dag_run")} == {
+        "scheduled__2026-11-21",
+        "manual__2026-11-22T08:30",
+    }
+    assert RUN_20 not in {row["run_id"] for row in rows_of(storage, conf, keys, "task_instance")}
+    assert RUN_20 not in {row["run_id"] for row in rows_of(storage, conf, keys, "xcom")}
+    assert [row["event"] for row in rows_of(storage, conf, keys, "log")] == ["cli_connections_add"]
+
+
+# ------------------------------------------------------------------ the cutover: record and pause
+
+
+def test_pause_writes_the_record_before_it_pauses_anything(
+    conf: metadata.RunConf, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     storage = MemoryStorage()
     source = environment("2.7.2", source_metadata())
+    db = EmulatedDatabase(source, now=NOW)
+    records_seen: list[dict[str, Any]] = []
+    set_paused = db.set_paused
+
+    def recording_set_paused(dag_ids: Any, *, paused: bool) -> None:
+        records_seen.append(record_of(storage))  # KeyError if nothing is recorded yet
+        set_paused(dag_ids, paused=paused)
+
+    monkeypatch.setattr(db, "set_paused", recording_set_paused)
+
+    result = metadata.pause(db, storage, cutover_of(conf))
+    db.commit()
+
+    assert [(record["state"], record["active_dags"]) for record in records_seen] == [
+        ("paused", ["daily_sales", "hourly_events"])
+    ]
+    assert paused(source) == {
+        "daily_sales": True,
+        "hourly_events": True,
+        "legacy_export": True,
+        "removed_dag": False,  # not active: Airflow no longer knows its file
+        metadata.EXPORT_DAG_ID: False,
+    }
+    assert result["reused_record"] is False
+
+
+def test_the_record_says_which_migration_paused_which_dags_when(conf: metadata.RunConf) -> None:
+    storage = MemoryStorage()
+    db = EmulatedDatabase(environment("2.7.2", source_metadata()), now=NOW)
+
+    metadata.pause(db, storage, cutover_of(conf), now="2026-11-23T12:00:00+00:00")
+
+    assert record_of(storage) == {
+        "migration_id": "m-1",
+        "source_environment": "env-2.7.2",
+        "target_environment": "env-2.10.3",
+        "active_dags": ["daily_sales", "hourly_events"],
+        "state": "paused",
+        "paused_at": "2026-11-23T12:00:00+00:00",
+        "updated_at": "2026-11-23T12:00:00+00:00",
+        "history": [{"state": "paused", "at": "2026-11-23T12:00:00+00:00", "migration_id": "m-1"}],
+    }
+
+
+def test_a_retried_pause_reuses_the_recorded_dags_though_every_dag_is_paused_now(
+    conf: metadata.RunConf,
+) -> None:
+    storage = MemoryStorage()
+    source = environment("2.7.2", source_metadata())
+    db = EmulatedDatabase(source, now=NOW)
+    metadata.pause(db, storage, cutover_of(conf))
+    db.commit()
+
+    again = metadata.pause(EmulatedDatabase(source, now=NOW), storage, cutover_of(conf))
+
+    assert again["active_dags"] == ["daily_sales", "hourly_events"]
+    assert again["reused_record"] is True
+    assert len(record_of(storage)["history"]) == 1
+
+
+def test_a_restored_record_is_recomputed_from_what_is_active_now(conf: metadata.RunConf) -> None:
+    storage = MemoryStorage()
+    storage.objects["runs/m-1/cutover/record.json"] = json.dumps(
+        {
+            "migration_id": "m-1",
+            "active_dags": ["legacy_export"],
+            "state": "restored",
+            "history": [{"state": "paused", "at": "x"}, {"state": "restored", "at": "y"}],
+        }
+    ).encode()
+
+    result = metadata.pause(
+        EmulatedDatabase(environment("2.7.2", source_metadata()), now=NOW), storage, cutover_of(conf)
+    )
+
+    assert result["active_dags"] == ["daily_sales", "hourly_events"]
+    assert record_of(storage)["state"] == "paused"
+    assert [entry["state"] for entry in record_of(storage)["history"]] == ["paused", "restored", "paused"]
+
+
+# ------------------------------------------------------------------ the cutover: drain
+
+
+def test_the_drain_waits_until_the_running_tasks_of_the_paused_dags_finish(
+    conf: metadata.RunConf, keys: metadata.KmsKeys
+) -> None:
+    source, storage, clock = environment("2.7.2", source_metadata()), MemoryStorage(), Clock()
+    upstream: dict[str, Any] = {}
+    run_export_task(source, storage, cutover_of(conf), keys, "pause", upstream=upstream)
+
+    drained = run_export_task(
+        source, storage, cutover_of(conf), keys, "drain", upstream=upstream, drain_polls=2, clock=clock
+    )
+
+    assert clock.slept == [5.0, 5.0]
+    assert (drained["timed_out"], drained["still_running"], drained["waited_seconds"]) == (False, 0, 10.0)
+    [extract] = [row for row in source.metadata["task_instance"] if row["run_id"] == "scheduled__2026-11-22"]
+    assert extract["state"] == "success"
+
+
+def test_a_drain_past_its_deadline_fails_when_told_to_fail(
+    conf: metadata.RunConf, keys: metadata.KmsKeys
+) -> None:
+    source, storage, clock = environment("2.7.2", source_metadata()), MemoryStorage(), Clock()
+    upstream: dict[str, Any] = {}
+    cut = cutover_of(conf, drain_timeout_minutes=1)
+    run_export_task(source, storage, cut, keys, "pause", upstream=upstream)
+
+    with pytest.raises(
+        metadata.DrainTimeout,
+        match=re.escape(
+            "after 1 minutes 1 task instances of the paused DAGs still run or wait in a queue: "
+            "daily_sales.extract[-1] of scheduled__2026-11-22 (running)"
+        ),
+    ):
+        run_export_task(source, storage, cut, keys, "drain", upstream=upstream, drain_polls=None, clock=clock)
+    assert clock.now - NOW == timedelta(minutes=1)
+
+
+def test_a_drain_past_its_deadline_goes_on_when_told_to_carry(
+    conf: metadata.RunConf, keys: metadata.KmsKeys
+) -> None:
+    source, storage = environment("2.7.2", source_metadata()), MemoryStorage()
+    upstream: dict[str, Any] = {}
+    cut = cutover_of(conf, drain_timeout_minutes=1, on_drain_timeout="carry")
+    run_export_task(source, storage, cut, keys, "pause", upstream=upstream)
+
+    drained = run_export_task(source, storage, cut, keys, "drain", upstream=upstream, drain_polls=None)
+
+    assert (drained["timed_out"], drained["still_running"], drained["waited_seconds"]) == (True, 1, 60.0)
+    assert drained["still_running_tasks"] == ["daily_sales.extract[-1] of scheduled__2026-11-22 (running)"]
+
+
+def test_the_drain_does_not_wait_for_dags_the_record_does_not_hold(
+    conf: metadata.RunConf, keys: metadata.KmsKeys
+) -> None:
+    tables = source_metadata()
+    tables["task_instance"].append(task("legacy_export", "manual__old", "extract", "running"))
+    source, storage = environment("2.7.2", tables), MemoryStorage()
+    upstream: dict[str, Any] = {}
+    cut = cutover_of(conf, drain_timeout_minutes=0)
+    run_export_task(source, storage, cut, keys, "pause", upstream=upstream)
+
+    drained = run_export_task(source, storage, cut, keys, "drain", upstream=upstream, drain_polls=0)
+
+    assert (drained["timed_out"], drained["still_running"]) == (False, 0)
+
+
+# ------------------------------------------------------------------ the cutover: the delta
+
+
+@pytest.fixture
+def bulk_exported(
+    conf: metadata.RunConf, keys: metadata.KmsKeys
+) -> tuple[EmulatedEnvironment, MemoryStorage]:
+    source, storage = environment("2.7.2", source_metadata()), MemoryStorage()
     export(source, storage, conf, keys)
+    return source, storage
 
-    manifest = export(source, storage, conf, keys)
 
+def test_the_delta_carries_a_run_in_flight_with_its_unfinished_tasks_cleared(
+    bulk_exported: tuple[EmulatedEnvironment, MemoryStorage], conf: metadata.RunConf, keys: metadata.KmsKeys
+) -> None:
+    source, storage = bulk_exported
+    cut = cutover_of(conf, drain_timeout_minutes=0, on_drain_timeout="carry")
+
+    export_cutover(source, storage, cut, keys, drain_polls=None)
+
+    runs = {row["run_id"]: row["state"] for row in rows_of(storage, cut, keys, "dag_run")}
+    [extract] = rows_of(storage, cut, keys, "task_instance")
+    assert runs == {"scheduled__2026-11-22": "running", "manual__2026-11-22T09:30": "queued"}
+    assert (extract["run_id"], extract["task_id"], extract["state"]) == (
+        "scheduled__2026-11-22",
+        "extract",
+        None,
+    )
+    assert [row["value"] for row in rows_of(storage, cut, keys, "xcom")] == ["running"]
+    [in_source] = [
+        row for row in source.metadata["task_instance"] if row["run_id"] == "scheduled__2026-11-22"
+    ]
+    assert in_source["state"] == "running"  # cleared in the export only, never in the source
+
+
+def test_the_delta_carries_what_changed_from_the_watermark_and_not_the_bulk_again(
+    bulk_exported: tuple[EmulatedEnvironment, MemoryStorage], conf: metadata.RunConf, keys: metadata.KmsKeys
+) -> None:
+    source, storage = bulk_exported
+    late = dag_run("daily_sales", "manual__late", "success", "2026-11-23T06:30:00+00:00", run_pk=30)
+    source.metadata["dag_run"].append({**late, "end_date": AFTER})
+    source.metadata["log"].append(
+        {"id": 9, "dttm": AFTER, "dag_id": "daily_sales", "event": "paused", "owner": "admin", "extra": None}
+    )
+    cut = cutover_of(conf)
+
+    export_cutover(source, storage, cut, keys)
+
+    assert {row["run_id"] for row in rows_of(storage, cut, keys, "dag_run")} == {
+        "manual__late",
+        "scheduled__2026-11-22",
+        "manual__2026-11-22T09:30",
+    }
+    assert [row["event"] for row in rows_of(storage, cut, keys, "log")] == ["paused"]
+    assert len(rows_of(storage, cut, keys, "variable")) == 3  # settings in full
+
+
+def test_the_cutover_manifest_lists_the_recorded_dags_timings_and_drain(
+    bulk_exported: tuple[EmulatedEnvironment, MemoryStorage], conf: metadata.RunConf, keys: metadata.KmsKeys
+) -> None:
+    source, storage = bulk_exported
+
+    manifest = export_cutover(source, storage, cutover_of(conf), keys, drain_polls=1)
+
+    assert manifest["phase"] == "cutover"
+    assert manifest["watermark"] == "2026-11-23T06:00:00+00:00"
     assert manifest["active_dags"] == ["daily_sales", "hourly_events"]
+    assert set(manifest["timings"]) == {"paused_at", "drain_started_at", "drained_at", "exported_at"}
+    assert manifest["drain"] == {"waited_seconds": 5.0, "timed_out": False, "still_running": 0}
 
 
-def test_import_unpauses_exactly_the_dags_active_in_the_source(
+def test_a_cutover_without_its_bulk_exports_nothing(conf: metadata.RunConf, keys: metadata.KmsKeys) -> None:
+    storage = MemoryStorage()
+
+    with pytest.raises(metadata.MissingObjectError, match="runs/m-1/export/bulk/manifest.json"):
+        export_cutover(environment("2.7.2", source_metadata()), storage, cutover_of(conf), keys)
+    assert not [key for key in storage.objects if key.startswith("runs/m-1/export/")]
+
+
+# ------------------------------------------------------------------ imports and results
+
+
+@pytest.fixture
+def migrated(
+    bulk_exported: tuple[EmulatedEnvironment, MemoryStorage], conf: metadata.RunConf, keys: metadata.KmsKeys
+) -> tuple[EmulatedEnvironment, EmulatedEnvironment, MemoryStorage]:
+    """The bulk exported and imported; the source runs on."""
+    source, storage = bulk_exported
+    target = target_environment()
+    import_(target, storage, conf, keys)
+    return source, target, storage
+
+
+def test_the_bulk_import_pauses_every_dag_and_unpauses_none(
     exported: MemoryStorage, conf: metadata.RunConf, keys: metadata.KmsKeys
 ) -> None:
     target = target_environment()
 
     result = import_(target, exported, conf, keys)
+
+    assert {dag for dag, is_paused in paused(target).items() if not is_paused} == {metadata.IMPORT_DAG_ID}
+    assert result["unpaused_dags"] == []
+    assert json.loads(exported.objects["runs/m-1/import/bulk/result.json"]) == result
+
+
+def test_the_cutover_import_unpauses_exactly_the_recorded_dags(
+    migrated: tuple[EmulatedEnvironment, EmulatedEnvironment, MemoryStorage],
+    conf: metadata.RunConf,
+    keys: metadata.KmsKeys,
+) -> None:
+    source, target, storage = migrated
+    cut = cutover_of(conf)
+    export_cutover(source, storage, cut, keys)
+
+    result = import_(target, storage, cut, keys)
 
     assert paused(target) == {
         "daily_sales": False,
@@ -733,20 +1078,129 @@ def test_import_unpauses_exactly_the_dags_active_in_the_source(
         metadata.IMPORT_DAG_ID: False,
     }
     assert result["unpaused_dags"] == ["daily_sales", "hourly_events"]
+    assert set(result["timings"]) == {"import_started_at", "imported_at", "verified_at", "unpaused_at"}
+    assert json.loads(storage.objects["runs/m-1/import/cutover/result.json"]) == result
 
 
 def test_unpause_dags_false_leaves_every_dag_paused(
-    exported: MemoryStorage, conf: metadata.RunConf, keys: metadata.KmsKeys
+    migrated: tuple[EmulatedEnvironment, EmulatedEnvironment, MemoryStorage],
+    conf: metadata.RunConf,
+    keys: metadata.KmsKeys,
 ) -> None:
-    target = target_environment()
-    keep_paused = metadata.RunConf(
-        conf.bucket, conf.prefix, conf.migration_id, conf.kms_key_id, unpause_dags=False
-    )
+    source, target, storage = migrated
+    cut = cutover_of(conf, unpause_dags=False)
+    export_cutover(source, storage, cut, keys)
 
-    result = import_(target, exported, keep_paused, keys)
+    result = import_(target, storage, cut, keys)
 
     assert {dag for dag, is_paused in paused(target).items() if not is_paused} == {metadata.IMPORT_DAG_ID}
     assert result["unpaused_dags"] == []
+
+
+def test_a_variable_changed_on_the_source_after_the_bulk_is_updated_by_the_cutover(
+    migrated: tuple[EmulatedEnvironment, EmulatedEnvironment, MemoryStorage],
+    conf: metadata.RunConf,
+    keys: metadata.KmsKeys,
+) -> None:
+    source, target, storage = migrated
+    source.metadata["variable"][0]["val"] = "analytics_v2"
+    cut = cutover_of(conf)
+    export_cutover(source, storage, cut, keys)
+
+    result = import_(target, storage, cut, keys)
+
+    assert {row["key"]: row["val"] for row in target.metadata["variable"]}[
+        "warehouse_schema"
+    ] == "analytics_v2"
+    assert result["tables"]["variable"] == {
+        "read": 3,
+        "inserted": 0,
+        "updated": 1,
+        "unchanged": 2,
+        "rejected": 0,
+    }
+
+
+def test_a_run_cleared_and_run_again_after_the_bulk_is_updated_by_the_cutover(
+    migrated: tuple[EmulatedEnvironment, EmulatedEnvironment, MemoryStorage],
+    conf: metadata.RunConf,
+    keys: metadata.KmsKeys,
+) -> None:
+    source, target, storage = migrated
+    rerun = "scheduled__2026-11-21"
+    [run] = [row for row in source.metadata["dag_run"] if row["run_id"] == rerun]
+    run.update(state="success", end_date=AFTER)
+    for row in source.metadata["task_instance"]:
+        if row["run_id"] == rerun:
+            row.update(state="success", try_number=3, end_date=AFTER)
+    [before] = [row for row in target.metadata["dag_run"] if row["run_id"] == rerun]
+    target_id = before["id"]
+    cut = cutover_of(conf)
+    export_cutover(source, storage, cut, keys)
+
+    result = import_(target, storage, cut, keys)
+
+    [after] = [row for row in target.metadata["dag_run"] if row["run_id"] == rerun]
+    assert (after["state"], after["end_date"], after["id"]) == ("success", AFTER, target_id)
+    assert {
+        row["task_id"]: row["state"] for row in target.metadata["task_instance"] if row["run_id"] == rerun
+    } == {
+        "extract": "success",
+        "load": "success",
+        "notify": "success",
+    }
+    # extract and load were in the bulk (updated); notify was up for retry then (inserted now), as
+    # is the drained task of the run in flight.
+    assert result["tables"]["task_instance"] == {
+        "read": 4,
+        "inserted": 2,
+        "updated": 2,
+        "unchanged": 0,
+        "rejected": 0,
+    }
+    assert result["tables"]["dag_run"]["updated"] == 1
+
+
+def test_a_second_cutover_import_changes_nothing(
+    migrated: tuple[EmulatedEnvironment, EmulatedEnvironment, MemoryStorage],
+    conf: metadata.RunConf,
+    keys: metadata.KmsKeys,
+) -> None:
+    source, target, storage = migrated
+    source.metadata["variable"][0]["val"] = "analytics_v2"
+    cut = cutover_of(conf)
+    export_cutover(source, storage, cut, keys)
+    import_(target, storage, cut, keys)
+    before = json.loads(json.dumps(target.metadata))
+
+    result = import_(target, storage, cut, keys)
+
+    assert {name: (c["inserted"], c["updated"], c["rejected"]) for name, c in result["tables"].items()} == (
+        dict.fromkeys(result["tables"], (0, 0, 0))
+    )
+    assert all(c["unchanged"] == c["read"] for c in result["tables"].values())
+    assert target.metadata == before
+
+
+def test_the_cutover_import_fails_when_a_row_cannot_be_as_exported(
+    migrated: tuple[EmulatedEnvironment, EmulatedEnvironment, MemoryStorage],
+    conf: metadata.RunConf,
+    keys: metadata.KmsKeys,
+) -> None:
+    source, target, storage = migrated
+    # The target holds a run of hourly_events at the queued run's logical date under another run id.
+    target.metadata["dag_run"].append(
+        dag_run("hourly_events", "manual__clash", "success", "2026-11-22T09:30:00+00:00", run_pk=700)
+    )
+    cut = cutover_of(conf)
+    export_cutover(source, storage, cut, keys)
+    db = EmulatedDatabase(target, now=NOW)
+
+    with pytest.raises(
+        metadata.VerificationError,
+        match=re.escape("dag_run: 1 of 2 exported rows are not in the target with the exported values"),
+    ):
+        metadata.import_tables(db, storage, cut, keys)
 
 
 def test_import_writes_a_verified_result_with_counts_per_table(
@@ -754,33 +1208,50 @@ def test_import_writes_a_verified_result_with_counts_per_table(
 ) -> None:
     result = import_(target_environment(), exported, conf, keys)
 
-    assert json.loads(exported.objects["runs/m-1/import/result.json"]) == result
     assert result["verified"] is True
+    assert result["phase"] == "bulk"
     assert result["source_schema_revision"] == "emulated-2.7.2"
+
+    def inserted(rows: int) -> dict[str, int]:
+        return {"read": rows, "inserted": rows, "updated": 0, "unchanged": 0, "rejected": 0}
+
     assert result["tables"] == {
-        "variable": {"read": 3, "inserted": 3, "skipped": 0, "conflicts": 0},
-        "connection": {"read": 1, "inserted": 1, "skipped": 0, "conflicts": 0},
-        "slot_pool": {"read": 1, "inserted": 1, "skipped": 0, "conflicts": 0},
-        "dag_run": {"read": 3, "inserted": 3, "skipped": 0, "conflicts": 0},
-        "task_instance": {"read": 5, "inserted": 5, "skipped": 0, "conflicts": 0},
-        "xcom": {"read": 3, "inserted": 3, "skipped": 0, "conflicts": 0},
-        "log": {"read": 2, "inserted": 2, "skipped": 0, "conflicts": 0},
+        "variable": inserted(3),
+        "connection": inserted(1),
+        "slot_pool": inserted(1),
+        "dag_run": inserted(3),
+        "task_instance": inserted(5),
+        "xcom": inserted(3),
+        "log": inserted(2),
     }
 
 
 # ------------------------------------------------------------------ conf and versions
 
 
+BASE_CONF: dict[str, Any] = {
+    "bucket": "b",
+    "prefix": "p",
+    "migrationId": "m",
+    "kmsKeyId": "k",
+    "phase": "bulk",
+}
+
+
 @pytest.mark.parametrize(
     ("fields", "message"),
     [
-        ({"prefix": "p", "migrationId": "m", "kmsKeyId": "k"}, "'bucket'"),
-        ({"bucket": "b", "prefix": "p", "migrationId": "", "kmsKeyId": "k"}, "'migrationId'"),
-        ({"bucket": "b", "prefix": "p", "migrationId": "m"}, "'kmsKeyId'"),
-        (
-            {"bucket": "b", "prefix": "p", "migrationId": "m", "kmsKeyId": "k", "unpauseDags": "no"},
-            "'unpauseDags'",
-        ),
+        ({"prefix": "p", "migrationId": "m", "kmsKeyId": "k", "phase": "bulk"}, "'bucket'"),
+        ({**BASE_CONF, "migrationId": ""}, "'migrationId'"),
+        ({k: v for k, v in BASE_CONF.items() if k != "kmsKeyId"}, "'kmsKeyId'"),
+        ({**BASE_CONF, "unpauseDags": "no"}, "'unpauseDags'"),
+        ({k: v for k, v in BASE_CONF.items() if k != "phase"}, "'phase' as one of bulk, cutover, not None"),
+        ({**BASE_CONF, "phase": "delta"}, "'phase' as one of bulk, cutover, not 'delta'"),
+        ({**BASE_CONF, "drainTimeoutMinutes": -1}, "'drainTimeoutMinutes' must be a whole number"),
+        ({**BASE_CONF, "drainTimeoutMinutes": "30"}, "'drainTimeoutMinutes' must be a whole number"),
+        ({**BASE_CONF, "drainTimeoutMinutes": True}, "'drainTimeoutMinutes' must be a whole number"),
+        ({**BASE_CONF, "onDrainTimeout": "wait"}, "'onDrainTimeout' must be one of fail, carry"),
+        ({**BASE_CONF, "sourceEnvironment": 3}, "'sourceEnvironment' must be a string"),
     ],
 )
 def test_a_bad_conf_is_refused_with_the_field(fields: dict[str, Any], message: str) -> None:
@@ -788,13 +1259,20 @@ def test_a_bad_conf_is_refused_with_the_field(fields: dict[str, Any], message: s
         metadata.RunConf.from_conf(fields)
 
 
-def test_keys_live_under_the_prefix() -> None:
-    parsed = metadata.RunConf.from_conf(
-        {"bucket": "b", "prefix": "/a/b/", "migrationId": "m", "kmsKeyId": "k"}
-    )
+def test_keys_live_under_the_prefix_by_phase() -> None:
+    parsed = metadata.RunConf.from_conf({**BASE_CONF, "prefix": "/a/b/", "phase": "cutover"})
 
-    assert parsed.key("export", "manifest.json") == "a/b/export/manifest.json"
-    assert parsed.unpause_dags is True
+    assert parsed.export_key("manifest.json") == "a/b/export/cutover/manifest.json"
+    assert parsed.export_key("manifest.json", "bulk") == "a/b/export/bulk/manifest.json"
+    assert parsed.import_key("result.json") == "a/b/import/cutover/result.json"
+    assert parsed.record_key == "a/b/cutover/record.json"
+
+
+def test_the_conf_defaults_to_a_30_minute_drain_that_fails_and_to_unpausing() -> None:
+    parsed = metadata.RunConf.from_conf(BASE_CONF)
+
+    assert (parsed.drain_timeout_minutes, parsed.on_drain_timeout, parsed.unpause_dags) == (30, "fail", True)
+    assert (parsed.source_environment, parsed.target_environment) == ("", "")
 
 
 def test_an_airflow_3_environment_is_refused_before_anything_changes(
@@ -945,7 +1423,7 @@ def test_a_task_callable_runs_its_step_with_the_conf_and_earlier_tasks_results(
     monkeypatch.setattr(metadata, "run_task", fake_run_task)
     pulled = {"verify_export": {"tables": {}}, "pause_dags": ["a"], "import_tables": {"tables": {"x": 1}}}
     ti = types.SimpleNamespace(xcom_pull=lambda task_ids: pulled[task_ids])
-    dag_run_ = types.SimpleNamespace(conf={"bucket": "b", "prefix": "p", "migrationId": "m", "kmsKeyId": "k"})
+    dag_run_ = types.SimpleNamespace(conf={**BASE_CONF, "phase": "cutover"})
 
     returned = metadata.airflow_task(metadata.IMPORT_DAG_ID, "unpause_dags")(dag_run=dag_run_, ti=ti)
 
@@ -953,6 +1431,8 @@ def test_a_task_callable_runs_its_step_with_the_conf_and_earlier_tasks_results(
     context = seen["context"]
     assert context.db == "db:session"
     assert context.storage == "s3:b"
-    assert context.conf == metadata.RunConf(bucket="b", prefix="p", migration_id="m", kms_key_id="k")
+    assert context.conf == metadata.RunConf(
+        bucket="b", prefix="p", migration_id="m", kms_key_id="k", phase="cutover"
+    )
     assert context.upstream == pulled
     assert seen["closed"] is True

@@ -17,12 +17,14 @@ from mwaa_migrate.notifications import (
     DETAIL_TYPES,
     EVENT_SOURCE,
     MigrationNotification,
+    awaiting_approval,
     ended,
     failed,
     publish,
     started,
 )
 from mwaa_migrate.outcome import Outcome
+from mwaa_migrate.step_events import AwaitApprovalEvent
 
 EXECUTION = "arn:aws:states:us-east-1:123456789012:execution:mwaa-migrate-migration:run-1"
 REGION = "us-east-1"
@@ -191,5 +193,55 @@ def test_every_status_has_its_own_detail_type():
         "STARTED": "Migration Started",
         "SUCCEEDED": "Migration Succeeded",
         "FAILED": "Migration Failed",
+        "AWAITING_APPROVAL": "Migration Awaiting Approval",
     }
     assert "Migration Requested" not in DETAIL_TYPES.values(), "a notification must never start a migration"
+
+
+# ------------------------------------------------------------------ the cutover
+
+
+def test_a_failure_message_opens_with_which_environment_runs_the_dags(plan):
+    outcome = Outcome(
+        status="FAILED",
+        report_uri="s3://bucket/reports/run-1.json",
+        error="VerificationFailed",
+        cause="CheckCutoverImportRun: dag_run: 1 row missing",
+        failed_state="CheckCutoverImportRun",
+        dags_running="The source analytics-prod runs the DAGs again: its 3 recorded DAGs were unpaused.",
+    )
+
+    message = ended(outcome, EXECUTION, plan).message()
+
+    lines = message.splitlines()
+    assert lines[0] == "The source analytics-prod runs the DAGs again: its 3 recorded DAGs were unpaused."
+    assert lines[1].startswith(
+        "Migration analytics-prod -> analytics-prod-2-10 failed at CheckCutoverImportRun"
+    )
+
+
+def test_the_approval_notification_gives_the_commands_and_the_deadline_and_never_the_token(plan, aws):
+    token = "AQCEAAAAKgAAAAMAAAAAAAAAAS0secret-task-token"
+    step = AwaitApprovalEvent(execution_id=EXECUTION, plan=plan, task_token=token)
+    sns = boto3.client("sns", region_name=REGION)
+    sqs = boto3.client("sqs", region_name=REGION)
+    topic = sns.create_topic(Name="migrations")["TopicArn"]
+    url = sqs.create_queue(QueueName="mail")["QueueUrl"]
+    queue = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue)
+    notification = awaiting_approval(step.plan, step.execution_id, "2026-11-24T12:00:00+00:00")
+
+    publish(notification, events=boto3.client("events", region_name=REGION), sns=sns, topic_arn=topic)
+
+    (body,) = [message["Body"] for message in sqs.receive_message(QueueUrl=url).get("Messages", [])]
+    text = json.loads(body)["Message"]
+    assert "Approve: mwaa-migrate approve run-1" in text
+    assert "Reject:  mwaa-migrate reject run-1" in text
+    assert "Without an answer by 2026-11-24T12:00:00+00:00 the migration ends" in text
+    assert (notification.detail_type, notification.approval_deadline) == (
+        "Migration Awaiting Approval",
+        "2026-11-24T12:00:00+00:00",
+    )
+    assert token not in body
+    assert token not in json.dumps(notification.to_event())
+    assert token not in repr(step)

@@ -26,6 +26,15 @@ SOURCE = {
     "LoggingConfiguration": {"TaskLogs": {"Enabled": True, "LogLevel": "INFO"}},
 }
 
+# The target as an earlier run of this migration created it: on its own copy of the DAG folder.
+OUR_TARGET = {
+    **SOURCE,
+    "Name": "next",
+    "AirflowVersion": "2.10.3",
+    "DagS3Path": "mwaa-migrate/next/dags",
+    "Tags": {SOURCE_TAG: "analytics"},
+}
+
 KEY_ARN = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
 
 
@@ -36,6 +45,9 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
         iam = boto3.client("iam")
         s3 = boto3.client("s3")
         s3.create_bucket(Bucket="migrations")
+        s3.create_bucket(Bucket="airflow-analytics")
+        s3.put_bucket_versioning(Bucket="airflow-analytics", VersioningConfiguration={"Status": "Enabled"})
+        s3.put_object(Bucket="airflow-analytics", Key="dags/etl.py", Body=b"from airflow import DAG\n")
         for name, path in (("mwaa-analytics", "/service-role/"), ("mwaa-next", "/")):
             iam.create_role(RoleName=name, Path=path, AssumeRolePolicyDocument="{}")
         emulator.add_environment(dict(SOURCE))
@@ -75,10 +87,22 @@ def test_the_plan_holds_the_request_the_policies_and_the_dags(aws):
     json.dumps(plan.to_event())  # the state machine carries it as JSON
 
 
+def _objects(s3) -> dict[str, list[str]]:
+    return {
+        bucket["Name"]: [
+            f"{item['Key']}@{item['VersionId']}"
+            for item in s3.list_object_versions(Bucket=bucket["Name"]).get("Versions", [])
+        ]
+        for bucket in s3.list_buckets()["Buckets"]
+    }
+
+
 def test_planning_changes_nothing(aws):
+    before = _objects(aws["s3"])
     _plan(aws)
     assert {call[0] for call in aws["emulator"].calls} == {"GetEnvironment"}
     assert aws["iam"].list_role_policies(RoleName="mwaa-analytics")["PolicyNames"] == []
+    assert _objects(aws["s3"]) == before
 
 
 def test_an_airflow_3_target_is_planned_through_2_11(aws):
@@ -125,9 +149,7 @@ def test_a_target_of_another_origin_is_refused(aws):
 
 
 def test_a_target_from_an_earlier_run_is_reused(aws):
-    aws["emulator"].add_environment(
-        {**SOURCE, "Name": "next", "AirflowVersion": "2.10.3", "Tags": {SOURCE_TAG: "analytics"}}
-    )
+    aws["emulator"].add_environment({**OUR_TARGET, "Tags": {SOURCE_TAG: "analytics"}})
     plan = _plan(aws)
     assert plan.target.already_exists is True
     assert any("reused" in warning for warning in plan.warnings)
@@ -136,12 +158,265 @@ def test_a_target_from_an_earlier_run_is_reused(aws):
 def test_a_target_from_an_earlier_run_with_another_role_is_refused(aws):
     aws["emulator"].add_environment(
         {
-            **SOURCE,
-            "Name": "next",
-            "AirflowVersion": "2.10.3",
+            **OUR_TARGET,
             "ExecutionRoleArn": "arn:aws:iam::123456789012:role/mwaa-next",
-            "Tags": {SOURCE_TAG: "analytics"},
         }
     )
     with pytest.raises(MigrationConflict, match="exists with execution role"):
         _plan(aws)
+
+
+# ------------------------------------------------------------------ the target's own copy of the files
+
+
+def test_the_target_reads_its_own_copy_of_the_dag_folder(aws):
+    # Given a source whose DAGs are in s3://airflow-analytics/dags
+    # When the migration is planned
+    plan = _plan(aws)
+    # Then the target reads a folder of its own in the same bucket, and the import DAG goes there
+    assert plan.target.create_request["SourceBucketArn"] == "arn:aws:s3:::airflow-analytics"
+    assert plan.target.create_request["DagS3Path"] == "mwaa-migrate/next/dags"
+    assert (plan.import_dag.bucket, plan.import_dag.folder) == ("airflow-analytics", "mwaa-migrate/next/dags")
+    assert [(f.kind, f.source_key, f.target_key) for f in plan.target.files] == [
+        ("dags", "dags/", "mwaa-migrate/next/dags/")
+    ]
+
+
+def test_the_versioned_files_are_planned_at_the_versions_the_source_runs(aws):
+    # Given a source with requirements at a named version and plugins at no named version
+    s3 = aws["s3"]
+    pinned = s3.put_object(Bucket="airflow-analytics", Key="requirements.txt", Body=b"pandas==2.0\n")[
+        "VersionId"
+    ]
+    s3.put_object(Bucket="airflow-analytics", Key="requirements.txt", Body=b"pandas==2.2\n")
+    current = s3.put_object(Bucket="airflow-analytics", Key="plugins.zip", Body=b"PK")["VersionId"]
+    aws["emulator"].add_environment(
+        {
+            **SOURCE,
+            "Name": "pinned",
+            "RequirementsS3Path": "requirements.txt",
+            "RequirementsS3ObjectVersion": pinned,
+            "PluginsS3Path": "plugins.zip",
+        }
+    )
+    # When the migration is planned
+    plan = _plan(aws, sourceEnvironmentName="pinned")
+    # Then each is copied from the version the source runs, and the request waits for the copy's version
+    planned = {f.kind: (f.source_version_id, f.target_key) for f in plan.target.files}
+    assert planned["requirements"] == (pinned, "mwaa-migrate/next/requirements.txt")
+    assert planned["plugins"] == (current, "mwaa-migrate/next/plugins.zip")
+    assert plan.target.create_request["RequirementsS3Path"] == "mwaa-migrate/next/requirements.txt"
+    assert "RequirementsS3ObjectVersion" not in plan.target.create_request
+
+
+def test_a_version_the_source_names_that_is_gone_is_refused(aws):
+    aws["emulator"].add_environment(
+        {
+            **SOURCE,
+            "Name": "broken",
+            "RequirementsS3Path": "requirements.txt",
+            "RequirementsS3ObjectVersion": "v9",
+        }
+    )
+    with pytest.raises(
+        MigrationConflict, match="RequirementsS3Path s3://airflow-analytics/requirements.txt version v9"
+    ):
+        _plan(aws, sourceEnvironmentName="broken")
+
+
+def test_a_target_bucket_holds_the_copy_when_named(aws):
+    # Given a versioned bucket named for the target
+    aws["s3"].create_bucket(Bucket="airflow-next")
+    aws["s3"].put_bucket_versioning(Bucket="airflow-next", VersioningConfiguration={"Status": "Enabled"})
+    # When the migration is planned with targetBucket
+    plan = _plan(aws, targetBucket="airflow-next")
+    # Then the target reads that bucket
+    assert plan.target.create_request["SourceBucketArn"] == "arn:aws:s3:::airflow-next"
+    assert plan.target.source_bucket_arn == "arn:aws:s3:::airflow-next"
+
+
+def test_a_target_bucket_without_versioning_is_refused(aws):
+    aws["s3"].create_bucket(Bucket="airflow-next")
+    with pytest.raises(
+        InvalidMigrationRequest, match="targetBucket: bucket airflow-next must have versioning"
+    ):
+        _plan(aws, targetBucket="airflow-next")
+
+
+def test_a_missing_target_bucket_is_refused(aws):
+    with pytest.raises(InvalidMigrationRequest, match="targetBucket: bucket airflow-nowhere does not exist"):
+        _plan(aws, targetBucket="airflow-nowhere")
+
+
+def test_a_dag_that_starts_unpaused_is_named_in_a_warning(aws):
+    # Given a DAG file that opts out of being paused at creation, beside an ordinary one
+    aws["s3"].put_object(
+        Bucket="airflow-analytics",
+        Key="dags/live.py",
+        Body=b"with DAG('live', is_paused_upon_creation=False):\n    pass\n",
+    )
+    # When the migration is planned
+    plan = _plan(aws)
+    # Then a warning names exactly that file
+    [warning] = [w for w in plan.warnings if "is_paused_upon_creation=False" in w]
+    assert "dags/live.py" in warning
+    assert "etl.py" not in warning
+
+
+def test_the_target_is_created_with_every_dag_paused(aws):
+    plan = _plan(aws)
+    assert (
+        plan.target.create_request["AirflowConfigurationOptions"]["core.dags_are_paused_at_creation"]
+        == "True"
+    )
+
+
+# ------------------------------------------------------------------ failed targets
+
+
+def test_a_failed_target_of_this_migration_is_planned_for_replacement(aws):
+    # Given this migration's target, left CREATE_FAILED by an earlier run
+    aws["emulator"].add_environment(
+        {
+            **OUR_TARGET,
+            "Status": "CREATE_FAILED",
+            "LastUpdate": {"Status": "FAILED", "Error": {"ErrorCode": "SUBNET", "ErrorMessage": "no route"}},
+        }
+    )
+    # When the migration is planned again
+    plan = _plan(aws)
+    # Then the plan replaces it and says so
+    assert (plan.target.replace_failed, plan.target.already_exists) == (True, False)
+    assert any("will replace environment next" in w and "CREATE_FAILED" in w for w in plan.warnings)
+
+
+def test_a_failed_target_is_refused_when_replacing_is_switched_off(aws):
+    aws["emulator"].add_environment({**OUR_TARGET, "Status": "CREATE_FAILED"})
+    with pytest.raises(MigrationConflict, match="replaceFailedTarget is false: delete it"):
+        _plan(aws, replaceFailedTarget=False)
+
+
+def test_a_failed_environment_of_another_origin_is_refused_with_what_to_do(aws):
+    aws["emulator"].add_environment({**OUR_TARGET, "Status": "CREATE_FAILED", "Tags": {"team": "other"}})
+    with pytest.raises(
+        MigrationConflict, match="not created by a migration from analytics: delete it .* or choose"
+    ):
+        _plan(aws)
+
+
+def test_a_target_that_reads_the_sources_own_folder_is_refused(aws):
+    aws["emulator"].add_environment({**OUR_TARGET, "DagS3Path": "dags"})
+    with pytest.raises(MigrationConflict, match="not its own copy"):
+        _plan(aws)
+
+
+# ------------------------------------------------------------------ re-runs of a finished migration
+
+
+def _put_json(aws, key, value):
+    aws["s3"].put_object(Bucket="migrations", Key=key, Body=json.dumps(value).encode())
+
+
+def _record(state, target="next"):
+    return {
+        "migration_id": f"analytics.{target}",
+        "state": state,
+        "active_dags": ["etl"],
+        "updated_at": "2026-01-02T03:04:05Z",
+        "history": [
+            {"state": "paused", "at": "2026-01-02T03:00:00Z"},
+            {"state": state, "at": "2026-01-02T03:04:05Z"},
+        ],
+    }
+
+
+def test_a_migration_whose_target_went_live_is_refused(aws):
+    # Given the cutover record of this migration says the target is live
+    _put_json(aws, "migrations/analytics/next/cutover/record.json", _record("live"))
+    _put_json(
+        aws,
+        "migrations/analytics/next/reports/run-1.json",
+        {"status": "SUCCEEDED", "finishedAt": "2026-01-02T04:00:00Z"},
+    )
+    # When it is planned again
+    # Then it is refused, saying since when and where the report is
+    with pytest.raises(
+        MigrationConflict,
+        match=r"already migrated: the target next runs the DAGs since 2026-01-02T03:04:05Z; "
+        r"report s3://migrations/migrations/analytics/next/reports/run-1.json",
+    ):
+        _plan(aws)
+
+
+def test_a_migration_that_went_live_and_stopped_before_finishing_is_resumed(aws):
+    # Given a record that says live, and no report of a succeeded run (the run crashed after the cutover)
+    _put_json(aws, "migrations/analytics/next/cutover/record.json", _record("live"))
+    # When it is planned again
+    plan = _plan(aws)
+    # Then the plan resumes after the cutover, and says so
+    assert plan.cutover.resume_after_live is True
+    assert any("resumes after the cutover" in w for w in plan.warnings)
+
+
+def test_an_airflow_3_target_unpauses_its_dags_after_the_upgrade(aws):
+    assert _plan(aws, targetAirflowVersion="3.0.6").cutover.unpause_in_import is False
+    assert _plan(aws, targetAirflowVersion="2.10.3").cutover.unpause_in_import is True
+
+
+def test_a_migration_with_a_succeeded_report_is_refused(aws):
+    _put_json(aws, "migrations/analytics/next/reports/run-0.json", {"status": "FAILED", "finishedAt": "a"})
+    _put_json(aws, "migrations/analytics/next/reports/run-1.json", {"status": "SUCCEEDED", "finishedAt": "b"})
+    with pytest.raises(MigrationConflict, match="already migrated: .* since b; report .*run-1.json"):
+        _plan(aws)
+
+
+def test_a_migration_with_only_failed_reports_is_planned(aws):
+    _put_json(aws, "migrations/analytics/next/reports/run-0.json", {"status": "FAILED", "finishedAt": "a"})
+    assert _plan(aws).migration_id == "analytics.next"
+
+
+def test_another_migration_that_left_the_source_paused_is_refused(aws):
+    _put_json(aws, "migrations/analytics/other/cutover/record.json", _record("paused", "other"))
+    with pytest.raises(
+        MigrationConflict, match="migration of analytics to other paused the source's DAGs \\(etl\\)"
+    ):
+        _plan(aws)
+
+
+def test_a_source_already_migrated_elsewhere_is_refused(aws):
+    _put_json(aws, "migrations/analytics/other/cutover/record.json", _record("live", "other"))
+    with pytest.raises(MigrationConflict, match="analytics was already migrated to other"):
+        _plan(aws)
+
+
+def test_another_migration_that_restored_the_source_does_not_stop_this_one(aws):
+    _put_json(aws, "migrations/analytics/other/cutover/record.json", _record("restored", "other"))
+    assert _plan(aws).target.name == "next"
+
+
+# ------------------------------------------------------------------ ids and cutover settings
+
+
+def test_migration_ids_that_once_collided_differ(aws):
+    # Given "a-to-b" -> "c" and "a" -> "b-to-c", which were both "a-to-b-to-c"
+    for name in ("a-to-b", "a"):
+        aws["emulator"].add_environment({**SOURCE, "Name": name})
+    # When both are planned
+    first = _plan(aws, sourceEnvironmentName="a-to-b", targetEnvironmentName="c")
+    second = _plan(aws, sourceEnvironmentName="a", targetEnvironmentName="b-to-c")
+    # Then their ids, and so their policy names, differ
+    assert (first.migration_id, second.migration_id) == ("a-to-b.c", "a.b-to-c")
+    assert {p.policy_name for p in first.policies}.isdisjoint(p.policy_name for p in second.policies)
+
+
+def test_the_plan_carries_the_cutover_settings(aws):
+    plan = _plan(
+        aws, cutover="approve", approvalTimeoutHours=2, drainTimeoutMinutes=5, onDrainTimeout="carry"
+    )
+    cutover = plan.cutover
+    assert (
+        cutover.mode,
+        cutover.approval_timeout_seconds,
+        cutover.drain_timeout_minutes,
+        cutover.on_drain_timeout,
+    ) == ("approve", 7200, 5, "carry")

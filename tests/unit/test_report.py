@@ -17,6 +17,7 @@ from mwaa_migrate.report import (
     MigrationReport,
     SettingsSummary,
     StepTiming,
+    downtime_of,
     duration,
     finished_steps,
     markdown_key,
@@ -343,7 +344,7 @@ def test_the_markdown_report_shows_every_section_a_person_needs():
     assert "| Target | prod-2-10, Airflow 3.0.6 (created on 2.11.0, upgraded in place) |" in text
     assert "- core.dag_concurrency was renamed core.max_active_tasks_per_dag" in text
     assert "| Name | changed | prod | prod-2-10 |" in text
-    assert "| variable | 3 | 3 | 2 | 1 | 0 | 3 |" in text
+    assert "| variable | 3 | 3 | 2 |  | 1 | 0 | 3 |" in text
     assert "| events written | 300 |" in text
     assert "- skipped `a\\|b`: too old" in text
     assert "| WaitForTarget | Wait | 25 | 0:25:00 | succeeded |" in text
@@ -434,3 +435,202 @@ def test_a_log_copy_by_group_shows_a_row_per_group_and_counts_many_skips_by_reas
     assert "| airflow-prod-Task | airflow-prod-2-10-Task | 100 | 70 | 30 | 0 | 8000 | 0 |" in text
     assert "- 30 streams skipped: older than logDays" in text
     assert "`s0`" not in text
+
+
+# ------------------------------------------------------------------ the cutover: tables, downtime, timeline
+
+# The cutover export's result as CheckDagRun passes it on (camelCase fields, `timings` as the DAG
+# wrote them) and the import's, then StartTargetDags' settlement.
+CUTOVER_EXPORTED: dict[str, Any] = {
+    "kind": "export",
+    "tables": {"dag_run": {"rows": 4}},
+    "activeDags": ["daily_sales", "hourly_clicks"],
+    "timings": {
+        "paused_at": "2026-11-23T12:20:00+00:00",
+        "drain_started_at": "2026-11-23T12:20:01+00:00",
+        "drained_at": "2026-11-23T12:22:31+00:00",
+        "exported_at": "2026-11-23T12:23:01+00:00",
+    },
+    "drain": {"waited_seconds": 150, "timed_out": False, "still_running": 0},
+}
+CUTOVER_IMPORTED: dict[str, Any] = {
+    "kind": "import",
+    "tables": {"dag_run": {"read": 4, "inserted": 1, "updated": 2, "unchanged": 1, "rejected": 0}},
+    "unpausedDags": ["daily_sales", "hourly_clicks"],
+    "timings": {
+        "import_started_at": "2026-11-23T12:23:10+00:00",
+        "imported_at": "2026-11-23T12:24:10+00:00",
+        "verified_at": "2026-11-23T12:24:20+00:00",
+        "unpaused_at": "2026-11-23T12:24:22+00:00",
+    },
+}
+LIVE: dict[str, Any] = {
+    "running": "target",
+    "line": "The target prod-2-10 runs the DAGs",
+    "at": "2026-11-23T12:24:25+00:00",
+}
+
+
+def test_the_cutover_counts_show_updates_and_rejects_and_leave_unreported_counts_empty():
+    bulk = table_counts(
+        {"tables": {"dag_run": {"rows": 9}}},
+        {"tables": {"dag_run": {"read": 9, "skipped": 2, "inserted": 7}}},
+    )
+    cutover = table_counts(CUTOVER_EXPORTED, CUTOVER_IMPORTED)
+
+    assert (bulk[0].updated, bulk[0].already_there, bulk[0].not_imported, bulk[0].target_rows) == (
+        None,
+        2,
+        None,
+        9,
+    )
+    assert (cutover[0].updated, cutover[0].already_there, cutover[0].rejected, cutover[0].target_rows) == (
+        2,
+        1,
+        0,
+        4,
+    )
+
+
+def test_a_bulk_result_with_both_unchanged_and_skipped_counts_the_rows_once():
+    counts = table_counts(
+        {"tables": {"pool": {"rows": 3}}},
+        {"tables": {"pool": {"read": 3, "inserted": 1, "unchanged": 2, "skipped": 2}}},
+    )
+
+    assert counts[0].target_rows == 3
+
+
+def test_the_markdown_shows_the_bulk_and_the_cutover_tables_apart():
+    report = _report(cutover_tables=table_counts(CUTOVER_EXPORTED, CUTOVER_IMPORTED))
+
+    text = render_markdown(report)
+
+    bulk, cutover = text.index("### Bulk copy"), text.index("### Cutover")
+    assert bulk < text.index("| variable | 3 | 3 | 2 |  | 1 | 0 | 3 |") < cutover
+    assert cutover < text.index("| dag_run | 4 | 4 | 1 | 2 | 1 | 0 | 4 |")
+
+
+def test_the_downtime_runs_from_the_pause_to_the_imports_unpause_with_each_part():
+    downtime = downtime_of(CUTOVER_EXPORTED, CUTOVER_IMPORTED, LIVE)
+
+    assert downtime is not None
+    assert (downtime.paused_at, downtime.live_at, downtime.seconds) == (
+        "2026-11-23T12:20:00+00:00",
+        "2026-11-23T12:24:22+00:00",
+        262.0,
+    )
+    assert [(part.part, part.seconds) for part in downtime.parts] == [
+        ("drain", 150.0),
+        ("delta export", 30.0),
+        ("delta import", 60.0),
+        ("verification", 10.0),
+        ("start on target", 2.0),
+    ]
+    assert (downtime.drain_waited_seconds, downtime.drain_timed_out, downtime.drain_still_running) == (
+        150.0,
+        False,
+        0,
+    )
+
+
+def test_after_an_upgrade_the_downtime_ends_when_start_target_dags_unpaused_the_dags():
+    imported = {
+        **CUTOVER_IMPORTED,
+        "timings": {k: v for k, v in CUTOVER_IMPORTED["timings"].items() if k != "unpaused_at"},
+    }
+
+    downtime = downtime_of(CUTOVER_EXPORTED, imported, LIVE)
+
+    assert downtime is not None
+    assert (downtime.live_at, downtime.seconds, downtime.parts[-1].seconds) == (
+        "2026-11-23T12:24:25+00:00",
+        265.0,
+        5.0,
+    )
+
+
+def test_parts_the_dags_did_not_report_stay_unknown():
+    exported = {
+        "timings": {"pausedAt": "2026-11-23T12:20:00Z"},
+        "drain": {"timedOut": True, "stillRunning": ["a", "b"]},
+    }
+
+    downtime = downtime_of(exported, {}, {})
+
+    assert downtime is not None
+    assert (downtime.live_at, downtime.seconds) == (None, None)
+    assert all(part.seconds is None for part in downtime.parts)
+    assert (downtime.drain_waited_seconds, downtime.drain_timed_out, downtime.drain_still_running) == (
+        None,
+        True,
+        2,
+    )
+
+
+def test_without_a_pause_there_is_no_downtime():
+    assert downtime_of({"tables": {}}, CUTOVER_IMPORTED, LIVE) is None
+
+
+def test_the_markdown_opens_with_who_runs_the_dags_then_the_downtime_after_the_summary():
+    report = _report(
+        dags_running="The target prod-2-10 runs the DAGs (2 unpaused).",
+        downtime=downtime_of(CUTOVER_EXPORTED, CUTOVER_IMPORTED, LIVE),
+    )
+
+    text = render_markdown(report)
+
+    assert text.splitlines()[2] == "**The target prod-2-10 runs the DAGs (2 unpaused).**"
+    assert text.index("| Duration | 0:31:12 |") < text.index("## Downtime") < text.index("## Warnings")
+    assert "The DAGs stood still for **4 min 22 s**" in text
+    assert "| drain | 2026-11-23T12:20:01+00:00 | 2026-11-23T12:22:31+00:00 | 0:02:30 |" in text
+    assert "Drain: waited 0:02:30 for running and queued tasks, finished before its deadline" in text
+
+
+def test_the_timeline_is_a_gantt_chart_of_the_steps_with_the_downtime_marked_critical():
+    report = _report(downtime=downtime_of(CUTOVER_EXPORTED, CUTOVER_IMPORTED, LIVE))
+    paused = int(datetime(2026, 11, 23, 12, 20, tzinfo=UTC).timestamp() * 1000)
+    live = paused + 262_000
+    entered = int(datetime(2026, 11, 23, 12, 0, 1, tzinfo=UTC).timestamp() * 1000)
+
+    text = render_markdown(report)
+
+    chart = text[text.index("```mermaid") : text.index("```", text.index("```mermaid") + 3)]
+    assert chart.splitlines()[1:3] == ["gantt", "    dateFormat x"]
+    assert f"    WaitForTarget :{entered}, {entered + 1_500_000}" in chart
+    assert f"    downtime :crit, {paused}, {live}" in chart
+    assert f"    live :milestone, {live}, {live}" in chart
+    assert text.index("## Timeline") < text.index("## Steps")
+
+
+def test_a_failure_report_shows_where_the_dags_were_left_and_the_source_version():
+    report = _report(
+        status="FAILED",
+        failure={"state": "CheckCutoverImportRun", "error": "VerificationFailed", "cause": "row missing"},
+        dags_running="The source prod runs the DAGs again: its 2 recorded DAGs were unpaused.",
+        cutover={
+            "running": "source",
+            "line": "The source prod runs the DAGs again: its 2 recorded DAGs were unpaused.",
+            "recordState": "restored",
+            "unpaused": ["daily_sales", "hourly_clicks"],
+            "problems": ["pausing mwaa_migrate_import on prod-2-10: unreachable"],
+        },
+    )
+
+    text = render_markdown(report)
+
+    assert text.splitlines()[2].startswith("**The source prod runs the DAGs again")
+    assert "| Source | prod, Airflow 2.7.2 |" in text
+    assert "Cutover record: `restored`." in text
+    assert "- not done: pausing mwaa_migrate_import on prod-2-10: unreachable" in text
+
+
+def test_a_report_with_the_cutover_reads_back_from_its_json():
+    report = _report(
+        cutover_tables=table_counts(CUTOVER_EXPORTED, CUTOVER_IMPORTED),
+        dags_running="The target prod-2-10 runs the DAGs",
+        cutover=LIVE,
+        downtime=downtime_of(CUTOVER_EXPORTED, CUTOVER_IMPORTED, LIVE),
+    )
+
+    assert MigrationReport.model_validate(json.loads(json.dumps(report.to_event()))) == report

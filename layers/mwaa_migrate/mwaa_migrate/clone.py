@@ -1,18 +1,38 @@
-"""Step 2: create the target environment from the plan, or find it from an earlier run."""
+"""Step 2: give the target its own copy of the source's files and create it from the plan, or find
+it from an earlier run; a CREATE_FAILED target of this migration is deleted and created again."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import json
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
+from pydantic import Field
 
 from mwaa_migrate.environment_request import SOURCE_TAG
 from mwaa_migrate.environment_status import get_environment
 from mwaa_migrate.errors import MigrationConflict, from_client_error
 from mwaa_migrate.models import MigrationPlan, Model
+from mwaa_migrate.target_files import (
+    CopiedFile,
+    FilesCopy,
+    bucket_name,
+    complete_create_request,
+    copy_target_files,
+)
 
 if TYPE_CHECKING:
     from mypy_boto3_mwaa import MWAAClient
+    from mypy_boto3_s3 import S3Client
+
+# Statuses of a failed target that the plan allowed CloneEnvironment to replace.
+_REPLACEABLE = frozenset({"CREATE_FAILED", "DELETING"})
+# How long one invocation waits for a deletion (within its Lambda timeout), and its polls' interval.
+DELETE_WAIT_SECONDS = 30.0
+_FIRST_POLL_SECONDS = 1.0
+_MAX_POLL_SECONDS = 8.0
 
 
 class CloneResult(Model):
@@ -20,33 +40,167 @@ class CloneResult(Model):
     arn: str
     created: bool
     airflow_version: str
+    # True: the failed target is still being deleted; invoke CloneEnvironment again after a wait.
+    replacing: bool = False
+    # A CREATE_FAILED target of this migration was deleted before this creation.
+    replaced_failed: bool = False
+    # The copy's versioned files (plugins, requirements, startup script) with their version ids.
+    files: list[CopiedFile] = Field(default_factory=list)
+    dag_folder: str = ""
+    dag_files_copied: int = 0
+    dag_files_unchanged: int = 0
+    # Where every copied file is recorded with its versions (s3://migration-bucket/.../files.json).
+    files_record: str | None = None
 
 
-def clone_environment(mwaa: MWAAClient, plan: MigrationPlan) -> CloneResult:
-    """Create the target unless it already exists from this migration (a re-run, or a retried
-    invocation whose first CreateEnvironment went through)."""
+def files_record_key(prefix: str) -> str:
+    return f"{prefix}/target/files.json"
+
+
+def _ours(environment: dict[str, Any], plan: MigrationPlan) -> bool:
+    return bool(environment.get("Tags", {}).get(SOURCE_TAG) == plan.source.name)
+
+
+def _delete_until_gone(
+    mwaa: MWAAClient,
+    plan: MigrationPlan,
+    environment: dict[str, Any],
+    *,
+    wait_seconds: float,
+    sleep: Callable[[float], None],
+    clock: Callable[[], float],
+) -> bool:
+    """Delete the failed target (unless its deletion is under way) and poll until it is gone or the
+    wait is spent. True: it is gone."""
+    name = plan.target.name
+    if environment["Status"] == "CREATE_FAILED":
+        try:
+            mwaa.delete_environment(Name=name)
+        except mwaa.exceptions.ResourceNotFoundException:
+            return True
+        except ClientError as error:
+            # A DeleteEnvironment whose answer was lost and that botocore sent again meets the deletion.
+            again = get_environment(mwaa, name)
+            if again is None:
+                return True
+            if again["Status"] != "DELETING":
+                raise from_client_error(error, f"deleting the failed environment {name}") from None
+    deadline = clock() + wait_seconds
+    interval = _FIRST_POLL_SECONDS
+    while True:
+        current = get_environment(mwaa, name)
+        if current is None:
+            return True
+        if current["Status"] not in _REPLACEABLE:
+            raise MigrationConflict(
+                f"environment {name} was being replaced but is {current['Status']}: run the migration again"
+            )
+        if clock() + interval > deadline:
+            return False
+        sleep(interval)
+        interval = min(interval * 2, _MAX_POLL_SECONDS)
+
+
+def _record_files(s3: S3Client, plan: MigrationPlan, copy: FilesCopy) -> str:
+    key = files_record_key(plan.prefix)
+    body = json.dumps(copy.to_event(), indent=2, sort_keys=True).encode()
+    try:
+        s3.put_object(Bucket=plan.bucket, Key=key, Body=body, ContentType="application/json")
+    except ClientError as error:
+        raise from_client_error(error, f"recording the copied files at s3://{plan.bucket}/{key}") from None
+    return f"s3://{plan.bucket}/{key}"
+
+
+def _copy_files(s3: S3Client, plan: MigrationPlan) -> tuple[FilesCopy, str | None]:
+    if not plan.target.files:  # a plan made before targets had their own copy
+        empty = FilesCopy(
+            source_bucket=bucket_name(plan.source.source_bucket_arn),
+            target_bucket=bucket_name(plan.target.source_bucket_arn),
+        )
+        return empty, None
+    copy = copy_target_files(
+        s3,
+        source_bucket=bucket_name(plan.source.source_bucket_arn),
+        target_bucket=bucket_name(plan.target.source_bucket_arn),
+        files=plan.target.files,
+    )
+    return copy, _record_files(s3, plan, copy)
+
+
+def clone_environment(
+    mwaa: MWAAClient,
+    s3: S3Client,
+    plan: MigrationPlan,
+    *,
+    delete_wait_seconds: float = DELETE_WAIT_SECONDS,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> CloneResult:
+    """Copy the target's files, then create the target unless it already exists from this migration
+    (a re-run, or a retried invocation whose first CreateEnvironment went through). Every step is
+    safe to repeat: a copy already there is not made again."""
     target = plan.target
     existing = get_environment(mwaa, target.name)
+    replaced = False
     if existing is not None:
-        if existing.get("Tags", {}).get(SOURCE_TAG) != plan.source.name:
+        if not _ours(existing, plan):
             raise MigrationConflict(
                 f"environment {target.name} exists and was not created by a migration from {plan.source.name}"
             )
+        if existing["Status"] in _REPLACEABLE:
+            if not target.replace_failed:
+                raise MigrationConflict(
+                    f"environment {target.name} is {existing['Status']} and the plan does not replace it: "
+                    "run the migration again (replaceFailedTarget) or delete it"
+                )
+            if not _delete_until_gone(
+                mwaa, plan, existing, wait_seconds=delete_wait_seconds, sleep=sleep, clock=clock
+            ):
+                return CloneResult(
+                    name=target.name,
+                    arn=existing["Arn"],
+                    created=False,
+                    airflow_version=existing.get("AirflowVersion", target.create_version),
+                    replacing=True,
+                )
+            replaced, existing = True, None
+
+    copy, record = _copy_files(s3, plan)
+    copied = {
+        "replaced_failed": replaced,
+        "files": copy.files,
+        "dag_folder": copy.dag_folder,
+        "dag_files_copied": copy.dag_files_copied,
+        "dag_files_unchanged": copy.dag_files_unchanged,
+        "files_record": record,
+    }
+    if existing is not None:
         return CloneResult(
-            name=target.name, arn=existing["Arn"], created=False, airflow_version=existing["AirflowVersion"]
+            name=target.name,
+            arn=existing["Arn"],
+            created=False,
+            airflow_version=existing["AirflowVersion"],
+            **copied,
         )
+    request = complete_create_request(target.create_request, copy) if target.files else target.create_request
     try:
-        arn = mwaa.create_environment(**target.create_request)["Arn"]
+        arn = mwaa.create_environment(**request)["Arn"]
     except ClientError as error:
         # botocore sends a CreateEnvironment whose answer was lost (a timeout) again, and the second
         # one meets the environment the first created: if it is this migration's, it was created.
         created = get_environment(mwaa, target.name)
-        if created is not None and created.get("Tags", {}).get(SOURCE_TAG) == plan.source.name:
+        if created is not None and _ours(created, plan):
             return CloneResult(
-                name=target.name, arn=created["Arn"], created=True, airflow_version=created["AirflowVersion"]
+                name=target.name,
+                arn=created["Arn"],
+                created=True,
+                airflow_version=created["AirflowVersion"],
+                **copied,
             )
         raise from_client_error(error, f"creating environment {target.name}") from None
-    return CloneResult(name=target.name, arn=arn, created=True, airflow_version=target.create_version)
+    return CloneResult(
+        name=target.name, arn=arn, created=True, airflow_version=target.create_version, **copied
+    )
 
 
 class UpgradeResult(Model):

@@ -17,6 +17,12 @@ from mwaa_migrate.config_migration import migrate_configuration
 
 # Tag that marks an environment as the target of one migration, so a re-run can reuse it.
 SOURCE_TAG = "mwaa-migrate:source-environment"
+# Tag that says this pipeline created the environment (so it may delete it when it ends CREATE_FAILED).
+CREATED_BY_TAG = "mwaa-migrate:created-by"
+CREATED_BY = "mwaa-migrate"
+# The target schedules nothing before the cutover: every DAG appears paused there, and the cutover
+# unpauses exactly the DAGs that were active on the source.
+PAUSED_AT_CREATION = "core.dags_are_paused_at_creation"
 
 
 @lru_cache(maxsize=1)
@@ -59,16 +65,24 @@ def build_create_request(
     # aws: tags are reserved: AWS sets them and refuses them in a request.
     tags = {key: value for key, value in source.get("Tags", {}).items() if not key.startswith("aws:")}
     tags[SOURCE_TAG] = source["Name"]
+    tags[CREATED_BY_TAG] = CREATED_BY
     request["Tags"] = tags
 
     warnings: list[str] = []
-    if "AirflowConfigurationOptions" in request:
+    options: dict[str, str] = dict(request.get("AirflowConfigurationOptions") or {})
+    if options:
         options, warnings = migrate_configuration(
-            request["AirflowConfigurationOptions"],
-            source_version=source["AirflowVersion"],
-            target_version=airflow_version,
+            options, source_version=source["AirflowVersion"], target_version=airflow_version
         )
-        request["AirflowConfigurationOptions"] = options
+    source_value = options.get(PAUSED_AT_CREATION)
+    if source_value is not None and source_value.strip().lower() != "true":
+        warnings.append(
+            f"the source sets {PAUSED_AT_CREATION}={source_value}; the target is created with True so "
+            "that it schedules no DAG before the cutover (the cutover unpauses exactly the DAGs active "
+            "on the source): set it back on the target afterwards if new DAGs must start unpaused"
+        )
+    options[PAUSED_AT_CREATION] = "True"
+    request["AirflowConfigurationOptions"] = options
     return request, warnings
 
 

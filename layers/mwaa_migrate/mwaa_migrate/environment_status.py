@@ -43,10 +43,17 @@ def _failure_text(environment: dict[str, Any]) -> str:
 
 
 def check_environment(
-    mwaa: MWAAClient, name: str, *, attempt: int, expected_version: str | None = None
+    mwaa: MWAAClient,
+    name: str,
+    *,
+    attempt: int,
+    expected_version: str | None = None,
+    final_version: str | None = None,
 ) -> EnvironmentCheck:
-    """One poll. Raises EnvironmentFailed for a failed environment, or for an update that MWAA
-    rolled back (the environment is AVAILABLE again, on its old version, with the error recorded)."""
+    """One poll. Ready when AVAILABLE on the expected version, or on the final version: a re-run
+    finds the target it upgraded already (2.11.0 -> 3.0.6 done). Raises EnvironmentFailed for a
+    failed environment, or for an update that MWAA rolled back (the environment is AVAILABLE again,
+    on its old version, with the error recorded)."""
     environment = get_environment(mwaa, name)
     if environment is None:
         raise EnvironmentFailed(f"environment {name} does not exist")
@@ -55,7 +62,8 @@ def check_environment(
     if status in FAILED_STATUSES:
         raise EnvironmentFailed(f"environment {name} is {status}: {_failure_text(environment)}")
     ready = status == "AVAILABLE"
-    if ready and expected_version and version != expected_version:
+    accepted = {v for v in (expected_version, final_version) if v}
+    if ready and accepted and version not in accepted:
         if environment.get("LastUpdate", {}).get("Status") == "FAILED":
             raise EnvironmentFailed(
                 f"environment {name} stayed on Airflow {version}: the update to {expected_version} "

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
@@ -19,6 +20,7 @@ if TYPE_CHECKING:
     from mypy_boto3_iam import IAMClient
 
 _POLICY_NAME_LIMIT = 128
+_POLICY_NAME = re.compile(r"[\w+=,.@-]+", re.ASCII)
 # The encryption context key the export DAG binds its data key with (mwaa_migrate_metadata).
 ENCRYPTION_CONTEXT_KEY = "mwaa-migrate-migration"
 
@@ -29,11 +31,15 @@ def role_name(role_arn: str) -> str:
 
 
 def policy_name(prefix: str, migration_id: str, purpose: str) -> str:
+    """{prefix}-{source}.{target}-{purpose}; IAM allows [\\w+=,.@-] and 128 characters, so two
+    80-character environment names give way to a digest of the (unambiguous) migration id."""
     name = f"{prefix}-{migration_id}-{purpose}"
-    if len(name) <= _POLICY_NAME_LIMIT:
-        return name
-    digest = hashlib.sha256(migration_id.encode()).hexdigest()[:16]
-    return f"{prefix}-{digest}-{purpose}"
+    if len(name) > _POLICY_NAME_LIMIT:
+        digest = hashlib.sha256(migration_id.encode()).hexdigest()[:16]
+        name = f"{prefix}-{digest}-{purpose}"
+    if len(name) > _POLICY_NAME_LIMIT or not _POLICY_NAME.fullmatch(name):
+        raise ValueError(f"policy name {name!r} breaks IAM's rule: [\\w+=,.@-], at most {_POLICY_NAME_LIMIT}")
+    return name
 
 
 def migration_policies(
@@ -54,7 +60,6 @@ def migration_policies(
     # The export's data key is bound to this migration by its encryption context: the source's role
     # may only make data keys for it, the target's role only decrypt them, for this migration only.
     this_migration = {"StringEquals": {f"kms:EncryptionContext:{ENCRYPTION_CONTEXT_KEY}": migration_id}}
-    source_log_groups = f"arn:{partition}:logs:{region}:{account_id}:log-group:airflow-{source_environment}-*"
     export_policy = {
         "Version": "2012-10-17",
         "Statement": [
@@ -63,6 +68,27 @@ def migration_policies(
                 "Effect": "Allow",
                 "Action": ["s3:PutObject", "s3:AbortMultipartUpload"],
                 "Resource": f"{objects}/export/*",
+            },
+            # The cutover export reads the bulk's watermark, and records the source's active DAGs
+            # before it pauses them (a retry reads the record back).
+            {
+                "Sid": "ReadBulkWatermark",
+                "Effect": "Allow",
+                "Action": ["s3:GetObject"],
+                "Resource": f"{objects}/export/bulk/manifest.json",
+            },
+            {
+                "Sid": "RecordActiveDags",
+                "Effect": "Allow",
+                "Action": ["s3:GetObject", "s3:PutObject"],
+                "Resource": f"{objects}/cutover/record.json",
+            },
+            {
+                "Sid": "TellMissingRecordFromDenied",
+                "Effect": "Allow",
+                "Action": ["s3:ListBucket"],
+                "Resource": f"arn:{partition}:s3:::{bucket}",
+                "Condition": {"StringLike": {"s3:prefix": [f"{object_prefix}/*"]}},
             },
             {
                 "Sid": "SealMigrationExport",
@@ -101,12 +127,6 @@ def migration_policies(
                 "Action": ["s3:ListBucket"],
                 "Resource": f"arn:{partition}:s3:::{bucket}",
                 "Condition": {"StringLike": {"s3:prefix": [f"{object_prefix}/*"]}},
-            },
-            {
-                "Sid": "ReadSourceLogs",
-                "Effect": "Allow",
-                "Action": ["logs:GetLogEvents", "logs:DescribeLogStreams", "logs:FilterLogEvents"],
-                "Resource": source_log_groups,
             },
         ],
     }

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from importlib import resources
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -202,49 +203,164 @@ def read_json(s3: S3Client, bucket: str, key: str) -> dict[str, Any]:
     return data
 
 
+Phase = Literal["bulk", "cutover"]
+RecordState = Literal["paused", "restored", "live", "rolled_back"]
+RECORD_STATES: tuple[RecordState, ...] = ("paused", "restored", "live", "rolled_back")
+
+
 class MetadataResult(Model):
-    """What a finished export or import DAG left in the migration bucket."""
+    """What a finished export or import DAG left in the migration bucket for one phase."""
 
     kind: Literal["export", "import"]
+    phase: Phase
     tables: dict[str, dict[str, int]]
     active_dags: list[str] = Field(default_factory=list)
     unpaused_dags: list[str] = Field(default_factory=list)
+    # Active in the source, unknown to the target (the cutover import's).
+    missing_dags: list[str] = Field(default_factory=list)
+    # Export: paused_at, drain_started_at, drained_at, exported_at (cutover). Import:
+    # import_started_at, imported_at, verified_at, unpaused_at (cutover). ISO 8601 UTC.
+    timings: dict[str, str] = Field(default_factory=dict)
+    # The cutover export's drain: waited_seconds, timed_out, still_running.
+    drain: dict[str, Any] = Field(default_factory=dict)
+    # The bulk's watermark (both phases' manifests name it).
+    watermark: str | None = None
 
 
-def export_manifest_key(prefix: str) -> str:
-    return f"{prefix}/export/manifest.json"
+def export_manifest_key(prefix: str, phase: Phase) -> str:
+    return f"{prefix}/export/{phase}/manifest.json"
 
 
-def import_result_key(prefix: str) -> str:
-    return f"{prefix}/import/result.json"
+def import_result_key(prefix: str, phase: Phase) -> str:
+    return f"{prefix}/import/{phase}/result.json"
 
 
-def read_export(s3: S3Client, bucket: str, prefix: str) -> MetadataResult:
-    manifest = read_json(s3, bucket, export_manifest_key(prefix))
+def cutover_record_key(prefix: str) -> str:
+    return f"{prefix}/cutover/record.json"
+
+
+def read_export(s3: S3Client, bucket: str, prefix: str, phase: Phase) -> MetadataResult:
+    key = export_manifest_key(prefix, phase)
+    manifest = read_json(s3, bucket, key)
+    if manifest.get("phase") != phase:
+        raise MigrationConflict(
+            f"s3://{bucket}/{key} is not a {phase} export (phase {manifest.get('phase')!r})"
+        )
     tables = {name: {"rows": int(entry["rows"])} for name, entry in manifest.get("tables", {}).items()}
-    return MetadataResult(kind="export", tables=tables, active_dags=list(manifest.get("active_dags", [])))
+    return MetadataResult(
+        kind="export",
+        phase=phase,
+        tables=tables,
+        active_dags=list(manifest.get("active_dags", [])),
+        timings={str(k): str(v) for k, v in manifest.get("timings", {}).items()},
+        drain=dict(manifest.get("drain", {})),
+        watermark=manifest.get("watermark") or None,
+    )
 
 
-def read_verified_import(s3: S3Client, bucket: str, prefix: str, exported: MetadataResult) -> MetadataResult:
-    """The import's result, checked against the export: every exported row read, and each one
-    either inserted or found already there. A mismatch fails the migration."""
-    result = read_json(s3, bucket, import_result_key(prefix))
+_COUNTS = ("read", "inserted", "updated", "unchanged", "rejected")
+
+
+def read_verified_import(
+    s3: S3Client, bucket: str, prefix: str, phase: Phase, exported: MetadataResult
+) -> MetadataResult:
+    """The phase's import result, checked against its export: every exported row read, and each
+    one inserted, updated or found unchanged, as the target's database counted them (rows of a
+    table the target's Airflow no longer has aside). A mismatch fails the migration."""
+    result = read_json(s3, bucket, import_result_key(prefix, phase))
     tables = {
         name: {k: int(v) for k, v in counts.items()} for name, counts in result.get("tables", {}).items()
     }
+    columns = result.get("columns", {})
     problems = []
     if not result.get("verified"):
         problems.append("the import DAG did not verify its input")
+    if result.get("phase") != phase or exported.phase != phase:
+        problems.append(f"the {phase} import's result or export is of another phase")
     for name, counts in exported.tables.items():
         got = tables.get(name)
         if got is None:
             problems.append(f"{name}: not imported")
-        elif got.get("read") != counts["rows"]:
-            problems.append(f"{name}: exported {counts['rows']} rows, import read {got.get('read')}")
-        elif got.get("inserted", 0) + got.get("skipped", 0) != got["read"]:
+            continue
+        read, inserted, updated, unchanged, rejected = (got.get(count, 0) for count in _COUNTS)
+        absent = bool(columns.get(name, {}).get("table_missing"))
+        if read != counts["rows"]:
+            problems.append(f"{name}: exported {counts['rows']} rows, import read {read}")
+        elif absent and rejected == read:
+            continue  # the target's Airflow has no such table (task_fail after 2.10): reported
+        elif inserted + updated + unchanged != read or rejected:
             problems.append(
-                f"{name}: read {got['read']}, inserted {got.get('inserted')}, skipped {got.get('skipped')}"
+                f"{name}: read {read}, inserted {inserted}, updated {updated}, unchanged {unchanged}, "
+                f"rejected {rejected}"
             )
     if problems:
-        raise DagRunFailed("import verification failed: " + "; ".join(problems))
-    return MetadataResult(kind="import", tables=tables, unpaused_dags=list(result.get("unpaused_dags", [])))
+        raise DagRunFailed(f"{phase} import verification failed: " + "; ".join(problems))
+    return MetadataResult(
+        kind="import",
+        phase=phase,
+        tables=tables,
+        active_dags=list(result.get("active_dags", [])),
+        unpaused_dags=list(result.get("unpaused_dags", [])),
+        missing_dags=list(result.get("missing_dags", [])),
+        timings={str(k): str(v) for k, v in result.get("timings", {}).items()},
+        drain=dict(exported.drain),
+        watermark=exported.watermark,
+    )
+
+
+def read_cutover_record(s3: S3Client, bucket: str, prefix: str) -> dict[str, Any] | None:
+    """The cutover record (docs/cutover.md), or None when the export DAG has not written one."""
+    key = cutover_record_key(prefix)
+    try:
+        body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") in {"NoSuchKey", "404", "NotFound"}:
+            return None
+        raise from_client_error(error, f"reading s3://{bucket}/{key}") from None
+    record = json.loads(body)
+    if not isinstance(record, dict):
+        raise MigrationConflict(f"s3://{bucket}/{key} is not a JSON object")
+    return record
+
+
+def write_cutover_record_state(
+    s3: S3Client, bucket: str, prefix: str, state: RecordState, **extra: Any
+) -> dict[str, Any]:
+    """Move the record to `state` (restored, live, rolled_back, ...): updated_at, one more history
+    entry, and `extra` fields (snake_case, e.g. `restored_dags=[...]`) merged in. Written only if
+    the record did not change since it was read (S3 conditional write on its ETag), so two writers
+    cannot lose each other's entry. Returns the record as written."""
+    if state not in RECORD_STATES:
+        raise ValueError(f"a cutover record's state is one of {', '.join(RECORD_STATES)}, not {state!r}")
+    key = cutover_record_key(prefix)
+    try:
+        answer = s3.get_object(Bucket=bucket, Key=key)
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") in {"NoSuchKey", "404", "NotFound"}:
+            raise MigrationConflict(
+                f"s3://{bucket}/{key} does not exist: the source's DAGs were never paused by this pipeline"
+            ) from None
+        raise from_client_error(error, f"reading s3://{bucket}/{key}") from None
+    record = json.loads(answer["Body"].read())
+    if not isinstance(record, dict):
+        raise MigrationConflict(f"s3://{bucket}/{key} is not a JSON object")
+    at = datetime.now(UTC).isoformat()
+    history = list(record.get("history", []))
+    history.append({"state": state, "at": at, "migration_id": record.get("migration_id")})
+    record = {**record, **extra, "state": state, "updated_at": at, "history": history}
+    try:
+        s3.put_object(
+            Bucket=bucket,
+            Key=key,
+            Body=json.dumps(record, indent=2, sort_keys=True).encode("utf-8"),
+            ContentType="application/json",
+            IfMatch=answer["ETag"],
+        )
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") in {
+            "PreconditionFailed",
+            "ConditionalRequestConflict",
+        }:
+            raise MigrationConflict(f"s3://{bucket}/{key} changed while it was being updated") from None
+        raise from_client_error(error, f"writing s3://{bucket}/{key}") from None
+    return record

@@ -49,6 +49,12 @@ def _task_logs_only() -> list[LogGroupKind]:
     return ["Task"]
 
 
+# How the cutover starts: at once after the bulk copy, or when an operator approves it.
+CutoverMode = Literal["auto", "approve"]
+# What a drain that outlasts its deadline does: restore the source, or carry the runs as they stand.
+DrainTimeoutAction = Literal["fail", "carry"]
+
+
 class Model(BaseModel):
     model_config = ConfigDict(
         alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True, serialize_by_alias=True
@@ -75,6 +81,18 @@ class MigrationRequest(Model):
     # Copy only the Task logs of task instances that failed (every attempt of each), not all.
     failed_tasks_only: bool = Field(default=False, strict=True)
     dry_run: bool = Field(default=False, strict=True)
+    # The downtime window: "approve" waits after the bulk copy for `mwaa-migrate approve`.
+    cutover: CutoverMode = "auto"
+    # Hours an approval may take before the migration ends (the source never paused).
+    approval_timeout_hours: int = Field(default=24, ge=1, le=720, strict=True)
+    # Minutes to wait, after the pause, for the source's running and queued tasks to finish.
+    drain_timeout_minutes: int = Field(default=30, ge=0, le=720, strict=True)
+    on_drain_timeout: DrainTimeoutAction = "fail"
+    # A target this pipeline created that ended CREATE_FAILED is deleted and created again.
+    replace_failed_target: bool = Field(default=True, strict=True)
+    # Where the target's own copy of DAGs, plugins, requirements and startup script goes (default:
+    # the source's bucket, under a prefix of the target's own).
+    target_bucket: BucketName | None = None
 
     @field_validator("log_groups")
     @classmethod
@@ -123,6 +141,17 @@ class SourceEnvironment(Model):
     settings: dict[str, Any] = Field(default_factory=dict)
 
 
+class TargetFile(Model):
+    """One of the source's files (or its DAG folder) that the target gets its own copy of."""
+
+    kind: Literal["dags", "plugins", "requirements", "startup_script"]
+    # The DAG folder's prefix for "dags"; the object's key otherwise.
+    source_key: str
+    # The exact version the source runs (None for "dags": each file is copied as it stands).
+    source_version_id: str | None = None
+    target_key: str
+
+
 class TargetEnvironment(Model):
     name: EnvironmentName
     execution_role_arn: str
@@ -134,6 +163,12 @@ class TargetEnvironment(Model):
     # The exact CreateEnvironment request (without secrets: MWAA's API carries none).
     create_request: dict[str, Any]
     already_exists: bool = False
+    # The target's own copy of the source's DAGs, plugins, requirements and startup script, in the
+    # bucket of source_bucket_arn. The copy's version ids complete create_request in CloneEnvironment.
+    files: list[TargetFile] = Field(default_factory=list)
+    # This migration's target exists in CREATE_FAILED (or is being deleted): CloneEnvironment deletes
+    # it, waits until it is gone and creates it again.
+    replace_failed: bool = False
 
 
 class RolePolicy(Model):
@@ -155,6 +190,21 @@ class DagDeployment(Model):
         return f"{self.folder}/{file_name}" if self.folder else file_name
 
 
+class CutoverSettings(Model):
+    """How the downtime window runs: the gate before it and the drain inside it."""
+
+    mode: CutoverMode = "auto"
+    approval_timeout_seconds: int = 24 * 3600
+    drain_timeout_minutes: int = 30
+    on_drain_timeout: DrainTimeoutAction = "fail"
+    # The import DAG unpauses the recorded DAGs itself, unless MWAA upgrades the target after it
+    # (2.11 -> 3): then StartTargetDags unpauses them once the target runs the final version.
+    unpause_in_import: bool = True
+    # An earlier run of this migration went live and stopped before it finished (a crash): this run
+    # goes straight to StartTargetDags, the log copy and the finish, and copies no metadata again.
+    resume_after_live: bool = False
+
+
 class MigrationPlan(Model):
     migration_id: str
     source: SourceEnvironment
@@ -171,3 +221,4 @@ class MigrationPlan(Model):
     warnings: list[str] = Field(default_factory=list)
     log_groups: list[LogGroupKind] = Field(default_factory=_task_logs_only)
     failed_tasks_only: bool = False
+    cutover: CutoverSettings = Field(default_factory=CutoverSettings)

@@ -24,6 +24,7 @@ from mwaa_migrate.execution import execution_name
 from mwaa_migrate.failure import plan_from_state
 from mwaa_migrate.models import MigrationPlan, Model
 from mwaa_migrate.observability import logger
+from mwaa_migrate.plan import migration_id
 
 if TYPE_CHECKING:
     from mypy_boto3_events import EventBridgeClient
@@ -36,6 +37,7 @@ DETAIL_TYPES = {
     "STARTED": "Migration Started",
     "SUCCEEDED": "Migration Succeeded",
     "FAILED": "Migration Failed",
+    "AWAITING_APPROVAL": "Migration Awaiting Approval",
 }
 # The detail's schema version: a field is only ever added; a change that breaks readers raises it.
 SCHEMA_VERSION = "1"
@@ -43,7 +45,7 @@ SCHEMA_VERSION = "1"
 _CAUSE_LIMIT = 2000
 _SUBJECT_LIMIT = 100
 
-Status = Literal["STARTED", "SUCCEEDED", "FAILED"]
+Status = Literal["STARTED", "SUCCEEDED", "FAILED", "AWAITING_APPROVAL"]
 
 
 class MigrationNotification(Model):
@@ -64,6 +66,12 @@ class MigrationNotification(Model):
     failed_state: str | None = None
     error: str | None = None
     cause: str | None = None
+    # One line: which environment runs the DAGs now (after a success or a failure).
+    dags_running: str | None = None
+    # AWAITING_APPROVAL: the commands that answer, and when the wait ends by itself.
+    approve_command: str | None = None
+    reject_command: str | None = None
+    approval_deadline: str | None = None
 
     @property
     def detail_type(self) -> str:
@@ -84,8 +92,17 @@ class MigrationNotification(Model):
             "STARTED": "started",
             "SUCCEEDED": "succeeded",
             "FAILED": f"failed at {self.failed_state}: {self.error}",
+            "AWAITING_APPROVAL": "is waiting for approval to start the cutover (the downtime window)",
         }[self.status]
         summary = f"Migration {self.source_environment_name} -> {self.target_environment_name} {line}."
+        if self.dags_running:
+            summary = f"{self.dags_running}\n{summary}"
+        if self.status == "AWAITING_APPROVAL":
+            summary += (
+                f"\nApprove: {self.approve_command}\nReject:  {self.reject_command}"
+                f"\nWithout an answer by {self.approval_deadline} the migration ends;"
+                " the source keeps running."
+            )
         if self.report_uri:
             summary += f"\nReport: {self.report_uri}"
         return summary + "\n\n" + json.dumps(self.to_event(), indent=2, sort_keys=True)
@@ -119,7 +136,7 @@ def ended(
     target = plan.target.name if plan else outcome.target_environment_name
     return MigrationNotification(
         status=status,
-        migration_id=plan.migration_id if plan else f"{source}-to-{target}",
+        migration_id=plan.migration_id if plan else migration_id(source or "unknown", target or "unknown"),
         execution_arn=execution_arn,
         execution_name=execution_name(execution_arn),
         source_environment_name=source or "unknown",
@@ -132,6 +149,27 @@ def ended(
         failed_state=outcome.failed_state,
         error=outcome.error,
         cause=outcome.cause[:_CAUSE_LIMIT] if outcome.cause else None,
+        dags_running=outcome.dags_running,
+    )
+
+
+def awaiting_approval(plan: MigrationPlan, execution_arn: str, deadline: str) -> MigrationNotification:
+    """The bulk copy is done and the source still runs: the cutover waits for an operator."""
+    name = execution_name(execution_arn)
+    return MigrationNotification(
+        status="AWAITING_APPROVAL",
+        migration_id=plan.migration_id,
+        execution_arn=execution_arn,
+        execution_name=name,
+        source_environment_name=plan.source.name,
+        target_environment_name=plan.target.name,
+        source_airflow_version=plan.source.airflow_version,
+        target_airflow_version=plan.target.final_version,
+        time=_now(),
+        dags_running=f"The source {plan.source.name} runs the DAGs; nothing is paused yet.",
+        approve_command=f"mwaa-migrate approve {name}",
+        reject_command=f"mwaa-migrate reject {name}",
+        approval_deadline=deadline,
     )
 
 

@@ -3,16 +3,21 @@ failure (the same, plus where and why it failed). Both are safe to run twice."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from mwaa_migrate.cutover import settle_after_failure, target_went_live
 from mwaa_migrate.execution import now
 from mwaa_migrate.failure import error_from_state, failed_state, plan_from_state, readable_cause
 from mwaa_migrate.grants import delete_policies
 from mwaa_migrate.lock import Holder, holder, release
+from mwaa_migrate.metadata_dags import remove_dag
 from mwaa_migrate.models import Model
+from mwaa_migrate.plan import migration_id
 from mwaa_migrate.report import (
     Failure,
     MigrationReport,
+    downtime_of,
     finished_steps,
     report_key,
     seconds_between,
@@ -27,6 +32,8 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_stepfunctions import SFNClient
 
+    from mwaa_migrate.airflow_cli import AirflowCli
+
 
 class Outcome(Model):
     status: str
@@ -36,6 +43,8 @@ class Outcome(Model):
     error: str | None = None
     cause: str | None = None
     failed_state: str | None = None
+    # Which environment runs the DAGs now, in one line (the report's and notification's first line).
+    dags_running: str | None = None
 
 
 def finish_migration(
@@ -45,6 +54,8 @@ def finish_migration(
     # Another execution holding the target's lock uses the same grants: they are its to remove.
     locked_by = holder(s3, lock_bucket, plan.target.name, event.execution_id)
     removed = [] if locked_by is Holder.ANOTHER_EXECUTION else delete_policies(iam, plan.policies)
+    # The project's DAGs have done their work: their files leave both DAG folders.
+    dag_files_removed = [key for dag in (plan.export_dag, plan.import_dag) for key in remove_dag(s3, dag)]
     finished = now()
     report = MigrationReport(
         status="SUCCEEDED",
@@ -69,7 +80,17 @@ def finish_migration(
         settings=settings_diff(plan.source.settings, plan.target.create_request),
         warnings=plan.warnings,
         tables=table_counts(event.exported, event.imported),
-        metadata={"export": event.exported, "import": event.imported},
+        cutover_tables=table_counts(event.cutover_exported, event.cutover_imported),
+        metadata={
+            "export": event.exported,
+            "import": event.imported,
+            "cutoverExport": event.cutover_exported,
+            "cutoverImport": event.cutover_imported,
+            "dagFilesRemoved": dag_files_removed,
+        },
+        dags_running=str(event.live.get("line") or ""),
+        cutover=event.live,
+        downtime=downtime_of(event.cutover_exported, event.cutover_imported, event.live),
         logs=event.logs,
         steps=finished_steps(sfn, event.execution_id),
         policies_removed=removed,
@@ -81,7 +102,16 @@ def finish_migration(
         report_uri=uri,
         source_environment_name=plan.source.name,
         target_environment_name=plan.target.name,
+        dags_running=str(event.live.get("line") or "") or None,
     )
+
+
+def _downtime_so_far(state: dict[str, Any]) -> Any:
+    """The window as far as it went, when the failure came inside it."""
+    exported = (state.get("cutoverExportRun") or {}).get("result") or {}
+    imported = (state.get("cutoverImportRun") or {}).get("result") or {}
+    live = (state.get("live") or {}).get("live") or {}
+    return downtime_of(exported, imported, live)
 
 
 def record_failure(
@@ -92,6 +122,7 @@ def record_failure(
     sfn: SFNClient,
     default_bucket: str,
     lock_bucket: str,
+    cli: Callable[[str], AirflowCli],
 ) -> Outcome:
     caught = error_from_state(event.state)
     cause = readable_cause(caught.cause)
@@ -100,6 +131,27 @@ def record_failure(
     request: dict[str, Any] = event.state.get("request") or {}
     source_name = plan.source.name if plan else str(request.get("sourceEnvironmentName", "unknown"))
     target_name = plan.target.name if plan else str(request.get("targetEnvironmentName", "unknown"))
+    # First the DAGs: whatever else fails, exactly one environment must run them.
+    settlement = (
+        settle_after_failure(
+            s3=s3,
+            bucket=plan.bucket,
+            prefix=plan.prefix,
+            migration_id=plan.migration_id,
+            source=plan.source.name,
+            target=plan.target.name,
+            source_cli=cli(plan.source.name),
+            target_cli=cli(plan.target.name),
+            target_live=target_went_live(s3, plan.bucket, plan.prefix),
+        )
+        if plan and not plan.dry_run and event.state.get("grants") is not None
+        else None
+    )
+    dags_running = (
+        settlement.line
+        if settlement
+        else f"The source {source_name} runs the DAGs: the migration failed before changing anything."
+    )
     # Without a plan nothing was granted: the plan is the first step and changes nothing.
     # An execution that lost the target's lock to another (MigrationInProgress) leaves that one's
     # grants and lock alone.
@@ -111,9 +163,9 @@ def record_failure(
     finished = now()
     report = MigrationReport(
         status="FAILED",
-        migration_id=plan.migration_id if plan else f"{source_name}-to-{target_name}",
+        migration_id=plan.migration_id if plan else migration_id(source_name, target_name),
         execution_id=event.execution_id,
-        source={"name": source_name},
+        source={"name": source_name, **({"airflowVersion": plan.source.airflow_version} if plan else {})},
         target={"name": target_name},
         started_at=started_at,
         finished_at=finished.isoformat(),
@@ -123,6 +175,9 @@ def record_failure(
         steps=finished_steps(sfn, event.execution_id),
         policies_removed=removed,
         failure=Failure(state=where, error=caught.error, cause=cause),
+        dags_running=dags_running,
+        cutover=settlement.to_event() if settlement else {},
+        downtime=_downtime_so_far(event.state),
     )
     bucket = plan.bucket if plan else default_bucket
     # An unplanned failure may come from a request whose names are invalid: keep them out of keys.
@@ -138,4 +193,5 @@ def record_failure(
         error=caught.error,
         cause=f"{where}: {cause}",
         failed_state=where,
+        dags_running=dags_running,
     )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
@@ -11,13 +13,35 @@ from mwaa_migrate.environment_status import get_environment
 from mwaa_migrate.errors import InvalidMigrationRequest, MigrationConflict, from_client_error
 from mwaa_migrate.grants import migration_policies, role_name
 from mwaa_migrate.metadata_dags import EXPORT_DAG, IMPORT_DAG, deployment
-from mwaa_migrate.models import MigrationPlan, MigrationRequest, SourceEnvironment, TargetEnvironment
-from mwaa_migrate.versions import version_path
+from mwaa_migrate.models import (
+    CutoverSettings,
+    MigrationPlan,
+    MigrationRequest,
+    SourceEnvironment,
+    TargetEnvironment,
+)
+from mwaa_migrate.target_files import plan_target_files, point_request_at_copy, unpaused_upon_creation
+from mwaa_migrate.versions import VersionPath, version_path
 
 if TYPE_CHECKING:
     from mypy_boto3_iam import IAMClient
     from mypy_boto3_mwaa import MWAAClient
     from mypy_boto3_s3 import S3Client
+
+
+# Environment names match ^[a-zA-Z][0-9a-zA-Z_-]*$: a "." never occurs in one, so it separates the
+# two names unambiguously ("a-to-b" -> "c" and "a" -> "b-to-c" were the same "a-to-b-to-c").
+MIGRATION_ID_SEPARATOR = "."
+
+
+def migration_id(source_name: str, target_name: str) -> str:
+    """The migration's id: in policy names, the export's KMS encryption context and the record."""
+    return f"{source_name}{MIGRATION_ID_SEPARATOR}{target_name}"
+
+
+def migration_prefix(source_name: str, target_name: str) -> str:
+    """The migration's keys in the migration bucket (docs/cutover.md)."""
+    return f"migrations/{source_name}/{target_name}"
 
 
 def _arn_parts(arn: str) -> tuple[str, str, str]:
@@ -46,6 +70,198 @@ def _require_bucket(s3: S3Client, bucket: str) -> None:
         if error.response.get("Error", {}).get("Code") in {"404", "NoSuchBucket", "NotFound"}:
             raise InvalidMigrationRequest(f"migrationBucket: bucket {bucket} does not exist") from None
         raise from_client_error(error, f"checking bucket {bucket}") from None
+
+
+def _read_json(s3: S3Client, bucket: str, key: str) -> dict[str, Any] | None:
+    """A JSON object of the migration bucket, or None if there is none at the key."""
+    try:
+        body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") in {"NoSuchKey", "404", "NotFound"}:
+            return None
+        raise from_client_error(error, f"reading s3://{bucket}/{key}") from None
+    try:
+        value = json.loads(body)
+    except ValueError:
+        raise MigrationConflict(f"s3://{bucket}/{key} is not JSON") from None
+    if not isinstance(value, dict):
+        raise MigrationConflict(f"s3://{bucket}/{key} is not a JSON object")
+    return value
+
+
+def _cutover_record(s3: S3Client, bucket: str, prefix: str) -> dict[str, Any] | None:
+    """The cutover record of a migration (docs/cutover.md), None before its cutover."""
+    return _read_json(s3, bucket, f"{prefix}/cutover/record.json")
+
+
+def _keys(s3: S3Client, bucket: str, prefix: str, **arguments: Any) -> tuple[list[str], list[str]]:
+    """(keys, common prefixes) under a prefix, every page."""
+    keys: list[str] = []
+    prefixes: list[str] = []
+    try:
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix, **arguments):
+            keys.extend(item["Key"] for item in page.get("Contents", []))
+            prefixes.extend(item["Prefix"] for item in page.get("CommonPrefixes", []))
+    except ClientError as error:
+        raise from_client_error(error, f"listing s3://{bucket}/{prefix}") from None
+    return keys, prefixes
+
+
+def _succeeded_report(s3: S3Client, bucket: str, prefix: str) -> tuple[str, dict[str, Any]] | None:
+    """The newest report of a succeeded run of this migration: (its URI, the report)."""
+    keys, _ = _keys(s3, bucket, f"{prefix}/reports/")
+    found: list[tuple[str, str, dict[str, Any]]] = []
+    for key in keys:
+        if not key.endswith(".json"):
+            continue
+        report = _read_json(s3, bucket, key)
+        if report is not None and report.get("status") == "SUCCEEDED":
+            found.append((str(report.get("finishedAt", "")), key, report))
+    if not found:
+        return None
+    _, key, report = max(found)
+    return f"s3://{bucket}/{key}", report
+
+
+def _live_since(record: dict[str, Any]) -> str:
+    for entry in reversed(record.get("history") or []):
+        if isinstance(entry, dict) and entry.get("state") == "live":
+            return str(entry.get("at", "unknown"))
+    return str(record.get("updated_at") or record.get("updatedAt") or "unknown")
+
+
+def _after(finished_at: str, since: str) -> bool:
+    """Whether a report's finishedAt is not before the time the record went live (unreadable: yes)."""
+    try:
+        finished = datetime.fromisoformat(finished_at.replace("Z", "+00:00"))
+        live = datetime.fromisoformat(since.replace("Z", "+00:00"))
+    except ValueError:
+        return True
+    return finished >= live
+
+
+def _finished_migration(s3: S3Client, bucket: str, prefix: str, target_name: str) -> tuple[bool, list[str]]:
+    """Refuse a re-run of a migration that finished with its target live. Returns whether the run
+    resumes a migration that went live and stopped before it finished (a crash), and warnings."""
+    record = _cutover_record(s3, bucket, prefix)
+    state = record.get("state") if record is not None else None
+    if state == "rolled_back":
+        return False, [
+            f"an earlier run of this migration went live and was rolled back "
+            f"(s3://{bucket}/{prefix}/cutover/record.json): it is migrated again"
+        ]
+    if record is not None and state != "live":
+        return False, []
+    report = _succeeded_report(s3, bucket, prefix)
+    since = _live_since(record) if record is not None else ""
+    if report is not None and (record is None or _after(str(report[1].get("finishedAt", "")), since)):
+        raise MigrationConflict(
+            f"already migrated: the target {target_name} runs the DAGs since "
+            f"{since or report[1].get('finishedAt', 'unknown')}; report {report[0]}. "
+            "Nothing to do (`mwaa-migrate rollback` reverses the cutover)"
+        )
+    if record is None:
+        return False, []
+    return True, [
+        f"the target {target_name} runs the DAGs since {since} but the run that put it live did not "
+        "finish: this run resumes after the cutover (no metadata is copied again)"
+    ]
+
+
+def _refuse_other_cutovers(s3: S3Client, bucket: str, source_name: str, target_name: str) -> None:
+    """Another migration of the same source that left the source paused, or went live, stops this one."""
+    _, prefixes = _keys(s3, bucket, f"migrations/{source_name}/", Delimiter="/")
+    for other in prefixes:
+        other_target = other.rstrip("/").rsplit("/", 1)[-1]
+        if other_target == target_name:
+            continue
+        record = _cutover_record(s3, bucket, other.rstrip("/"))
+        state = record.get("state") if record else None
+        where = f"s3://{bucket}/{other}cutover/record.json"
+        if state == "paused":
+            dags = ", ".join(str(dag) for dag in record.get("active_dags", [])) if record else ""
+            raise MigrationConflict(
+                f"sourceEnvironmentName: the migration of {source_name} to {other_target} paused the "
+                f"source's DAGs ({dags or 'none recorded'}) and has not finished ({where}): finish it, "
+                "or let its failure path unpause them, before migrating the source again"
+            )
+        if state == "live" and record is not None:
+            raise MigrationConflict(
+                f"sourceEnvironmentName: {source_name} was already migrated to {other_target}, which runs "
+                f"its DAGs since {_live_since(record)} ({where}): roll that migration back first "
+                "(`mwaa-migrate rollback`) to migrate the source elsewhere"
+            )
+
+
+def _failure_of(environment: dict[str, Any]) -> str:
+    error = environment.get("LastUpdate", {}).get("Error", {})
+    return (
+        f"{error.get('ErrorCode', 'Unknown')}: {error.get('ErrorMessage', '')}"
+        if error
+        else "no error detail"
+    )
+
+
+def _existing_target(
+    existing: dict[str, Any],
+    *,
+    request: MigrationRequest,
+    path: VersionPath,
+    target_role: str,
+    create_request: dict[str, Any],
+) -> tuple[bool, list[str]]:
+    """Whether an existing target is replaced (True) or reused (False), with the plan's warnings;
+    raises MigrationConflict for a target this migration may not use."""
+    source_name = request.source_environment_name
+    target_name = request.target_environment_name
+    status = existing.get("Status")
+    ours = existing.get("Tags", {}).get(SOURCE_TAG) == source_name
+    if status in {"CREATE_FAILED", "DELETING"}:
+        if not ours:
+            raise MigrationConflict(
+                f"targetEnvironmentName: environment {target_name} exists in {status} and was not created "
+                f"by a migration from {source_name}: delete it (aws mwaa delete-environment --name "
+                f"{target_name}) or choose another targetEnvironmentName"
+            )
+        if status == "CREATE_FAILED" and not request.replace_failed_target:
+            raise MigrationConflict(
+                f"targetEnvironmentName: environment {target_name} from an earlier run of this migration "
+                f"is CREATE_FAILED ({_failure_of(existing)}) and replaceFailedTarget is false: delete it, "
+                "or run again with replaceFailedTarget true"
+            )
+        if status == "CREATE_FAILED":
+            return True, [
+                f"will replace environment {target_name}: it is CREATE_FAILED from an earlier run "
+                f"({_failure_of(existing)}); CloneEnvironment deletes it and creates it again"
+            ]
+        return True, [
+            f"environment {target_name} is being deleted: CloneEnvironment creates it again once it is gone"
+        ]
+    if not ours:
+        raise MigrationConflict(
+            f"targetEnvironmentName: environment {target_name} already exists and was not created "
+            f"by a migration from {source_name}"
+        )
+    if existing.get("AirflowVersion") not in {path.create_version, path.final_version}:
+        raise MigrationConflict(
+            f"targetEnvironmentName: environment {target_name} exists on Airflow "
+            f"{existing.get('AirflowVersion')}, not {path.create_version} or {path.final_version}"
+        )
+    if existing.get("ExecutionRoleArn") != target_role:
+        raise MigrationConflict(
+            f"targetEnvironmentName: environment {target_name} exists with execution role "
+            f"{existing.get('ExecutionRoleArn')}, not {target_role}"
+        )
+    reads = (existing.get("SourceBucketArn"), str(existing.get("DagS3Path", "")).strip("/"))
+    planned = (create_request["SourceBucketArn"], str(create_request["DagS3Path"]).strip("/"))
+    if reads != planned:
+        # An environment created before targets had their own copy parses the source's own folder.
+        raise MigrationConflict(
+            f"targetEnvironmentName: environment {target_name} exists from an earlier run but reads its "
+            f"DAGs from {reads[0]} {reads[1]}, not its own copy {planned[0]} {planned[1]}: delete it "
+            "(it runs none of the DAGs yet) or choose another targetEnvironmentName"
+        )
+    return False, [f"environment {target_name} exists from an earlier run of this migration: reused"]
 
 
 def plan_migration(
@@ -78,37 +294,36 @@ def plan_migration(
         _require_role(iam, target_role)
     bucket = request.migration_bucket or default_bucket
     _require_bucket(s3, bucket)
+    prefix = migration_prefix(source_name, target_name)
+    resume_after_live, warnings = _finished_migration(s3, bucket, prefix, target_name)
+    _refuse_other_cutovers(s3, bucket, source_name, target_name)
 
-    create_request, warnings = build_create_request(
+    files = plan_target_files(s3, source, target_name=target_name, target_bucket=request.target_bucket)
+    create_request, request_warnings = build_create_request(
         source, name=target_name, airflow_version=path.create_version, execution_role_arn=target_role
     )
+    warnings.extend(request_warnings)
+    point_request_at_copy(create_request, files.bucket, files.files)
+    source_bucket = source["SourceBucketArn"].split(":::", 1)[-1]
+    unpaused = unpaused_upon_creation(s3, source_bucket, source["DagS3Path"])
+    if unpaused:
+        warnings.append(
+            "these DAG files set is_paused_upon_creation=False: their DAGs would start unpaused on the "
+            f"target before the cutover: {', '.join(unpaused)}"
+        )
 
     existing = get_environment(mwaa, target_name)
+    replace_failed = False
     if existing is not None:
-        origin = existing.get("Tags", {}).get(SOURCE_TAG)
-        if origin != source_name:
-            raise MigrationConflict(
-                f"targetEnvironmentName: environment {target_name} already exists and was not created "
-                f"by a migration from {source_name}"
-            )
-        if existing.get("AirflowVersion") not in {path.create_version, path.final_version}:
-            raise MigrationConflict(
-                f"targetEnvironmentName: environment {target_name} exists on Airflow "
-                f"{existing.get('AirflowVersion')}, not {path.create_version} or {path.final_version}"
-            )
-        if existing.get("ExecutionRoleArn") != target_role:
-            raise MigrationConflict(
-                f"targetEnvironmentName: environment {target_name} exists with execution role "
-                f"{existing.get('ExecutionRoleArn')}, not {target_role}"
-            )
-        warnings.append(f"environment {target_name} exists from an earlier run of this migration: reused")
+        replace_failed, existing_warnings = _existing_target(
+            existing, request=request, path=path, target_role=target_role, create_request=create_request
+        )
+        warnings.extend(existing_warnings)
 
     partition, region, account_id = _arn_parts(source["Arn"])
-    migration_id = f"{source_name}-to-{target_name}"
-    prefix = f"migrations/{source_name}/{target_name}"
     policies = migration_policies(
         prefix=policy_name_prefix,
-        migration_id=migration_id,
+        migration_id=migration_id(source_name, target_name),
         partition=partition,
         region=region,
         account_id=account_id,
@@ -119,9 +334,8 @@ def plan_migration(
         target_role_arn=target_role,
         kms_key_arn=kms_key_arn,
     )
-    source_bucket = source["SourceBucketArn"].split(":::", 1)[-1]
     return MigrationPlan(
-        migration_id=migration_id,
+        migration_id=migration_id(source_name, target_name),
         source=SourceEnvironment(
             name=source_name,
             arn=source["Arn"],
@@ -141,7 +355,9 @@ def plan_migration(
             upgrade_to=path.upgrade_to,
             final_version=path.final_version,
             create_request=create_request,
-            already_exists=existing is not None,
+            already_exists=existing is not None and not replace_failed,
+            files=files.files,
+            replace_failed=replace_failed,
         ),
         bucket=bucket,
         prefix=prefix,
@@ -159,4 +375,13 @@ def plan_migration(
         failed_tasks_only=request.failed_tasks_only,
         dry_run=request.dry_run,
         warnings=warnings,
+        cutover=CutoverSettings(
+            mode=request.cutover,
+            approval_timeout_seconds=request.approval_timeout_hours * 3600,
+            drain_timeout_minutes=request.drain_timeout_minutes,
+            on_drain_timeout=request.on_drain_timeout,
+            # MWAA's 2.11 -> 3 upgrade comes after the import: the DAGs are unpaused after it.
+            unpause_in_import=path.upgrade_to is None,
+            resume_after_live=resume_after_live,
+        ),
     )

@@ -130,21 +130,39 @@ def redact_request(request: Mapping[str, Any]) -> dict[str, Any]:
 
 
 class TableCount(Model):
-    """Rows of one table: exported from the source, and what the import did with them on the target."""
+    """Rows of one table: exported from the source, and what the import did with them on the target.
+    A count the import did not report stays None (older results carry `skipped` and `conflicts`,
+    newer ones `updated`, `unchanged` and `rejected`)."""
 
     table: str
     source_rows: int | None = None
     read: int | None = None
     inserted: int | None = None
+    # Rows already in the target by natural key with other values, set to the exported ones (cutover).
+    updated: int | None = None
+    # Rows already in the target as exported (cutover), or at all (bulk).
+    unchanged: int | None = None
+    # An older bulk result's `skipped`: rows already in the target.
     already_present: int | None = None
+    # Rows not in the target after the import: parent missing, or clashing on a unique constraint.
+    rejected: int | None = None
+    # An older result's name for rejected rows.
     conflicts: int | None = None
 
     @property
+    def already_there(self) -> int | None:
+        """Rows the target had already: `unchanged`, or an older result's `skipped`."""
+        return self.unchanged if self.unchanged is not None else self.already_present
+
+    @property
+    def not_imported(self) -> int | None:
+        return self.rejected if self.rejected is not None else self.conflicts
+
+    @property
     def target_rows(self) -> int | None:
-        """The exported rows now in the target: inserted, or found there already."""
-        if self.inserted is None and self.already_present is None:
-            return None
-        return (self.inserted or 0) + (self.already_present or 0)
+        """The exported rows now in the target: inserted, updated, or found there already."""
+        parts = [part for part in (self.inserted, self.updated, self.already_there) if part is not None]
+        return sum(parts) if parts else None
 
 
 def _count(value: Any) -> int | None:
@@ -152,7 +170,7 @@ def _count(value: Any) -> int | None:
 
 
 def table_counts(exported: Mapping[str, Any], imported: Mapping[str, Any]) -> list[TableCount]:
-    """Row counts per table from the export's manifest and the import's result."""
+    """Row counts per table from an export's manifest and its import's result (one phase)."""
     source_tables: Mapping[str, Any] = exported.get("tables") or {}
     target_tables: Mapping[str, Any] = imported.get("tables") or {}
     counts = []
@@ -165,11 +183,138 @@ def table_counts(exported: Mapping[str, Any], imported: Mapping[str, Any]) -> li
                 source_rows=_count(source.get("rows")),
                 read=_count(target.get("read")),
                 inserted=_count(target.get("inserted")),
+                updated=_count(target.get("updated")),
+                unchanged=_count(target.get("unchanged")),
                 already_present=_count(target.get("skipped")),
+                rejected=_count(target.get("rejected")),
                 conflicts=_count(target.get("conflicts")),
             )
         )
     return counts
+
+
+# ---------------------------------------------------------------------------- downtime
+
+
+class DowntimePart(Model):
+    """One part of the downtime window; None where its start or end was not reported."""
+
+    part: str
+    started_at: str | None = None
+    ended_at: str | None = None
+    seconds: float | None = None
+
+
+class Downtime(Model):
+    """The downtime window: from the pause of the recorded DAGs on the source to the moment they run
+    on the target. Only what the DAGs and StartTargetDags reported; nothing is estimated."""
+
+    paused_at: str
+    # None while (or because) the target never ran the DAGs.
+    live_at: str | None = None
+    seconds: float | None = None
+    parts: list[DowntimePart] = Field(default_factory=list)
+    # The drain: how long it waited for the source's running and queued tasks, whether it hit its
+    # deadline, and how many task instances still ran then.
+    drain_waited_seconds: float | None = None
+    drain_timed_out: bool | None = None
+    drain_still_running: int | None = None
+
+
+def _camel(key: str) -> str:
+    head, *rest = key.split("_")
+    return head + "".join(word.capitalize() for word in rest)
+
+
+def _field(data: Mapping[str, Any], key: str) -> Any:
+    """A value under its snake_case key (as the DAGs write it) or its camelCase one (as a pydantic
+    model with camelCase aliases passes it on)."""
+    value = data.get(key)
+    return data.get(_camel(key)) if value is None else value
+
+
+def _mapping(data: Mapping[str, Any], key: str) -> Mapping[str, Any]:
+    value = _field(data, key)
+    return value if isinstance(value, Mapping) else {}
+
+
+def _instant(value: Any) -> datetime | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _stamp(result: Mapping[str, Any], key: str) -> str | None:
+    """A moment from a result's `timings`, or the result's own field of that name (`exported_at`
+    and `imported_at` are also top-level fields)."""
+    for value in (_field(_mapping(result, "timings"), key), _field(result, key)):
+        if _instant(value) is not None:
+            return str(value)
+    return None
+
+
+def _seconds(started_at: str | None, ended_at: str | None) -> float | None:
+    started, ended = _instant(started_at), _instant(ended_at)
+    if started is None or ended is None:
+        return None
+    return round((ended - started).total_seconds(), 3)
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def _still_running(value: Any) -> int | None:
+    """A count, or the list of the task instances still running."""
+    if isinstance(value, list):
+        return len(value)
+    return _count(value)
+
+
+def downtime_of(
+    cutover_exported: Mapping[str, Any], cutover_imported: Mapping[str, Any], live: Mapping[str, Any]
+) -> Downtime | None:
+    """The downtime window from the cutover export's and import's results and StartTargetDags'
+    settlement; None when nothing was paused. The window ends when the import unpaused the DAGs
+    (`timings.unpaused_at`) or, when it left that to StartTargetDags (an upgrade came first), at
+    the settlement's `at`."""
+    paused_at = _stamp(cutover_exported, "paused_at")
+    if paused_at is None:
+        return None
+    drain_started = _stamp(cutover_exported, "drain_started_at")
+    drained = _stamp(cutover_exported, "drained_at")
+    exported = _stamp(cutover_exported, "exported_at")
+    import_started = _stamp(cutover_imported, "import_started_at")
+    imported = _stamp(cutover_imported, "imported_at")
+    verified = _stamp(cutover_imported, "verified_at")
+    live_at = _stamp(cutover_imported, "unpaused_at")
+    if live_at is None and _instant(live.get("at")) is not None:
+        live_at = str(live["at"])
+    spans = (
+        ("drain", drain_started, drained),
+        ("delta export", drained, exported),
+        ("delta import", import_started, imported),
+        ("verification", imported, verified),
+        ("start on target", verified, live_at),
+    )
+    drain = _mapping(cutover_exported, "drain")
+    timed_out = _field(drain, "timed_out")
+    return Downtime(
+        paused_at=paused_at,
+        live_at=live_at,
+        seconds=_seconds(paused_at, live_at),
+        parts=[
+            DowntimePart(part=part, started_at=start, ended_at=end, seconds=_seconds(start, end))
+            for part, start, end in spans
+        ],
+        drain_waited_seconds=_number(_field(drain, "waited_seconds")),
+        drain_timed_out=timed_out if isinstance(timed_out, bool) else None,
+        drain_still_running=_still_running(_field(drain, "still_running")),
+    )
 
 
 # ---------------------------------------------------------------------------- steps
@@ -411,6 +556,13 @@ class MigrationReport(Model):
     steps: list[StepTiming] = Field(default_factory=list)
     policies_removed: list[str] = Field(default_factory=list)
     failure: Failure | None = None
+    # The cutover's counts per table (the delta, in the downtime window); `tables` are the bulk's.
+    cutover_tables: list[TableCount] = Field(default_factory=list)
+    # One line: which environment runs the DAGs (the Markdown's first line under the title).
+    dags_running: str | None = None
+    # Where the DAGs were left: the Settlement of the failure path, or of StartTargetDags.
+    cutover: dict[str, Any] = Field(default_factory=dict)
+    downtime: Downtime | None = None
 
 
 def seconds_between(started_at: str, finished: datetime) -> float:
@@ -537,12 +689,177 @@ def _logs_section(logs: Mapping[str, Any]) -> list[str]:
     return lines
 
 
+def human(seconds: float) -> str:
+    """3725.2 -> 1 h 2 min 5 s; 252 -> 4 min 12 s; 4.25 -> 4.2 s."""
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    whole = round(seconds)
+    hours, minutes, rest = whole // 3600, whole % 3600 // 60, whole % 60
+    parts = [f"{hours} h"] if hours else []
+    parts += [f"{minutes} min"] if minutes or hours else []
+    parts += [f"{rest} s"] if rest else []
+    return " ".join(parts)
+
+
+def _downtime_section(downtime: Downtime | None) -> list[str]:
+    if downtime is None:
+        return []
+    lines = ["## Downtime", ""]
+    if downtime.seconds is None or downtime.live_at is None:
+        lines.append(
+            f"The DAGs were paused on the source at {downtime.paused_at}; "
+            "no start on the target was reported."
+        )
+    else:
+        lines.append(
+            f"The DAGs stood still for **{human(downtime.seconds)}**: paused on the source at "
+            f"{downtime.paused_at}, running on the target at {downtime.live_at}."
+        )
+    lines.append("")
+    lines += _table(
+        ("Part", "From", "To", "Duration"),
+        [
+            (
+                part.part,
+                part.started_at,
+                part.ended_at,
+                None if part.seconds is None else duration(part.seconds),
+            )
+            for part in downtime.parts
+        ],
+    )
+    lines.append("")
+    drain = []
+    if downtime.drain_waited_seconds is not None:
+        drain.append(f"waited {duration(downtime.drain_waited_seconds)} for running and queued tasks")
+    if downtime.drain_timed_out is not None:
+        drain.append("hit its deadline" if downtime.drain_timed_out else "finished before its deadline")
+    if downtime.drain_still_running is not None:
+        drain.append(f"{downtime.drain_still_running} task instances still running at its end")
+    if drain:
+        lines += ["Drain: " + ", ".join(drain) + ".", ""]
+    return lines
+
+
+def _epoch_ms(value: str | None) -> int | None:
+    moment = _instant(value)
+    return None if moment is None else round(moment.timestamp() * 1000)
+
+
+def _gantt_name(name: str) -> str:
+    # Mermaid reads ":" as the end of a task's name, "#" and ";" as comments and separators.
+    return re.sub(r"[:#;]", " ", name).strip() or "step"
+
+
+def _timeline_section(steps: Sequence[StepTiming], downtime: Downtime | None) -> list[str]:
+    """A Mermaid gantt chart of the steps (each from its first entry, as long as its runs took in
+    all: a loop's bar is its time in the state, not its span) and the downtime window."""
+    bars = []
+    for step in steps:
+        start = _epoch_ms(step.first_entered_at)
+        if start is not None:
+            tag = "crit, " if step.status == "failed" else ""
+            end = start + round(step.seconds * 1000)
+            bars.append(f"    {_gantt_name(step.state)} :{tag}{start}, {end}")
+    if not bars:
+        return []
+    lines = ["## Timeline", "", "```mermaid", "gantt", "    dateFormat x", "    axisFormat %H:%M"]
+    lines += ["    section Steps", *bars]
+    if downtime is not None:
+        paused, live = _epoch_ms(downtime.paused_at), _epoch_ms(downtime.live_at)
+        if paused is not None:
+            lines.append("    section DAGs")
+            if live is not None:
+                lines.append(f"    downtime :crit, {paused}, {live}")
+            lines.append(f"    paused :milestone, {paused}, {paused}")
+            if live is not None:
+                lines.append(f"    live :milestone, {live}, {live}")
+    return [*lines, "```", ""]
+
+
+_TABLE_HEADERS = (
+    "Table",
+    "Source rows",
+    "Read by import",
+    "Inserted",
+    "Updated",
+    "Already in target",
+    "Rejected",
+    "In target",
+)
+
+
+def _tables_section(report: MigrationReport) -> list[str]:
+    lines = ["## Metadata", ""]
+    phases = (
+        ("Bulk copy (while the source ran)", report.tables),
+        ("Cutover (the delta, in the downtime window)", report.cutover_tables),
+    )
+    for title, counts in phases:
+        if not counts:
+            continue
+        lines += [f"### {title}", ""]
+        lines += _table(
+            _TABLE_HEADERS,
+            [
+                (
+                    count.table,
+                    count.source_rows,
+                    count.read,
+                    count.inserted,
+                    count.updated,
+                    count.already_there,
+                    count.not_imported,
+                    count.target_rows,
+                )
+                for count in counts
+            ],
+        )
+        lines.append("")
+    if not report.tables and not report.cutover_tables:
+        lines += ["No tables were moved.", ""]
+    exported = report.metadata.get("cutoverExport") or report.metadata.get("export") or {}
+    imported = report.metadata.get("cutoverImport") or report.metadata.get("import") or {}
+    active = _field(exported, "active_dags")
+    unpaused = _field(imported, "unpaused_dags")
+    if active is not None:
+        lines.append("Active DAGs on the source: " + (", ".join(map(str, active)) or "none"))
+    if unpaused is not None:
+        lines.append("Unpaused on the target: " + (", ".join(map(str, unpaused)) or "none"))
+    if active is not None or unpaused is not None:
+        lines.append("")
+    return lines
+
+
+def _cutover_section(cutover: Mapping[str, Any], shown: str | None) -> list[str]:
+    """Where the way back (or the start on the target) left the DAGs, and what did not go through
+    (`shown`: the line already at the top)."""
+    if not cutover:
+        return []
+    lines = ["## The DAGs", ""]
+    if cutover.get("line") and cutover["line"] != shown:
+        lines.append(_cell(cutover["line"]))
+    if cutover.get("recordState"):
+        lines.append(f"Cutover record: `{_cell(cutover['recordState'])}`.")
+    for key, label in (("paused", "Paused"), ("unpaused", "Unpaused")):
+        dags = cutover.get(key)
+        if isinstance(dags, list) and dags:
+            lines.append(f"{label}: " + ", ".join(_cell(dag) for dag in dags))
+    problems = [problem for problem in cutover.get("problems") or [] if problem]
+    lines.append("")
+    if problems:
+        lines += [*(f"- not done: {_cell(problem)}" for problem in problems), ""]
+    return lines
+
+
 def render_markdown(report: MigrationReport, *, uri: str | None = None) -> str:
-    """The report for people: a summary, then warnings, settings, tables, logs and steps."""
+    """The report for people: which environment runs the DAGs, a summary, the downtime, then the
+    failure, warnings, settings, tables, logs, a timeline and the steps."""
     source, target = report.source, report.target
     lines = [
         f"# Migration {source.get('name', 'unknown')} → {target.get('name', 'unknown')}: {report.status}",
         "",
+        *([f"**{_cell(report.dags_running)}**", ""] if report.dags_running else []),
         *_table(
             ("", ""),
             [
@@ -558,6 +875,7 @@ def render_markdown(report: MigrationReport, *, uri: str | None = None) -> str:
         ),
         "",
     ]
+    lines += _downtime_section(report.downtime)
     if report.failure:
         lines += [
             "## Failure",
@@ -567,6 +885,7 @@ def render_markdown(report: MigrationReport, *, uri: str | None = None) -> str:
             *[f"> {line}" if line else ">" for line in report.failure.cause.splitlines() or [""]],
             "",
         ]
+    lines += _cutover_section(report.cutover, report.dags_running)
     lines += ["## Warnings", ""]
     lines += [f"- {_cell(warning)}" for warning in report.warnings] or ["None."]
     lines.append("")
@@ -590,45 +909,11 @@ def render_markdown(report: MigrationReport, *, uri: str | None = None) -> str:
         if report.settings.carried:
             lines += ["Carried over unchanged: " + ", ".join(f"`{p}`" for p in report.settings.carried), ""]
 
-    lines += ["## Metadata", ""]
-    if report.tables:
-        lines += _table(
-            (
-                "Table",
-                "Source rows",
-                "Read by import",
-                "Inserted",
-                "Already in target",
-                "Conflicts",
-                "In target",
-            ),
-            [
-                (
-                    count.table,
-                    count.source_rows,
-                    count.read,
-                    count.inserted,
-                    count.already_present,
-                    count.conflicts,
-                    count.target_rows,
-                )
-                for count in report.tables
-            ],
-        )
-        lines.append("")
-    else:
-        lines += ["No tables were moved.", ""]
-    exported = report.metadata.get("export") or {}
-    imported = report.metadata.get("import") or {}
-    if exported.get("activeDags") is not None:
-        lines.append("Active DAGs on the source: " + (", ".join(exported["activeDags"]) or "none"))
-    if imported.get("unpausedDags") is not None:
-        lines.append("Unpaused on the target: " + (", ".join(imported["unpausedDags"]) or "none"))
-    if exported or imported:
-        lines.append("")
+    lines += _tables_section(report)
 
     lines += _logs_section(report.logs)
 
+    lines += _timeline_section(report.steps, report.downtime)
     lines += ["## Steps", ""]
     if report.steps:
         lines += _table(

@@ -29,6 +29,8 @@ class CheckEnvironmentEvent(StepEvent):
     environment_name: EnvironmentName
     attempt: int = Field(default=0, ge=0)
     expected_version: str | None = None
+    # Also accepted: the plan's final version (a re-run finds the target upgraded already).
+    final_version: str | None = None
 
 
 class UpgradeEnvironmentEvent(StepEvent):
@@ -40,6 +42,10 @@ class DeployDagEvent(StepEvent):
     deployment: DagDeployment
 
 
+# The two copies of a migration: the bulk while production runs, the cutover in the downtime window.
+Phase = Literal["bulk", "cutover"]
+
+
 class MetadataConf(Model):
     """The conf the export and import DAGs are triggered with."""
 
@@ -48,6 +54,14 @@ class MetadataConf(Model):
     migration_id: str
     # The KMS key of the data key that seals the export (mwaa_migrate_metadata's secrets).
     kms_key_id: str
+    phase: Phase
+    source_environment: EnvironmentName
+    target_environment: EnvironmentName
+    # The cutover export's drain (ignored by the bulk export and by the import).
+    drain_timeout_minutes: int = Field(default=30, ge=0, le=720)
+    on_drain_timeout: Literal["fail", "carry"] = "fail"
+    # The cutover import: unpause the recorded DAGs (false when an upgrade follows).
+    unpause_dags: bool = True
 
 
 class TriggerDagEvent(StepEvent):
@@ -60,12 +74,13 @@ class TriggerDagEvent(StepEvent):
         """One run id per execution, so a retried trigger finds its run instead of starting another.
         Airflow allows [A-Za-z0-9_.~:+-] in run ids."""
         name = re.sub(r"[^A-Za-z0-9_.~:+-]", "_", execution_name(self.execution_id))
-        return f"mwaa_migrate__{name}"
+        return f"mwaa_migrate__{self.conf.phase}__{name}"
 
 
 class CheckDagRunEvent(StepEvent):
     deployment: DagDeployment
     kind: Literal["export", "import"]
+    phase: Phase
     run_id: RunId
     bucket: str
     prefix: str
@@ -78,9 +93,27 @@ class FinishMigrationEvent(StepEvent):
     started_at: str
     plan: MigrationPlan
     clone: dict[str, Any]
+    # The bulk copy's export and import results, then the cutover's.
     exported: dict[str, Any]
     imported: dict[str, Any]
+    cutover_exported: dict[str, Any]
+    cutover_imported: dict[str, Any]
+    # What StartTargetDags did: the DAGs unpaused on the target and when.
+    live: dict[str, Any]
     logs: dict[str, Any]
+
+
+class AwaitApprovalEvent(StepEvent):
+    plan: MigrationPlan
+    # Step Functions' token for this wait: `mwaa-migrate approve` reads it from the execution's
+    # history and answers with it; it is never logged.
+    task_token: str = Field(min_length=1, max_length=1024, repr=False)
+
+
+class StartTargetDagsEvent(StepEvent):
+    plan: MigrationPlan
+    # The cutover import's verified result (unpaused_dags, timings).
+    imported: dict[str, Any]
 
 
 class RecordFailureEvent(StepEvent):

@@ -1,16 +1,25 @@
-"""mwaa-migrate's export DAG: the source side of a metadata migration.
+"""mwaa-migrate's export DAG: the source side of a metadata migration, in two phases.
 
 The pipeline uploads this file and `mwaa_migrate_metadata.py` into the source environment's DAG
-folder and triggers the DAG with conf `{"bucket": B, "prefix": P, "migrationId": M, "kmsKeyId": K}`.
+folder and triggers the DAG twice with conf `{"bucket": B, "prefix": P, "migrationId": M,
+"kmsKeyId": K, "phase": "bulk" | "cutover", "drainTimeoutMinutes": 30, "onDrainTimeout": "fail" |
+"carry", "sourceEnvironment": S, "targetEnvironment": T}` (docs/cutover.md):
 
-- `cutover` records which DAGs are active (unpaused) in `s3://B/P/export/cutover.json` and pauses
-  them, so no new run starts while the history is copied (runs already going are not exported);
-- `export_tables` streams each table out of the metadata database into a gzipped JSON Lines file
-  sealed with a new KMS data key of K (for this migration only), then writes `manifest.json` to
-  `s3://B/P/export/`. Runs of this DAG, runs not finished and tasks in flight are left out.
+- phase `bulk` (the source runs on): `pause` and `drain` do nothing; `export_tables` takes its start
+  as the watermark and writes the history final before it (finished runs and their children, the
+  audit log), variables, connections and pools to `s3://B/P/export/bulk/`;
+- phase `cutover` (the downtime window): `pause` writes `s3://B/P/cutover/record.json` with the
+  active DAGs, then pauses exactly those (a retry whose record says `paused` reuses its list);
+  `drain` waits until no task instance of those DAGs is running or queued, at most
+  drainTimeoutMinutes (then fails, or carries on with `carry`); `export_tables` writes the delta
+  (every run the bulk did not carry, runs in flight with their unfinished tasks cleared, the audit
+  log from the watermark, the settings in full) to `s3://B/P/export/cutover/`.
 
-Written for Airflow 2.4-2.11 on PostgreSQL (as MWAA runs it); see `mwaa_migrate_metadata` for the
-format. Needs only what MWAA installs: Airflow, psycopg2, boto3, cryptography.
+Each table streams out of the metadata database into a gzipped JSON Lines file sealed with a new
+KMS data key of K (for this migration only); the manifest is written last. Runs of this DAG are
+never carried. Written for Airflow 2.4-2.11 on PostgreSQL (as MWAA runs it); see
+`mwaa_migrate_metadata` for the format. Needs only what MWAA installs: Airflow, psycopg2, boto3,
+cryptography.
 """
 
 from __future__ import annotations
@@ -25,19 +34,21 @@ DAG_ID = "mwaa_migrate_export"
 
 with DAG(
     dag_id=DAG_ID,
-    description="mwaa-migrate: export this environment's metadata and pause its DAGs",
+    description="mwaa-migrate: export this environment's metadata (bulk, or pause, drain and delta)",
     schedule=None,
     start_date=datetime(2024, 1, 1, tzinfo=metadata.UTC),
     catchup=False,
     is_paused_upon_creation=True,
     max_active_runs=1,
-    dagrun_timeout=timedelta(hours=4),
+    # The drain may wait up to 12 hours (the pipeline's limit on drainTimeoutMinutes).
+    dagrun_timeout=timedelta(hours=16),
     default_args={"owner": "mwaa-migrate", "retries": 0},
     tags=["mwaa-migrate"],
     doc_md=__doc__,
 ) as dag:
-    cutover = PythonOperator(task_id="cutover", python_callable=metadata.airflow_task(DAG_ID, "cutover"))
+    pause = PythonOperator(task_id="pause", python_callable=metadata.airflow_task(DAG_ID, "pause"))
+    drain = PythonOperator(task_id="drain", python_callable=metadata.airflow_task(DAG_ID, "drain"))
     export_tables = PythonOperator(
         task_id="export_tables", python_callable=metadata.airflow_task(DAG_ID, "export_tables")
     )
-    cutover >> export_tables
+    pause >> drain >> export_tables

@@ -1,17 +1,20 @@
-"""mwaa-migrate's import DAG: the target side of a metadata migration.
+"""mwaa-migrate's import DAG: the target side of a metadata migration, in two phases.
 
 The pipeline uploads this file and `mwaa_migrate_metadata.py` into the target environment's DAG
-folder and triggers the DAG with the export's conf `{"bucket": B, "prefix": P, "migrationId": M,
-"kmsKeyId": K}` (add `"unpauseDags": false` to leave every DAG paused).
+folder and triggers the DAG with the export's conf (`"phase": "bulk"`, then `"cutover"`; add
+`"unpauseDags": false` to leave every DAG paused after the cutover):
 
-- `verify_export` opens the export's data key with KMS and checks `s3://B/P/export/manifest.json`
-  and every file (sha256, every sealed chunk, row count, columns);
-- `pause_dags` pauses every DAG, so nothing runs while history lands;
-- `import_tables` inserts the rows the target lacks, parents first (columns mapped by name onto
-  the target's reflected tables, ids resolved by natural key, rows already there skipped; secrets
-  encrypted with this environment's Fernet key);
-- `unpause_dags` unpauses the DAGs that were active in the source and writes
-  `s3://B/P/import/result.json`.
+- `verify_export` opens the export's data key with KMS and checks the phase's manifest
+  (`s3://B/P/export/{phase}/manifest.json`) and every file (sha256, every sealed chunk, row count,
+  columns);
+- `pause_dags` pauses every DAG (but the project's), so nothing runs while history lands;
+- `import_tables`, parents first (columns mapped by name onto the target's reflected tables, ids
+  resolved by natural key, secrets encrypted with this environment's Fernet key): the bulk inserts
+  the rows the target lacks; the cutover inserts or updates them (the source is the truth at the
+  cutover). Then it checks that every exported row is in the target (cutover: with the exported
+  values) and that the counts add up, or fails and leaves nothing;
+- `unpause_dags` writes `s3://B/P/import/{phase}/result.json`; in the cutover it first unpauses
+  exactly the DAGs the source had active (never in the bulk).
 
 Written for Airflow 2.4-2.11; see `mwaa_migrate_metadata` for the format.
 """

@@ -6,12 +6,20 @@ the standard library at module level; boto3, cryptography and Airflow (all in ev
 environment) imported only inside the functions that need them. MWAA runs Airflow 2.4-2.6 on
 Python 3.10, so nothing here needs a newer Python.
 
-The export format (FORMAT_VERSION 2) under `s3://{bucket}/{prefix}/export/`:
+A migration copies in two phases (docs/cutover.md): the bulk while the source runs (pauses
+nothing; history final before its watermark), then the cutover in the downtime window (record the
+active DAGs in `{prefix}/cutover/record.json`, pause exactly those, drain the tasks running or
+queued, export the delta: everything the bulk did not carry; the import inserts or updates it,
+checks every row, and unpauses exactly the recorded DAGs).
 
-- `manifest.json`: format name and version, migrationId, source_airflow_version, schema_revision
-  (the source database's Alembic revision), exported_at, `active_dags` (unpaused when the export cut
-  over), `secrets` (the KMS key, the data key's KMS ciphertext and its encryption context, never the
-  key itself) and per table `{"file", "rows", "sha256", "key", "columns": [{"name", "type"}]}`.
+The export format (FORMAT_VERSION 3) under `s3://{bucket}/{prefix}/export/{phase}/`:
+
+- `manifest.json`: format name and version, migrationId, `phase` (bulk | cutover), `watermark`
+  (the bulk's start; the delta names the bulk's), source_airflow_version, schema_revision (the
+  source database's Alembic revision), exported_at, `active_dags` (the cutover record's),
+  `timings` and `drain` (the delta's), `secrets` (the KMS key, the data key's KMS ciphertext and
+  its encryption context, never the key itself) and per table `{"file", "rows", "sha256", "key",
+  "columns": [{"name", "type"}]}`.
 - one file per table (`task_instance.jsonl.gz.sealed`, ...): JSON Lines, one object per row,
   column name -> JSON value (datetimes ISO 8601 in UTC, `bytes` columns such as pickled confs and
   XCom values base64, `json` columns embedded), gzipped, then sealed: cut into 1 MiB chunks, each
@@ -29,23 +37,27 @@ key (which the grants allow only the target's role, for this migration only) and
 passwords and extras and variable values encrypted with the target's own Fernet key. Plaintext
 exists only inside the two environments, never in the bucket nor in a log line.
 
-Tables carried, parents first: variable, connection, slot_pool (not default_pool), dag_run (finished
-runs of the user's DAGs), task_instance (not in flight), task_instance_history, task_fail,
-task_reschedule, task_map, rendered_task_instance_fields, xcom, log (the audit log). A child row is
-exported only with its parent and imported only when its parent is in the target.
+Tables carried, parents first: variable, connection, slot_pool (not default_pool), dag_run (the
+user's DAGs: the bulk finished runs ended before the watermark, the delta every other run),
+task_instance (the bulk: not in flight; the delta: in flight ones with their state cleared),
+task_instance_history, task_fail, task_reschedule, task_map, rendered_task_instance_fields, xcom,
+log (the audit log, split at the watermark). A child row is exported only with its parent and
+imported only when its parent is in the target.
 
 The import maps columns by name onto the target's tables as reflected from its database, fills what
 changed between versions from the small `RULES` table, inserts parents first and resolves ids by
-natural key, and skips rows the target already has (by natural key: a second import adds nothing).
-It writes `s3://{bucket}/{prefix}/import/result.json` (rows read, inserted, skipped per table), which
-the pipeline checks against the manifest.
+natural key. The bulk leaves rows the target already has (by natural key) as they are; the cutover
+sets them to the exported values. Then it checks that every exported row is in the target and that
+read = inserted + updated + unchanged + rejected as the database counted them (a second import of
+either phase changes nothing). It writes `s3://{bucket}/{prefix}/import/{phase}/result.json`.
 
 The steps run against two interfaces, `Storage` and `MetadataDatabase`. `PostgresDatabase` is the
 real one (Airflow's metadata database, in the DAG's task, through its SQLAlchemy session): tables
 stream out with `COPY (SELECT ...) TO STDOUT` and secret tables through a server-side cursor, and
-stream in with `COPY ... FROM STDIN` into a staging table and one set-based `INSERT ... SELECT ...
-ON CONFLICT DO NOTHING` per table, so memory stays flat however many rows there are. The project's
-emulator implements the same interface over in-memory tables with `RowwiseTables` below.
+stream in with `COPY ... FROM STDIN` into a staging table, then set-based statements per table
+(the cutover's `UPDATE ... FROM` by natural key, `INSERT ... SELECT ... ON CONFLICT DO NOTHING`, and
+counts before and after), so memory stays flat however many rows there are. The project's emulator
+implements the same interface over in-memory tables (emulation/dag_runtime.py's `RowwiseTables`).
 """
 
 from __future__ import annotations
@@ -74,9 +86,25 @@ log = logging.getLogger(__name__)
 UTC = timezone.utc  # noqa: UP017
 
 FORMAT_NAME = "mwaa-migrate-metadata"
-FORMAT_VERSION = 2
-# Version 1 carried variable values in plaintext: refused.
-OLDEST_FORMAT_VERSION = 2
+FORMAT_VERSION = 3
+# Version 1 carried variable values in plaintext; version 2 was one single-phase export: refused.
+OLDEST_FORMAT_VERSION = 3
+
+# The two copies of a migration (docs/cutover.md): the bulk while the source runs, then the delta
+# in the downtime window.
+PHASE_BULK = "bulk"
+PHASE_CUTOVER = "cutover"
+PHASES = (PHASE_BULK, PHASE_CUTOVER)
+DRAIN_FAIL = "fail"
+DRAIN_CARRY = "carry"
+DRAIN_ACTIONS = (DRAIN_FAIL, DRAIN_CARRY)
+DEFAULT_DRAIN_TIMEOUT_MINUTES = 30
+DRAIN_POLL_SECONDS = 5.0
+# The drain waits for task instances in these states: the ones a worker holds. Paused DAGs get no
+# new task scheduled, so runs with tasks not started yet do not finish: they are carried as they are.
+DRAIN_STATES = frozenset({"running", "queued", "restarting"})
+# The cutover record's states (docs/cutover.md).
+RECORD_PAUSED = "paused"
 
 EXPORT_DAG_ID = "mwaa_migrate_export"
 IMPORT_DAG_ID = "mwaa_migrate_import"
@@ -85,7 +113,8 @@ PROJECT_DAG_IDS = frozenset({EXPORT_DAG_ID, IMPORT_DAG_ID})
 
 DEFAULT_POOL = "default_pool"
 FINISHED_RUN_STATES = frozenset({"success", "failed"})
-# Task instances in these states are in flight: their runs are not finished, they are not carried.
+# Task instances in these states are in flight: the bulk leaves them out; the delta carries them
+# with their state cleared, so the target's scheduler runs them once their DAG is unpaused.
 IN_FLIGHT_STATES = frozenset(
     {"running", "queued", "scheduled", "up_for_retry", "up_for_reschedule", "deferred", "restarting"}
 )
@@ -95,8 +124,8 @@ SUPPORTED_AIRFLOW_MAJOR = 2
 MANIFEST_FILE = "manifest.json"
 # Gzipped JSON Lines, sealed: not readable as gzip without the migration's data key.
 TABLE_FILE_SUFFIX = ".jsonl.gz.sealed"
-CUTOVER_FILE = "cutover.json"
 RESULT_FILE = "result.json"
+RECORD_FILE = "record.json"
 
 # Column types recorded in the manifest.
 COLUMN_TYPES = frozenset({"string", "integer", "float", "boolean", "datetime", "json", "bytes"})
@@ -141,6 +170,10 @@ class SecretError(MetadataError):
     """A secret value cannot be encrypted or decrypted (wrong key, tampered file)."""
 
 
+class DrainTimeout(MetadataError):
+    """Task instances of the paused DAGs still run at the drain's deadline (onDrainTimeout "fail")."""
+
+
 # ---------------------------------------------------------------------------------------------
 # Tables
 # ---------------------------------------------------------------------------------------------
@@ -180,9 +213,15 @@ class TableSpec:
     id_refs: tuple[IdRef, ...] = ()
     # Columns pointing at a table only the target's own rows fill (log_template): the target's newest.
     newest_refs: tuple[tuple[str, str], ...] = ()
-    # Only rows in these states (dag_run) / never rows in these states (task_instance).
+    # The bulk carries only rows in these states (dag_run) / never rows in these states
+    # (task_instance), and only rows whose `window_column` is before the watermark. The delta
+    # carries every row the bulk did not: the complement of that condition (parents alike).
     states: frozenset[str] | None = None
     excluded_states: frozenset[str] = frozenset()
+    window_column: str | None = None
+    # In the delta, a row in one of IN_FLIGHT_STATES has these columns cleared (state NULL: the
+    # target's scheduler runs the task again; the trigger's resume point is the source's own).
+    cleared_in_flight: tuple[str, ...] = ()
     # Rows of the project's own DAGs are never carried (their dag_id column).
     dag_column: str | None = "dag_id"
     # Decrypted with the source's Fernet key, carried encrypted with the migration's data key.
@@ -236,6 +275,7 @@ TABLES: tuple[TableSpec, ...] = (
         local_columns=frozenset({"id", "creating_job_id", "log_template_id"}),
         newest_refs=(("log_template_id", "log_template"),),
         states=FINISHED_RUN_STATES,
+        window_column="end_date",
     ),
     TableSpec(
         "task_instance",
@@ -244,6 +284,7 @@ TABLES: tuple[TableSpec, ...] = (
         local_columns=frozenset({"job_id", "queued_by_job_id", "trigger_id"}),
         parent=_RUN_PARENT,
         excluded_states=IN_FLIGHT_STATES,
+        cleared_in_flight=("state", "next_method", "next_kwargs", "pid"),
     ),
     TableSpec(
         "task_instance_history",
@@ -280,6 +321,7 @@ TABLES: tuple[TableSpec, ...] = (
         key=("dttm", "event", "dag_id", "task_id", "map_index", "owner", "extra"),
         local_columns=frozenset({"id"}),
         unique_key=False,
+        window_column="dttm",
     ),
 )
 TABLES_BY_NAME: dict[str, TableSpec] = {spec.name: spec for spec in TABLES}
@@ -290,6 +332,54 @@ def table_spec(name: str) -> TableSpec:
         return TABLES_BY_NAME[name]
     except KeyError:
         raise MetadataError(f"'{name}' is not a table this format carries") from None
+
+
+@dataclass(frozen=True)
+class Window:
+    """Which rows an export carries: the bulk those final before the watermark, the delta (phase
+    cutover) every other one."""
+
+    phase: str
+    watermark: datetime
+
+    @property
+    def bulk(self) -> bool:
+        return self.phase == PHASE_BULK
+
+
+def _before_watermark(spec: TableSpec, row: Mapping[str, Any], watermark: datetime) -> bool:
+    """The bulk's condition on the row itself: final (state) and before the watermark."""
+    state = row.get("state")
+    if spec.states is not None and state not in spec.states:
+        return False
+    if spec.excluded_states and state in spec.excluded_states:
+        return False
+    if spec.window_column is None:
+        return True
+    value = row.get(spec.window_column)
+    return value is not None and parse_datetime(value) < watermark
+
+
+def row_in_export(spec: TableSpec, row: Mapping[str, Any], window: Window) -> bool:
+    """Whether the export of `window` carries the row, its parent aside (the reference semantics of
+    PostgresDatabase's SQL filter)."""
+    if spec.key_of(row) in spec.protected_keys:
+        return False
+    if spec.dag_column and row.get(spec.dag_column) in PROJECT_DAG_IDS:
+        return False
+    if window.bulk:
+        return _before_watermark(spec, row, window.watermark)
+    if spec.window_column is None:
+        return True  # settings in full; children follow their parents
+    return not _before_watermark(spec, row, window.watermark)
+
+
+def cleared_for_delta(spec: TableSpec, row: dict[str, Any], window: Window) -> dict[str, Any]:
+    """The row as the delta carries it: a task instance in flight loses its state, so the target's
+    scheduler runs it again once its DAG is unpaused."""
+    if not window.bulk and spec.cleared_in_flight and row.get("state") in IN_FLIGHT_STATES:
+        return {**row, **{column: None for column in spec.cleared_in_flight if column in row}}
+    return row
 
 
 @dataclass(frozen=True)
@@ -874,17 +964,28 @@ class Manifest:
     secrets: SecretsEnvelope
     schema_revision: str = ""
     format_version: int = FORMAT_VERSION
+    phase: str = PHASE_BULK
+    # The bulk's: rows final before it are in the bulk, every other one in the delta.
+    watermark: str = ""
+    # The delta's: paused_at, drain_started_at, drained_at, exported_at (ISO 8601 UTC).
+    timings: dict[str, str] = field(default_factory=dict)
+    # The delta's: waited_seconds, timed_out, still_running.
+    drain: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {
             "format": FORMAT_NAME,
             "format_version": self.format_version,
             "migrationId": self.migration_id,
+            "phase": self.phase,
+            "watermark": self.watermark,
             "source_airflow_version": self.source_airflow_version,
             "schema_revision": self.schema_revision,
             "exported_at": self.exported_at,
             "tables": {name: entry.to_json() for name, entry in self.tables.items()},
             "active_dags": list(self.active_dags),
+            "timings": dict(self.timings),
+            "drain": dict(self.drain),
             "secrets": self.secrets.to_json(),
         }
 
@@ -902,7 +1003,22 @@ class Manifest:
         active = data.get("active_dags", [])
         if not isinstance(tables, Mapping) or not isinstance(active, list):
             raise VerificationError("the manifest's tables or active_dags are malformed")
+        phase = data.get("phase")
+        if phase not in PHASES:
+            raise VerificationError(f"the manifest's phase {phase!r} is not one of {', '.join(PHASES)}")
+        watermark = str(data.get("watermark") or "")
+        if watermark:
+            parse_datetime(watermark)
+        elif phase == PHASE_BULK:
+            raise VerificationError("the bulk manifest lacks its watermark")
+        timings, drain = data.get("timings", {}), data.get("drain", {})
+        if not isinstance(timings, Mapping) or not isinstance(drain, Mapping):
+            raise VerificationError("the manifest's timings or drain are malformed")
         return cls(
+            phase=str(phase),
+            watermark=watermark,
+            timings={str(k): str(v) for k, v in timings.items()},
+            drain=dict(drain),
             migration_id=str(data.get("migrationId", "")),
             source_airflow_version=str(data.get("source_airflow_version", "")),
             schema_revision=str(data.get("schema_revision", "")),
@@ -1000,23 +1116,31 @@ class S3Storage:
 
 @dataclass
 class TableCounts:
+    """What the database did with one table's exported rows. Each count is measured, none derived
+    from the others, so `inserted + updated + unchanged + rejected == read` is a real check."""
+
     read: int = 0
     inserted: int = 0
-    # Rows neither inserted nor already in the target by natural key: their parent is missing, or
-    # they clash with another row on another unique constraint.
+    # Rows already in the target by natural key with other values, set to the exported ones (cutover).
+    updated: int = 0
+    # Rows already in the target by natural key: with the exported values (cutover), or at all (bulk,
+    # which never changes a row the target has).
+    unchanged: int = 0
+    # Rows not in the target after the import (bulk: by natural key; cutover: with the exported
+    # values): their parent is missing, or they clash with another row on another unique constraint.
     rejected: int = 0
-
-    @property
-    def skipped(self) -> int:
-        return self.read - self.inserted
 
     def to_json(self) -> dict[str, int]:
         return {
             "read": self.read,
             "inserted": self.inserted,
-            "skipped": self.skipped,
-            "conflicts": self.rejected,
+            "updated": self.updated,
+            "unchanged": self.unchanged,
+            "rejected": self.rejected,
         }
+
+    def accounted(self) -> bool:
+        return self.inserted + self.updated + self.unchanged + self.rejected == self.read
 
 
 LineSink = Callable[[bytes], Any]
@@ -1034,17 +1158,23 @@ class MetadataDatabase(Protocol):
         """Every column of the table, local ones included; None when this version has no such table."""
         ...
 
-    def export_table(self, spec: TableSpec, columns: Sequence[Column], sink: LineSink) -> None:
-        """Write the table's carried rows (TableSpec's filters, parents exported) as JSON lines of
-        `columns`, encoded as encode_value does, to sink. Not for secret tables."""
+    def export_table(
+        self, spec: TableSpec, columns: Sequence[Column], sink: LineSink, window: Window
+    ) -> None:
+        """Write the rows `window` carries (row_in_export, parents carried too; cleared_for_delta) as
+        JSON lines of `columns`, encoded as encode_value does, to sink. Not for secret tables."""
         ...
 
     def read_rows(self, spec: TableSpec) -> Iterator[dict[str, Any]]:
         """Every row of a (small, secret) table, column name -> database value, not yet decrypted."""
         ...
 
-    def import_table(self, spec: TableSpec, mapping: ColumnMapping, lines: Iterable[bytes]) -> TableCounts:
-        """Insert the rows (JSON lines of the mapping's source columns) the target lacks."""
+    def import_table(
+        self, spec: TableSpec, mapping: ColumnMapping, lines: Iterable[bytes], *, update: bool
+    ) -> TableCounts:
+        """Insert the rows (JSON lines of the mapping's source columns) the target lacks; with
+        `update`, also set rows the target has (by natural key) to the exported values. Then count
+        the rows not in the target as exported (bulk: by natural key) as rejected."""
         ...
 
     def fernet_decrypt(self, token: str) -> str: ...
@@ -1059,127 +1189,10 @@ class MetadataDatabase(Protocol):
 
     def set_paused(self, dag_ids: Collection[str], *, paused: bool) -> None: ...
 
-
-# ---------------------------------------------------------------------------------------------
-# Row by row: the reference semantics, used by the emulator's in-memory tables
-# ---------------------------------------------------------------------------------------------
-
-
-def _matches(spec: TableSpec, row: Mapping[str, Any]) -> bool:
-    if spec.key_of(row) in spec.protected_keys:
-        return False
-    if spec.dag_column and row.get(spec.dag_column) in PROJECT_DAG_IDS:
-        return False
-    if spec.states is not None and row.get("state") not in spec.states:
-        return False
-    return row.get("state") not in spec.excluded_states
-
-
-class RowwiseTables:
-    """export_table and import_table over tables a subclass holds as lists of dicts (values as the
-    export writes them: ISO strings for datetimes). It keeps the keys of exported rows, so children
-    follow their parents, as PostgresDatabase's SQL does."""
-
-    def __init__(self) -> None:
-        self._exported: dict[str, set[tuple[Any, ...]]] = {}
-
-    # What a subclass provides
-    def table_rows(self, table: str) -> list[dict[str, Any]]:
-        raise NotImplementedError
-
-    def add_rows(self, table: str, rows: Sequence[dict[str, Any]]) -> None:
-        raise NotImplementedError
-
-    def columns(self, table: str) -> list[Column] | None:
-        raise NotImplementedError
-
-    # MetadataDatabase
-    def read_rows(self, spec: TableSpec) -> Iterator[dict[str, Any]]:
-        yield from (dict(row) for row in self.table_rows(spec.name))
-
-    def export_table(self, spec: TableSpec, columns: Sequence[Column], sink: LineSink) -> None:
-        exported = self._exported.setdefault(spec.name, set())
-        parent_keys = self._exported.get(spec.parent.table, set()) if spec.parent else set()
-        for row in self.table_rows(spec.name):
-            if not _matches(spec, row):
-                continue
-            if spec.parent and tuple(row.get(c) for c in spec.parent.columns) not in parent_keys:
-                continue
-            exported.add(spec.key_of(row))
-            sink(json_line(encode_row(spec.name, row, columns)))
-
-    def import_table(self, spec: TableSpec, mapping: ColumnMapping, lines: Iterable[bytes]) -> TableCounts:
-        types = dict(mapping.source_types)
-        present = {self._norm_key(spec, row) for row in self.table_rows(spec.name)}
-        taken_unique = self._unique_sets(spec)
-        counts = TableCounts()
-        new_rows: list[dict[str, Any]] = []
-        for line in lines:
-            counts.read += 1
-            row = json.loads(line)
-            key = self._norm_key(spec, row, types)
-            if key in present:
-                continue
-            if spec.parent and not self._has(spec.parent.table, spec.parent.columns, row):
-                counts.rejected += 1
-                continue
-            out: dict[str, Any] = {}
-            for target, source in mapping.kept:
-                value = row.get(source)
-                if types.get(source) == "datetime" and value is not None:
-                    value = format_datetime(parse_datetime(value))
-                out[target] = value
-            for name, value in mapping.refill:
-                if out.get(name) is None:
-                    out[name] = value
-            for name, value in mapping.filled:
-                out[name] = value
-            for ref in mapping.id_refs:
-                parent = self._find(ref.table, ref.key, row)
-                if parent is None:
-                    counts.rejected += 1
-                    break
-                out[ref.column] = parent.get("id")
-            else:
-                for column, parent_table in mapping.newest_refs:
-                    ids = [int(r["id"]) for r in self.table_rows(parent_table) if r.get("id") is not None]
-                    out[column] = max(ids) if ids else None
-                clash = [cols for cols, taken in taken_unique.items() if self._values(out, cols) in taken]
-                if clash:
-                    counts.rejected += 1
-                    continue
-                for cols, taken in taken_unique.items():
-                    taken.add(self._values(out, cols))
-                present.add(key)
-                new_rows.append(out)
-                counts.inserted += 1
-        self.add_rows(spec.name, new_rows)
-        return counts
-
-    # Helpers
-    @staticmethod
-    def _values(row: Mapping[str, Any], columns: Sequence[str]) -> tuple[Any, ...]:
-        return tuple(encode_value(row.get(column)) for column in columns)
-
-    def _norm_key(
-        self, spec: TableSpec, row: Mapping[str, Any], types: Mapping[str, str] | None = None
-    ) -> tuple[Any, ...]:
-        return tuple(encode_value(row.get(column), (types or {}).get(column, "json")) for column in spec.key)
-
-    def _unique_sets(self, spec: TableSpec) -> dict[tuple[str, ...], set[tuple[Any, ...]]]:
-        """Other unique constraints the emulated tables enforce (dag_run's logical date)."""
-        constraints = [("dag_id", "execution_date")] if spec.name == "dag_run" else []
-        return {cols: {self._values(row, cols) for row in self.table_rows(spec.name)} for cols in constraints}
-
-    def _find(self, table: str, key: Sequence[str], row: Mapping[str, Any]) -> dict[str, Any] | None:
-        wanted = tuple(row.get(column) for column in key)
-        for candidate in self.table_rows(table):
-            if tuple(candidate.get(column) for column in key) == wanted:
-                return candidate
-        return None
-
-    def _has(self, table: str, key: Sequence[str], row: Mapping[str, Any]) -> bool:
-        return self._find(table, key, row) is not None
+    def unfinished_task_instances(self, dag_ids: Collection[str]) -> list[dict[str, Any]]:
+        """Task instances of these DAGs in DRAIN_STATES as the database says now (dag_id, run_id,
+        task_id, map_index, state), read afresh on every call."""
+        ...
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1277,9 +1290,11 @@ class PostgresDatabase:
 
     # ---- export
 
-    def _filter(self, spec: TableSpec, alias: str, depth: int = 0) -> str:
-        """The WHERE condition of the rows of spec the export carries, parents included."""
+    def _filter(self, spec: TableSpec, alias: str, window: Window, depth: int = 0) -> str:
+        """The WHERE condition of the rows of spec the export of `window` carries, parents included
+        (row_in_export's SQL)."""
         conditions: list[str] = []
+        own: list[str] = []
         with self.connection.cursor() as cursor:
             for key in spec.protected_keys:
                 pairs = " AND ".join(
@@ -1295,30 +1310,50 @@ class PostgresDatabase:
                 conditions.append(f"({column} IS NULL OR {column} NOT IN ({listed}))")
             if spec.states is not None:
                 listed = cursor.mogrify(", ".join(["%s"] * len(spec.states)), sorted(spec.states)).decode()
-                conditions.append(f"{alias}.state IN ({listed})")
+                own.append(f"{alias}.state IN ({listed})")
             if spec.excluded_states:
                 states = sorted(spec.excluded_states)
                 listed = cursor.mogrify(", ".join(["%s"] * len(states)), states).decode()
-                conditions.append(f"({alias}.state IS NULL OR {alias}.state NOT IN ({listed}))")
+                own.append(f"({alias}.state IS NULL OR {alias}.state NOT IN ({listed}))")
+            if spec.window_column is not None:
+                own.append(
+                    cursor.mogrify(f"{alias}.{_ident(spec.window_column)} < %s", (window.watermark,)).decode()
+                )
+        if window.bulk:
+            conditions += own
+        elif spec.window_column is not None:
+            # The complement of the bulk's condition: a null end_date or dttm is not before it.
+            conditions.append(f"NOT COALESCE(({' AND '.join(own)}), FALSE)")
         if spec.parent is not None:
             parent = table_spec(spec.parent.table)
             inner = f"p{depth}"
             joins = " AND ".join(f"{inner}.{_ident(c)} = {alias}.{_ident(c)}" for c in spec.parent.columns)
-            parent_filter = self._filter(parent, inner, depth + 1)
+            parent_filter = self._filter(parent, inner, window, depth + 1)
             conditions.append(
                 f"EXISTS (SELECT 1 FROM {_ident(parent.name)} {inner} WHERE {joins} AND {parent_filter})"  # noqa: S608
             )
         return " AND ".join(conditions) or "TRUE"
 
-    def export_table(self, spec: TableSpec, columns: Sequence[Column], sink: LineSink) -> None:
+    def export_table(
+        self, spec: TableSpec, columns: Sequence[Column], sink: LineSink, window: Window
+    ) -> None:
+        cleared = "FALSE"
+        if not window.bulk and spec.cleared_in_flight:
+            with self.connection.cursor() as cursor:
+                states = sorted(IN_FLIGHT_STATES)
+                cleared = cursor.mogrify(f"t.state IN ({', '.join(['%s'] * len(states))})", states).decode()
         selected = []
         for column in columns:
             name = f"t.{_ident(column.name)}"
             if column.type == "bytes":
                 # base64 without the line breaks PostgreSQL puts every 76 characters
                 name = f"translate(encode({name}, 'base64'), E'\\n', '')"
+            if column.name in spec.cleared_in_flight and cleared != "FALSE":
+                name = f"CASE WHEN {cleared} THEN NULL ELSE {name} END"
             selected.append(f"{name} AS {_ident(column.name)}")
-        query = f"SELECT {', '.join(selected)} FROM {_ident(spec.name)} t WHERE {self._filter(spec, 't')}"  # noqa: S608
+        query = (
+            f"SELECT {', '.join(selected)} FROM {_ident(spec.name)} t WHERE {self._filter(spec, 't', window)}"  # noqa: S608
+        )
         copy = f"COPY (SELECT row_to_json(r) FROM ({query}) r) TO STDOUT WITH {_COPY_OPTIONS}"  # noqa: S608
         out = _SinkFile(sink)
         with self.connection.cursor() as cursor:
@@ -1341,25 +1376,42 @@ class PostgresDatabase:
 
     # ---- import
 
-    def import_table(self, spec: TableSpec, mapping: ColumnMapping, lines: Iterable[bytes]) -> TableCounts:
+    def import_table(
+        self, spec: TableSpec, mapping: ColumnMapping, lines: Iterable[bytes], *, update: bool
+    ) -> TableCounts:
+        """Staged rows, then (each count what the database says): the rows already there as they
+        would be left (unchanged), UPDATE of the others by natural key (updated, cutover only),
+        INSERT of the rest (inserted), and the rows still not there as exported (rejected)."""
         counts = TableCounts()
         target = {column.name: column for column in (self.columns(spec.name) or [])}
         record = self._record(spec, mapping, target)
         with self.connection.cursor() as cursor:
+            compared = self._compared(cursor, mapping)
+            present = f"EXISTS (SELECT 1 FROM {_ident(spec.name)} x WHERE {self._same_key(spec, target)}"  # noqa: S608
+            if update:
+                present += f" AND {self._equal(compared, target)}"
+            present += ")"
+            staged = f"FROM {_STAGE} s CROSS JOIN LATERAL {record} {self._ref_joins(mapping, 'LEFT JOIN')}"
             cursor.execute(f"DROP TABLE IF EXISTS {_STAGE}")
             cursor.execute(f"CREATE TEMP TABLE {_STAGE} (doc text) ON COMMIT DROP")
             source = _LineReader(lines)
             cursor.copy_expert(f"COPY {_STAGE} (doc) FROM STDIN WITH {_COPY_OPTIONS}", source, size=_CHUNK)
             counts.read = source.lines
-            cursor.execute(self._insert(cursor, spec, mapping, target, record))
-            counts.inserted = max(cursor.rowcount, 0)
-            if counts.inserted < counts.read:
-                # The rest were either in the target already (by natural key) or rejected.
+            cursor.execute(f"SELECT count(*) {staged} WHERE {present}")
+            counts.unchanged = int(cursor.fetchone()[0])
+            if update and counts.unchanged < counts.read:
+                assignments = ", ".join(f"{_ident(name)} = {expression}" for name, expression in compared)
                 cursor.execute(
-                    f"SELECT count(*) FROM {_STAGE} s CROSS JOIN LATERAL {record} "  # noqa: S608  (see _ident)
-                    f"WHERE NOT EXISTS ({self._same_key(spec, target)})"
+                    f"UPDATE {_ident(spec.name)} x SET {assignments} "  # noqa: S608  (see _ident)
+                    f"FROM {_STAGE} s CROSS JOIN LATERAL {record} {self._ref_joins(mapping, 'JOIN')} "
+                    f"WHERE {self._same_key(spec, target)} AND NOT {self._equal(compared, target)}"
                 )
-                counts.rejected = int(cursor.fetchone()[0])
+                counts.updated = max(cursor.rowcount, 0)
+            if counts.unchanged + counts.updated < counts.read:
+                cursor.execute(self._insert(cursor, spec, mapping, target, record))
+                counts.inserted = max(cursor.rowcount, 0)
+            cursor.execute(f"SELECT count(*) {staged} WHERE NOT {present}")
+            counts.rejected = int(cursor.fetchone()[0])
             cursor.execute(f"DROP TABLE {_STAGE}")
         return counts
 
@@ -1384,33 +1436,58 @@ class PostgresDatabase:
             definitions.append(f"{_ident(name)} {sql_type}")
         return f"json_to_record(s.doc::json) AS r({', '.join(definitions)})"
 
-    def _insert(
-        self, cursor: Any, spec: TableSpec, mapping: ColumnMapping, target: Mapping[str, Column], record: str
-    ) -> str:
-        """INSERT ... SELECT of the staged rows the target lacks: columns mapped by name and RULES,
-        ids resolved by natural key, children only under parents the target has."""
+    @staticmethod
+    def _compared(cursor: Any, mapping: ColumnMapping) -> list[tuple[str, str]]:
+        """(target column, its value as an SQL expression over r and the id references) of every
+        column the export carries: what an update sets and the verification compares."""
         types = dict(mapping.source_types)
         refill = dict(mapping.refill)
-        inserted: list[str] = []
-        values: list[str] = []
+        compared: list[tuple[str, str]] = []
         for target_name, source_name in mapping.kept:
             expression = f"r.{_ident(source_name)}"
             if types.get(source_name) == "bytes":
                 expression = f"decode({expression}, 'base64')"
             if target_name in refill:
                 expression = cursor.mogrify(f"COALESCE({expression}, %s)", (refill[target_name],)).decode()
-            inserted.append(_ident(target_name))
-            values.append(expression)
-        for name, value in mapping.filled:
-            inserted.append(_ident(name))
-            values.append(cursor.mogrify("%s", (value,)).decode())
+            compared.append((target_name, expression))
+        for number, ref in enumerate(mapping.id_refs):
+            compared.append((ref.column, f"ref{number}.id"))
+        return compared
+
+    @staticmethod
+    def _ref_joins(mapping: ColumnMapping, kind: str) -> str:
         joins = []
         for number, ref in enumerate(mapping.id_refs):
             alias = f"ref{number}"
             on = " AND ".join(f"{alias}.{_ident(part)} = r.{_ident(part)}" for part in ref.key)
-            joins.append(f"JOIN {_ident(ref.table)} {alias} ON {on}")
-            inserted.append(_ident(ref.column))
-            values.append(f"{alias}.id")
+            joins.append(f"{kind} {_ident(ref.table)} {alias} ON {on}")
+        return " ".join(joins)
+
+    @staticmethod
+    def _equal(compared: Sequence[tuple[str, str]], target: Mapping[str, Column]) -> str:
+        """Row x of the target holds the values of r (json compared as jsonb: json has no equality)."""
+        parts = []
+        for name, expression in compared:
+            sql_type = target[name].sql_type.lower() if name in target else ""
+            if sql_type in {"json", "jsonb"}:
+                parts.append(f"x.{_ident(name)}::jsonb IS NOT DISTINCT FROM ({expression})::jsonb")
+            else:
+                parts.append(f"x.{_ident(name)} IS NOT DISTINCT FROM {expression}")
+        return "(" + (" AND ".join(parts) or "TRUE") + ")"
+
+    def _insert(
+        self, cursor: Any, spec: TableSpec, mapping: ColumnMapping, target: Mapping[str, Column], record: str
+    ) -> str:
+        """INSERT ... SELECT of the staged rows the target lacks: columns mapped by name and RULES,
+        ids resolved by natural key, children only under parents the target has."""
+        inserted: list[str] = []
+        values: list[str] = []
+        for name, expression in self._compared(cursor, mapping):
+            inserted.append(_ident(name))
+            values.append(expression)
+        for name, value in mapping.filled:
+            inserted.append(_ident(name))
+            values.append(cursor.mogrify("%s", (value,)).decode())
         for column, table in mapping.newest_refs:
             inserted.append(_ident(column))
             values.append(f"(SELECT max(id) FROM {_ident(table)})")  # noqa: S608  (see _ident)
@@ -1419,17 +1496,19 @@ class PostgresDatabase:
             on = " AND ".join(f"p.{_ident(part)} = r.{_ident(part)}" for part in spec.parent.columns)
             conditions.append(f"EXISTS (SELECT 1 FROM {_ident(spec.parent.table)} p WHERE {on})")  # noqa: S608
         if not spec.unique_key:
-            conditions.append(f"NOT EXISTS ({self._same_key(spec, target)})")
+            conditions.append(
+                f"NOT EXISTS (SELECT 1 FROM {_ident(spec.name)} x WHERE {self._same_key(spec, target)})"  # noqa: S608
+            )
         where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
         return (
             f"INSERT INTO {_ident(spec.name)} ({', '.join(inserted)}) "  # noqa: S608  (see _ident)
-            f"SELECT {', '.join(values)} FROM {_STAGE} s CROSS JOIN LATERAL {record} {' '.join(joins)} "
-            f"{where} ON CONFLICT DO NOTHING"
+            f"SELECT {', '.join(values)} FROM {_STAGE} s CROSS JOIN LATERAL {record} "
+            f"{self._ref_joins(mapping, 'JOIN')} {where} ON CONFLICT DO NOTHING"
         )
 
     @staticmethod
     def _same_key(spec: TableSpec, target: Mapping[str, Column]) -> str:
-        """Rows of the target with the natural key of r. Nullable key columns compare as text with
+        """Row x of the target has the natural key of r. Nullable key columns compare as text with
         a marker for null, so PostgreSQL can hash the anti-join instead of looping."""
         parts = []
         for part in (part for part in spec.key if part in target):
@@ -1440,7 +1519,7 @@ class PostgresDatabase:
                 parts.append(
                     f"COALESCE(x.{_ident(part)}::text, E'\\x01') = COALESCE(r.{_ident(part)}::text, E'\\x01')"
                 )
-        return f"SELECT 1 FROM {_ident(spec.name)} x WHERE {' AND '.join(parts)}"  # noqa: S608
+        return "(" + (" AND ".join(parts) or "TRUE") + ")"
 
     # ---- secrets and DAGs
 
@@ -1471,6 +1550,18 @@ class PostgresDatabase:
             return
         with self.connection.cursor() as cursor:
             cursor.execute("UPDATE dag SET is_paused = %s WHERE dag_id = ANY(%s)", (paused, sorted(dag_ids)))
+
+    def unfinished_task_instances(self, dag_ids: Collection[str]) -> list[dict[str, Any]]:
+        if not dag_ids:
+            return []
+        with self.connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT dag_id, run_id, task_id, map_index, state FROM task_instance"
+                " WHERE dag_id = ANY(%s) AND state = ANY(%s) ORDER BY dag_id, run_id, task_id, map_index",
+                (sorted(dag_ids), sorted(DRAIN_STATES)),
+            )
+            names = ("dag_id", "run_id", "task_id", "map_index", "state")
+            return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
 
 class _SinkFile:
@@ -1532,7 +1623,7 @@ class _LineReader:
 
 @dataclass(frozen=True)
 class RunConf:
-    """The conf the pipeline triggers both DAGs with."""
+    """The conf the pipeline triggers both DAGs with (docs/cutover.md)."""
 
     bucket: str
     prefix: str
@@ -1540,6 +1631,12 @@ class RunConf:
     # The KMS key whose data key encrypts secrets in the bucket.
     kms_key_id: str = ""
     unpause_dags: bool = True
+    phase: str = PHASE_BULK
+    drain_timeout_minutes: int = DEFAULT_DRAIN_TIMEOUT_MINUTES
+    on_drain_timeout: str = DRAIN_FAIL
+    # Names written into the cutover record (optional: the record says "" without them).
+    source_environment: str = ""
+    target_environment: str = ""
 
     @classmethod
     def from_conf(cls, conf: Mapping[str, Any] | None) -> RunConf:
@@ -1553,16 +1650,54 @@ class RunConf:
         unpause = conf.get("unpauseDags", True)
         if not isinstance(unpause, bool):
             raise ConfError("the DAG run's conf 'unpauseDags' must be true or false")
+        phase = conf.get("phase")
+        if phase not in PHASES:
+            raise ConfError(f"the DAG run's conf needs 'phase' as one of {', '.join(PHASES)}, not {phase!r}")
+        minutes = conf.get("drainTimeoutMinutes", DEFAULT_DRAIN_TIMEOUT_MINUTES)
+        if not isinstance(minutes, int) or isinstance(minutes, bool) or minutes < 0:
+            raise ConfError(
+                "the DAG run's conf 'drainTimeoutMinutes' must be a whole number of minutes >= 0, "
+                f"not {minutes!r}"
+            )
+        action = conf.get("onDrainTimeout", DRAIN_FAIL)
+        if action not in DRAIN_ACTIONS:
+            raise ConfError(
+                f"the DAG run's conf 'onDrainTimeout' must be one of {', '.join(DRAIN_ACTIONS)}, "
+                f"not {action!r}"
+            )
+        names: dict[str, str] = {}
+        for name in ("sourceEnvironment", "targetEnvironment"):
+            value = conf.get(name, "")
+            if not isinstance(value, str):
+                raise ConfError(f"the DAG run's conf '{name}' must be a string")
+            names[name] = value.strip()
         return cls(
             bucket=values["bucket"],
             prefix=values["prefix"].strip("/"),
             migration_id=values["migrationId"],
             kms_key_id=values["kmsKeyId"],
             unpause_dags=unpause,
+            phase=str(phase),
+            drain_timeout_minutes=minutes,
+            on_drain_timeout=str(action),
+            source_environment=names["sourceEnvironment"],
+            target_environment=names["targetEnvironment"],
         )
 
-    def key(self, part: str, name: str) -> str:
-        return "/".join(piece for piece in (self.prefix, part, name) if piece)
+    def key(self, *parts: str) -> str:
+        return "/".join(piece for piece in (self.prefix, *parts) if piece)
+
+    def export_key(self, name: str, phase: str | None = None) -> str:
+        """`{prefix}/export/{phase}/{name}`: the manifest and table files of one phase's export."""
+        return self.key("export", phase or self.phase, name)
+
+    def import_key(self, name: str, phase: str | None = None) -> str:
+        return self.key("import", phase or self.phase, name)
+
+    @property
+    def record_key(self) -> str:
+        """`{prefix}/cutover/record.json`: the durable record of the source's active DAGs."""
+        return self.key("cutover", RECORD_FILE)
 
 
 def now_iso() -> str:
@@ -1592,37 +1727,148 @@ def _read_json(storage: Storage, key: str) -> Any:
         raise VerificationError(f"{key} is not JSON") from None
 
 
-def cutover(db: MetadataDatabase, storage: Storage, conf: RunConf) -> list[str]:
-    """Record which DAGs are active (unpaused), then pause them. The record is written first and
-    reused by a repeated run, so a retry after the pause still knows what was active."""
-    check_airflow_version(db)
-    key = conf.key("export", CUTOVER_FILE)
+# ---- the cutover: record, pause, drain
+
+
+def read_record(storage: Storage, conf: RunConf) -> dict[str, Any] | None:
+    """The cutover record, or None when there is none yet."""
     try:
-        recorded = _read_json(storage, key)
+        record = _read_json(storage, conf.record_key)
     except MissingObjectError:
-        recorded = None
-    if recorded is not None and not isinstance(recorded, dict):
-        raise VerificationError(f"{key} is not a JSON object")
-    if recorded is not None and recorded.get("migrationId") != conf.migration_id:
-        raise VerificationError(f"{key} belongs to migration {recorded.get('migrationId')!r}, not this one")
-    states = db.dag_pause_states()
-    unpaused = {dag_id for dag_id, paused in states.items() if not paused and dag_id not in PROJECT_DAG_IDS}
-    active = sorted(unpaused | set(recorded.get("active_dags", []) if recorded else []))
-    if recorded is None or sorted(recorded.get("active_dags", [])) != active:
-        storage.put(
-            key, json_bytes({"migrationId": conf.migration_id, "active_dags": active, "at": now_iso()})
+        return None
+    if not isinstance(record, dict):
+        raise VerificationError(f"{conf.record_key} is not a JSON object")
+    return record
+
+
+def pause(db: MetadataDatabase, storage: Storage, conf: RunConf, *, now: str | None = None) -> dict[str, Any]:
+    """Record which DAGs are active, then pause exactly those. The record is written before anything
+    is paused; a retried cutover whose record (this migration's) says `paused` reuses its list, as
+    every DAG is paused by then. Any other record is replaced from what is active now."""
+    check_airflow_version(db)
+    if conf.phase != PHASE_CUTOVER:
+        return {"phase": conf.phase, "skipped": True, "active_dags": []}
+    record = read_record(storage, conf)
+    if (
+        record is not None
+        and record.get("migration_id") == conf.migration_id
+        and record.get("state") == RECORD_PAUSED
+    ):
+        active = sorted(str(dag_id) for dag_id in record.get("active_dags", []))
+        paused_at = str(record.get("paused_at", ""))
+        reused = True
+    else:
+        at = now or now_iso()
+        states = db.dag_pause_states()
+        active = sorted(
+            dag_id for dag_id, paused in states.items() if not paused and dag_id not in PROJECT_DAG_IDS
         )
+        history = list(record.get("history", [])) if record is not None else []
+        history.append({"state": RECORD_PAUSED, "at": at, "migration_id": conf.migration_id})
+        written = {
+            "migration_id": conf.migration_id,
+            "source_environment": conf.source_environment,
+            "target_environment": conf.target_environment,
+            "active_dags": active,
+            "state": RECORD_PAUSED,
+            "paused_at": at,
+            "updated_at": at,
+            "history": history,
+        }
+        storage.put(conf.record_key, json_bytes(written))
+        paused_at, reused = at, False
     db.set_paused(active, paused=True)
-    log.info("cut over: paused %d active DAGs", len(active))
-    return active
+    log.info(
+        "cutover: paused %d active DAGs (%s record)", len(active), "reused the" if reused else "wrote the"
+    )
+    return {"phase": conf.phase, "active_dags": active, "paused_at": paused_at, "reused_record": reused}
 
 
-def _decrypted_lines(db: MetadataDatabase, spec: TableSpec, columns: Sequence[Column]) -> Iterator[bytes]:
+def _recorded_active(
+    storage: Storage, conf: RunConf, paused: Mapping[str, Any] | None
+) -> tuple[list[str], str]:
+    """The active DAGs and paused_at from the pause task's result, else from the record."""
+    if paused and "active_dags" in paused and not paused.get("skipped"):
+        return sorted(str(d) for d in paused["active_dags"]), str(paused.get("paused_at", ""))
+    record = read_record(storage, conf)
+    if (
+        record is None
+        or record.get("migration_id") != conf.migration_id
+        or record.get("state") != RECORD_PAUSED
+    ):
+        raise VerificationError(f"{conf.record_key} does not record this migration's paused DAGs")
+    return sorted(str(d) for d in record.get("active_dags", [])), str(record.get("paused_at", ""))
+
+
+# Listed in the drain's result and error: enough to see what ran, never the whole of a big backlog.
+_LISTED = 20
+
+
+def drain(
+    db: MetadataDatabase,
+    storage: Storage,
+    conf: RunConf,
+    paused: Mapping[str, Any] | None = None,
+    *,
+    sleep: Callable[[float], Any] | None = None,
+    clock: Callable[[], datetime] | None = None,
+    poll_seconds: float = DRAIN_POLL_SECONDS,
+) -> dict[str, Any]:
+    """Wait until no task instance of the paused DAGs is running or queued, at most
+    drainTimeoutMinutes. At the deadline, onDrainTimeout `fail` raises DrainTimeout (the pipeline
+    restores the source); `carry` goes on (the delta carries those tasks cleared)."""
+    if conf.phase != PHASE_CUTOVER:
+        return {"phase": conf.phase, "skipped": True}
+    import time  # noqa: PLC0415
+
+    sleep = sleep or time.sleep
+    clock = clock or (lambda: datetime.now(UTC))
+    active, _ = _recorded_active(storage, conf, paused)
+    started = clock()
+    deadline = started.timestamp() + conf.drain_timeout_minutes * 60
+    polls = 0
+    while True:
+        running = db.unfinished_task_instances(active)
+        polls += 1
+        now = clock()
+        if not running or now.timestamp() >= deadline:
+            break
+        sleep(max(0.0, min(poll_seconds, deadline - now.timestamp())))
+    waited = round(now.timestamp() - started.timestamp(), 3)
+    listed = [
+        f"{ti['dag_id']}.{ti['task_id']}[{ti['map_index']}] of {ti['run_id']} ({ti['state']})"
+        for ti in running[:_LISTED]
+    ]
+    result = {
+        "phase": conf.phase,
+        "drain_started_at": format_datetime(started),
+        "drained_at": format_datetime(now),
+        "waited_seconds": waited,
+        "polls": polls,
+        "timed_out": bool(running),
+        "still_running": len(running),
+        "still_running_tasks": listed,
+    }
+    if running and conf.on_drain_timeout == DRAIN_FAIL:
+        raise DrainTimeout(
+            f"after {conf.drain_timeout_minutes} minutes {len(running)} task instances of the paused DAGs "
+            f"still run or wait in a queue: {', '.join(listed)}; onDrainTimeout is fail"
+        )
+    log.info("drain: waited %.0f s, %d task instances still running", waited, len(running))
+    return result
+
+
+# ---- export
+
+
+def _decrypted_lines(
+    db: MetadataDatabase, spec: TableSpec, columns: Sequence[Column], window: Window
+) -> Iterator[bytes]:
     """Rows of a table whose values Airflow keeps Fernet-encrypted, decrypted with the source's key
     (they go into the sealed file, never anywhere else)."""
     flags = dict(spec.fernet_flags)
     for row in db.read_rows(spec):
-        if not _matches(spec, row):
+        if not row_in_export(spec, row, window):
             continue
         for column in spec.secret_columns:
             value = row.get(column)
@@ -1631,16 +1877,20 @@ def _decrypted_lines(db: MetadataDatabase, spec: TableSpec, columns: Sequence[Co
         yield json_line(encode_row(spec.name, row, columns))
 
 
-def export_tables(
+def _write_export(
     db: MetadataDatabase,
     storage: Storage,
     conf: RunConf,
-    active_dags: Sequence[str],
     keys: KeyService,
+    window: Window,
     *,
+    active_dags: Sequence[str] = (),
+    timings: Mapping[str, str] | None = None,
+    drained: Mapping[str, Any] | None = None,
     workdir: str | None = None,
-) -> dict[str, Any]:
-    """Write every table's file, then the manifest (last: a manifest means a whole export)."""
+) -> Manifest:
+    """Every table's file of the window's rows, then the manifest (last: a manifest means a whole
+    export) under `{prefix}/export/{phase}/`."""
     version = check_airflow_version(db)
     box, envelope = new_secret_box(keys, conf.kms_key_id, conf.migration_id)
     entries: dict[str, TableEntry] = {}
@@ -1654,63 +1904,155 @@ def export_tables(
             writer = TableWriter(path, box, spec.file)
             try:
                 if spec.secret_columns:
-                    for line in _decrypted_lines(db, spec, columns):
+                    for line in _decrypted_lines(db, spec, columns, window):
                         writer.write(line)
                 else:
-                    db.export_table(spec, columns, writer.write)
+                    db.export_table(spec, columns, writer.write, window)
             finally:
                 digest = writer.close()
-            storage.put_file(conf.key("export", spec.file), path)
+            storage.put_file(conf.export_key(spec.file, window.phase), path)
             os.remove(path)
             entries[spec.name] = TableEntry(
                 file=spec.file, rows=writer.rows, sha256=digest, key=spec.key, columns=tuple(columns)
             )
-            log.info("exported %d rows of %s", writer.rows, spec.name)
+            log.info("exported %d rows of %s (%s)", writer.rows, spec.name, window.phase)
+    exported_at = now_iso()
     manifest = Manifest(
         migration_id=conf.migration_id,
         source_airflow_version=version,
         schema_revision=db.schema_revision(),
-        exported_at=now_iso(),
+        exported_at=exported_at,
         tables=entries,
         active_dags=tuple(sorted(active_dags)),
         secrets=envelope,
+        phase=window.phase,
+        watermark=format_datetime(window.watermark),
+        timings={**(timings or {}), "exported_at": exported_at} if timings is not None else {},
+        drain=dict(drained or {}),
     )
-    storage.put(conf.key("export", MANIFEST_FILE), json_bytes(manifest.to_json()))
+    storage.put(conf.export_key(MANIFEST_FILE, window.phase), json_bytes(manifest.to_json()))
+    return manifest
+
+
+def _export_summary(manifest: Manifest) -> dict[str, Any]:
     return {
-        "tables": {name: entry.rows for name, entry in entries.items()},
+        "phase": manifest.phase,
+        "watermark": manifest.watermark,
+        "tables": {name: entry.rows for name, entry in manifest.tables.items()},
         "active_dags": list(manifest.active_dags),
+        "timings": dict(manifest.timings),
     }
 
 
-def read_manifest(storage: Storage, conf: RunConf) -> Manifest:
-    key = conf.key("export", MANIFEST_FILE)
+def export_bulk(
+    db: MetadataDatabase,
+    storage: Storage,
+    conf: RunConf,
+    keys: KeyService,
+    *,
+    watermark: datetime | None = None,
+    workdir: str | None = None,
+) -> dict[str, Any]:
+    """The bulk: pauses nothing. The watermark is now (this task's start): finished runs that ended
+    before it, their children and the audit log before it, variables, connections and pools."""
+    window = Window(PHASE_BULK, watermark or datetime.now(UTC))
+    return _export_summary(_write_export(db, storage, conf, keys, window, workdir=workdir))
+
+
+def read_manifest(storage: Storage, conf: RunConf, phase: str | None = None) -> Manifest:
+    phase = phase or conf.phase
+    key = conf.export_key(MANIFEST_FILE, phase)
     manifest = Manifest.from_json(_read_json(storage, key))
     if manifest.migration_id != conf.migration_id:
         raise VerificationError(
             f"{key} belongs to migration {manifest.migration_id!r}, not {conf.migration_id!r}"
         )
+    if manifest.phase != phase:
+        raise VerificationError(f"{key} is the {manifest.phase} export, not the {phase} one")
     unknown = sorted(set(manifest.tables) - set(TABLES_BY_NAME))
     if unknown:
         raise VerificationError(f"the export holds tables this import cannot load: {', '.join(unknown)}")
     return manifest
 
 
+def export_delta(
+    db: MetadataDatabase,
+    storage: Storage,
+    conf: RunConf,
+    keys: KeyService,
+    *,
+    paused: Mapping[str, Any] | None = None,
+    drained: Mapping[str, Any] | None = None,
+    workdir: str | None = None,
+) -> dict[str, Any]:
+    """The delta, after the pause and the drain: every run the bulk did not carry (finished at or
+    after its watermark, or not finished: as it stands, its task instances in flight cleared), their
+    children, the audit log from the watermark, variables, connections and pools in full."""
+    bulk = read_manifest(storage, conf, PHASE_BULK)
+    active, paused_at = _recorded_active(storage, conf, paused)
+    drained = dict(drained or {})
+    timings = {
+        "paused_at": paused_at,
+        "drain_started_at": str(drained.get("drain_started_at", "")),
+        "drained_at": str(drained.get("drained_at", "")),
+    }
+    drain_info = {
+        "waited_seconds": drained.get("waited_seconds", 0),
+        "timed_out": bool(drained.get("timed_out", False)),
+        "still_running": int(drained.get("still_running", 0)),
+    }
+    window = Window(PHASE_CUTOVER, parse_datetime(bulk.watermark))
+    manifest = _write_export(
+        db,
+        storage,
+        conf,
+        keys,
+        window,
+        active_dags=active,
+        timings=timings,
+        drained=drain_info,
+        workdir=workdir,
+    )
+    return {**_export_summary(manifest), "drain": drain_info}
+
+
+def export_tables(
+    db: MetadataDatabase,
+    storage: Storage,
+    conf: RunConf,
+    keys: KeyService,
+    upstream: Mapping[str, Any],
+    *,
+    clock: Callable[[], datetime] | None = None,
+    workdir: str | None = None,
+) -> dict[str, Any]:
+    """The export DAG's last task: the bulk or the delta, as the conf's phase says."""
+    if conf.phase == PHASE_BULK:
+        return export_bulk(db, storage, conf, keys, watermark=clock() if clock else None, workdir=workdir)
+    return export_delta(
+        db, storage, conf, keys, paused=upstream.get("pause"), drained=upstream.get("drain"), workdir=workdir
+    )
+
+
+# ---- import
+
+
 def _download(storage: Storage, conf: RunConf, entry: TableEntry, folder: str, box: SecretBox) -> str:
     path = os.path.join(folder, entry.file)
-    storage.get_file(conf.key("export", entry.file), path)
+    storage.get_file(conf.export_key(entry.file), path)
     verify_file(path, entry, box)
     return path
 
 
 def read_table(storage: Storage, conf: RunConf, entry: TableEntry, box: SecretBox) -> list[dict[str, Any]]:
     """A whole table file in memory (small tables and tests)."""
-    return decode_table(storage.get(conf.key("export", entry.file)), entry, box)
+    return decode_table(storage.get(conf.export_key(entry.file)), entry, box)
 
 
 def verify_export(
     db: MetadataDatabase, storage: Storage, conf: RunConf, keys: KeyService, *, workdir: str | None = None
 ) -> dict[str, Any]:
-    """Check the manifest and every file (checksum, decryption, rows) before anything in the
+    """Check the phase's manifest and every file (checksum, decryption, rows) before anything in the
     target changes. Decrypting the data key is the first thing only the target's role may do."""
     check_airflow_version(db)
     manifest = read_manifest(storage, conf)
@@ -1718,8 +2060,8 @@ def verify_export(
     with tempfile.TemporaryDirectory(dir=workdir) as folder:
         for entry in manifest.tables.values():
             os.remove(_download(storage, conf, entry, folder, box))
-    log.info("verified %d table files", len(manifest.tables))
-    return {"tables": {name: entry.rows for name, entry in manifest.tables.items()}}
+    log.info("verified %d table files of the %s export", len(manifest.tables), conf.phase)
+    return {"phase": conf.phase, "tables": {name: entry.rows for name, entry in manifest.tables.items()}}
 
 
 def pause_dags(db: MetadataDatabase) -> list[str]:
@@ -1734,30 +2076,64 @@ def pause_dags(db: MetadataDatabase) -> list[str]:
     return unpaused
 
 
-def _reencrypted_lines(db: MetadataDatabase, spec: TableSpec, lines: Iterable[bytes]) -> Iterator[bytes]:
-    """Rows with their secret values encrypted by the target's own Fernet key."""
+def _reencrypted_lines(
+    db: MetadataDatabase, spec: TableSpec, lines: Iterable[bytes], *, keep_equal: bool
+) -> Iterator[bytes]:
+    """Rows with their secret values encrypted by the target's own Fernet key. With `keep_equal`, a
+    value the target already holds (the same plaintext under its key) keeps the target's own
+    ciphertext, so an unchanged secret compares equal and is not rewritten. The target's rows are
+    read here, before the lines are consumed (by a COPY, during which the connection runs nothing
+    else)."""
+    held: dict[tuple[Any, ...], dict[str, Any]] = {}
+    if keep_equal:
+        held = {tuple(encode_value(v) for v in spec.key_of(row)): row for row in db.read_rows(spec)}
+    return _reencrypt(db, spec, lines, held)
+
+
+def _reencrypt(
+    db: MetadataDatabase,
+    spec: TableSpec,
+    lines: Iterable[bytes],
+    held: Mapping[tuple[Any, ...], dict[str, Any]],
+) -> Iterator[bytes]:
     flags = dict(spec.fernet_flags)
     for line in lines:
         row = json.loads(line)
+        current = held.get(tuple(encode_value(v) for v in spec.key_of(row)))
         for column in spec.secret_columns:
             if column not in row:
                 continue
+            flag = flags.get(column)
+            if current is not None and current.get(column) is not None and row[column] is not None:
+                stored = current[column]
+                plain = db.fernet_decrypt(str(stored)) if flag and current.get(flag) else stored
+                if plain == row[column]:
+                    row[column] = stored
+                    if flag:
+                        row[flag] = bool(current.get(flag))
+                    continue
             encrypted = False
             if row[column] is not None:
                 row[column], encrypted = db.fernet_encrypt(str(row[column]))
-            if column in flags:
-                row[flags[column]] = encrypted
+            if flag:
+                row[flag] = encrypted
         yield json_line(row)
 
 
 def import_tables(
     db: MetadataDatabase, storage: Storage, conf: RunConf, keys: KeyService, *, workdir: str | None = None
 ) -> dict[str, Any]:
-    """Insert the rows the target lacks, parents first. Every file is verified again as it is read."""
+    """Parents first, every file verified again as it is read. The bulk inserts the rows the target
+    lacks; the cutover inserts or updates (the source is the truth at the cutover). Then the check
+    that can fail: every exported row is in the target (cutover: with the exported values), and the
+    database's counts add up. A failure leaves nothing (one transaction)."""
+    started_at = now_iso()
     manifest = read_manifest(storage, conf)
     box = open_secret_box(keys, manifest.secrets, conf.migration_id)
+    update = conf.phase == PHASE_CUTOVER
     tables: dict[str, dict[str, int]] = {}
-    columns: dict[str, dict[str, list[str]]] = {}
+    columns: dict[str, dict[str, Any]] = {}
+    problems: list[str] = []
     with tempfile.TemporaryDirectory(dir=workdir) as folder:
         for spec in TABLES:
             entry = manifest.tables.get(spec.name)
@@ -1766,10 +2142,14 @@ def import_tables(
             target = db.columns(spec.name)
             path = _download(storage, conf, entry, folder, box)
             if target is None:
-                # This version has no such table (task_fail after Airflow 2.10): read, not inserted.
+                # This version has no such table (task_fail after Airflow 2.10): read, not imported.
                 counts = TableCounts(read=entry.rows, rejected=entry.rows)
                 tables[spec.name] = counts.to_json()
-                columns[spec.name] = {"dropped": [c.name for c in entry.columns], "filled": []}
+                columns[spec.name] = {
+                    "dropped": [c.name for c in entry.columns],
+                    "filled": [],
+                    "table_missing": True,
+                }
                 log.info("%s: the target has no such table; %d rows not imported", spec.name, entry.rows)
                 continue
             exported = list(entry.columns)
@@ -1779,61 +2159,85 @@ def import_tables(
                 names = {column.name for column in exported}
                 provided = [flag for column, flag in spec.fernet_flags if column in names]
                 exported += [Column(flag, "boolean") for flag in provided]
-                lines = _reencrypted_lines(db, spec, lines)
+                lines = _reencrypted_lines(db, spec, lines, keep_equal=update)
             mapping = map_columns(spec.name, exported, target, provided=provided)
-            counts = db.import_table(spec, mapping, lines)
+            counts = db.import_table(spec, mapping, lines, update=update)
             os.remove(path)
-            if counts.read != entry.rows:
-                raise VerificationError(
-                    f"{spec.name}: loaded {counts.read} rows, the manifest says {entry.rows}"
-                )
             tables[spec.name] = counts.to_json()
             columns[spec.name] = {
                 "dropped": list(mapping.dropped),
                 "filled": [name for name, _ in mapping.filled],
             }
             log.info(
-                "%s: read %d, inserted %d, skipped %d (%d without parent or conflicting); "
-                "dropped %s, filled %s",
+                "%s: read %d, inserted %d, updated %d, unchanged %d, rejected %d; dropped %s, filled %s",
                 spec.name,
                 counts.read,
                 counts.inserted,
-                counts.skipped,
+                counts.updated,
+                counts.unchanged,
                 counts.rejected,
                 list(mapping.dropped),
                 [name for name, _ in mapping.filled],
             )
-    return {"tables": tables, "columns": columns}
+            if counts.read != entry.rows:
+                problems.append(f"{spec.name}: loaded {counts.read} rows, the manifest says {entry.rows}")
+            elif counts.rejected:
+                problems.append(
+                    f"{spec.name}: {counts.rejected} of {counts.read} exported rows are not in the target"
+                    + (" with the exported values" if update else "")
+                    + f" (inserted {counts.inserted}, updated {counts.updated}, unchanged {counts.unchanged})"
+                )
+            elif not counts.accounted():
+                problems.append(
+                    f"{spec.name}: read {counts.read} but inserted {counts.inserted} + updated "
+                    f"{counts.updated} + unchanged {counts.unchanged} + rejected {counts.rejected} "
+                    "do not add up"
+                )
+    if problems:
+        raise VerificationError("the import does not match the export: " + "; ".join(problems))
+    return {
+        "phase": conf.phase,
+        "tables": tables,
+        "columns": columns,
+        "verified": True,
+        "timings": {"import_started_at": started_at, "imported_at": now_iso(), "verified_at": now_iso()},
+    }
 
 
 def unpause_dags(
     db: MetadataDatabase, storage: Storage, conf: RunConf, imported: Mapping[str, Any]
 ) -> dict[str, Any]:
-    """Unpause exactly the DAGs that were active in the source (unless the conf says not to), then
-    write the import's result."""
+    """Write the import's result under `{prefix}/import/{phase}/`. The bulk never unpauses; the
+    cutover unpauses exactly the DAGs the source had active (unless the conf says not to)."""
     manifest = read_manifest(storage, conf)
     known = db.dag_pause_states()
     active = [dag_id for dag_id in manifest.active_dags if dag_id not in PROJECT_DAG_IDS]
     missing = sorted(dag_id for dag_id in active if dag_id not in known)
-    unpaused = sorted(dag_id for dag_id in active if dag_id in known) if conf.unpause_dags else []
+    unpause = conf.phase == PHASE_CUTOVER and conf.unpause_dags
+    unpaused = sorted(dag_id for dag_id in active if dag_id in known) if unpause else []
     db.set_paused(unpaused, paused=False)
+    timings = dict(imported.get("timings", {}))
+    if unpause:
+        timings["unpaused_at"] = now_iso()
     result = {
         "format_version": FORMAT_VERSION,
         "migrationId": conf.migration_id,
+        "phase": conf.phase,
         "source_airflow_version": manifest.source_airflow_version,
         "source_schema_revision": manifest.schema_revision,
         "target_airflow_version": db.airflow_version(),
         "target_schema_revision": db.schema_revision(),
-        "imported_at": now_iso(),
-        "verified": True,
+        "imported_at": timings.get("imported_at", now_iso()),
+        "verified": bool(imported.get("verified")),
         "tables": dict(imported.get("tables", {})),
         "columns": dict(imported.get("columns", {})),
         "active_dags": list(manifest.active_dags),
         "unpaused_dags": unpaused,
         # Active in the source but unknown to the target (not parsed, or failing to import there).
         "missing_dags": missing,
+        "timings": timings,
     }
-    storage.put(conf.key("import", RESULT_FILE), json_bytes(result))
+    storage.put(conf.import_key(RESULT_FILE), json_bytes(result))
     log.info("unpaused %d DAGs; %d active DAGs are not in this environment", len(unpaused), len(missing))
     return result
 
@@ -1852,6 +2256,10 @@ class TaskContext:
     upstream: Mapping[str, Any]
     keys: KeyService | None = None
     workdir: str | None = field(default=None)
+    # The drain's waiting and time (the emulator's are instant and deterministic).
+    sleep: Callable[[float], Any] | None = None
+    clock: Callable[[], datetime] | None = None
+    poll_seconds: float = DRAIN_POLL_SECONDS
 
     def key_service(self) -> KeyService:
         return self.keys if self.keys is not None else KmsKeys.default()
@@ -1861,15 +2269,29 @@ TaskStep = Callable[[TaskContext], Any]
 
 DAG_TASKS: dict[str, tuple[tuple[str, TaskStep], ...]] = {
     EXPORT_DAG_ID: (
-        ("cutover", lambda task: cutover(task.db, task.storage, task.conf)),
+        # phase bulk: pause and drain do nothing; export_tables writes the bulk.
+        ("pause", lambda task: pause(task.db, task.storage, task.conf)),
+        (
+            "drain",
+            lambda task: drain(
+                task.db,
+                task.storage,
+                task.conf,
+                task.upstream.get("pause"),
+                sleep=task.sleep,
+                clock=task.clock,
+                poll_seconds=task.poll_seconds,
+            ),
+        ),
         (
             "export_tables",
             lambda task: export_tables(
                 task.db,
                 task.storage,
                 task.conf,
-                task.upstream.get("cutover") or [],
                 task.key_service(),
+                task.upstream,
+                clock=task.clock,
                 workdir=task.workdir,
             ),
         ),

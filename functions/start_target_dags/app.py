@@ -1,0 +1,34 @@
+"""StartTargetDags: close the downtime window. The source's recorded DAGs run on the target (the
+cutover import unpaused them, or this does once an upgrade is done) and the record says so."""
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from mwaa_migrate import clients
+from mwaa_migrate.airflow_cli import AirflowCli
+from mwaa_migrate.cutover import start_target_dags
+from mwaa_migrate.models import parse_model
+from mwaa_migrate.observability import bind_execution, logger, tracer
+from mwaa_migrate.settings import settings
+from mwaa_migrate.step_events import StartTargetDagsEvent
+
+
+@logger.inject_lambda_context(log_event=False, clear_state=True)
+@tracer.capture_lambda_handler(capture_response=False)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    step = parse_model(StartTargetDagsEvent, event)
+    plan = step.plan
+    bind_execution(step.execution_id, plan.source.name, plan.target.name)
+    settled = start_target_dags(
+        s3=clients.s3(),
+        bucket=plan.bucket,
+        prefix=plan.prefix,
+        migration_id=plan.migration_id,
+        source=plan.source.name,
+        target=plan.target.name,
+        target_cli=AirflowCli(clients.mwaa(), plan.target.name, scheme=settings().mwaa_cli_scheme),
+        imported=step.imported,
+    )
+    logger.info("target live", extra={"unpaused": len(settled.unpaused)})
+    return settled.to_event()

@@ -1,0 +1,280 @@
+"""Which environment runs the DAGs: going live, the way back after a failure, and rollback.
+
+The export DAG records the source's active DAGs (`{prefix}/cutover/record.json`, see
+docs/cutover.md) before it pauses exactly those. Everything here reads that record and moves the
+same DAGs between the two environments through the Airflow CLI, always pausing one side before
+unpausing the other, so that at no moment do both run them. The record's state says the outcome.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import Field
+
+from mwaa_migrate.errors import MigrationConflict, MigrationError
+from mwaa_migrate.execution import now
+from mwaa_migrate.metadata_dags import (
+    EXPORT_DAG,
+    IMPORT_DAG,
+    read_cutover_record,
+    read_json,
+    write_cutover_record_state,
+)
+from mwaa_migrate.models import Model
+from mwaa_migrate.observability import logger
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+    from mwaa_migrate.airflow_cli import AirflowCli
+
+Side = Literal["source", "target"]
+
+
+class Settlement(Model):
+    """Where a migration left the user's DAGs."""
+
+    # The environment that runs the DAGs; None when the pipeline could not make sure of one.
+    running: Side | None
+    line: str
+    record_state: str | None = None
+    unpaused: list[str] = Field(default_factory=list)
+    paused: list[str] = Field(default_factory=list)
+    # Steps that did not go through (an environment not reachable, ...): for the operator.
+    problems: list[str] = Field(default_factory=list)
+    at: str = ""
+
+
+def _truthy(value: Any) -> bool:
+    return value is True or str(value).strip().lower() in {"true", "1", "yes"}
+
+
+def pause_states(cli: AirflowCli) -> dict[str, bool]:
+    """Every DAG the environment knows, and whether it is paused (`paused` up to Airflow 2.8,
+    `is_paused` from 2.9 on)."""
+    listed = cli.run_json("dags", "list", "-o", "json")
+    states: dict[str, bool] = {}
+    for dag in listed if isinstance(listed, list) else []:
+        if isinstance(dag, dict) and dag.get("dag_id"):
+            states[str(dag["dag_id"])] = _truthy(dag.get("is_paused", dag.get("paused")))
+    return states
+
+
+def set_paused(cli: AirflowCli, dag_ids: Collection[str], *, paused: bool) -> list[str]:
+    """Pause (or unpause) those of dag_ids the environment knows and that are not so already;
+    returns the DAGs changed. Each is one CLI call, so a retry does only what is left."""
+    states = pause_states(cli)
+    changed = sorted(dag_id for dag_id in dag_ids if dag_id in states and states[dag_id] != paused)
+    for dag_id in changed:
+        cli.run("dags", "pause" if paused else "unpause", dag_id)
+    return changed
+
+
+def _attempt(problems: list[str], doing: str, call: Callable[[], Any]) -> Any:
+    """Run one step of the way back; a failure is recorded for the operator, not raised, so the
+    steps after it still run and the report still gets written."""
+    try:
+        return call()
+    except MigrationError as error:
+        problems.append(f"{doing}: {error}")
+        logger.warning("way back step failed", extra={"doing": doing, "error": type(error).__name__})
+        return None
+
+
+def _record_of(s3: S3Client, bucket: str, prefix: str, migration_id: str) -> dict[str, Any] | None:
+    record = read_cutover_record(s3, bucket, prefix)
+    if record is None or record.get("migration_id") != migration_id:
+        return None
+    return record
+
+
+def _dags(record: dict[str, Any]) -> list[str]:
+    return sorted(str(dag_id) for dag_id in record.get("active_dags", []))
+
+
+def target_went_live(s3: S3Client, bucket: str, prefix: str) -> bool:
+    """The cutover import wrote its result, which it does only after unpausing the recorded DAGs."""
+    try:
+        result = read_json(s3, bucket, f"{prefix}/import/cutover/result.json")
+    except MigrationError:
+        return False
+    return bool(result.get("unpaused_dags"))
+
+
+def live_line(source: str, target: str, count: int) -> str:
+    return (
+        f"The target {target} runs the DAGs ({count} unpaused); the source {source} stays paused "
+        f"(mwaa-migrate rollback reverses it)."
+    )
+
+
+def settle_after_failure(
+    *,
+    s3: S3Client,
+    bucket: str,
+    prefix: str,
+    migration_id: str,
+    source: str,
+    target: str,
+    source_cli: AirflowCli,
+    target_cli: AirflowCli,
+    target_live: bool,
+) -> Settlement:
+    """After a failure, leave exactly one environment running the DAGs and say which.
+
+    `target_live`: the cutover import reported the recorded DAGs unpaused on the target (its
+    result exists). Before the pause the source never stopped: nothing to do but stop the project's
+    own DAG runs. After the target went live, it stays live. In between, the target's recorded DAGs
+    are paused first, then the source's unpaused: never both running."""
+    problems: list[str] = []
+    # No further task of the project's DAGs starts: an export run still going cannot pause the
+    # source after this, nor an import run unpause the target.
+    _attempt(
+        problems,
+        f"pausing {EXPORT_DAG.dag_id} on {source}",
+        lambda: set_paused(source_cli, [EXPORT_DAG.dag_id], paused=True),
+    )
+    _attempt(
+        problems,
+        f"pausing {IMPORT_DAG.dag_id} on {target}",
+        lambda: set_paused(target_cli, [IMPORT_DAG.dag_id], paused=True),
+    )
+    at = now().isoformat()
+    record = _record_of(s3, bucket, prefix, migration_id)
+    state = str(record.get("state")) if record else None
+    if record is None or state in {"restored", "rolled_back"}:
+        line = (
+            f"The source {source} runs the DAGs: this migration never paused them."
+            if record is None
+            else f"The source {source} runs the DAGs: they were restored earlier ({state})."
+        )
+        return Settlement(running="source", line=line, record_state=state, problems=problems, at=at)
+    dags = _dags(record)
+    if state == "live" or target_live:
+        if state != "live":
+            write_cutover_record_state(s3, bucket, prefix, "live")
+        return Settlement(
+            running="target",
+            line=live_line(source, target, len(dags)),
+            record_state="live",
+            problems=problems,
+            at=at,
+        )
+    # state == "paused": the window was open when the migration failed.
+    paused = _attempt(
+        problems, f"pausing the recorded DAGs on {target}", lambda: set_paused(target_cli, dags, paused=True)
+    )
+    if paused is None:
+        return Settlement(
+            running=None,
+            line=(
+                f"The DAGs run nowhere: the source {source} stays paused because its target {target} "
+                f"could not be reached to make sure its copies are paused. Once it can: "
+                f"mwaa-migrate rollback --source {source} --target {target}."
+            ),
+            record_state="paused",
+            problems=problems,
+            at=at,
+        )
+    unpaused = _attempt(
+        problems,
+        f"unpausing the recorded DAGs on {source}",
+        lambda: set_paused(source_cli, dags, paused=False),
+    )
+    if unpaused is None:
+        return Settlement(
+            running=None,
+            line=(
+                f"The DAGs run nowhere: {len(dags)} recorded DAGs of the source {source} could not be "
+                f"unpaused. Once it answers: mwaa-migrate rollback --source {source} --target {target}."
+            ),
+            record_state="paused",
+            paused=paused,
+            problems=problems,
+            at=at,
+        )
+    write_cutover_record_state(s3, bucket, prefix, "restored")
+    return Settlement(
+        running="source",
+        line=(
+            f"The source {source} runs the DAGs again: its {len(dags)} recorded DAGs were unpaused; "
+            f"the target {target} keeps them paused."
+        ),
+        record_state="restored",
+        unpaused=unpaused,
+        paused=paused,
+        problems=problems,
+        at=at,
+    )
+
+
+def start_target_dags(
+    *,
+    s3: S3Client,
+    bucket: str,
+    prefix: str,
+    migration_id: str,
+    source: str,
+    target: str,
+    target_cli: AirflowCli,
+    imported: dict[str, Any],
+) -> Settlement:
+    """Close the window: the recorded DAGs run on the target (the import unpaused them, or this
+    does after an upgrade), and the record says the target is live."""
+    record = _record_of(s3, bucket, prefix, migration_id)
+    if record is None:
+        raise MigrationConflict(
+            f"s3://{bucket}/{prefix}/cutover/record.json: no cutover record for this migration"
+        )
+    dags = _dags(record)
+    already = set(imported.get("unpaused_dags") or imported.get("unpausedDags") or [])
+    unpaused = [] if set(dags) <= already else set_paused(target_cli, dags, paused=False)
+    write_cutover_record_state(s3, bucket, prefix, "live")
+    return Settlement(
+        running="target",
+        line=live_line(source, target, len(dags)),
+        record_state="live",
+        unpaused=sorted(already | set(unpaused)),
+        at=now().isoformat(),
+    )
+
+
+def rollback(
+    *,
+    s3: S3Client,
+    bucket: str,
+    prefix: str,
+    source: str,
+    target: str,
+    source_cli: AirflowCli,
+    target_cli: AirflowCli,
+) -> Settlement:
+    """Reverse a cutover: pause the target's migrated DAGs, then unpause the source's recorded
+    ones, and record it. Also finishes a way back that could not reach an environment."""
+    record = read_cutover_record(s3, bucket, prefix)
+    if record is None:
+        raise MigrationConflict(f"no cutover was recorded for {source} -> {target}: nothing to roll back")
+    state = str(record.get("state"))
+    if state in {"restored", "rolled_back"}:
+        return Settlement(
+            running="source",
+            line=f"The source {source} runs the DAGs already ({state}): nothing to roll back.",
+            record_state=state,
+        )
+    dags = _dags(record)
+    paused = set_paused(target_cli, dags, paused=True)
+    unpaused = set_paused(source_cli, dags, paused=False)
+    write_cutover_record_state(s3, bucket, prefix, "rolled_back")
+    return Settlement(
+        running="source",
+        line=(
+            f"Rolled back: the source {source} runs its {len(dags)} recorded DAGs again; the target "
+            f"{target} has them paused."
+        ),
+        record_state="rolled_back",
+        paused=paused,
+        unpaused=unpaused,
+        at=now().isoformat(),
+    )
