@@ -15,6 +15,7 @@ from mwaa_migrate.airflow_cli import AirflowCli
 from mwaa_migrate.errors import DagRunFailed, MigrationConflict
 from mwaa_migrate.metadata_dags import (
     EXPORT_DAG,
+    IMPORT_DAG,
     MetadataResult,
     Phase,
     check_dag_run,
@@ -26,6 +27,7 @@ from mwaa_migrate.metadata_dags import (
     read_cutover_record,
     read_export,
     read_verified_import,
+    remove_dag,
     trigger_dag,
     write_cutover_record_state,
 )
@@ -104,6 +106,29 @@ def test_deploying_twice_uploads_once(world):
     second = deploy_dag(world["s3"], world["target"])
     assert first.uploaded == ["dags/mwaa_migrate_metadata.py", "dags/mwaa_migrate_export.py"]
     assert (second.uploaded, second.unchanged) == ([], first.uploaded)
+
+
+def test_removing_a_dag_deletes_its_files_once(world):
+    target = deployment(EXPORT_DAG, "analytics", "airflow-analytics", "dags")
+    deploy_dag(world["s3"], target)
+
+    removed = [remove_dag(world["s3"], target), remove_dag(world["s3"], target)]
+
+    assert removed == [["dags/mwaa_migrate_export.py", "dags/mwaa_migrate_metadata.py"], []]
+    assert "Contents" not in world["s3"].list_objects_v2(Bucket="airflow-analytics", Prefix="dags/")
+
+
+def test_the_library_stays_while_the_other_project_dag_in_the_folder_needs_it(world):
+    export, imports = (
+        deployment(dag, "analytics", "airflow-analytics", "dags") for dag in (EXPORT_DAG, IMPORT_DAG)
+    )
+    deploy_dag(world["s3"], export)
+    deploy_dag(world["s3"], imports)
+
+    removed = remove_dag(world["s3"], export)
+
+    assert removed == ["dags/mwaa_migrate_export.py"]
+    world["s3"].head_object(Bucket="airflow-analytics", Key="dags/mwaa_migrate_metadata.py")
 
 
 def test_a_dag_not_parsed_yet_is_reported_and_not_triggered(world):

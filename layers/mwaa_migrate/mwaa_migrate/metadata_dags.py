@@ -93,6 +93,37 @@ def deploy_dag(s3: S3Client, target: DagDeployment) -> DeployResult:
     return DeployResult(dag_id=target.dag_id, uploaded=uploaded, unchanged=unchanged)
 
 
+def _exists(s3: S3Client, bucket: str, key: str) -> bool:
+    try:
+        s3.head_object(Bucket=bucket, Key=key)
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") in {"404", "NoSuchKey", "NotFound"}:
+            return False
+        raise from_client_error(error, f"reading s3://{bucket}/{key}") from None
+    return True
+
+
+def remove_dag(s3: S3Client, target: DagDeployment) -> list[str]:
+    """Delete the DAG's files from its environment's DAG folder: its own file, then the library,
+    unless the other project DAG's file is still in that folder and needs it. Files already gone
+    are skipped, so a second call removes nothing. Returns the keys deleted."""
+    others = [dag.file for dag in (EXPORT_DAG, IMPORT_DAG) if dag.dag_id != target.dag_id]
+    names = [name for name in target.files if name != LIBRARY_FILE]
+    if LIBRARY_FILE in target.files and not any(_exists(s3, target.bucket, target.key(n)) for n in others):
+        names.append(LIBRARY_FILE)
+    removed = []
+    for name in names:
+        key = target.key(name)
+        if not _exists(s3, target.bucket, key):
+            continue
+        try:
+            s3.delete_object(Bucket=target.bucket, Key=key)
+        except ClientError as error:
+            raise from_client_error(error, f"deleting s3://{target.bucket}/{key}") from None
+        removed.append(key)
+    return removed
+
+
 class TriggerResult(Model):
     dag_id: str
     run_id: str
