@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+import time
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -460,6 +461,13 @@ class _ScriptedFailure:
     message: str
     task_id: str | None
     times: int | None
+    # Only runs of this phase (the conf's "phase") fail; None: every run.
+    phase: str | None = None
+
+
+# The drain's poll interval on real time (the local stack): the emulated workers finish a task in
+# a few polls, so a drain takes a fraction of a second.
+_REAL_DRAIN_POLL_SECONDS = 0.05
 
 
 @dataclass
@@ -476,17 +484,24 @@ class MigrationDagRuntime:
     _failures: dict[str, _ScriptedFailure] = field(default_factory=dict, init=False, repr=False)
 
     def fail_dag(
-        self, dag_id: str, message: str, *, task_id: str | None = None, times: int | None = None
+        self,
+        dag_id: str,
+        message: str,
+        *,
+        task_id: str | None = None,
+        times: int | None = None,
+        phase: str | None = None,
     ) -> None:
-        """Make runs of `dag_id` fail in `task_id` (the first task when None) with `message`:
-        the next `times` runs, or every run when None. Tasks before it run (and commit) first."""
+        """Make runs of `dag_id` (of `phase` only, when given) fail in `task_id` (the first task
+        when None) with `message`: the next `times` runs, or every run when None. Tasks before it
+        run (and commit) first."""
         steps = metadata.DAG_TASKS.get(dag_id)
         if steps is not None and task_id is not None and task_id not in dict(steps):
             raise ValueError(f"{dag_id} has no task {task_id}; its tasks are {', '.join(dict(steps))}")
-        self._failures[dag_id] = _ScriptedFailure(message, task_id, times)
+        self._failures[dag_id] = _ScriptedFailure(message, task_id, times, phase)
 
     def run(self, environment: EmulatedEnvironment, dag_id: str, conf: dict[str, Any]) -> DagRunResult:
-        failure = self._take_failure(dag_id)
+        failure = self._take_failure(dag_id, conf.get("phase"))
         steps = metadata.DAG_TASKS.get(dag_id)
         if steps is None:
             if failure is not None:
@@ -494,14 +509,19 @@ class MigrationDagRuntime:
             return DagRunResult("success")
         failing_task = None if failure is None else failure.task_id or steps[0][0]
         upstream: dict[str, Any] = {}
-        # The run's emulated time: the drain's sleeps advance it at once.
+        # With a clock given (tests), the run's time is emulated: the drain's sleeps advance it at
+        # once. Without one (the local stack, make demo), time is real and the drain polls often,
+        # so that every moment the DAGs record (pause, drain, export) is on the same clock.
         now = [self.clock() if self.clock else datetime.now(metadata.UTC)]
+        poll_seconds = metadata.DRAIN_POLL_SECONDS if self.clock else _REAL_DRAIN_POLL_SECONDS
 
         def sleep(seconds: float) -> None:
+            if self.clock is None:
+                time.sleep(seconds)
             now[0] += timedelta(seconds=seconds)
 
         def clock() -> datetime:
-            return now[0]
+            return now[0] if self.clock else datetime.now(metadata.UTC)
 
         for task_id, step in steps:
             if failure is not None and task_id == failing_task:
@@ -513,7 +533,7 @@ class MigrationDagRuntime:
                 storage = metadata.S3Storage(self.s3, run_conf.bucket)
                 keys = metadata.KmsKeys(self.kms)
                 context = metadata.TaskContext(
-                    db, storage, run_conf, upstream, keys, sleep=sleep, clock=clock
+                    db, storage, run_conf, upstream, keys, sleep=sleep, clock=clock, poll_seconds=poll_seconds
                 )
                 upstream[task_id] = step(context)
             except Exception as error:
@@ -521,9 +541,9 @@ class MigrationDagRuntime:
             db.commit()
         return DagRunResult("success")
 
-    def _take_failure(self, dag_id: str) -> _ScriptedFailure | None:
+    def _take_failure(self, dag_id: str, phase: Any) -> _ScriptedFailure | None:
         failure = self._failures.get(dag_id)
-        if failure is None:
+        if failure is None or (failure.phase is not None and failure.phase != phase):
             return None
         if failure.times is not None:
             failure.times -= 1

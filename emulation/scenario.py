@@ -64,6 +64,8 @@ class Scenario(_Model):
     faults: list[Fault] = Field(default_factory=list)
     create_failure: EnvironmentFailure | None = None
     update_failure: EnvironmentFailure | None = None
+    # Runs of the project's DAGs that fail: "dag_id", "dag_id@phase" or "dag_id@phase/task_id"
+    # -> the error the task prints.
     dag_failures: dict[str, str] = Field(default_factory=dict)
     # cutover "approve": how the operator answers the wait (make demo answers for them).
     approval: Literal["approve", "reject"] | None = None
@@ -118,8 +120,11 @@ class Scenario(_Model):
             stack.mwaa_emulator.fail_next_update(
                 target, self.update_failure.error_code, self.update_failure.error_message
             )
-        for dag_id, message in self.dag_failures.items():
-            stack.dag_runtime.fail_dag(dag_id, message)
+        for where, message in self.dag_failures.items():
+            # "dag_id", "dag_id@phase" or "dag_id@phase/task_id"
+            dag_id, _, rest = where.partition("@")
+            phase, _, task_id = rest.partition("/")
+            stack.dag_runtime.fail_dag(dag_id, message, phase=phase or None, task_id=task_id or None)
 
     def _write_task_logs(self, stack: LocalStack, group: str) -> None:
         now_ms = int(time.time() * 1000)

@@ -66,7 +66,7 @@ def test_plan_shows_the_version_path_the_request_as_a_diff_the_policies_and_the_
     assert re.search(rf'^  ~ Name +"{TARGET}"   \(source: "{SOURCE}"\)$', out, re.MULTILINE)
     assert re.search(rf'^  \+ Tags\.mwaa-migrate:source-environment +"{SOURCE}"$', out, re.MULTILINE)
     assert re.search(r'^    EnvironmentClass +"mw1\.medium"$', out, re.MULTILINE)
-    assert f"inline policy mwaa-migrate-{SOURCE}-to-{TARGET}-export" in out
+    assert f"inline policy mwaa-migrate-{SOURCE}.{TARGET}-export" in out
     assert f"mwaa_migrate_export on {SOURCE}: s3://airflow-analytics-prod/dags/" in out
     assert f"Start it: mwaa-migrate start --source {SOURCE} --target {TARGET} --version 2.10.3" in out
     assert out.rstrip().endswith("--local")

@@ -65,12 +65,12 @@ class World:
             tzinfo=None
         ) - timedelta(days=days)
 
-    def export(self, tables: dict[str, list[dict[str, Any]]]) -> None:
+    def export(self, tables: dict[str, list[dict[str, Any]]], phase: str = "bulk") -> None:
         """An export of the first format: plain gzipped JSON Lines per table and a manifest."""
         entries = {}
         for table, rows in tables.items():
             body = gzip.compress("".join(json.dumps(row) + "\n" for row in rows).encode())
-            self.s3.put_object(Bucket=BUCKET, Key=f"{PREFIX}/export/{table}.jsonl.gz", Body=body)
+            self.s3.put_object(Bucket=BUCKET, Key=f"{PREFIX}/export/{phase}/{table}.jsonl.gz", Body=body)
             entries[table] = {
                 "file": f"{table}.jsonl.gz",
                 "rows": len(rows),
@@ -79,7 +79,9 @@ class World:
                 "columns": [],
             }
         manifest = {"format": "mwaa-migrate-metadata", "format_version": 2, "tables": entries}
-        self.s3.put_object(Bucket=BUCKET, Key=f"{PREFIX}/export/manifest.json", Body=json.dumps(manifest))
+        self.s3.put_object(
+            Bucket=BUCKET, Key=f"{PREFIX}/export/{phase}/manifest.json", Body=json.dumps(manifest)
+        )
 
     def event(self, **changes: Any) -> ListLogStreamsEvent:
         base: dict[str, Any] = {
@@ -102,7 +104,7 @@ class World:
         return [WorkItem.model_validate(item) for item in json.loads(body)]
 
     def sealed_export(
-        self, tables: dict[str, list[dict[str, Any]]], migration_id: str = "src-to-dst"
+        self, tables: dict[str, list[dict[str, Any]]], migration_id: str = "src-to-dst", phase: str = "bulk"
     ) -> None:
         """An export as the export DAG writes it now: each table sealed with a KMS data key."""
         key = clients.kms().create_key()["KeyMetadata"]["Arn"]
@@ -111,12 +113,14 @@ class World:
         for table, rows in tables.items():
             name = f"{table}{metadata.TABLE_FILE_SUFFIX}"
             body, count = metadata.encode_table(rows, box, name)
-            self.s3.put_object(Bucket=BUCKET, Key=f"{PREFIX}/export/{name}", Body=body)
+            self.s3.put_object(Bucket=BUCKET, Key=f"{PREFIX}/export/{phase}/{name}", Body=body)
             entries[table] = metadata.TableEntry(
                 file=name, rows=count, sha256=metadata.sha256_hex(body), key=(), columns=()
             ).to_json()
         manifest = {"format": metadata.FORMAT_NAME, "tables": entries, "secrets": envelope.to_json()}
-        self.s3.put_object(Bucket=BUCKET, Key=f"{PREFIX}/export/manifest.json", Body=json.dumps(manifest))
+        self.s3.put_object(
+            Bucket=BUCKET, Key=f"{PREFIX}/export/{phase}/manifest.json", Body=json.dumps(manifest)
+        )
 
     def list(self, event: ListLogStreamsEvent, budget: Any = lambda: PLENTY_MS) -> LogListing:
         return list_log_streams(self.logs, self.s3, event, time_left_ms=budget, kms=clients.kms)
@@ -261,6 +265,30 @@ def test_failed_tasks_only_selects_every_attempt_of_failed_task_instances(world:
     selected = [s.source for item in world.items(listing) for s in item.streams]
     assert selected == [task(1, "load"), task(1, "load").replace("attempt=1", "attempt=2")]
     assert (listing.groups[0].streams_not_failed, listing.groups[0].streams_selected) == (2, 2)
+
+
+def test_failed_tasks_only_reads_both_exports_and_the_cutovers_row_wins(world: World) -> None:
+    # Given run 1's load failed before the bulk, run 2's load failed after it (in the delta), and
+    # run 1's load was cleared and succeeded on a retry after the bulk (the delta carries it again)
+    for name in (task(1, "load"), task(2, "load")):
+        world.stream("airflow-src-Task", name)
+
+    def row(run: int, state: str) -> dict[str, Any]:
+        return {
+            "dag_id": "etl",
+            "task_id": "load",
+            "run_id": f"scheduled__000{run}",
+            "map_index": -1,
+            "state": state,
+        }
+
+    world.export({"task_instance": [row(1, "failed")], "dag_run": []}, phase="bulk")
+    world.export({"task_instance": [row(1, "success"), row(2, "failed")], "dag_run": []}, phase="cutover")
+
+    listing = world.list(world.event(failedTasksOnly=True))
+
+    selected = [s.source for item in world.items(listing) for s in item.streams]
+    assert selected == [task(2, "load")]
 
 
 def test_failed_tasks_only_without_task_instances_in_the_export_skips_task_logs_saying_why(

@@ -85,7 +85,7 @@ def test_a_started_migration_is_an_event_a_rule_can_route(plan, routed):
     )
     assert (detail["sourceAirflowVersion"], detail["targetAirflowVersion"]) == ("2.7.2", "2.10.3")
     assert (detail["executionArn"], detail["executionName"]) == (EXECUTION, "run-1")
-    assert detail["migrationId"] == "analytics-prod-to-analytics-prod-2-10"
+    assert detail["migrationId"] == "analytics-prod.analytics-prod-2-10"
     # The detail is exactly the documented model: it reads back without loss.
     assert MigrationNotification.model_validate(detail).to_event() == detail
 

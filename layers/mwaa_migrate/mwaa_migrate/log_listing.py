@@ -29,7 +29,7 @@ import json
 import math
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import Field
@@ -201,21 +201,22 @@ def may_hold_window(stream: LogStreamTypeDef, since_ms: int, until_ms: int) -> b
 
 
 class _Export:
-    """The migration's export (`{prefix}/export/`), read as its format documents it (see
+    """One of the migration's exports (`{prefix}/export/{phase}/`), read as its format documents it (see
     `mwaa_migrate_metadata`): `manifest.json` names each table's file with its sha256 and row count.
     Table files are gzipped JSON Lines, sealed with the migration's data key (which KMS opens for
     this migration only) in the current format, plain in the first. Only the tables the listing
     needs are read, once per call."""
 
-    def __init__(self, s3: S3Client, kms: Callable[[], KMSClient], event: ListLogStreamsEvent) -> None:
+    def __init__(
+        self, s3: S3Client, kms: Callable[[], KMSClient], event: ListLogStreamsEvent, phase: str
+    ) -> None:
         self._s3, self._kms, self._bucket = s3, kms, event.bucket
-        self._prefix, self._migration_id = event.prefix.strip("/"), event.migration_id
+        self._folder, self._migration_id = f"{event.prefix.strip('/')}/export/{phase}", event.migration_id
         self._manifest: dict[str, Any] | None = None
         self._box: metadata.SecretBox | None = None
-        self._runs: DagRuns | None = None
 
     def _get(self, name: str) -> bytes | None:
-        key = f"{self._prefix}/export/{name}"
+        key = f"{self._folder}/{name}"
         try:
             return self._s3.get_object(Bucket=self._bucket, Key=key)["Body"].read()
         except ClientError as error:
@@ -271,6 +272,30 @@ class _Export:
         except metadata.MetadataError as error:
             raise MigrationConflict(f"the export's {table} table cannot be read: {error}") from error
 
+
+class _Exports:
+    """Both exports of a migration, the bulk and the cutover's delta, read as one: a row the delta
+    carries again (a run finished or changed after the bulk) replaces the bulk's."""
+
+    _KEYS: ClassVar[dict[str, tuple[str, ...]]] = {
+        "dag_run": ("dag_id", "run_id"),
+        "task_instance": ("dag_id", "task_id", "run_id", "map_index"),
+    }
+
+    def __init__(self, s3: S3Client, kms: Callable[[], KMSClient], event: ListLogStreamsEvent) -> None:
+        self._phases = [_Export(s3, kms, event, phase) for phase in ("bulk", "cutover")]
+        self._runs: DagRuns | None = None
+
+    def rows(self, table: str) -> list[dict[str, Any]] | None:
+        found = [rows for rows in (export.rows(table) for export in self._phases) if rows is not None]
+        if not found:
+            return None
+        key = self._KEYS.get(table)
+        if key is None:
+            return [row for rows in found for row in rows]
+        merged = {tuple(row.get(part) for part in key): row for rows in found for row in rows}
+        return list(merged.values())
+
     def runs(self) -> DagRuns:
         if self._runs is None:
             self._runs = DagRuns.from_rows(self.rows("dag_run") or [])
@@ -309,7 +334,7 @@ def list_log_streams(
     )
     if listing.done:
         return listing
-    export = _Export(s3, kms or _no_kms, event)
+    export = _Exports(s3, kms or _no_kms, event)
     failed, groups = _failed_task_instances(export, listing)
     cursor = listing.resume_at or ListingCursor(group=0)
     since_ms, until_ms = _millis(listing.since), _millis(listing.until)
@@ -412,7 +437,7 @@ def _no_kms() -> KMSClient:
 
 
 def _failed_task_instances(
-    export: _Export, listing: LogListing
+    export: _Exports, listing: LogListing
 ) -> tuple[FailedTaskInstances | None, list[GroupListing]]:
     """With failedTasksOnly, the failed task instances of the export; when the export cannot say
     (no task_instance table), the Task group is skipped with that reason."""
@@ -473,7 +498,7 @@ def _select(
     *,
     found: list[StreamToCopy],
     notes: list[StreamNote],
-    export: _Export,
+    export: _Exports,
     failed: FailedTaskInstances | None,
     target_airflow_version: str,
     since_ms: int,
