@@ -13,16 +13,16 @@ import json
 import sys
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from emulation.local_stack import TERMINAL, LocalStack, scenario_path
 from emulation.scenario import Expectation, Scenario
-from mwaa_migrate.execution import new_execution_name
+from mwaa_migrate.execution import APPROVAL_STATE, new_execution_name
 from mwaa_migrate.report import markdown_key
-from mwaa_migrate_cli.cutover import approval_wait
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from mypy_boto3_stepfunctions.type_defs import HistoryEventTypeDef
 
 _SHOWN_EVENTS = {
@@ -105,21 +105,6 @@ def _summary(stack: LocalStack, scenario: Scenario, described: dict[str, Any]) -
     print(f"\nTarget {target_name}: {target['Status']}, Airflow {target['AirflowVersion']}, tables {counts}")
 
 
-def _answer(stack: LocalStack, execution_arn: str, *, approve: bool, timeout_seconds: float = 30) -> None:
-    """What `mwaa-migrate approve` or `reject` does: answer the open wait with its task token,
-    which the execution's history holds once the state has scheduled its task."""
-    deadline = time.monotonic() + timeout_seconds
-    while (wait := approval_wait(stack.history(execution_arn))).token is None:
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{execution_arn} did not open its approval wait in {timeout_seconds}s")
-        time.sleep(0.05)
-    if approve:
-        output = {"approvedBy": "make demo", "at": datetime.now(UTC).isoformat()}
-        stack.sfn.send_task_success(taskToken=wait.token, output=json.dumps(output))
-    else:
-        stack.sfn.send_task_failure(taskToken=wait.token, error="CutoverRejected", cause="make demo rejected")
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -147,8 +132,8 @@ def _run(stack: LocalStack, scenario: Scenario, expect: Expectation) -> bool:
     execution_arn = stack.start(name)
 
     def operator(state: str) -> None:
-        if state == "AwaitApproval" and scenario.approval is not None:
-            _answer(stack, execution_arn, approve=scenario.approval == "approve")
+        if state == APPROVAL_STATE and scenario.approval is not None:
+            stack.answer_approval(execution_arn, approve=scenario.approval == "approve")
             print(f"  (the operator answered: mwaa-migrate {scenario.approval} {name})", flush=True)
 
     described = follow(stack, execution_arn, on_entered=operator)

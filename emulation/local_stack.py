@@ -21,6 +21,7 @@ from unittest import mock
 
 import boto3
 from moto import mock_aws
+from moto.moto_api._internal import mock_random
 from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
 
 from emulation.dag_runtime import MigrationDagRuntime
@@ -38,7 +39,7 @@ from emulation.logs_limits import enforce_logs_limits
 from emulation.mwaa import DagRuntime, MwaaEmulator
 from emulation.scenario import Scenario
 from mwaa_migrate import clients, settings
-from mwaa_migrate.execution import new_execution_name
+from mwaa_migrate.execution import approval_wait, new_execution_name
 
 if TYPE_CHECKING:
     from mypy_boto3_stepfunctions.type_defs import DescribeExecutionOutputTypeDef, HistoryEventTypeDef
@@ -181,6 +182,9 @@ class LocalStack:
         self._exit.enter_context(_environment({"AWS_ENDPOINT_URL_MWAA": endpoint}))
         self.mwaa = boto3.client("mwaa", region_name=self.region)
 
+        # The same scenario gets the same S3 object versions (moto draws them from its own random):
+        # events recorded from one run (make events) name versions that a replay's world also has.
+        mock_random.seed(0)
         scenario.seed(self)
         self.lambdas = InProcessLambdas({})
         self._exit.enter_context(run_lambdas_in_process(self.lambdas))
@@ -233,15 +237,33 @@ class LocalStack:
         )["executionArn"]
 
     def wait(self, execution_arn: str, timeout_seconds: float = 120) -> DescribeExecutionOutputTypeDef:
-        """Poll until the execution ends; a deadline stops a run that hangs."""
+        """Poll until the execution ends; a deadline stops a run that hangs. A scenario with an
+        `approval` answers the cutover's approval wait as its operator would."""
         deadline = time.monotonic() + timeout_seconds
+        answered = self.scenario.approval is None
         while True:
             described = self.sfn.describe_execution(executionArn=execution_arn)
             if described["status"] in TERMINAL:
                 return described
+            if not answered and approval_wait(self.history(execution_arn)).waiting:
+                self.answer_approval(execution_arn, approve=self.scenario.approval == "approve")
+                answered = True
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{execution_arn} still {described['status']} after {timeout_seconds}s")
             time.sleep(0.05)
+
+    def answer_approval(self, execution_arn: str, *, approve: bool, timeout_seconds: float = 30) -> None:
+        """What `mwaa-migrate approve` or `reject` does: answer the open wait with its task token,
+        which the history holds once the state has scheduled its task."""
+        deadline = time.monotonic() + timeout_seconds
+        while (token := approval_wait(self.history(execution_arn)).token) is None:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{execution_arn} opened no approval wait in {timeout_seconds}s")
+            time.sleep(0.05)
+        if approve:
+            self.sfn.send_task_success(taskToken=token, output=json.dumps({"approvedBy": "local"}))
+        else:
+            self.sfn.send_task_failure(taskToken=token, error="CutoverRejected", cause="rejected locally")
 
     def history(self, execution_arn: str) -> list[HistoryEventTypeDef]:
         paginator = self.sfn.get_paginator("get_execution_history")

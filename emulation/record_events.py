@@ -15,7 +15,11 @@ from emulation.scenario import Scenario
 SAMPLE_EXECUTION = "sample"
 EVENTS_DIR = REPO_ROOT / "events"
 # Functions off the default scenario's path get their event from a scenario that takes them.
-EVENT_SCENARIOS = {"upgrade_environment": "airflow3", "record_failure": "create_failed"}
+EVENT_SCENARIOS = {
+    "upgrade_environment": "airflow3",
+    "record_failure": "create_failed",
+    "await_approval": "approve",
+}
 
 
 def scenario_for(folder: str) -> str:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -22,63 +22,14 @@ from mwaa_migrate import cutover
 from mwaa_migrate.airflow_cli import AirflowCli
 from mwaa_migrate.cutover import Settlement
 from mwaa_migrate.errors import MigrationConflict, MigrationError
+from mwaa_migrate.execution import approval_wait
 from mwaa_migrate_cli.aws import Pipeline, aws_errors
 from mwaa_migrate_cli.errors import CliError, ExitCode
 
-APPROVAL_STATE = "AwaitApproval"
 PLAN_STATE = "PlanMigration"
 REJECTED_ERROR = "CutoverRejected"
-# Events that end one scheduling of a task: after one of them its token answers nothing.
-_TASK_ENDED = frozenset(
-    {"TaskSucceeded", "TaskFailed", "TaskTimedOut", "TaskStartFailed", "TaskSubmitFailed", "TaskAborted"}
-)
 # A token Step Functions no longer waits for: the wait ended (answered, timed out, aborted).
 _WAIT_OVER_CODES = frozenset({"TaskTimedOut", "TaskDoesNotExist", "InvalidToken"})
-
-
-@dataclass(frozen=True)
-class ApprovalWait:
-    """Where an execution stands as to its approval: the token of the open wait, if there is one."""
-
-    # The state the execution is in now (the latest entered), for the operator.
-    current_state: str | None
-    token: str | None = field(default=None, repr=False)
-
-    @property
-    def waiting(self) -> bool:
-        return self.token is not None
-
-
-def _task_token(event: Mapping[str, Any]) -> str | None:
-    details = event.get("taskScheduledEventDetails") or {}
-    try:
-        parameters = json.loads(details.get("parameters") or "{}")
-    except ValueError:
-        return None
-    payload = parameters.get("Payload") if isinstance(parameters, dict) else None
-    token = payload.get("taskToken") if isinstance(payload, dict) else None
-    return token if isinstance(token, str) and token else None
-
-
-def approval_wait(history: Iterable[Mapping[str, Any]]) -> ApprovalWait:
-    """The open AwaitApproval wait in an execution's history (events with their data): the token
-    of the state's latest scheduling, unless the task or the state ended after it."""
-    current: str | None = None
-    inside = False
-    token: str | None = None
-    for event in sorted(history, key=lambda item: int(item["id"])):
-        kind = str(event["type"])
-        if kind.endswith("StateEntered"):
-            current = str(event["stateEnteredEventDetails"]["name"])
-            if current == APPROVAL_STATE:
-                inside, token = True, None
-        elif kind.endswith("StateExited") and event["stateExitedEventDetails"]["name"] == APPROVAL_STATE:
-            inside, token = False, None
-        elif inside and kind == "TaskScheduled":
-            token = _task_token(event)
-        elif inside and kind in _TASK_ENDED:
-            token = None
-    return ApprovalWait(current_state=current, token=token)
 
 
 def _history(pipeline: Pipeline, execution_arn: str) -> list[dict[str, Any]]:

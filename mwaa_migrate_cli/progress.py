@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TextIO
 
+from mwaa_migrate.execution import APPROVAL_STATE
 from mwaa_migrate.report import StepTiming, duration, execution_history, step_timings
 from mwaa_migrate_cli.aws import Pipeline, aws_errors
 from mwaa_migrate_cli.errors import CliError, ExitCode
@@ -158,7 +159,6 @@ def report_uri(snapshot: Snapshot) -> str | None:
 
 
 # The state that waits for `mwaa-migrate approve` (cutover: approve).
-APPROVAL_STATE = "AwaitApproval"
 
 
 def awaiting_approval(snapshot: Snapshot) -> bool:

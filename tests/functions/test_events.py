@@ -17,6 +17,7 @@ from emulation.lambdas import REPO_ROOT, FakeLambdaContext, function_folders, lo
 from emulation.local_stack import LocalStack, scenario_path
 from emulation.record_events import SAMPLE_EXECUTION, scenario_for
 from emulation.scenario import Scenario
+from mwaa_migrate.errors import MigrationConflict
 
 EVENTS = REPO_ROOT / "events"
 
@@ -55,10 +56,11 @@ def test_there_is_an_event_for_every_function_and_no_other():
 
 
 @pytest.mark.parametrize(("world", "folder"), by_scenario("plan_migration"), indirect=["world"])
-def test_plan_migration_event_finds_the_target_of_its_earlier_run(world, folder):
-    plan = invoke(world, folder)
-    assert plan["target"]["alreadyExists"] is True
-    assert plan["target"]["createRequest"]["Name"] == "analytics-prod-2-10"
+def test_plan_migration_event_of_a_finished_migration_is_refused_as_already_migrated(world, folder):
+    with pytest.raises(MigrationConflict, match="already migrated") as refused:
+        invoke(world, folder)
+    reports = "s3://mwaa-migrate-local/migrations/analytics-prod/analytics-prod-2-10/reports/"
+    assert reports in str(refused.value)
 
 
 @pytest.mark.parametrize(("world", "folder"), by_scenario("grant_permissions"), indirect=["world"])
@@ -92,9 +94,11 @@ def test_upgrade_environment_event_does_not_start_a_second_upgrade(world, folder
 
 @pytest.mark.parametrize(("world", "folder"), by_scenario("deploy_dag"), indirect=["world"])
 def test_deploy_dag_event_leaves_identical_files_alone(world, folder):
-    result = invoke(world, folder)
-    assert result["uploaded"] == []
-    assert len(result["unchanged"]) == 2
+    # The finished run removed its DAG files: the first replay puts them back, the second finds them.
+    first = invoke(world, folder)
+    again = invoke(world, folder)
+    assert len(first["uploaded"]) == 2
+    assert (again["uploaded"], sorted(again["unchanged"])) == ([], sorted(first["uploaded"]))
 
 
 @pytest.mark.parametrize(("world", "folder"), by_scenario("trigger_dag"), indirect=["world"])
@@ -103,7 +107,7 @@ def test_trigger_dag_event_finds_its_run_instead_of_starting_another(world, fold
     environment = world.mwaa_emulator.environment(event["deployment"]["environmentName"])
     runs_before = len(environment.metadata["dag_run"])
     result = invoke(world, folder)
-    assert (result["parsed"], result["runId"]) == (True, f"mwaa_migrate__{SAMPLE_EXECUTION}")
+    assert (result["parsed"], result["runId"]) == (True, f"mwaa_migrate__bulk__{SAMPLE_EXECUTION}")
     assert len(environment.metadata["dag_run"]) == runs_before
 
 
@@ -154,6 +158,22 @@ def _target_events(world, group, stream):
         return world.logs.get_log_events(**request)["events"]
     except world.logs.exceptions.ResourceNotFoundException:
         return None
+
+
+@pytest.mark.parametrize(("world", "folder"), by_scenario("await_approval"), indirect=["world"])
+def test_await_approval_event_announces_the_wait_again_without_its_token(world, folder):
+    result = invoke(world, folder)
+    assert set(result) == {"waitingSince", "deadline"}
+    assert _event(folder)["taskToken"] not in json.dumps(result)
+
+
+@pytest.mark.parametrize(("world", "folder"), by_scenario("start_target_dags"), indirect=["world"])
+def test_start_target_dags_event_finds_the_target_live_and_unpauses_nothing_again(world, folder):
+    target = world.mwaa_emulator.environment("analytics-prod-2-10")
+    before = {row["dag_id"]: row["is_paused"] for row in target.metadata["dag"]}
+    result = invoke(world, folder)
+    assert (result["running"], result["recordState"]) == ("target", "live")
+    assert {row["dag_id"]: row["is_paused"] for row in target.metadata["dag"]} == before
 
 
 @pytest.mark.parametrize(("world", "folder"), by_scenario("finish_migration"), indirect=["world"])

@@ -66,7 +66,30 @@ def test_the_wire_form_is_camel_case():
         "logGroups": ["Task"],
         "failedTasksOnly": False,
         "dryRun": False,
+        "cutover": "auto",
+        "approvalTimeoutHours": 24,
+        "drainTimeoutMinutes": 30,
+        "onDrainTimeout": "fail",
+        "replaceFailedTarget": True,
     }
+
+
+@pytest.mark.parametrize(
+    ("change", "field", "rule"),
+    [
+        ({"cutover": "now"}, "cutover", "'auto' or 'approve'"),
+        ({"drainTimeoutMinutes": -1}, "drainTimeoutMinutes", "greater than or equal to 0"),
+        ({"drainTimeoutMinutes": "30"}, "drainTimeoutMinutes", "valid integer"),
+        ({"onDrainTimeout": "wait"}, "onDrainTimeout", "'fail' or 'carry'"),
+        ({"approvalTimeoutHours": 0}, "approvalTimeoutHours", "greater than or equal to 1"),
+        ({"replaceFailedTarget": "yes"}, "replaceFailedTarget", "valid boolean"),
+    ],
+)
+def test_cutover_settings_that_break_a_rule_are_refused_naming_the_field(change, field, rule):
+    with pytest.raises(InvalidMigrationRequest) as refused:
+        parse_model(MigrationRequest, {**VALID, **change})
+    assert field in str(refused.value)
+    assert rule in str(refused.value)
 
 
 def test_log_groups_may_name_every_mwaa_log_group_or_none():

@@ -125,7 +125,7 @@ def test_a_failed_migration_says_where_and_why_even_without_a_plan(routed):
     assert event["detail-type"] == "Migration Failed"
     assert (detail["failedState"], detail["error"]) == ("PlanMigration", "InvalidMigrationRequest")
     assert detail["cause"].endswith("environment prod does not exist")
-    assert (detail["sourceEnvironmentName"], detail["migrationId"]) == ("prod", "prod-to-prod-3")
+    assert (detail["sourceEnvironmentName"], detail["migrationId"]) == ("prod", "prod.prod-3")
     assert "sourceAirflowVersion" not in detail
 
 

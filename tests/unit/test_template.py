@@ -52,13 +52,23 @@ RESOURCE_STAR_ACTIONS = frozenset(
 # RecordFailure) may put events on the default bus, and publish to the SNS topic when there is one.
 NOTIFICATION_ACTIONS = frozenset({"events:PutEvents", "sns:Publish"})
 NOTIFYING_FUNCTIONS = frozenset(
-    {"GrantPermissionsFunction", "FinishMigrationFunction", "RecordFailureFunction"}
+    {"GrantPermissionsFunction", "AwaitApprovalFunction", "FinishMigrationFunction", "RecordFailureFunction"}
 )
 
 # What each step's function may do. A change here is a change to the pipeline's permissions:
 # make it on purpose, in both places.
 FUNCTION_ACTIONS: dict[str, frozenset[str]] = {
-    "PlanMigrationFunction": frozenset({"airflow:GetEnvironment", "iam:GetRole", "s3:ListBucket"}),
+    "PlanMigrationFunction": frozenset(
+        {
+            "airflow:GetEnvironment",
+            "iam:GetRole",
+            "s3:ListBucket",
+            # the source's DAG files and the versions of its plugins, requirements, startup script
+            "s3:GetBucketVersioning",
+            "s3:GetObject",
+            "s3:GetObjectVersion",
+        }
+    ),
     "GrantPermissionsFunction": frozenset(
         {
             "iam:PutRolePolicy",
@@ -87,6 +97,12 @@ FUNCTION_ACTIONS: dict[str, frozenset[str]] = {
             "kms:DescribeKey",
             "kms:CreateGrant",
             "s3:GetEncryptionConfiguration",
+            # the target's own copy of the source's files, and replacing a failed target of its own
+            "s3:GetObject",
+            "s3:GetObjectVersion",
+            "s3:ListBucket",
+            "s3:PutObject",
+            "airflow:DeleteEnvironment",
         }
     ),
     "CheckEnvironmentFunction": frozenset({"airflow:GetEnvironment"}),
@@ -118,8 +134,12 @@ FUNCTION_ACTIONS: dict[str, frozenset[str]] = {
             "s3:ListBucket",
         }
     ),
+    "AwaitApprovalFunction": frozenset(NOTIFICATION_ACTIONS),
+    "StartTargetDagsFunction": frozenset({"airflow:CreateCliToken", "s3:GetObject", "s3:PutObject"}),
     "RecordFailureFunction": frozenset(
         {
+            # the way back: pause and unpause DAGs on both environments
+            "airflow:CreateCliToken",
             "iam:DeleteRolePolicy",
             "iam:GetRolePolicy",
             "s3:PutObject",

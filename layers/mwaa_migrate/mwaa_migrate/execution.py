@@ -1,14 +1,25 @@
-"""Step Functions executions: their names and the clock the run's records use."""
+"""Step Functions executions: their names, the clock the run's records use, and the approval
+wait as the execution's history shows it."""
 
 from __future__ import annotations
 
+import json
 import secrets
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 # Step Functions' limit on an execution's name.
 EXECUTION_NAME_LIMIT = 80
 # Executions that `plan` starts: listings of migrations skip them.
 DRY_RUN_PREFIX = "dryrun-"
+# The state that waits for `mwaa-migrate approve` (a task token) before the cutover.
+APPROVAL_STATE = "AwaitApproval"
+# Events that end one scheduling of a task: after one of them its token answers nothing.
+_TASK_ENDED = frozenset(
+    {"TaskSucceeded", "TaskFailed", "TaskTimedOut", "TaskStartFailed", "TaskSubmitFailed", "TaskAborted"}
+)
 # 48 random bits: two starts in the same millisecond still get different names.
 _SUFFIX_BYTES = 6
 
@@ -35,3 +46,48 @@ def new_execution_name(source: str, target: str, *, prefix: str = "", at: dateti
     source = source[: max(room // 2, room - len(target))]
     target = target[: room - len(source)]
     return f"{prefix}{source}-to-{target}{tail}"
+
+
+@dataclass(frozen=True)
+class ApprovalWait:
+    """Where an execution stands as to its approval: the token of the open wait, if there is one."""
+
+    # The state the execution is in now (the latest entered), for the operator.
+    current_state: str | None
+    token: str | None = field(default=None, repr=False)
+
+    @property
+    def waiting(self) -> bool:
+        return self.token is not None
+
+
+def _task_token(event: Mapping[str, Any]) -> str | None:
+    details = event.get("taskScheduledEventDetails") or {}
+    try:
+        parameters = json.loads(details.get("parameters") or "{}")
+    except ValueError:
+        return None
+    payload = parameters.get("Payload") if isinstance(parameters, dict) else None
+    token = payload.get("taskToken") if isinstance(payload, dict) else None
+    return token if isinstance(token, str) and token else None
+
+
+def approval_wait(history: Iterable[Mapping[str, Any]]) -> ApprovalWait:
+    """The open AwaitApproval wait in an execution's history (events with their data): the token
+    of the state's latest scheduling, unless the task or the state ended after it."""
+    current: str | None = None
+    inside = False
+    token: str | None = None
+    for event in sorted(history, key=lambda item: int(item["id"])):
+        kind = str(event["type"])
+        if kind.endswith("StateEntered"):
+            current = str(event["stateEnteredEventDetails"]["name"])
+            if current == APPROVAL_STATE:
+                inside, token = True, None
+        elif kind.endswith("StateExited") and event["stateExitedEventDetails"]["name"] == APPROVAL_STATE:
+            inside, token = False, None
+        elif inside and kind == "TaskScheduled":
+            token = _task_token(event)
+        elif inside and kind in _TASK_ENDED:
+            token = None
+    return ApprovalWait(current_state=current, token=token)
