@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 
-from emulation.scenario import EnvironmentFailure, Fault
+from emulation.local_stack import scenario_path
+from emulation.scenario import EnvironmentFailure, Fault, Scenario
 from mwaa_migrate.environment_request import SOURCE_TAG
 from tests.statemachine.conftest import run
 
@@ -16,8 +17,9 @@ SOURCE_ROLE = "AmazonMWAA-analytics-prod"
 def _report(stack, described):
     uri = json.loads(described["output"])["reportUri"] if described["status"] == "SUCCEEDED" else None
     if uri is None:
+        name = described["executionArn"].rsplit(":", 1)[-1]
         keys = [o["Key"] for o in stack.s3.list_objects_v2(Bucket="mwaa-migrate-local")["Contents"]]
-        key = next(k for k in keys if "/reports/" in k)
+        key = next(k for k in keys if k.endswith(f"/reports/{name}.json"))
     else:
         key = uri.split("/", 3)[3]
     return stack.read_json("mwaa-migrate-local", key)
@@ -47,10 +49,15 @@ def test_a_migration_moves_settings_metadata_and_recent_logs(scenario, local_sta
         "NetworkConfiguration",
         "WebserverAccessMode",
         "WeeklyMaintenanceWindowStart",
-        "RequirementsS3Path",
     ):
         assert target[setting] == source[setting], setting
-    assert target["AirflowConfigurationOptions"] == source["AirflowConfigurationOptions"]
+    # Its own copy of what it runs, and no DAG scheduled before the cutover.
+    assert target["DagS3Path"] == f"mwaa-migrate/{TARGET}/dags"
+    assert target["RequirementsS3Path"] == f"mwaa-migrate/{TARGET}/requirements.txt"
+    assert target["AirflowConfigurationOptions"] == {
+        **source["AirflowConfigurationOptions"],
+        "core.dags_are_paused_at_creation": "True",
+    }
 
     migrated = stack.mwaa_emulator.environment(TARGET).metadata
     assert {v["key"] for v in migrated["variable"]} == {
@@ -65,7 +72,17 @@ def test_a_migration_moves_settings_metadata_and_recent_logs(scenario, local_sta
     source_dags = {
         d["dag_id"]: d["is_paused"] for d in stack.mwaa_emulator.environment(SOURCE).metadata["dag"]
     }
-    assert source_dags["daily_sales"] is True, "the export pauses the source's active DAGs (cutover)"
+    assert source_dags["daily_sales"] is True, "the cutover paused the source's active DAGs"
+    assert source_dags["legacy_export"] is True
+    entered = _entered(described)
+    assert entered.index("CheckImportRun") < entered.index("TriggerCutoverExport"), "bulk before cutover"
+    # The project's DAG files leave both DAG folders.
+    for bucket, folder in (
+        ("airflow-analytics-prod", "dags/"),
+        ("airflow-analytics-prod", f"mwaa-migrate/{TARGET}/dags/"),
+    ):
+        listed = stack.s3.list_objects_v2(Bucket=bucket, Prefix=folder).get("Contents", [])
+        assert not [o["Key"] for o in listed if "mwaa_migrate_" in o["Key"]], folder
 
     recent = [s for s in scenario.task_logs if s.minutes_ago <= 3 * 24 * 60]
     copied = stack.logs.describe_log_streams(logGroupName=f"airflow-{TARGET}-Task")["logStreams"]
@@ -178,19 +195,36 @@ def test_an_airflow_3_target_is_filled_on_2_11_then_upgraded_in_place(scenario, 
     assert ("UpdateEnvironment", "analytics-3") in stack.mwaa_emulator.calls
 
 
-def test_a_second_run_reuses_the_target_and_duplicates_nothing(scenario, local_stack):
+def test_a_second_run_of_a_finished_migration_is_refused_and_changes_nothing(scenario, local_stack):
     stack = local_stack(scenario)
     first = run(stack, name="first")
     events_after_first = _target_event_count(stack)
     variables_after_first = len(stack.mwaa_emulator.environment(TARGET).metadata["variable"])
+    calls_after_first = len(stack.mwaa_emulator.calls)
     second = run(stack, name="second")
 
-    assert (first["status"], second["status"]) == ("SUCCEEDED", "SUCCEEDED"), second.get("cause")
-    assert [c for c in stack.mwaa_emulator.calls if c[0] == "CreateEnvironment"] == [
-        ("CreateEnvironment", TARGET)
-    ]
+    assert (first["status"], second["status"]) == ("SUCCEEDED", "FAILED"), second.get("cause")
+    assert second["error"] == "MigrationConflict"
+    assert "already migrated" in second["cause"]
+    assert "reports/first.json" in second["cause"]
+    assert [c[0] for c in stack.mwaa_emulator.calls[calls_after_first:]] == ["GetEnvironment"] * len(
+        stack.mwaa_emulator.calls[calls_after_first:]
+    ), "a refused run only reads"
     assert _target_event_count(stack) == events_after_first
     assert len(stack.mwaa_emulator.environment(TARGET).metadata["variable"]) == variables_after_first
+    report = _report(stack, second)
+    assert report["dagsRunning"].startswith(f"The target {TARGET} runs the DAGs")
+
+
+def test_a_second_run_of_a_finished_2_to_3_migration_is_refused_at_once(scenario, local_stack):
+    scenario = Scenario.load(scenario_path("airflow3"))
+    stack = local_stack(scenario)
+    first = run(stack, name="first")
+    second = run(stack, name="second")
+
+    assert (first["status"], second["status"]) == ("SUCCEEDED", "FAILED"), second.get("cause")
+    assert "already migrated" in second["cause"]
+    assert "CheckTarget" not in _entered(second)
 
 
 def _target_event_count(stack):

@@ -103,6 +103,24 @@ def target_went_live(s3: S3Client, bucket: str, prefix: str) -> bool:
     return bool(result.get("unpaused_dags"))
 
 
+def standing(s3: S3Client, bucket: str, prefix: str, source: str, target: str) -> str:
+    """Which environment runs the DAGs when this execution changed none: as the record of an
+    earlier run of the migration left it (a run refused at its plan says what it found)."""
+    try:
+        record = read_cutover_record(s3, bucket, prefix)
+    except MigrationError:
+        record = None
+    state = str(record.get("state")) if record else None
+    if state == "live":
+        return live_line(source, target, len(_dags(record or {})))
+    if state == "paused":
+        return (
+            f"The source {source}'s DAGs stay paused by an earlier run of this migration that did not "
+            f"finish: mwaa-migrate rollback --source {source} --target {target} restores them."
+        )
+    return f"The source {source} runs the DAGs: this execution changed nothing."
+
+
 def live_line(source: str, target: str, count: int) -> str:
     return (
         f"The target {target} runs the DAGs ({count} unpaused); the source {source} stays paused "

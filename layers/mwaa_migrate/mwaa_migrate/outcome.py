@@ -3,17 +3,18 @@ failure (the same, plus where and why it failed). Both are safe to run twice."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from mwaa_migrate.cutover import settle_after_failure, target_went_live
+from mwaa_migrate.cutover import settle_after_failure, standing, target_went_live
 from mwaa_migrate.execution import now
 from mwaa_migrate.failure import error_from_state, failed_state, plan_from_state, readable_cause
 from mwaa_migrate.grants import delete_policies
 from mwaa_migrate.lock import Holder, holder, release
 from mwaa_migrate.metadata_dags import remove_dag
 from mwaa_migrate.models import Model
-from mwaa_migrate.plan import migration_id
+from mwaa_migrate.plan import migration_id, migration_prefix
 from mwaa_migrate.report import (
     Failure,
     MigrationReport,
@@ -106,6 +107,10 @@ def finish_migration(
     )
 
 
+def _valid_names(*names: str) -> bool:
+    return all(re.fullmatch(r"[a-zA-Z][0-9a-zA-Z_-]{0,79}", name) for name in names)
+
+
 def _downtime_so_far(state: dict[str, Any]) -> Any:
     """The window as far as it went, when the failure came inside it."""
     exported = (state.get("cutoverExportRun") or {}).get("result") or {}
@@ -147,11 +152,18 @@ def record_failure(
         if plan and not plan.dry_run and event.state.get("grants") is not None
         else None
     )
-    dags_running = (
-        settlement.line
-        if settlement
-        else f"The source {source_name} runs the DAGs: the migration failed before changing anything."
-    )
+    if settlement is not None:
+        dags_running = settlement.line
+    elif plan is not None:
+        dags_running = standing(s3, plan.bucket, plan.prefix, source_name, target_name)
+    else:
+        # Refused at its plan (an earlier run may have migrated it): what the request's names find.
+        request_bucket = str(request.get("migrationBucket") or default_bucket)
+        dags_running = (
+            standing(s3, request_bucket, migration_prefix(source_name, target_name), source_name, target_name)
+            if _valid_names(source_name, target_name)
+            else f"The source {source_name} runs the DAGs: this execution changed nothing."
+        )
     # Without a plan nothing was granted: the plan is the first step and changes nothing.
     # An execution that lost the target's lock to another (MigrationInProgress) leaves that one's
     # grants and lock alone.
