@@ -24,14 +24,14 @@ TARGET = "analytics-prod-2-10"
 ACTIVE = ("daily_sales", "hourly_events")
 PAUSED_BY_OWNER = "legacy_export"
 
-# Task states from the pause onward, and which environment runs the DAGs if that state fails.
-# The cutover import's run unpauses the target itself: a failure in or after its check comes after
-# the target went live.
+# Task states from the pause onward (each fails at its first invocation), and which environment
+# runs the DAGs then. The cutover import's run unpauses the target itself: its first check comes
+# before the run ends; StartTargetDags comes after the target went live.
 FAILING_STATES = {
     "TriggerCutoverExport": "source",
     "CheckCutoverExportRun": "source",
     "TriggerCutoverImport": "source",
-    "CheckCutoverImportRun": "target",
+    "CheckCutoverImportRun": "source",
     "StartTargetDags": "target",
     "ListLogStreams": "target",
     "CopyLogStreams": "target",
