@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -80,9 +81,9 @@ def _scenario_with_a_secret(folder: Path) -> Path:
     return path
 
 
-@pytest.fixture(scope="session")
-def emulation(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulation]:
-    folder = tmp_path_factory.mktemp("local-emulation")
+@contextmanager
+def running_emulation(folder: Path) -> Iterator[Emulation]:
+    """`mwaa-migrate local up` in a subprocess, as in a second terminal, until the block ends."""
     env = clean_environment(MWAA_MIGRATE_LOCAL_STATE=str(folder / "local.json"))
     log = folder / "local-up.log"
     with log.open("w") as output:
@@ -119,6 +120,20 @@ def emulation(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulation]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout=30)
+
+
+@pytest.fixture(scope="session")
+def emulation(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulation]:
+    """One emulation for the session's commands. A finished migration of its source makes later
+    migrations of it refused (already migrated): tests that need a fresh source use `fresh_emulation`."""
+    with running_emulation(tmp_path_factory.mktemp("local-emulation")) as running:
+        yield running
+
+
+@pytest.fixture
+def fresh_emulation(tmp_path: Path) -> Iterator[Emulation]:
+    with running_emulation(tmp_path) as running:
+        yield running
 
 
 def tmux_or_skip() -> str:

@@ -180,7 +180,8 @@ def test_a_migration_started_then_followed_to_the_end_then_reported(emulation: E
     assert markdown.startswith(f"# Migration {SOURCE} → {TARGET}: SUCCEEDED\n")
     assert "| Setting | Change | Source | Target |" in markdown
     assert "| AirflowVersion | changed | 2.7.2 | 2.10.3 |" in markdown
-    assert re.search(r"^\| variable \| 3 \| 3 \| \d+ \| \d+ \| 0 \| 3 \|$", markdown, re.MULTILINE)
+    # Table | Source rows | Read | Inserted | Updated | Already in target | Rejected | In target
+    assert re.search(r"^\| variable \| 3 \| 3 \| \d+ \| \d+ \| \d+ \| 0 \| 3 \|$", markdown, re.MULTILINE)
     assert "## Logs copied" in markdown
     assert re.search(r"^\| PlanMigration \| Task \| 1 \| [\d.]+s \| succeeded \|$", markdown, re.MULTILINE)
     assert SECRET_VALUE not in markdown

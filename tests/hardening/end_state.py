@@ -19,7 +19,18 @@ from emulation.local_stack import LAMBDA_ROLE, LocalStack
 from mwaa_migrate.dags.mwaa_migrate_metadata import TABLE_FILE_SUFFIX
 
 # GetEnvironment members that are fresh for every environment, or moments.
-_VOLATILE_MEMBERS = frozenset({"CreatedAt", "LastUpdate", "WebserverUrl", "CeleryExecutorQueue"})
+_VOLATILE_MEMBERS = frozenset(
+    {
+        "CreatedAt",
+        "LastUpdate",
+        "WebserverUrl",
+        "CeleryExecutorQueue",
+        # The versions of the target's own copies: S3 gives each write a fresh version id.
+        "RequirementsS3ObjectVersion",
+        "PluginsS3ObjectVersion",
+        "StartupScriptS3ObjectVersion",
+    }
+)
 # Columns local to one database or one moment of the run.
 _VOLATILE_COLUMNS = frozenset({"id", "queued_at", "start_date", "end_date", "last_parsed_time", "updated_at"})
 PROJECT_DAG_PREFIX = "mwaa_migrate_"
@@ -31,7 +42,25 @@ _SEALED = ".sealed"
 # Fields of the export's and import's JSON files that describe one run of them: a moment, the run,
 # the digest of gzip bytes (whose header holds a moment), how many rows this run inserted or skipped
 # (a second import skips what the first inserted).
-_PER_RUN_FIELDS = frozenset({"at", "run_id", "runId", "sha256", "inserted", "skipped", "secrets"})
+_PER_RUN_FIELDS = frozenset(
+    {
+        "at",
+        "run_id",
+        "runId",
+        "sha256",
+        "inserted",
+        "skipped",
+        "updated",
+        "unchanged",
+        "secrets",
+        "watermark",
+        "waited_seconds",
+        # the cutover record's history: one entry per run that moved it
+        "history",
+    }
+    # S3 gives each copy a fresh version id: the copy is compared by its content.
+    | {"targetVersionId", "sourceVersionId", "copied", "dagFilesCopied", "dagFilesUnchanged"}
+)
 
 
 def _canonical(value: Any) -> str:

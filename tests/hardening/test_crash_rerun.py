@@ -1,7 +1,9 @@
 """Crash and re-run: the execution is stopped right after each Task state in turn has done its work
 (StopExecution, as an operator, a deployment or a lost region would), then the same input is started
-again. The second run ends SUCCEEDED and leaves exactly what an uninterrupted run leaves: one target
-environment, no policy left on any role, every metadata row and every log event once.
+again. The second run ends SUCCEEDED (or, after the finish, is refused as already migrated) and
+leaves exactly what an uninterrupted run leaves: one target environment, no policy left on any role,
+every metadata row and every log event once. A run stopped inside the downtime window is completed
+by the re-run: the cutover record it left says which DAGs to start on the target.
 
 Stopping after a Pass, Choice or Wait state leaves AWS as the Task before it did, so the Task states
 are the crash points; they come from an uninterrupted run's history.
@@ -81,7 +83,12 @@ def test_a_run_stopped_after_each_state_is_completed_by_running_it_again(
 
     second = run.stack.wait(run.stack.start("rerun"), timeout_seconds=180)
 
-    assert second["status"] == "SUCCEEDED", second.get("cause")
+    if state == "FinishMigration":
+        # It had finished: its report was written. Running it again is refused, changing nothing.
+        assert (second["status"], second["error"]) == ("FAILED", "MigrationConflict")
+        assert "already migrated" in second["cause"]
+    else:
+        assert second["status"] == "SUCCEEDED", second.get("cause")
     end_state = snapshot(run.stack)
     assert differences(uninterrupted, end_state) == []
     environments = [call for call in run.stack.mwaa_emulator.calls if call[0] == "CreateEnvironment"]

@@ -21,6 +21,8 @@ from tests.hardening.conftest import CLIENT_TIMEOUT_SECONDS, Harness
 from tests.hardening.discovery import MAP_FUNCTIONS, default_scenario, discover, failing_scenario
 from tests.hardening.end_state import differences, snapshot
 
+SOURCE = "analytics-prod"
+
 # A handler that fails before it counts anything has no metrics to flush: Powertools warns.
 pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish")
 
@@ -151,7 +153,20 @@ class _World:
     def next_name(self) -> str:
         return f"denied-{self.runs + 1}"
 
+    def _forget_earlier_cutovers(self) -> None:
+        """Each migration meets the source as the scenario made it: one that went live before left
+        the source paused and a live record, which would refuse the next (already migrated)."""
+        bucket = self.stack.scenario.migration_bucket
+        listed = self.stack.s3.list_objects_v2(Bucket=bucket, Prefix=f"migrations/{SOURCE}/")
+        for item in listed.get("Contents", []):
+            if item["Key"].endswith("/cutover/record.json"):
+                self.stack.s3.delete_object(Bucket=bucket, Key=item["Key"])
+        initially = {row["dag_id"]: row["is_paused"] for row in self.stack.scenario.source_metadata["dag"]}
+        for row in self.stack.mwaa_emulator.environment(SOURCE).metadata["dag"]:
+            row["is_paused"] = initially.get(row["dag_id"], row["is_paused"])
+
     def run(self, scenario_input: dict[str, Any]) -> tuple[dict[str, Any], str]:
+        self._forget_earlier_cutovers()
         self.runs += 1
         execution_input = {**scenario_input, "targetEnvironmentName": f"target-{self.runs}"}
         arn = self.stack.start(f"denied-{self.runs}", execution_input)

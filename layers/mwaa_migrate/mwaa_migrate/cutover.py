@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection
 from typing import TYPE_CHECKING, Any, Literal
 
+from botocore.exceptions import BotoCoreError
 from pydantic import Field
 
 from mwaa_migrate.errors import MigrationConflict, MigrationError
@@ -108,7 +109,7 @@ def standing(s3: S3Client, bucket: str, prefix: str, source: str, target: str) -
     earlier run of the migration left it (a run refused at its plan says what it found)."""
     try:
         record = read_cutover_record(s3, bucket, prefix)
-    except MigrationError:
+    except (MigrationError, BotoCoreError):
         record = None
     state = str(record.get("state")) if record else None
     if state == "live":

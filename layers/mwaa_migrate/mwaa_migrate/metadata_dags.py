@@ -392,6 +392,11 @@ def write_cutover_record_state(
             "PreconditionFailed",
             "ConditionalRequestConflict",
         }:
+            # A write whose answer was lost and that botocore sent again meets itself: the record
+            # is where this call moves it, so the move is done (moving to a state twice is one move).
+            current = read_cutover_record(s3, bucket, prefix)
+            if current is not None and current.get("state") == state:
+                return current
             raise MigrationConflict(f"s3://{bucket}/{key} changed while it was being updated") from None
         raise from_client_error(error, f"writing s3://{bucket}/{key}") from None
     return record

@@ -107,6 +107,9 @@ def finish_migration(
     )
 
 
+_BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+
+
 def _valid_names(*names: str) -> bool:
     return all(re.fullmatch(r"[a-zA-Z][0-9a-zA-Z_-]{0,79}", name) for name in names)
 
@@ -158,7 +161,8 @@ def record_failure(
         dags_running = standing(s3, plan.bucket, plan.prefix, source_name, target_name)
     else:
         # Refused at its plan (an earlier run may have migrated it): what the request's names find.
-        request_bucket = str(request.get("migrationBucket") or default_bucket)
+        named = request.get("migrationBucket")
+        request_bucket = named if isinstance(named, str) and _BUCKET.fullmatch(named) else default_bucket
         dags_running = (
             standing(s3, request_bucket, migration_prefix(source_name, target_name), source_name, target_name)
             if _valid_names(source_name, target_name)
