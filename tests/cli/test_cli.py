@@ -34,7 +34,7 @@ def _one_error_line(err: str) -> str:
     return lines[0]
 
 
-def _notified(emulation: Emulation, detail_type: str, name: str, timeout: float = 15) -> str:
+def _notified(emulation: Emulation, detail_type: str, name: str, timeout: float = 60) -> str:
     """The line `local up` printed for a notification its EventBridge rule routed to a queue."""
     deadline = time.monotonic() + timeout
     while True:
