@@ -17,7 +17,7 @@ CHECKOV_VENV := .venv-checkov
 CHECKOV := $(CHECKOV_VENV)/bin/checkov
 SCENARIO ?= scenarios/default.json
 
-.PHONY: help setup test lint format demo events bench docs validate build deploy clean test-airflow bench-metadata
+.PHONY: help setup test lint format demo events bench docs validate build deploy clean test-airflow bench-metadata bench-downtime
 
 help: ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -70,6 +70,9 @@ test-airflow: $(BIN)/.installed ## the real tier: migrations between real Airflo
 
 bench-metadata: $(BIN)/.installed ## the metadata benchmark: export/import of 1M task instances against COPY
 	$(BIN)/python -m benchmarks.metadata_benchmark
+
+bench-downtime: $(BIN)/.installed ## the downtime benchmark: a cutover's pause-to-unpause at 100k and 1M task instances against today's single phase
+	$(BIN)/python -m benchmarks.downtime
 
 lint: $(BIN)/.installed $(SAM).installed $(CHECKOV).installed ## ruff, mypy, sam validate --lint, cfn-lint, checkov
 	$(BIN)/ruff check .

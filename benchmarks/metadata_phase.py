@@ -7,6 +7,12 @@ PHASE is `export` (the export DAG's export_tables), `import` (the import DAG's i
 `copy-out` (PostgreSQL's COPY ... TO STDOUT of the same tables and rows, the ceiling for reading)
 or `copy-in` (COPY ... FROM STDIN of those rows into the same tables of a fresh database, the
 ceiling for writing). Prints one JSON object: seconds, rows, peak resident memory of this process.
+
+The downtime benchmark (benchmarks/downtime.py) runs whole DAGs, task by task as DAG_TASKS lists
+them, each task committed on its own as in Airflow: `bulk-export` / `cutover-export` (the export
+DAG: pause, drain, export_tables) and `bulk-import` / `cutover-import` (the import DAG:
+verify_export, pause_dags, import_tables, unpause_dags) with the conf's phase bulk or cutover. Their
+JSON adds `tasks`: each task's seconds.
 """
 
 from __future__ import annotations
@@ -73,6 +79,46 @@ class LocalKeys:
         return self.path.read_bytes()
 
 
+# The downtime benchmark's phases: (DAG, the conf's phase).
+DAG_PHASES = {
+    "bulk-export": (metadata.EXPORT_DAG_ID, metadata.PHASE_BULK),
+    "cutover-export": (metadata.EXPORT_DAG_ID, metadata.PHASE_CUTOVER),
+    "bulk-import": (metadata.IMPORT_DAG_ID, metadata.PHASE_BULK),
+    "cutover-import": (metadata.IMPORT_DAG_ID, metadata.PHASE_CUTOVER),
+}
+
+
+def run_dag(
+    phase: str, connection: object, db: metadata.PostgresDatabase, folder: Path
+) -> tuple[int, dict[str, float]]:
+    """The DAG's tasks in order, each with the earlier ones' results (XComs) and its own commit.
+    Returns the rows exported (or inserted + updated) and each task's seconds."""
+    dag_id, dag_phase = DAG_PHASES[phase]
+    conf = metadata.RunConf(
+        bucket="local",
+        prefix="bench",
+        migration_id="bench",
+        kms_key_id="local-key",
+        phase=dag_phase,
+        drain_timeout_minutes=1,
+    )
+    storage, keys = FolderStorage(folder), LocalKeys(folder)
+    upstream: dict[str, object] = {}
+    seconds: dict[str, float] = {}
+    for task_id in metadata.task_ids(dag_id):
+        started = time.perf_counter()
+        context = metadata.TaskContext(db, storage, conf, dict(upstream), keys=keys, workdir=str(folder))
+        upstream[task_id] = metadata.run_task(dag_id, task_id, context)
+        connection.commit()  # type: ignore[attr-defined]
+        seconds[task_id] = time.perf_counter() - started
+    if dag_id == metadata.EXPORT_DAG_ID:
+        rows = sum(upstream["export_tables"]["tables"].values())  # type: ignore[index]
+    else:
+        tables = upstream["import_tables"]["tables"].values()  # type: ignore[index]
+        rows = sum(counts["inserted"] + counts["updated"] for counts in tables)
+    return rows, seconds
+
+
 class _Null:
     def write(self, data: bytes) -> int:
         return len(data)
@@ -90,8 +136,11 @@ def main() -> None:
     db = metadata.PostgresDatabase(connection, airflow_version="2.10.3", fernet=None)
     storage, keys = FolderStorage(folder), LocalKeys(folder)
     rows = 0
+    tasks: dict[str, float] = {}
     started = time.perf_counter()
-    if phase == "export":
+    if phase in DAG_PHASES:
+        rows, tasks = run_dag(phase, connection, db, folder)
+    elif phase == "export":
         result = metadata.export_bulk(db, storage, CONF, keys, watermark=WATERMARK, workdir=str(folder))
         rows = sum(result["tables"].values())
     elif phase == "import":
@@ -128,7 +177,10 @@ def main() -> None:
     connection.commit()
     seconds = time.perf_counter() - started
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    json.dump({"phase": phase, "seconds": seconds, "rows": rows, "peak_rss_mb": round(peak, 1)}, sys.stdout)
+    measured = {"phase": phase, "seconds": seconds, "rows": rows, "peak_rss_mb": round(peak, 1)}
+    if phase in DAG_PHASES:
+        measured["tasks"] = tasks
+    json.dump(measured, sys.stdout)
 
 
 if __name__ == "__main__":

@@ -19,8 +19,9 @@ from mwaa_migrate.execution import now
 from mwaa_migrate.metadata_dags import (
     EXPORT_DAG,
     IMPORT_DAG,
+    import_result_key,
     read_cutover_record,
-    read_json,
+    read_json_if_any,
     write_cutover_record_state,
 )
 from mwaa_migrate.models import Model
@@ -98,10 +99,11 @@ def _dags(record: dict[str, Any]) -> list[str]:
 def target_went_live(s3: S3Client, bucket: str, prefix: str) -> bool:
     """The cutover import wrote its result, which it does only after unpausing the recorded DAGs."""
     try:
-        result = read_json(s3, bucket, f"{prefix}/import/cutover/result.json")
+        result = read_json_if_any(s3, bucket, import_result_key(prefix, "cutover"))
     except MigrationError:
+        # Unknown: the way back then pauses the target's copies before it unpauses the source's.
         return False
-    return bool(result.get("unpaused_dags"))
+    return bool(result and result.get("unpaused_dags"))
 
 
 def standing(s3: S3Client, bucket: str, prefix: str, source: str, target: str) -> str:

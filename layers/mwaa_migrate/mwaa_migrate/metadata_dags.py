@@ -224,11 +224,24 @@ def _failure_message(cli: AirflowCli, logs: CloudWatchLogsClient, target: DagDep
 
 
 def read_json(s3: S3Client, bucket: str, key: str) -> dict[str, Any]:
+    data = read_json_if_any(s3, bucket, key)
+    if data is None:
+        raise MigrationConflict(f"s3://{bucket}/{key} does not exist")
+    return data
+
+
+def read_json_if_any(s3: S3Client, bucket: str, key: str) -> dict[str, Any] | None:
+    """A JSON object of the migration bucket, or None when there is none at the key."""
     try:
         body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
     except ClientError as error:
+        if error.response.get("Error", {}).get("Code") in {"NoSuchKey", "404", "NotFound"}:
+            return None
         raise from_client_error(error, f"reading s3://{bucket}/{key}") from None
-    data = json.loads(body)
+    try:
+        data = json.loads(body)
+    except ValueError:
+        raise MigrationConflict(f"s3://{bucket}/{key} is not JSON") from None
     if not isinstance(data, dict):
         raise MigrationConflict(f"s3://{bucket}/{key} is not a JSON object")
     return data
@@ -341,17 +354,7 @@ def read_verified_import(
 
 def read_cutover_record(s3: S3Client, bucket: str, prefix: str) -> dict[str, Any] | None:
     """The cutover record (docs/cutover.md), or None when the export DAG has not written one."""
-    key = cutover_record_key(prefix)
-    try:
-        body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
-    except ClientError as error:
-        if error.response.get("Error", {}).get("Code") in {"NoSuchKey", "404", "NotFound"}:
-            return None
-        raise from_client_error(error, f"reading s3://{bucket}/{key}") from None
-    record = json.loads(body)
-    if not isinstance(record, dict):
-        raise MigrationConflict(f"s3://{bucket}/{key} is not a JSON object")
-    return record
+    return read_json_if_any(s3, bucket, cutover_record_key(prefix))
 
 
 def write_cutover_record_state(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -12,7 +11,13 @@ from mwaa_migrate.environment_request import SOURCE_TAG, build_create_request, s
 from mwaa_migrate.environment_status import get_environment
 from mwaa_migrate.errors import InvalidMigrationRequest, MigrationConflict, from_client_error
 from mwaa_migrate.grants import migration_policies, role_name
-from mwaa_migrate.metadata_dags import EXPORT_DAG, IMPORT_DAG, deployment
+from mwaa_migrate.metadata_dags import (
+    EXPORT_DAG,
+    IMPORT_DAG,
+    deployment,
+    read_cutover_record,
+    read_json_if_any,
+)
 from mwaa_migrate.models import (
     CutoverSettings,
     MigrationPlan,
@@ -72,28 +77,6 @@ def _require_bucket(s3: S3Client, bucket: str) -> None:
         raise from_client_error(error, f"checking bucket {bucket}") from None
 
 
-def _read_json(s3: S3Client, bucket: str, key: str) -> dict[str, Any] | None:
-    """A JSON object of the migration bucket, or None if there is none at the key."""
-    try:
-        body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
-    except ClientError as error:
-        if error.response.get("Error", {}).get("Code") in {"NoSuchKey", "404", "NotFound"}:
-            return None
-        raise from_client_error(error, f"reading s3://{bucket}/{key}") from None
-    try:
-        value = json.loads(body)
-    except ValueError:
-        raise MigrationConflict(f"s3://{bucket}/{key} is not JSON") from None
-    if not isinstance(value, dict):
-        raise MigrationConflict(f"s3://{bucket}/{key} is not a JSON object")
-    return value
-
-
-def _cutover_record(s3: S3Client, bucket: str, prefix: str) -> dict[str, Any] | None:
-    """The cutover record of a migration (docs/cutover.md), None before its cutover."""
-    return _read_json(s3, bucket, f"{prefix}/cutover/record.json")
-
-
 def _keys(s3: S3Client, bucket: str, prefix: str, **arguments: Any) -> tuple[list[str], list[str]]:
     """(keys, common prefixes) under a prefix, every page."""
     keys: list[str] = []
@@ -114,7 +97,7 @@ def _succeeded_report(s3: S3Client, bucket: str, prefix: str) -> tuple[str, dict
     for key in keys:
         if not key.endswith(".json"):
             continue
-        report = _read_json(s3, bucket, key)
+        report = read_json_if_any(s3, bucket, key)
         if report is not None and report.get("status") == "SUCCEEDED":
             found.append((str(report.get("finishedAt", "")), key, report))
     if not found:
@@ -143,7 +126,7 @@ def _after(finished_at: str, since: str) -> bool:
 def _finished_migration(s3: S3Client, bucket: str, prefix: str, target_name: str) -> tuple[bool, list[str]]:
     """Refuse a re-run of a migration that finished with its target live. Returns whether the run
     resumes a migration that went live and stopped before it finished (a crash), and warnings."""
-    record = _cutover_record(s3, bucket, prefix)
+    record = read_cutover_record(s3, bucket, prefix)
     state = record.get("state") if record is not None else None
     if state == "rolled_back":
         return False, [
@@ -175,7 +158,7 @@ def _refuse_other_cutovers(s3: S3Client, bucket: str, source_name: str, target_n
         other_target = other.rstrip("/").rsplit("/", 1)[-1]
         if other_target == target_name:
             continue
-        record = _cutover_record(s3, bucket, other.rstrip("/"))
+        record = read_cutover_record(s3, bucket, other.rstrip("/"))
         state = record.get("state") if record else None
         where = f"s3://{bucket}/{other}cutover/record.json"
         if state == "paused":
