@@ -143,6 +143,10 @@ class LocalStack:
                     "POWERTOOLS_METRICS_DISABLED": os.environ.get("POWERTOOLS_METRICS_DISABLED", "true"),
                     "POWERTOOLS_LOG_LEVEL": os.environ.get("POWERTOOLS_LOG_LEVEL", "WARNING"),
                     "MIGRATION_BUCKET": scenario.migration_bucket,
+                    # The ARN the stack gives SettleStoppedExecution (the name is fixed).
+                    "STATE_MACHINE_ARN": (
+                        f"arn:aws:states:{self.region}:{ACCOUNT_ID}:stateMachine:{STATE_MACHINE_NAME}"
+                    ),
                     "POLICY_NAME_PREFIX": "mwaa-migrate",
                     "MWAA_CLI_SCHEME": "http",
                     "AWS_DISABLE_HOST_PREFIX_INJECTION": "true",

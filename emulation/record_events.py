@@ -22,6 +22,11 @@ EVENT_SCENARIOS = {
 }
 
 
+# Functions the state machine does not invoke: their events are written by hand, in the shape of
+# the event that calls them (SettleStoppedExecution: EventBridge's execution status change).
+HAND_WRITTEN = frozenset({"settle_stopped_execution"})
+
+
 def scenario_for(folder: str) -> str:
     return EVENT_SCENARIOS.get(folder, "default")
 
@@ -43,7 +48,7 @@ def first_events(scenario_name: str) -> dict[str, dict[str, Any]]:
 def record() -> list[str]:
     written = []
     events_by_scenario = {name: first_events(name) for name in {scenario_for(f) for f in function_folders()}}
-    for folder in function_folders():
+    for folder in (folder for folder in function_folders() if folder not in HAND_WRITTEN):
         event = events_by_scenario[scenario_for(folder)].get(logical_id(folder))
         if event is None:
             raise RuntimeError(f"{logical_id(folder)} did not run in scenario {scenario_for(folder)}")

@@ -176,6 +176,15 @@ def test_start_target_dags_event_finds_the_target_live_and_unpauses_nothing_agai
     assert {row["dag_id"]: row["is_paused"] for row in target.metadata["dag"]} == before
 
 
+@pytest.mark.parametrize(("world", "folder"), by_scenario("settle_stopped_execution"), indirect=["world"])
+def test_settle_stopped_execution_event_of_an_execution_that_ended_itself_changes_nothing(world, folder):
+    # The sample execution ran to its end: an event saying it was stopped is not believed.
+    reports = world.s3.list_objects_v2(Bucket="mwaa-migrate-local", Prefix="migrations/")["KeyCount"]
+    result = invoke(world, folder)
+    assert result == {"settled": False}
+    assert world.s3.list_objects_v2(Bucket="mwaa-migrate-local", Prefix="migrations/")["KeyCount"] == reports
+
+
 @pytest.mark.parametrize(("world", "folder"), by_scenario("finish_migration"), indirect=["world"])
 def test_finish_migration_event_writes_the_report(world, folder):
     result = invoke(world, folder)

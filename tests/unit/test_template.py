@@ -52,7 +52,13 @@ RESOURCE_STAR_ACTIONS = frozenset(
 # RecordFailure) may put events on the default bus, and publish to the SNS topic when there is one.
 NOTIFICATION_ACTIONS = frozenset({"events:PutEvents", "sns:Publish"})
 NOTIFYING_FUNCTIONS = frozenset(
-    {"GrantPermissionsFunction", "AwaitApprovalFunction", "FinishMigrationFunction", "RecordFailureFunction"}
+    {
+        "GrantPermissionsFunction",
+        "AwaitApprovalFunction",
+        "FinishMigrationFunction",
+        "RecordFailureFunction",
+        "SettleStoppedExecutionFunction",
+    }
 )
 
 # What each step's function may do. A change here is a change to the pipeline's permissions:
@@ -136,6 +142,20 @@ FUNCTION_ACTIONS: dict[str, frozenset[str]] = {
     ),
     "AwaitApprovalFunction": frozenset(NOTIFICATION_ACTIONS),
     "StartTargetDagsFunction": frozenset({"airflow:CreateCliToken", "s3:GetObject", "s3:PutObject"}),
+    "SettleStoppedExecutionFunction": frozenset(
+        {
+            "states:DescribeExecution",
+            "states:GetExecutionHistory",
+            "airflow:CreateCliToken",
+            "iam:DeleteRolePolicy",
+            "iam:GetRolePolicy",
+            "s3:PutObject",
+            "s3:GetObject",
+            "s3:DeleteObject",
+            "s3:ListBucket",
+            *NOTIFICATION_ACTIONS,
+        }
+    ),
     "RecordFailureFunction": frozenset(
         {
             # the way back: pause and unpause DAGs on both environments
@@ -335,11 +355,19 @@ def test_every_function_has_a_sample_event(template: dict[str, Any], logical_id:
     assert isinstance(json.loads(event.read_text(encoding="utf-8")), dict)
 
 
+# Functions that EventBridge calls, not the state machine (a stopped execution never reaches it).
+OUTSIDE_THE_STATE_MACHINE = frozenset({"SettleStoppedExecutionFunction"})
+
+
+def _pipeline_functions(template: dict[str, Any]) -> set[str]:
+    return set(_functions(template)) - OUTSIDE_THE_STATE_MACHINE
+
+
 def test_every_function_arn_is_substituted_under_its_own_name(
     template: dict[str, Any], state_machine: dict[str, Any]
 ) -> None:
     substitutions = state_machine["DefinitionSubstitutions"]
-    for logical_id in _functions(template):
+    for logical_id in _pipeline_functions(template):
         assert substitutions[f"{logical_id}Arn"] == {"Fn::GetAtt": [logical_id, "Arn"]}
 
 
@@ -348,7 +376,7 @@ def test_substitutions_are_the_function_arns_and_the_poll_settings(
 ) -> None:
     substitutions = state_machine["DefinitionSubstitutions"]
     settings = {*POLL_SUBSTITUTIONS, *LOG_COPY_SUBSTITUTIONS}
-    expected = {f"{logical_id}Arn" for logical_id in _functions(template)} | settings
+    expected = {f"{logical_id}Arn" for logical_id in _pipeline_functions(template)} | settings
     assert set(substitutions) == expected
     for name in settings:
         assert substitutions[name] == {"Ref": name}
@@ -374,7 +402,17 @@ def test_state_machine_may_invoke_exactly_the_pipeline_functions(
         for policy in state_machine["Policies"]
         if isinstance(policy, dict) and "LambdaInvokePolicy" in policy
     }
-    assert invoked == set(_functions(template))
+    assert invoked == _pipeline_functions(template)
+
+
+def test_a_stopped_execution_of_this_state_machine_only_is_settled(template: dict[str, Any]) -> None:
+    function = template["Resources"]["SettleStoppedExecutionFunction"]["Properties"]
+    (rule,) = function["Events"].values()
+    pattern = rule["Properties"]["Pattern"]
+    assert pattern["source"] == ["aws.states"]
+    assert pattern["detail"]["status"] == ["ABORTED", "TIMED_OUT"]
+    assert pattern["detail"]["stateMachineArn"] == [{"Ref": "MigrationStateMachine"}]
+    assert function["Environment"]["Variables"]["STATE_MACHINE_ARN"] == {"Ref": "MigrationStateMachine"}
 
 
 # ------------------------------------------------------------------ least privilege

@@ -3,17 +3,22 @@ failure (the same, plus where and why it failed). Both are safe to run twice."""
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from botocore.exceptions import ClientError
+
 from mwaa_migrate.cutover import settle_after_failure, standing, target_went_live
+from mwaa_migrate.errors import from_client_error
 from mwaa_migrate.execution import now
 from mwaa_migrate.failure import error_from_state, failed_state, plan_from_state, readable_cause
 from mwaa_migrate.grants import delete_policies
 from mwaa_migrate.lock import Holder, holder, release
 from mwaa_migrate.metadata_dags import remove_dag
 from mwaa_migrate.models import Model
+from mwaa_migrate.observability import logger
 from mwaa_migrate.plan import migration_id, migration_prefix
 from mwaa_migrate.report import (
     Failure,
@@ -210,4 +215,90 @@ def record_failure(
         cause=f"{where}: {cause}",
         failed_state=where,
         dags_running=dags_running,
+    )
+
+
+# Statuses of an execution that ended without its failure path running (StopExecution, a timeout).
+STOPPED_STATUSES = frozenset({"ABORTED", "TIMED_OUT"})
+
+
+def _task_outputs(sfn: SFNClient, execution_arn: str) -> dict[str, dict[str, Any]]:
+    """The last Lambda result (its Payload) of each Task state that succeeded, by state name."""
+    paginator = sfn.get_paginator("get_execution_history")
+    events = {
+        event["id"]: event
+        for page in paginator.paginate(executionArn=execution_arn)
+        for event in page["events"]
+    }
+    outputs: dict[str, dict[str, Any]] = {}
+    for event in sorted(events.values(), key=lambda item: item["id"]):
+        details = event.get("taskSucceededEventDetails")
+        if not details:
+            continue
+        cursor = events.get(event.get("previousEventId", 0))
+        while cursor is not None and "stateEnteredEventDetails" not in cursor:
+            cursor = events.get(cursor.get("previousEventId", 0))
+        if cursor is None:
+            continue
+        try:
+            payload = json.loads(details.get("output") or "{}").get("Payload")
+        except ValueError:
+            continue
+        if isinstance(payload, dict):
+            outputs[cursor["stateEnteredEventDetails"]["name"]] = payload
+    return outputs
+
+
+def settle_stopped_execution(
+    execution_arn: str,
+    *,
+    state_machine_arn: str,
+    s3: S3Client,
+    iam: IAMClient,
+    sfn: SFNClient,
+    default_bucket: str,
+    lock_bucket: str,
+    cli: Callable[[str], AirflowCli],
+) -> Outcome | None:
+    """An execution stopped (StopExecution) or timed out never reaches RecordFailure: do what it
+    would have done, from the execution's own history. The event that calls this is not trusted:
+    the execution must be this state machine's and stopped, or nothing happens (None)."""
+    if not execution_arn.startswith(state_machine_arn.replace(":stateMachine:", ":execution:", 1) + ":"):
+        logger.warning("not an execution of this state machine: ignored")
+        return None
+    try:
+        described = sfn.describe_execution(executionArn=execution_arn)
+    except ClientError as error:
+        raise from_client_error(error, f"reading execution {execution_arn}") from None
+    if described["status"] not in STOPPED_STATUSES:
+        logger.warning("the execution is not stopped: ignored", extra={"status": described["status"]})
+        return None
+    outputs = _task_outputs(sfn, execution_arn)
+    if "RecordFailure" in outputs or "FinishMigration" in outputs:
+        return None  # its own last step ran: the outcome is recorded
+    try:
+        request = json.loads(described.get("input") or "{}")
+    except ValueError:
+        request = {}
+    state: dict[str, Any] = {
+        "request": request if isinstance(request, dict) else {},
+        "startedAt": described["startDate"].isoformat(),
+        "error": {
+            "Error": "ExecutionTimedOut" if described["status"] == "TIMED_OUT" else "ExecutionAborted",
+            "Cause": f"the execution was {described['status']} before it ended: "
+            f"{described.get('cause') or 'no cause given'}",
+        },
+    }
+    if "PlanMigration" in outputs:
+        state["plan"] = outputs["PlanMigration"]
+    if "GrantPermissions" in outputs:
+        state["grants"] = outputs["GrantPermissions"]
+    return record_failure(
+        RecordFailureEvent(execution_id=execution_arn, state=state),
+        s3=s3,
+        iam=iam,
+        sfn=sfn,
+        default_bucket=default_bucket,
+        lock_bucket=lock_bucket,
+        cli=cli,
     )

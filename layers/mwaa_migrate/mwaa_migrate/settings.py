@@ -23,6 +23,13 @@ class Settings(BaseModel):
     )
     # https on AWS; the local emulation serves the CLI endpoint over plain http.
     mwaa_cli_scheme: Literal["https", "http"] = Field(default="https", alias="MWAA_CLI_SCHEME")
+    # The pipeline's state machine: a stopped execution of it is settled, of no other (its ARN is
+    # known only after the stack made it, so only SettleStoppedExecution has it).
+    state_machine_arn: str = Field(
+        default="",
+        alias="STATE_MACHINE_ARN",
+        pattern=r"^(arn:aws[a-z-]*:states:[a-z0-9-]+:\d{12}:stateMachine:.+)?$",
+    )
     # The SNS topic that also gets the started/succeeded/failed notifications (unset: EventBridge only).
     notification_topic_arn: str | None = Field(
         default=None,

@@ -6,7 +6,8 @@ from __future__ import annotations
 import re
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import ConfigDict, Field
+from pydantic.alias_generators import to_camel
 
 from mwaa_migrate.execution import execution_name
 from mwaa_migrate.models import DagDeployment, EnvironmentName, ExecutionId, MigrationPlan, Model, RunId
@@ -119,3 +120,25 @@ class StartTargetDagsEvent(StepEvent):
 class RecordFailureEvent(StepEvent):
     # The whole execution state at the failure: what is there depends on where it failed.
     state: dict[str, Any]
+
+
+# EventBridge's events carry more than is read of them: the rest is ignored, not refused.
+_AWS_EVENT = ConfigDict(extra="ignore", populate_by_name=True, alias_generator=to_camel, frozen=True)
+
+
+class ExecutionStatusDetail(Model):
+    model_config = _AWS_EVENT
+
+    execution_arn: str = Field(min_length=1, max_length=2048)
+    state_machine_arn: str = Field(min_length=1, max_length=2048)
+    status: str
+
+
+class ExecutionStatusChange(Model):
+    """EventBridge's "Step Functions Execution Status Change" event (only what is read of it)."""
+
+    model_config = _AWS_EVENT
+
+    source: Literal["aws.states"]
+    detail_type: Literal["Step Functions Execution Status Change"] = Field(alias="detail-type")
+    detail: ExecutionStatusDetail
