@@ -72,10 +72,12 @@ class Pipeline:
     def __init__(self, target: Target) -> None:
         self.target = target
         self._endpoint: str | None = None
+        self._mwaa_endpoint: str | None = None
         with aws_errors("reading the AWS configuration"):
             if target.local:
                 emulation = local.running()
                 self._endpoint = emulation.endpoint
+                self._mwaa_endpoint = emulation.mwaa_endpoint or emulation.endpoint
                 # The emulation accepts any credentials: these are not secrets, and never the user's.
                 self.session = boto3.Session(
                     aws_access_key_id="testing",
@@ -108,7 +110,9 @@ class Pipeline:
 
     @cached_property
     def mwaa(self) -> MWAAClient:
-        return self.session.client("mwaa", endpoint_url=self._endpoint, config=_RETRIES)
+        # MWAA's token calls go to the host prefix env.: the local emulation is one host.
+        config = _RETRIES.merge(Config(inject_host_prefix=False)) if self.target.local else _RETRIES
+        return self.session.client("mwaa", endpoint_url=self._mwaa_endpoint, config=config)
 
     @cached_property
     def sts(self) -> STSClient:

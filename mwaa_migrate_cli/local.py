@@ -51,6 +51,8 @@ class Emulation:
     stack_name: str
     scenario: str
     pid: int
+    # MWAA is the project's own emulator, on a port of its own (moto has no MWAA).
+    mwaa_endpoint: str = ""
 
 
 def running() -> Emulation:
@@ -71,6 +73,7 @@ def running() -> Emulation:
         stack_name=str(data["stackName"]),
         scenario=str(data["scenario"]),
         pid=int(data["pid"]),
+        mwaa_endpoint=str(data.get("mwaaEndpoint", "")),
     )
     if not _alive(emulation.pid):
         raise CliError(
@@ -200,6 +203,7 @@ def serve(
                     stack_name=stack_name,
                     scenario=scenario.name,
                     pid=os.getpid(),
+                    mwaa_endpoint=stack.mwaa_emulator.endpoint_url,
                 )
                 file.parent.mkdir(parents=True, exist_ok=True)
                 file.write_text(
@@ -210,6 +214,7 @@ def serve(
                             "stackName": emulation.stack_name,
                             "scenario": emulation.scenario,
                             "pid": emulation.pid,
+                            "mwaaEndpoint": emulation.mwaa_endpoint,
                         }
                     )
                 )

@@ -314,3 +314,53 @@ def test_local_up_on_a_port_in_use_says_so(emulation: Emulation, tmp_path):
     assert result.code == 2
     assert "cannot listen on 127.0.0.1:" in _one_error_line(result.err)
     assert not (tmp_path / "local.json").exists()
+
+
+# ------------------------------------------------------------------ the cutover by hand
+
+
+def _wait_for(emulation: Emulation, name: str, text: str, timeout: float = 120) -> str:
+    deadline = time.monotonic() + timeout
+    while True:
+        status = emulation.run("status", "--local", name)
+        if text in status.out:
+            return status.out
+        assert time.monotonic() < deadline, status.out + status.err
+        time.sleep(0.5)
+
+
+def test_an_approved_cutover_runs_and_a_rollback_gives_the_dags_back(fresh_emulation: Emulation):
+    emulation = fresh_emulation
+    started = emulation.run("start", "--local", *REQUEST, "--cutover", "approve")
+    assert started.code == 0, started.err
+    name = _started_name(started.out)
+    waiting = _wait_for(emulation, name, "Waiting for approval")
+    assert f"mwaa-migrate approve {name}" in waiting
+
+    approved = emulation.run("approve", "--local", name)
+    followed = emulation.run("follow", "--local", name, "--interval", "0.3")
+    again = emulation.run("approve", "--local", name)
+    rolled_back = emulation.run("rollback", "--local", name, "--yes")
+
+    assert approved.code == 0, approved.err
+    assert approved.out.startswith(f"Approved {name}")
+    assert followed.code == 0, followed.out + followed.err
+    assert again.code == 3
+    assert "is not waiting for approval" in _one_error_line(again.err)
+    assert rolled_back.code == 0, rolled_back.err
+    assert rolled_back.out.startswith(f"Rolled back: the source {SOURCE} runs its 2 recorded DAGs again")
+
+
+def test_a_rejected_cutover_ends_the_migration_with_the_source_untouched(fresh_emulation: Emulation):
+    emulation = fresh_emulation
+    name = _started_name(emulation.run("start", "--local", *REQUEST, "--cutover", "approve").out)
+    _wait_for(emulation, name, "Waiting for approval")
+
+    rejected = emulation.run("reject", "--local", name, "--reason", "not tonight")
+    followed = emulation.run("follow", "--local", name, "--interval", "0.3")
+    report = emulation.run("report", "--local", name)
+
+    assert rejected.code == 0, rejected.err
+    assert followed.code == 1
+    assert "CutoverRejected" in followed.out
+    assert f"**The source {SOURCE} runs the DAGs: this migration never paused them.**" in report.out
