@@ -20,8 +20,8 @@ from mwaa_migrate.step_events import ExecutionStatusChange
 @logger.inject_lambda_context(log_event=False, clear_state=True)
 @tracer.capture_lambda_handler(capture_response=False)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    change = parse_model(ExecutionStatusChange, event)
-    execution_arn = change.detail.execution_arn
+    step = parse_model(ExecutionStatusChange, event)
+    execution_arn = step.detail.execution_arn
     logger.append_keys(execution_id=execution_arn)
     outcome = settle_stopped_execution(
         execution_arn,

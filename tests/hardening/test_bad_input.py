@@ -177,12 +177,15 @@ def _mutations(model: type[BaseModel], sample: dict[str, Any]) -> st.SearchStrat
     dropped = st.sampled_from(required).map(
         lambda f: _Mutation("drop", _without(sample, f.path), f.dotted, True)
     )
+    # The state machine's payloads refuse a field they do not know; an event whose shape AWS owns
+    # (EventBridge's) ignores what AWS adds to it.
+    refuses_extras = model.model_config.get("extra") == "forbid"
     extra = st.sampled_from(_model_paths(model, sample)).map(
         lambda path: _Mutation(
             "extra",
             _set(sample, (*path, UNKNOWN_FIELD), "x"),
             ".".join(str(part) for part in (*path, UNKNOWN_FIELD)),
-            True,
+            refuses_extras,
         )
     )
     retyped = st.sampled_from(fields).map(
