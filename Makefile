@@ -74,12 +74,13 @@ bench-metadata: $(BIN)/.installed ## the metadata benchmark: export/import of 1M
 bench-downtime: $(BIN)/.installed ## the downtime benchmark: a cutover's pause-to-unpause at 100k and 1M task instances against today's single phase
 	$(BIN)/python -m benchmarks.downtime
 
-lint: $(BIN)/.installed $(SAM).installed $(CHECKOV).installed ## ruff, mypy, sam validate --lint, cfn-lint, checkov
+lint: $(BIN)/.installed $(SAM).installed $(CHECKOV).installed ## ruff, mypy, sam validate --lint, cfn-lint, parliament (IAM), checkov
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(SAM) validate --lint --region us-east-1
 	$(BIN)/cfn-lint template.yaml
+	$(BIN)/python scripts/lint_policies.py
 	$(CHECKOV) -f template.yaml --config-file .checkov.yaml --compact --quiet
 
 format: $(BIN)/.installed ## apply ruff's fixes and formatting

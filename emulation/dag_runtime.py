@@ -18,6 +18,7 @@ that raises fails the run.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import tempfile
 import time
@@ -149,6 +150,8 @@ SCHEMA: dict[str, tuple[_EmulatedColumn, ...]] = {
         _col("extra"),
         _col("try_number", "integer", since=AirflowVersion(2, 10, 0)),
     ),
+    # Not Airflow's: the import's ledger of the row versions it left (metadata.LEDGER_TABLE).
+    metadata.LEDGER_TABLE: (_col("digest", nullable=False), _col("exported_at", "datetime", nullable=False)),
 }
 
 
@@ -192,35 +195,87 @@ class RowwiseTables:
             carried = metadata.cleared_for_delta(spec, row, window)
             sink(metadata.json_line(metadata.encode_row(spec.name, carried, columns)))
 
+    def newest_import(self) -> str | None:
+        stamps = [
+            metadata.parse_datetime(row["exported_at"]) for row in self.table_rows(metadata.LEDGER_TABLE)
+        ]
+        return metadata.format_datetime(max(stamps)) if stamps else None
+
     def import_table(
-        self, spec: TableSpec, mapping: ColumnMapping, lines: Iterable[bytes], *, update: bool
+        self,
+        spec: TableSpec,
+        mapping: ColumnMapping,
+        lines: Iterable[bytes],
+        *,
+        on_conflict: str,
+        exported_at: str,
     ) -> TableCounts:
         types = dict(mapping.source_types)
         compared = [target for target, _ in mapping.kept] + [ref.column for ref in mapping.id_refs]
         kinds = {column.name: column.type for column in self.columns(spec.name) or []}
         counts = TableCounts()
-        staged: list[tuple[tuple[Any, ...], dict[str, Any] | None]] = []
+        staged: list[tuple[tuple[Any, ...], dict[str, Any] | None, dict[str, Any]]] = []
         for line in lines:
             counts.read += 1
             row = json.loads(line)
-            staged.append((self._norm_key(spec, row, types), self._mapped(spec, mapping, row, types)))
+            staged.append((self._norm_key(spec, row, types), self._mapped(spec, mapping, row, types), row))
+        recorded = {str(row.get("digest")): row for row in self.table_rows(metadata.LEDGER_TABLE)}
+        ledger = set(recorded)
 
-        def present(key: tuple[Any, ...], out: dict[str, Any] | None, index: Mapping[Any, list[Any]]) -> bool:
-            rows = index.get(key, [])
-            if not update:
-                return bool(rows)
-            return out is not None and any(self._same(row, out, compared, kinds) for row in rows)
+        def same(row: Mapping[str, Any], out: Mapping[str, Any] | None) -> bool:
+            return out is not None and self._same(row, out, compared, kinds)
+
+        def ours(row: Mapping[str, Any]) -> bool:
+            return self._digest(spec, row, compared, kinds) in ledger
+
+        def listing(row: Mapping[str, Any], reason: str) -> None:
+            if len(counts.listed) < metadata.CONFLICTS_LISTED:
+                counts.listed.append({"key": metadata.shown_key(spec, row), "reason": reason})
 
         index = self._index(spec)
-        counts.unchanged = sum(1 for key, out in staged if present(key, out, index))
-        if update:
-            for key, out in staged:
-                if out is None or present(key, out, index):
-                    continue
-                for row in index.get(key, []):
-                    self.update_row(spec.name, row, {name: out.get(name) for name in compared})
+        held = [any(same(row, out) for row in index.get(key, [])) for key, out, _ in staged]
+        counts.identical = sum(held)
+        differing = [
+            (key, out, row)
+            for (key, out, row), is_held in zip(staged, held, strict=True)
+            if not is_held and any(not same(x, out) and not ours(x) for x in index.get(key, []))
+        ]
+        for _, _, row in differing:
+            listing(row, "differs")
+        for (key, out, _), is_held in zip(staged, held, strict=True):
+            if out is None or is_held:
+                continue
+            for x in index.get(key, []):
+                if not same(x, out) and ours(x):
+                    self.update_row(spec.name, x, {name: out.get(name) for name in compared})
                     counts.updated += 1
-            index = self._index(spec)
+        if on_conflict == metadata.ON_CONFLICT_OVERWRITE:
+            for key, out, _ in differing:
+                for x in index.get(key, []):
+                    if out is not None and not same(x, out):
+                        self.update_row(spec.name, x, {name: out.get(name) for name in compared})
+                        counts.overwritten += 1
+        counts.inserted = self._insert_new(spec, [(key, out) for key, out, _ in staged])
+        index = self._index(spec)
+        for key, _, row in staged:
+            if key not in index:
+                counts.refused += 1
+                listing(row, "refused")
+        counts.conflicts = len(differing) + counts.refused
+        left = [(key, out) for key, out, _ in staged if any(same(x, out) for x in index.get(key, []))]
+        counts.missing = counts.read - len(left)
+        written = {
+            self._digest(spec, x, compared, kinds) for key, out in left for x in index[key] if same(x, out)
+        }
+        self._write_ledger(written, recorded, exported_at)
+        return counts
+
+    # Helpers
+    def _insert_new(
+        self, spec: TableSpec, staged: Sequence[tuple[tuple[Any, ...], dict[str, Any] | None]]
+    ) -> int:
+        """Insert the rows the target lacks by natural key (INSERT ... ON CONFLICT DO NOTHING)."""
+        index = self._index(spec)
         taken_unique = self._unique_sets(spec)
         new_rows: list[dict[str, Any]] = []
         inserted_keys: set[tuple[Any, ...]] = set()
@@ -234,12 +289,21 @@ class RowwiseTables:
             inserted_keys.add(key)
             new_rows.append(out)
         self.add_rows(spec.name, new_rows)
-        counts.inserted = len(new_rows)
-        index = self._index(spec)
-        counts.rejected = sum(1 for key, out in staged if not present(key, out, index))
-        return counts
+        return len(new_rows)
 
-    # Helpers
+    def _write_ledger(
+        self, written: set[str], recorded: Mapping[str, dict[str, Any]], exported_at: str
+    ) -> None:
+        """Each digest with the newest export that left it (as the SQL's GREATEST)."""
+        for digest in written & set(recorded):
+            row = recorded[digest]
+            if metadata.parse_datetime(row["exported_at"]) < metadata.parse_datetime(exported_at):
+                self.update_row(metadata.LEDGER_TABLE, row, {"exported_at": exported_at})
+        self.add_rows(
+            metadata.LEDGER_TABLE,
+            [{"digest": digest, "exported_at": exported_at} for digest in sorted(written - set(recorded))],
+        )
+
     def _mapped(
         self, spec: TableSpec, mapping: ColumnMapping, row: Mapping[str, Any], types: Mapping[str, str]
     ) -> dict[str, Any] | None:
@@ -286,6 +350,21 @@ class RowwiseTables:
         return all(
             norm(row.get(c), kinds.get(c, "json")) == norm(out.get(c), kinds.get(c, "json")) for c in compared
         )
+
+    @staticmethod
+    def _digest(
+        spec: TableSpec, row: Mapping[str, Any], compared: Sequence[str], kinds: Mapping[str, str]
+    ) -> str:
+        """The ledger's digest of a target row: its table, natural key and carried columns."""
+
+        def norm(value: Any, kind: str) -> Any:
+            if value is not None and kind == "datetime":
+                return metadata.format_datetime(metadata.parse_datetime(value))
+            return metadata.encode_value(value)
+
+        names = [*spec.key, *(name for name in compared if name not in spec.key)]
+        values = [norm(row.get(name), kinds.get(name, "json")) for name in names]
+        return hashlib.sha256(json.dumps([spec.name, values], sort_keys=True).encode("utf-8")).hexdigest()
 
     @staticmethod
     def _values(row: Mapping[str, Any], columns: Sequence[str]) -> tuple[Any, ...]:

@@ -17,6 +17,7 @@ import uuid
 import zipfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -29,6 +30,34 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 FUNCTIONS_DIR = REPO_ROOT / "functions"
 
 Handler = Callable[[dict[str, Any], Any], Any]
+
+# Who makes the AWS calls of this thread: the function being invoked (its logical id), or an
+# environment's execution role while a DAG runs (local_stack). The IAM evaluation tier (tests/iam)
+# attributes each call to it and evaluates the call against that principal's policy.
+_principal: ContextVar[str | None] = ContextVar("mwaa_migrate_principal", default=None)
+
+
+def current_principal() -> str | None:
+    return _principal.get()
+
+
+@contextmanager
+def acting_as(principal: str) -> Iterator[None]:
+    token = _principal.set(principal)
+    try:
+        yield
+    finally:
+        _principal.reset(token)
+
+
+def as_function(function_name: str, handler: Handler) -> Handler:
+    """The handler, making its AWS calls as `function_name` however a test calls it."""
+
+    def handle(event: dict[str, Any], context: Any) -> Any:
+        with acting_as(function_name):
+            return handler(event, context)
+
+    return handle
 
 
 def function_folders() -> list[str]:
@@ -91,7 +120,8 @@ class InProcessLambdas:
         handler = self.handlers[function_name]
         context = FakeLambdaContext(function_name=function_name)
         try:
-            result = handler(event, context)
+            with acting_as(function_name):
+                result = handler(event, context)
         except Exception as error:  # the Lambda runtime's own contract: any exception is a FunctionError
             self.invocations.append(InvocationRecord(function_name, event, type(error).__name__))
             payload = {

@@ -29,6 +29,8 @@ from emulation.distributed_map import emulate_distributed_map
 from emulation.lambdas import (
     REPO_ROOT,
     InProcessLambdas,
+    acting_as,
+    as_function,
     function_folders,
     load_handler,
     logical_id,
@@ -36,7 +38,7 @@ from emulation.lambdas import (
     run_lambdas_in_process,
 )
 from emulation.logs_limits import enforce_logs_limits
-from emulation.mwaa import DagRuntime, MwaaEmulator
+from emulation.mwaa import DagRunResult, DagRuntime, EmulatedEnvironment, MwaaEmulator
 from emulation.scenario import Scenario
 from mwaa_migrate import clients, settings
 from mwaa_migrate.execution import approval_wait, new_execution_name
@@ -168,6 +170,9 @@ class LocalStack:
         self.logs = boto3.client("logs", region_name=self.region)
         self.sfn = boto3.client("stepfunctions", region_name=self.region)
         self.kms = boto3.client("kms", region_name=self.region)
+        # The same scenario gets the same key id and S3 object versions (moto draws them from its own
+        # random): events recorded from one run (make events) name what a replay's world also has.
+        mock_random.seed(0)
         # The stack's MigrationKey, which seals the exported metadata.
         key = self.kms.create_key(Description="mwaa-migrate migration key")
         self.migration_key_arn = key["KeyMetadata"]["Arn"]
@@ -179,16 +184,15 @@ class LocalStack:
             account_id=ACCOUNT_ID,
             s3_client=self.s3,
             logs_client=self.logs,
-            dag_runtime=self.dag_runtime if self.real_airflow is None else self.real_airflow(self),
+            dag_runtime=_AsExecutionRole(
+                self.dag_runtime if self.real_airflow is None else self.real_airflow(self)
+            ),
         )
         endpoint = self.mwaa_emulator.start()
         self._exit.callback(self.mwaa_emulator.stop)
         self._exit.enter_context(_environment({"AWS_ENDPOINT_URL_MWAA": endpoint}))
         self.mwaa = boto3.client("mwaa", region_name=self.region)
 
-        # The same scenario gets the same S3 object versions (moto draws them from its own random):
-        # events recorded from one run (make events) name versions that a replay's world also has.
-        mock_random.seed(0)
         scenario.seed(self)
         self.lambdas = InProcessLambdas({})
         self._exit.enter_context(run_lambdas_in_process(self.lambdas))
@@ -222,7 +226,7 @@ class LocalStack:
                 Code={"ZipFile": placeholder_zip()},
                 Timeout=900,
             )["FunctionArn"]
-            self.lambdas.handlers[name] = load_handler(folder).lambda_handler
+            self.lambdas.handlers[name] = as_function(name, load_handler(folder).lambda_handler)
         return self.sfn.create_state_machine(
             name=STATE_MACHINE_NAME, definition=definition(arns, self.timing), roleArn=role_arn
         )["stateMachineArn"]
@@ -275,6 +279,17 @@ class LocalStack:
 
     def read_json(self, bucket: str, key: str) -> Any:
         return json.loads(self.s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+
+
+class _AsExecutionRole:
+    """A DAG's AWS calls are its environment's execution role's (emulation.lambdas.acting_as)."""
+
+    def __init__(self, runtime: DagRuntime) -> None:
+        self.runtime = runtime
+
+    def run(self, environment: EmulatedEnvironment, dag_id: str, conf: dict[str, Any]) -> DagRunResult:
+        with acting_as(str(environment.description["ExecutionRoleArn"])):
+            return self.runtime.run(environment, dag_id, conf)
 
 
 @contextmanager

@@ -437,7 +437,9 @@ class MwaaEmulator:
         name = seeded.get("Name")
         if not isinstance(name, str):
             raise ValueError("the description needs a Name")
-        seeded.setdefault("ExecutionRoleArn", f"arn:aws:iam::{self.account_id}:role/service-role/mwaa-{name}")
+        seeded.setdefault(
+            "ExecutionRoleArn", f"arn:aws:iam::{self.account_id}:role/service-role/AmazonMWAA-{name}"
+        )
         seeded.setdefault("SourceBucketArn", f"arn:aws:s3:::airflow-{name.lower().replace('_', '-')}")
         seeded.setdefault("DagS3Path", "dags")
         seeded.setdefault(

@@ -90,6 +90,11 @@ class Scenario(_Model):
         """Create in the emulated AWS what exists before the migration starts."""
         source = self.source
         stack.s3.create_bucket(Bucket=self.migration_bucket)
+        # As the template's MigrationBucket: versioned (the plan references its configuration object
+        # by version, so a second plan of the same migration cannot replace what the first wrote).
+        stack.s3.put_bucket_versioning(
+            Bucket=self.migration_bucket, VersioningConfiguration={"Status": "Enabled"}
+        )
         dag_bucket = source["SourceBucketArn"].split(":::", 1)[-1]
         stack.s3.create_bucket(Bucket=dag_bucket)
         # MWAA requires versioning: it reads plugins, requirements and startup script by version.

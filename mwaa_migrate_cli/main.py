@@ -112,6 +112,12 @@ def _request_options(parser: argparse.ArgumentParser) -> None:
         help="onDrainTimeout: at the drain's deadline fail (restore the source) or carry the runs over "
         "(default fail)",
     )
+    group.add_argument(
+        "--on-conflict",
+        choices=("fail", "keep-target", "overwrite"),
+        help="onConflict: a row the target refuses or holds differently fails the import (default "
+        "fail), or is kept as the target has it, or overwritten with the source's",
+    )
 
 
 def _follow_options(parser: argparse.ArgumentParser, *, interval: float) -> None:
@@ -261,6 +267,7 @@ def migration_request(args: argparse.Namespace, *, dry_run: bool) -> dict[str, A
         "approvalTimeoutHours": args.approval_timeout_hours,
         "drainTimeoutMinutes": args.drain_timeout_minutes,
         "onDrainTimeout": args.on_drain_timeout,
+        "onConflict": args.on_conflict,
     }
     request.update({key: value for key, value in flags.items() if value is not None})
     if dry_run:
@@ -391,6 +398,7 @@ def _request_flags(request: dict[str, Any]) -> list[str]:
         ("approvalTimeoutHours", "--approval-timeout-hours", 24),
         ("drainTimeoutMinutes", "--drain-timeout-minutes", 30),
         ("onDrainTimeout", "--on-drain-timeout", "fail"),
+        ("onConflict", "--on-conflict", "fail"),
     )
     shown += [
         f"{flag} {request[key]}" for key, flag, default in defaults if request.get(key, default) != default

@@ -8,7 +8,8 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from mwaa_migrate.report import REDACTED, flatten, redact_request, settings_diff
+from mwaa_migrate.redaction import REDACTED
+from mwaa_migrate.report import flatten, redact_request, settings_diff
 
 _MARKS = {"changed": "~", "added": "+", "removed": "-"}
 
@@ -115,6 +116,13 @@ def render_plan(plan: Mapping[str, Any], *, execution_name: str | None = None) -
             f"    {line}"
             for line in json.dumps(redact_request(target["createRequest"]), indent=2).splitlines()
         ]
+    configuration = target.get("configuration")
+    where = (
+        f"s3://{configuration['bucket']}/{configuration['key']}"
+        if configuration
+        else f"s3://{plan['bucket']}/{plan['prefix']}/secrets/ once it runs (a dry run writes none)"
+    )
+    lines.append(f"  Airflow configuration option values: not in the plan; encrypted (SSE-KMS) in {where}")
     lines += ["", "Temporary IAM policies (put before the export, removed when the migration ends)"]
     lines += _policies(plan) or ["  none"]
     lines += ["", "DAGs put into the environments' DAG folders", *(_dags(plan) or ["  none"])]

@@ -27,6 +27,9 @@ os.environ.update(
 
 from mwaa_migrate import clients, settings
 from mwaa_migrate.observability import metrics
+from tests.iam import recorder, tier
+
+recorder.install()
 
 
 @pytest.fixture(autouse=True)
@@ -38,3 +41,13 @@ def _fresh_process_state() -> Iterator[None]:
     metrics.clear_metrics()
     clients.reset()
     settings.settings.cache_clear()
+
+
+@pytest.fixture(autouse=True)
+def _iam_evaluation() -> Iterator[None]:
+    """The IAM evaluation tier (tests/iam): every AWS call a function, the state machine or a DAG
+    made in an emulated migration during the test (its fixtures' set-up included) is one its
+    principal's policy allows. A test about a denial takes the calls with recorder.drain()."""
+    yield
+    found = tier.unexpected(tier.denials(recorder.drain()))
+    assert not found, tier.report(found)

@@ -6,9 +6,11 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from mwaa_migrate import clients
 from mwaa_migrate.airflow_cli import AirflowCli
+from mwaa_migrate.errors import DagRunFailed
 from mwaa_migrate.metadata_dags import MetadataResult, check_dag_run, read_export, read_verified_import
 from mwaa_migrate.models import parse_model
 from mwaa_migrate.observability import logger, tracer
+from mwaa_migrate.redaction import redact_text
 from mwaa_migrate.settings import settings
 from mwaa_migrate.step_events import CheckDagRunEvent
 
@@ -20,7 +22,12 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     environment = step.deployment.environment_name
     logger.append_keys(execution_id=step.execution_id, environment=environment, dag_id=step.deployment.dag_id)
     cli = AirflowCli(clients.mwaa(), environment, scheme=settings().mwaa_cli_scheme)
-    check = check_dag_run(cli, clients.logs(), step.deployment, run_id=step.run_id, attempt=step.attempt)
+    try:
+        check = check_dag_run(cli, clients.logs(), step.deployment, run_id=step.run_id, attempt=step.attempt)
+    except DagRunFailed as error:
+        # The message ends with the failed task's last log lines: it becomes the execution's cause,
+        # kept in its history, so secret-looking values in them are redacted here.
+        raise DagRunFailed(redact_text(str(error))) from None
     # Always present, so the state machine's ResultSelector finds it on every poll.
     response: dict[str, Any] = {**check.to_event(), "result": None}
     if check.done:

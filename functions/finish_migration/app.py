@@ -6,6 +6,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from mwaa_migrate import clients
+from mwaa_migrate.grants import StackGrants
 from mwaa_migrate.models import parse_model
 from mwaa_migrate.notifications import ended, publish
 from mwaa_migrate.observability import bind_execution, logger, metrics, tracer
@@ -26,6 +27,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         iam=clients.iam(),
         sfn=clients.stepfunctions(),
         lock_bucket=settings().migration_bucket,
+        stack=StackGrants.of(settings()),
     )
     metrics.add_metric(name="MigrationsSucceeded", unit=MetricUnit.Count, value=1)
     logger.info("migration succeeded", extra={"report": outcome.report_uri})

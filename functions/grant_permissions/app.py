@@ -5,7 +5,10 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from mwaa_migrate import clients
-from mwaa_migrate.grants import put_policies
+from mwaa_migrate.environment_status import get_environment
+from mwaa_migrate.errors import InvalidMigrationRequest
+from mwaa_migrate.execution import require_running_execution
+from mwaa_migrate.grants import StackGrants, derive_policies, put_policies
 from mwaa_migrate.lock import acquire
 from mwaa_migrate.models import parse_model
 from mwaa_migrate.notifications import publish, started
@@ -18,22 +21,43 @@ from mwaa_migrate.step_events import PlanStepEvent
 @tracer.capture_lambda_handler(capture_response=False)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     step = parse_model(PlanStepEvent, event)
-    bind_execution(step.execution_id, step.plan.source.name, step.plan.target.name)
+    plan = step.plan
+    bind_execution(step.execution_id, plan.source.name, plan.target.name)
+    # The event is not trusted: the execution must be running for these environments, and the
+    # policies are derived again from names, the source as it is and the stack's settings.
+    request = require_running_execution(
+        clients.stepfunctions(),
+        step.execution_id,
+        state_machine_arn=settings().state_machine_arn,
+        source=plan.source.name,
+        target=plan.target.name,
+    )
+    source = get_environment(clients.mwaa(), plan.source.name)
+    if source is None:
+        raise InvalidMigrationRequest(f"plan.source.name: environment {plan.source.name} does not exist")
+    requested_role = request.get("targetExecutionRoleArn")
+    policies = derive_policies(
+        plan,
+        source_environment=source,
+        requested_target_role=requested_role if isinstance(requested_role, str) else None,
+        iam=clients.iam(),
+        stack=StackGrants.of(settings()),
+    )
     # One migration per target environment at a time: a second execution stops here, having changed
     # nothing (mwaa_migrate.lock).
     acquire(
         clients.s3(),
         clients.stepfunctions(),
         bucket=settings().migration_bucket,
-        source_environment=step.plan.source.name,
-        target_environment=step.plan.target.name,
+        source_environment=plan.source.name,
+        target_environment=plan.target.name,
         execution_id=step.execution_id,
     )
-    granted = put_policies(clients.iam(), step.plan.policies)
+    granted = put_policies(clients.iam(), policies)
     logger.info("granted", extra={"policies": granted})
     # The first step that changes anything: the migration has started.
     publish(
-        started(step.plan, step.execution_id),
+        started(plan, step.execution_id),
         events=clients.events(),
         sns=clients.sns(),
         topic_arn=settings().notification_topic_arn,

@@ -28,6 +28,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         default_bucket=settings().migration_bucket,
         policy_name_prefix=settings().policy_name_prefix,
         kms_key_arn=settings().migration_key_arn,
+        execution_role_pattern=settings().execution_role_arn_pattern,
     )
     metrics.add_metric(name="MigrationsPlanned", unit=MetricUnit.Count, value=1)
     logger.info(

@@ -7,6 +7,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from mwaa_migrate import clients
 from mwaa_migrate.airflow_cli import AirflowCli
+from mwaa_migrate.grants import StackGrants
 from mwaa_migrate.models import parse_model
 from mwaa_migrate.notifications import failed, publish
 from mwaa_migrate.observability import logger, metrics, tracer
@@ -29,6 +30,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         default_bucket=settings().migration_bucket,
         lock_bucket=settings().migration_bucket,
         cli=lambda environment: AirflowCli(clients.mwaa(), environment, scheme=settings().mwaa_cli_scheme),
+        stack=StackGrants.of(settings()),
     )
     metrics.add_metric(name="MigrationsFailed", unit=MetricUnit.Count, value=1)
     logger.error(

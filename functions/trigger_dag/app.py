@@ -17,6 +17,7 @@ from mwaa_migrate.step_events import TriggerDagEvent
 @tracer.capture_lambda_handler(capture_response=False)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     step = parse_model(TriggerDagEvent, event)
+    step.conf.require_stack(bucket=settings().migration_bucket, kms_key_arn=settings().migration_key_arn)
     environment = step.deployment.environment_name
     logger.append_keys(execution_id=step.execution_id, environment=environment)
     cli = AirflowCli(clients.mwaa(), environment, scheme=settings().mwaa_cli_scheme)

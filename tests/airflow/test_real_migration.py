@@ -63,6 +63,17 @@ def in_flight_task(task_instances: dict[str, Any]) -> str:
 
 
 @dataclass
+class Attempt:
+    """One more import run: its output, the target before and after, its result if it wrote one."""
+
+    output: str
+    failed: bool
+    before: dict[str, Any]
+    after: dict[str, Any]
+    result: dict[str, Any] | None = None
+
+
+@dataclass
 class Migration:
     source: AirflowEnvironment
     target: AirflowEnvironment
@@ -75,9 +86,18 @@ class Migration:
     source_report_after_cutover: dict[str, Any]
     target_report_after_bulk: dict[str, Any]
     target_report: dict[str, Any]
+    target_report_after_second_bulk: dict[str, Any]
     target_report_after_second_imports: dict[str, Any]
+    # The bulk imported again after the cutover.
+    older_export: Attempt
     results: dict[str, dict[str, Any]]
     second_results: dict[str, dict[str, Any]]
+    # The import of a cutover manifest edited in the bucket (a paused DAG added to active_dags).
+    tampered: Attempt
+    # A connection changed by hand in the target, then the bulk imported again: by default, then
+    # with onConflict keep-target.
+    stale_by_default: Attempt
+    stale_kept: Attempt
 
     @property
     def prefix(self) -> str:
@@ -108,6 +128,17 @@ def run_dag(environment: AirflowEnvironment, dag_id: str, date: str, conf: dict[
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-5000:]
     assert "Marking task as FAILED" not in output, output[-5000:]
+
+
+STALE_HOST = "db.old.internal"
+
+
+def attempt(target: AirflowEnvironment, date: str, conf: dict[str, Any]) -> Attempt:
+    before = report(target)
+    result = target.dags_test("mwaa_migrate_import", date, conf)
+    output = result.stdout + result.stderr
+    failed = result.returncode != 0 or "Marking task as FAILED" in output
+    return Attempt(output=output, failed=failed, before=before, after=report(target))
 
 
 def import_result(local_aws: LocalAws, conf: dict[str, Any], phase: str) -> dict[str, Any]:
@@ -158,6 +189,10 @@ def migration(
         run_dag(target, "mwaa_migrate_import", "2026-11-24T00:00:00+00:00", conf)
         target_report_after_bulk = report(target)
         results = {"bulk": import_result(local_aws, conf, "bulk")}
+        # The same export imported again: every row identical, nothing changed.
+        run_dag(target, "mwaa_migrate_import", "2026-11-24T12:00:00+00:00", conf)
+        second_results = {"bulk": import_result(local_aws, conf, "bulk")}
+        target_report_after_second_bulk = report(target)
 
         # The source runs on after the bulk: its scheduler runs one more (failing) run, and a
         # variable changes. 3 seeded runs + the bulk export's own + this one.
@@ -174,9 +209,24 @@ def migration(
         target_report = report(target)
         results["cutover"] = import_result(local_aws, conf, "cutover")
 
-        run_dag(target, "mwaa_migrate_import", "2026-11-28T00:00:00+00:00", conf)
         run_dag(target, "mwaa_migrate_import", "2026-11-29T00:00:00+00:00", cutover)
-        second_results = {phase: import_result(local_aws, conf, phase) for phase in ("bulk", "cutover")}
+        second_results["cutover"] = import_result(local_aws, conf, "cutover")
+        target_report_after_second_imports = report(target)
+        # The bulk's older export after the cutover's: refused, it would set newer rows back.
+        older_export = attempt(target, "2026-11-29T12:00:00+00:00", conf)
+
+        manifest_key = f"{conf['prefix']}/export/cutover/manifest.json"
+        manifest = local_aws.s3.get_object(Bucket=local_aws.bucket, Key=manifest_key)["Body"].read()
+        edited = json.loads(manifest)
+        edited["active_dags"].append("legacy_export")
+        local_aws.s3.put_object(Bucket=local_aws.bucket, Key=manifest_key, Body=json.dumps(edited).encode())
+        tampered = attempt(target, "2026-11-30T00:00:00+00:00", cutover)
+        local_aws.s3.put_object(Bucket=local_aws.bucket, Key=manifest_key, Body=manifest)
+
+        target.sql(f"UPDATE connection SET host = '{STALE_HOST}' WHERE conn_id = 'warehouse_db'")  # noqa: S608
+        stale_by_default = attempt(target, "2026-12-01T00:00:00+00:00", cutover)
+        stale_kept = attempt(target, "2026-12-02T00:00:00+00:00", {**cutover, "onConflict": "keep-target"})
+        stale_kept.result = import_result(local_aws, conf, "cutover")
         yield Migration(
             source=source,
             target=target,
@@ -188,9 +238,14 @@ def migration(
             source_report_after_cutover=source_report_after_cutover,
             target_report_after_bulk=target_report_after_bulk,
             target_report=target_report,
-            target_report_after_second_imports=report(target),
+            target_report_after_second_bulk=target_report_after_second_bulk,
+            target_report_after_second_imports=target_report_after_second_imports,
+            older_export=older_export,
             results=results,
             second_results=second_results,
+            tampered=tampered,
+            stale_by_default=stale_by_default,
+            stale_kept=stale_kept,
         )
     finally:
         source.drop()
@@ -397,16 +452,31 @@ def test_the_bulk_import_inserts_every_exported_task_instance(migration: Migrati
 def test_a_second_import_of_either_phase_changes_nothing(migration: Migration, phase: str) -> None:
     tables = migration.second_results[phase]["tables"]
 
-    assert {name: (c["inserted"], c["updated"], c["rejected"]) for name, c in tables.items()} == {
-        name: (
-            0,
-            0,
-            c["read"] if migration.second_results[phase]["columns"][name].get("table_missing") else 0,
-        )
+    first = migration.target_report_after_bulk if phase == "bulk" else migration.target_report
+    again = (
+        migration.target_report_after_second_bulk
+        if phase == "bulk"
+        else migration.target_report_after_second_imports
+    )
+
+    # An honest re-run: every row identical (a table the target's Airflow lacks: dropped).
+    assert {
+        name: (c["inserted"], c["updated"], c["conflicts"], c["identical"] + c.get("dropped", 0))
         for name, c in tables.items()
-    }
+    } == {name: (0, 0, 0, c["read"]) for name, c in tables.items()}
+    assert migration.second_results[phase]["conflicts"] == {}
     for section in SECTIONS:
-        assert migration.target_report_after_second_imports[section] == migration.target_report[section]
+        assert again[section] == first[section]
+
+
+def test_the_bulk_imported_again_after_the_cutover_is_refused_with_nothing_changed(
+    migration: Migration,
+) -> None:
+    older = migration.older_export
+
+    assert older.failed
+    assert "is older than one already imported into this environment" in older.output
+    assert older.after == older.before
 
 
 def test_airflows_cli_lists_the_same_runs_on_both_sides(migration: Migration) -> None:
@@ -415,3 +485,46 @@ def test_airflows_cli_lists_the_same_runs_on_both_sides(migration: Migration) ->
         return sorted((run["run_id"], run["state"], run["execution_date"]) for run in listed)
 
     assert runs(migration.target) == runs(migration.source)
+
+
+# ------------------------------------------------------------------ what the import trusts and refuses
+
+
+def test_an_edited_cutover_manifest_fails_the_import_and_unpauses_nothing(migration: Migration) -> None:
+    tampered = migration.tampered
+
+    assert tampered.failed
+    assert "does not match its MAC" in tampered.output
+    assert tampered.after == tampered.before
+    assert tampered.after["paused"]["legacy_export"] is True
+
+
+def test_a_connection_changed_in_the_target_fails_the_import_by_default_naming_it(
+    migration: Migration,
+) -> None:
+    stale = migration.stale_by_default
+
+    assert stale.failed
+    assert "ConflictError" in stale.output
+    assert "connection: 1 [conn_id=warehouse_db (differs)]" in stale.output
+    assert PASSWORD not in stale.output
+    # pause_dags, the task before, paused every DAG again; import_tables changed nothing.
+    assert {k: v for k, v in stale.after.items() if k != "paused"} == {
+        k: v for k, v in stale.before.items() if k != "paused"
+    }
+
+
+def test_keep_target_keeps_the_changed_connection_and_lists_the_conflict(migration: Migration) -> None:
+    kept = migration.stale_kept
+
+    assert not kept.failed, kept.output[-5000:]
+    host = migration.target.sql("SELECT host FROM connection WHERE conn_id = 'warehouse_db'")
+    assert host == [[STALE_HOST]]
+    assert kept.result is not None
+    assert kept.result["tables"]["connection"]["conflicts"] == 1
+    assert kept.result["conflicts"]["connection"]["resolution"] == "kept-target"
+    assert kept.result["conflicts"]["connection"]["listed"] == [
+        {"key": {"conn_id": "warehouse_db"}, "reason": "differs"}
+    ]
+    exported = read_export(migration.aws.s3, migration.aws.bucket, migration.prefix, "cutover")
+    read_verified_import(migration.aws.s3, migration.aws.bucket, migration.prefix, "cutover", exported)

@@ -17,7 +17,7 @@ from emulation.lambdas import REPO_ROOT, FakeLambdaContext, function_folders, lo
 from emulation.local_stack import LocalStack, scenario_path
 from emulation.record_events import SAMPLE_EXECUTION, scenario_for
 from emulation.scenario import Scenario
-from mwaa_migrate.errors import MigrationConflict
+from mwaa_migrate.errors import InvalidMigrationRequest, MigrationConflict
 
 EVENTS = REPO_ROOT / "events"
 
@@ -64,9 +64,12 @@ def test_plan_migration_event_of_a_finished_migration_is_refused_as_already_migr
 
 
 @pytest.mark.parametrize(("world", "folder"), by_scenario("grant_permissions"), indirect=["world"])
-def test_grant_permissions_event_puts_the_two_policies(world, folder):
-    assert len(invoke(world, folder)["policies"]) == 2
-    assert world.iam.list_role_policies(RoleName="AmazonMWAA-analytics-prod")["PolicyNames"]
+def test_grant_permissions_event_of_a_finished_execution_grants_nothing(world, folder):
+    # GrantPermissions acts only for a running execution (tests/hardening/test_forged_events.py):
+    # replayed after the sample execution ended, its event is refused and the roles stay clean.
+    with pytest.raises(InvalidMigrationRequest, match="is SUCCEEDED, not RUNNING"):
+        invoke(world, folder)
+    assert world.iam.list_role_policies(RoleName="AmazonMWAA-analytics-prod")["PolicyNames"] == []
 
 
 @pytest.mark.parametrize(("world", "folder"), by_scenario("clone_environment"), indirect=["world"])

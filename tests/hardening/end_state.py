@@ -16,7 +16,7 @@ from typing import Any
 
 from emulation.dag_runtime import opened_table_file
 from emulation.local_stack import LAMBDA_ROLE, LocalStack
-from mwaa_migrate.dags.mwaa_migrate_metadata import TABLE_FILE_SUFFIX
+from mwaa_migrate.dags.mwaa_migrate_metadata import LEDGER_TABLE, TABLE_FILE_SUFFIX
 
 # GetEnvironment members that are fresh for every environment, or moments.
 _VOLATILE_MEMBERS = frozenset(
@@ -52,6 +52,11 @@ _PER_RUN_FIELDS = frozenset(
         "skipped",
         "updated",
         "unchanged",
+        "identical",
+        # the manifest's MAC, under each export's own data key
+        "mac",
+        # the configuration object's random nonce (its digest must confirm no guessed value)
+        "nonce",
         "secrets",
         "watermark",
         "waited_seconds",
@@ -82,6 +87,8 @@ def environments(stack: LocalStack) -> dict[str, Any]:
         tables = {
             name: sorted(_row(row) for row in rows if not _is_project_row(row))
             for name, rows in environment.metadata.items()
+            # The import's ledger: digests of row versions, volatile columns included.
+            if name != LEDGER_TABLE
         }
         described[environment.name] = {"description": description, "tables": tables}
     return described

@@ -244,9 +244,10 @@ def test_a_malformed_step_event_is_refused_naming_its_field_before_any_aws_call(
 
 # ------------------------------------------------------------------ the state machine's input
 
-_NAME = re.compile(r"^[a-zA-Z][0-9a-zA-Z_-]*$")
-_ROLE = re.compile(r"^arn:aws(-[a-z]+)*:iam::\d{12}:role/[A-Za-z0-9_+=,.@/-]+$")
-_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]+[a-z0-9]$")
+# \Z, not $: Python's $ also matches before a trailing newline, which the models' patterns refuse.
+_NAME = re.compile(r"^[a-zA-Z][0-9a-zA-Z_-]*\Z")
+_ROLE = re.compile(r"^arn:aws(-[a-z]+)*:iam::\d{12}:role/[A-Za-z0-9_+=,.@/-]+\Z")
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]+[a-z0-9]\Z")
 _TEXT = st.text(alphabet=string.ascii_letters + string.digits + "-_ ./:;$`'\"\n@*", max_size=90)
 _VALID_NAME = st.from_regex(r"\A[a-zA-Z][0-9a-zA-Z_-]{0,20}\Z")
 

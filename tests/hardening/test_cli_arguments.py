@@ -131,7 +131,8 @@ def test_trigger_dag_values_reach_the_cli_as_whole_arguments_or_are_refused(
     event["conf"].update(bucket=bucket, prefix=prefix)
     refusal = refusal_of(TriggerDagEvent, event)
     if refusal is not None:
-        assert any(field in refusal for field in ("deployment.dagId", "executionId", "conf.")), refusal
+        # "conf": a conf whose prefix is not its migration's is refused as a whole.
+        assert any(field in refusal for field in ("deployment.dagId", "executionId", "conf")), refusal
         return
     step = parse_model(TriggerDagEvent, event)
     endpoint = _Endpoint(dag_id=step.deployment.dag_id, run_id=step.run_id)

@@ -18,7 +18,7 @@ from emulation.faults import CLI, Call, FaultInjector, FaultKind, instant_botoco
 from emulation.local_stack import LocalStack
 from mwaa_migrate import clients
 from tests.hardening.conftest import CLIENT_TIMEOUT_SECONDS, Harness
-from tests.hardening.discovery import MAP_FUNCTIONS, default_scenario, discover, failing_scenario
+from tests.hardening.discovery import default_scenario, discover, failing_scenario
 from tests.hardening.end_state import differences, snapshot
 
 SOURCE = "analytics-prod"
@@ -183,17 +183,11 @@ def world() -> Iterator[_World]:
 
 # Notifications are best effort: one that cannot be sent is logged and the migration goes on.
 BEST_EFFORT_SERVICES = frozenset({"eventbridge", "sns"})
-_CAUSE_LOST_IN_MAP = pytest.mark.xfail(
-    strict=True,
-    reason="the log copy's Distributed Map ends LogCopyFailed with a count of failed items: the item's "
-    "own error (the AWS error and call) is not in the execution's cause",
-)
 
 
 def _permanent_cases() -> Iterator[Any]:
     def case(call: Call, kind: FaultKind, label: str) -> Any:
-        marks = [_CAUSE_LOST_IN_MAP] if call.step in MAP_FUNCTIONS else []
-        return pytest.param(call, kind, id=f"{call.service}:{call.operation}:{label}", marks=marks)
+        return pytest.param(call, kind, id=f"{call.service}:{call.operation}:{label}")
 
     for call in PIPELINE_CALLS:
         yield case(call, FaultKind.ACCESS_DENIED, "denied")

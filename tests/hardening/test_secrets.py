@@ -20,11 +20,23 @@ from contextlib import contextmanager
 from typing import Any
 from unittest import mock
 
+import boto3
 import pytest
+from moto import mock_aws
 
 import emulation.mwaa
 from emulation.faults import instant_botocore_retries
 from emulation.local_stack import LocalStack
+from emulation.mwaa import MwaaEmulator
+from mwaa_migrate.clone import clone_environment
+from mwaa_migrate.environment_request import PAUSED_AT_CREATION
+from mwaa_migrate.environment_status import get_environment
+from mwaa_migrate.errors import MigrationConflict
+from mwaa_migrate.models import MigrationRequest
+from mwaa_migrate.notifications import EVENT_SOURCE
+from mwaa_migrate.plan import plan_migration
+from mwaa_migrate.redaction import REDACTED
+from mwaa_migrate_cli import plan_view
 from tests.hardening.discovery import default_scenario
 
 CANARY = uuid.uuid4().hex[:12]
@@ -145,3 +157,230 @@ def test_no_secret_appears_in_any_log_or_output_of_a_migration(capfd: pytest.Cap
         if secret in text or json.dumps(secret)[1:-1] in text
     }
     assert found == set(), f"secrets found: {sorted(found)}"
+
+
+# ---------------------------------------------------------------- Airflow configuration options
+
+SMTP_PASSWORD = f"smtp-password-{CANARY}"
+BACKEND_TOKEN = f"backend-token-{CANARY}"
+SECRET_OPTIONS = {
+    "smtp.smtp_password": SMTP_PASSWORD,
+    "secrets.backend": "airflow.providers.amazon.aws.secrets.secrets_manager.SecretsManagerBackend",
+    "secrets.backend_kwargs": json.dumps(
+        {"connections_prefix": "airflow/connections", "token": BACKEND_TOKEN}
+    ),
+}
+TARGET = "analytics-prod-2-10"
+
+
+def _scenario_with_secret_options() -> Any:
+    scenario = default_scenario()
+    options = {**scenario.source["AirflowConfigurationOptions"], **SECRET_OPTIONS}
+    return scenario.model_copy(update={"source": {**scenario.source, "AirflowConfigurationOptions": options}})
+
+
+def _route_notifications(stack: LocalStack) -> tuple[Any, str]:
+    """Every notification the pipeline sends, into a queue (an EventBridge rule on its source)."""
+    sqs = boto3.client("sqs", region_name=stack.region)
+    events = boto3.client("events", region_name=stack.region)
+    url = sqs.create_queue(QueueName="notifications")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    events.put_rule(Name="notifications", EventPattern=json.dumps({"source": [EVENT_SOURCE]}))
+    events.put_targets(Rule="notifications", Targets=[{"Id": "queue", "Arn": arn}])
+    return sqs, url
+
+
+def _notifications(sqs: Any, url: str) -> list[dict[str, Any]]:
+    received: list[dict[str, Any]] = []
+    while messages := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", []):
+        received.extend(json.loads(message["Body"]) for message in messages)
+        sqs.delete_message_batch(
+            QueueUrl=url,
+            Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)],
+        )
+    return received
+
+
+def _found(secrets: list[str], texts: dict[str, str]) -> set[tuple[str, str]]:
+    return {
+        (secret[:24], where)
+        for secret in secrets
+        for where, text in texts.items()
+        if secret in text or json.dumps(secret)[1:-1] in text
+    }
+
+
+def test_configuration_option_values_reach_the_target_and_nothing_people_read(
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    # Given a source whose configuration options hold secrets
+    scenario = _scenario_with_secret_options()
+    with (
+        mock.patch.dict("os.environ", {"POWERTOOLS_LOG_LEVEL": "DEBUG"}),
+        _all_logging() as records,
+        instant_botocore_retries(),
+        LocalStack(scenario) as stack,
+    ):
+        sqs, url = _route_notifications(stack)
+        # When a dry run plans the migration (what `mwaa-migrate plan` shows) and then it runs
+        dry = stack.wait(
+            stack.start("secrets-dry-run", {**scenario.input, "dryRun": True}), timeout_seconds=60
+        )
+        dry_plan = json.loads(dry["output"])
+        arn = stack.start("secrets-options")
+        described = stack.wait(arn, timeout_seconds=180)
+        texts = _texts(stack, arn)
+        texts["dry run history"] = json.dumps(stack.history(dry["executionArn"]), default=str)
+        texts["dry run output"] = dry["output"]
+        texts["plan"] = "\n".join(plan_view.render_plan(dry_plan, execution_name="secrets-dry-run"))
+        texts["plan --json"] = json.dumps(plan_view.redact_plan(dry_plan))
+        texts["notifications"] = json.dumps(_notifications(sqs, url))
+        created = stack.mwaa_emulator.environment(TARGET).description["AirflowConfigurationOptions"]
+        [reference] = {
+            json.dumps(
+                json.loads(event["stateExitedEventDetails"]["output"])["plan"]["target"]["configuration"]
+            )
+            for event in stack.history(arn)
+            if event.get("stateExitedEventDetails", {}).get("name") == "PlanMigration"
+        }
+        configuration = json.loads(reference)
+        # (The local stack's migration bucket has no versions, so the reference names none.)
+        version = {"VersionId": configuration["versionId"]} if "versionId" in configuration else {}
+        stored = stack.s3.head_object(Bucket=configuration["bucket"], Key=configuration["key"], **version)
+        # The object is read only through its reference: it is encrypted at rest on AWS (moto keeps
+        # its bytes in the clear), so it is not a text people read.
+        for where in [where for where in texts if where.endswith("/secrets/airflow-configuration.json")]:
+            del texts[where]
+    printed = capfd.readouterr()
+    texts["stdout"] = printed.out + printed.err
+    texts["log records"] = "\n".join(records.lines)
+
+    assert dry["status"] == "SUCCEEDED", dry.get("cause")
+    assert described["status"] == "SUCCEEDED", described.get("cause")
+    # Then the target is created with the source's options, the pipeline's own added
+    assert created == {**scenario.source["AirflowConfigurationOptions"], PAUSED_AT_CREATION: "True"}
+    # and the values are in an SSE-KMS object of the migration, under the stack's key,
+    assert configuration["key"] == f"migrations/analytics-prod/{TARGET}/secrets/airflow-configuration.json"
+    assert (stored["ServerSideEncryption"], stored["SSEKMSKeyId"]) == ("aws:kms", stack.migration_key_arn)
+    # while the plans name the options and show no value but the harmless ones
+    assert "smtp.smtp_password" in texts["plan"]
+    shown = dry_plan["target"]["createRequest"]["AirflowConfigurationOptions"]
+    assert shown["smtp.smtp_password"] == REDACTED
+    assert shown["secrets.backend"] == SECRET_OPTIONS["secrets.backend"]
+    assert "configuration" not in dry_plan["target"], "a dry run writes no object"
+    assert '"Migration Succeeded"' in texts["notifications"], "the notifications were captured"
+    assert _found([SMTP_PASSWORD, BACKEND_TOKEN], texts) == set()
+
+
+def test_a_tampered_configuration_object_fails_the_clone_before_create_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    with mock_aws(), MwaaEmulator() as emulator:
+        # Given a plan whose configuration object (in a bucket without versions) was replaced since
+        monkeypatch.setenv("AWS_ENDPOINT_URL_MWAA", emulator.endpoint_url)
+        s3 = boto3.client("s3", region_name="us-east-1")
+        kms = boto3.client("kms", region_name="us-east-1")
+        key_arn = kms.create_key()["KeyMetadata"]["Arn"]
+        s3.create_bucket(Bucket="migrations")
+        s3.create_bucket(Bucket="airflow-analytics")
+        s3.put_bucket_versioning(Bucket="airflow-analytics", VersioningConfiguration={"Status": "Enabled"})
+        source = {
+            "Name": "analytics",
+            "AirflowVersion": "2.7.2",
+            "ExecutionRoleArn": "arn:aws:iam::123456789012:role/service-role/mwaa-analytics",
+            "SourceBucketArn": "arn:aws:s3:::airflow-analytics",
+            "DagS3Path": "dags",
+            "NetworkConfiguration": {"SubnetIds": ["subnet-1", "subnet-2"], "SecurityGroupIds": ["sg-1"]},
+            "AirflowConfigurationOptions": SECRET_OPTIONS,
+        }
+        emulator.add_environment(source)
+        trust = {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Principal": {"Service": "airflow-env.amazonaws.com"},
+                    "Action": "sts:AssumeRole",
+                }
+            ],
+        }
+        iam = boto3.client("iam")
+        iam.create_role(
+            RoleName="mwaa-analytics", Path="/service-role/", AssumeRolePolicyDocument=json.dumps(trust)
+        )
+        mwaa = boto3.client("mwaa", region_name="us-east-1")
+        request = MigrationRequest(
+            source_environment_name="analytics",
+            target_environment_name="next",
+            target_airflow_version="2.10.3",
+        )
+        plan = plan_migration(
+            request,
+            mwaa=mwaa,
+            iam=iam,
+            s3=s3,
+            default_bucket="migrations",
+            policy_name_prefix="mwaa-migrate",
+            kms_key_arn=key_arn,
+            execution_role_pattern="role/*",
+        )
+        assert plan.target.configuration is not None
+        s3.put_object(
+            Bucket="migrations",
+            Key=plan.target.configuration.key,
+            Body=json.dumps(
+                {"migrationId": plan.migration_id, "options": {**SECRET_OPTIONS, "smtp.smtp_host": "evil"}}
+            ).encode(),
+        )
+        emulator.calls.clear()
+
+        # When CloneEnvironment runs it
+        with pytest.raises(MigrationConflict, match="not those the plan wrote"):
+            clone_environment(mwaa, s3, plan)
+
+        # Then no environment was created
+        assert [call for call in emulator.calls if call[0] == "CreateEnvironment"] == []
+        assert get_environment(mwaa, "next") is None
+
+
+# ---------------------------------------------------------------- a failing task's last log lines
+
+LOGGED_PASSWORD = f"logged-password-{CANARY}"
+LOGGED_TOKEN = f"logged-token-{CANARY}"
+
+
+def test_a_failing_tasks_log_lines_reach_cause_report_and_notification_redacted(
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    # Given an export whose task fails, its log ending with a connection URI and a token
+    failure = (
+        f"OperationalError: could not connect to postgresql://etl:{LOGGED_PASSWORD}@warehouse.internal/dw "
+        f"(api_token={LOGGED_TOKEN})"
+    )
+    scenario = default_scenario().model_copy(update={"dag_failures": {"mwaa_migrate_export": failure}})
+    with _all_logging() as records, instant_botocore_retries(), LocalStack(scenario) as stack:
+        sqs, url = _route_notifications(stack)
+        # When the migration runs
+        arn = stack.start("secrets-log-tail")
+        described = stack.wait(arn, timeout_seconds=180)
+        texts = {
+            where: text
+            for where, text in _texts(stack, arn).items()
+            # The source's own task log holds the line as the task wrote it: it is not the pipeline's.
+            if not where.startswith("log group airflow-")
+        }
+        texts["notifications"] = json.dumps(_notifications(sqs, url))
+    printed = capfd.readouterr()
+    texts["stdout"] = printed.out + printed.err
+    texts["log records"] = "\n".join(records.lines)
+
+    # Then the failure says what failed, with the secrets' places redacted
+    assert described["status"] == "FAILED"
+    assert described["error"] == "DagRunFailed"
+    assert "postgresql://etl:****@warehouse.internal/dw (api_token=****)" in described["cause"]
+    reports = [text for where, text in texts.items() if "/reports/" in where and where.endswith(".json")]
+    assert reports
+    assert all("postgresql://etl:****@warehouse.internal/dw" in text for text in reports)
+    assert "postgresql://etl:****@warehouse.internal/dw" in texts["notifications"]
+    # and neither secret is anywhere the run left to read
+    assert _found([LOGGED_PASSWORD, LOGGED_TOKEN], texts) == set()

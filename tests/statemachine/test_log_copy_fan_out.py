@@ -160,8 +160,10 @@ def test_a_failed_work_item_fails_the_migration_at_the_map_by_default(scenario, 
     described = run(stack)
 
     assert described["status"] == "FAILED"
-    assert described["error"] == "LogCopyFailed"
+    # The failed item's own error: its message, and the Map's threshold that made it fail the migration.
+    assert described["error"] == "RuntimeError"
     assert "States.ExceedToleratedFailureThreshold" in described["cause"]
+    assert "RuntimeError: the copy broke" in described["cause"]
     assert report(stack, described)["failure"]["state"] == "CopyLogStreamsInParallel"
     assert stack.iam.list_role_policies(RoleName="AmazonMWAA-analytics-prod")["PolicyNames"] == []
 

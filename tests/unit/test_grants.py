@@ -5,7 +5,7 @@ import pytest
 from moto import mock_aws
 
 from mwaa_migrate.grants import delete_policies, migration_policies, policy_name, put_policies, role_name
-from mwaa_migrate.plan import migration_id
+from mwaa_migrate.migration_names import migration_id
 
 KEY_ARN = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
 
@@ -22,7 +22,6 @@ def _policies(
         account_id="123456789012",
         bucket="bucket",
         object_prefix="migrations/a/b",
-        source_environment="a",
         source_role_arn=source_role,
         target_role_arn=target_role,
         kms_key_arn=KEY_ARN,

@@ -203,14 +203,31 @@ def _put_result(world: dict[str, Any], result: dict[str, Any], phase: Phase = "b
 
 
 def _counts(
-    read: int, inserted: int = 0, updated: int = 0, unchanged: int = 0, rejected: int = 0
+    read: int,
+    inserted: int = 0,
+    *,
+    updated: int = 0,
+    identical: int = 0,
+    conflicts: int = 0,
+    dropped: int = 0,
 ) -> dict[str, int]:
-    return {
+    counts = {
         "read": read,
         "inserted": inserted,
         "updated": updated,
-        "unchanged": unchanged,
-        "rejected": rejected,
+        "identical": identical,
+        "conflicts": conflicts,
+    }
+    return {**counts, "dropped": dropped} if dropped else counts
+
+
+def _conflicts(count: int, resolution: str) -> dict[str, Any]:
+    return {
+        "count": count,
+        "refused": 0,
+        "differing": count,
+        "resolution": resolution,
+        "listed": [{"key": {"key": f"k{n}"}, "reason": "differs"} for n in range(count)],
     }
 
 
@@ -256,7 +273,7 @@ def test_an_export_of_another_phase_under_the_phases_key_is_refused(world):
 
 
 def test_an_import_that_accounts_for_every_row_is_verified(world):
-    tables = {"variable": _counts(3, inserted=1, updated=1, unchanged=1), "dag_run": _counts(2, inserted=2)}
+    tables = {"variable": _counts(3, inserted=1, updated=1, identical=1), "dag_run": _counts(2, inserted=2)}
     _put_result(world, {"verified": True, "tables": tables, "unpaused_dags": ["a"], "timings": {"x": "y"}})
 
     result = read_verified_import(world["s3"], "migrations", CONF["prefix"], "bulk", EXPORTED)
@@ -272,14 +289,14 @@ def test_rows_of_a_table_the_targets_airflow_lacks_are_reported_not_failed(world
         world,
         {
             "verified": True,
-            "tables": {"task_fail": _counts(2, rejected=2)},
+            "tables": {"task_fail": _counts(2, dropped=2)},
             "columns": {"task_fail": {"table_missing": True}},
         },
     )
 
     result = read_verified_import(world["s3"], "migrations", CONF["prefix"], "bulk", exported)
 
-    assert result.tables["task_fail"]["rejected"] == 2
+    assert result.tables["task_fail"]["dropped"] == 2
 
 
 @pytest.mark.parametrize(
@@ -296,16 +313,35 @@ def test_rows_of_a_table_the_targets_airflow_lacks_are_reported_not_failed(world
         (
             {
                 "verified": True,
-                "tables": {"variable": _counts(3, inserted=1, unchanged=1), "dag_run": _counts(2, 2)},
+                "tables": {"variable": _counts(3, inserted=1, identical=1), "dag_run": _counts(2, 2)},
             },
-            "variable: read 3, inserted 1, updated 0, unchanged 1, rejected 0",
+            "variable: read 3, inserted 1, updated 0, identical 1, conflicts 0",
+        ),
+        (
+            # The old arithmetic's blind spot: a row counted as skipped although it was not there.
+            {
+                "verified": True,
+                "tables": {"variable": _counts(3, inserted=2, dropped=1), "dag_run": _counts(2, 2)},
+            },
+            "variable: read 3, inserted 2, updated 0, identical 0, conflicts 0, dropped 1",
+        ),
+        (
+            # A conflict the DAG should have failed on (onConflict fail) in a result that says verified.
+            {
+                "verified": True,
+                "on_conflict": "fail",
+                "tables": {"variable": _counts(3, inserted=2, conflicts=1), "dag_run": _counts(2, 2)},
+                "conflicts": {"variable": _conflicts(1, "failed")},
+            },
+            "variable: 1 conflicts, resolved 'failed' under onConflict 'fail'",
         ),
         (
             {
                 "verified": True,
-                "tables": {"variable": _counts(3, inserted=2, rejected=1), "dag_run": _counts(2, 2)},
+                "on_conflict": "keep-target",
+                "tables": {"variable": _counts(3, inserted=2, conflicts=1), "dag_run": _counts(2, 2)},
             },
-            "variable: read 3, inserted 2, updated 0, unchanged 0, rejected 1",
+            "variable: 1 conflicts counted but not listed as such",
         ),
         ({"verified": False, "tables": {}}, "did not verify its input"),
     ],
@@ -315,6 +351,22 @@ def test_an_import_that_loses_rows_fails_the_migration(world, result, problem):
 
     with pytest.raises(DagRunFailed, match=problem):
         read_verified_import(world["s3"], "migrations", CONF["prefix"], "bulk", EXPORTED)
+
+
+@pytest.mark.parametrize(
+    ("on_conflict", "resolution"), [("keep-target", "kept-target"), ("overwrite", "overwritten")]
+)
+def test_conflicts_resolved_as_the_request_says_pass_and_are_carried_on(world, on_conflict, resolution):
+    tables = {"variable": _counts(3, identical=2, conflicts=1), "dag_run": _counts(2, inserted=2)}
+    conflicts = {"variable": _conflicts(1, resolution)}
+    _put_result(
+        world, {"verified": True, "on_conflict": on_conflict, "tables": tables, "conflicts": conflicts}
+    )
+
+    result = read_verified_import(world["s3"], "migrations", CONF["prefix"], "bulk", EXPORTED)
+
+    assert result.conflicts == conflicts
+    assert result.on_conflict == on_conflict
 
 
 def test_the_import_result_of_the_other_phase_is_not_read(world):

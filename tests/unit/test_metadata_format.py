@@ -59,6 +59,9 @@ class MemoryStorage:
     def get_file(self, key: str, path: str) -> None:
         Path(path).write_bytes(self.get(key))
 
+    def exists(self, key: str) -> bool:
+        return key in self.objects
+
 
 @pytest.fixture
 def keys() -> Iterator[metadata.KmsKeys]:
@@ -358,7 +361,7 @@ def import_(
     imported = metadata.import_tables(db, storage, conf, keys)
     db.commit()
     db = EmulatedDatabase(env, now=NOW)
-    result = metadata.unpause_dags(db, storage, conf, imported)
+    result = metadata.unpause_dags(db, storage, conf, imported, keys)
     db.commit()
     return result
 
@@ -380,9 +383,14 @@ def paused(env: EmulatedEnvironment) -> dict[str, bool]:
     return {row["dag_id"]: row["is_paused"] for row in env.metadata["dag"]}
 
 
-def rewrite_manifest(storage: MemoryStorage, change: Any) -> None:
+def rewrite_manifest(storage: MemoryStorage, change: Any, keys: metadata.KeyService | None = None) -> None:
+    """Change the bulk manifest. With `keys`, MAC it again as the data key's holder would (to reach
+    the checks behind the MAC); without, as anyone else who can write to the bucket."""
     manifest = manifest_of(storage)
     change(manifest)
+    if keys is not None:
+        envelope = metadata.SecretsEnvelope.from_json(manifest["secrets"])
+        manifest = metadata.with_mac(manifest, metadata.open_secret_box(keys, envelope, "m-1"))
     storage.objects["runs/m-1/export/bulk/manifest.json"] = json.dumps(manifest).encode()
 
 
@@ -407,7 +415,7 @@ def test_export_writes_a_manifest_describing_one_sealed_file_per_table(
     manifest = manifest_of(exported)
 
     assert manifest["format"] == "mwaa-migrate-metadata"
-    assert manifest["format_version"] == 3
+    assert manifest["format_version"] == 4
     assert manifest["migrationId"] == "m-1"
     assert manifest["phase"] == "bulk"
     assert manifest["watermark"] == "2026-11-23T06:00:00+00:00"
@@ -497,7 +505,9 @@ def test_a_sealed_file_moved_under_another_name_does_not_decrypt(
 ) -> None:
     moved = exported.objects["runs/m-1/export/bulk/variable.jsonl.gz.sealed"]
     exported.objects["runs/m-1/export/bulk/connection.jsonl.gz.sealed"] = moved
-    rewrite_manifest(exported, lambda m: m["tables"]["connection"].update(sha256=metadata.sha256_hex(moved)))
+    rewrite_manifest(
+        exported, lambda m: m["tables"]["connection"].update(sha256=metadata.sha256_hex(moved)), keys
+    )
 
     with pytest.raises(metadata.SecretError, match="connection.jsonl.gz.sealed part 0 does not decrypt"):
         metadata.verify_export(EmulatedDatabase(target_environment(), now=NOW), exported, conf, keys)
@@ -523,7 +533,7 @@ def test_a_sealed_file_cut_short_is_refused(conf: metadata.RunConf, keys: metada
 def test_a_row_count_that_does_not_match_the_manifest_is_refused(
     exported: MemoryStorage, conf: metadata.RunConf, keys: metadata.KmsKeys
 ) -> None:
-    rewrite_manifest(exported, lambda m: m["tables"]["variable"].update(rows=2))
+    rewrite_manifest(exported, lambda m: m["tables"]["variable"].update(rows=2), keys)
 
     with pytest.raises(metadata.VerificationError, match="holds 3 rows, the manifest says 2"):
         metadata.verify_export(EmulatedDatabase(target_environment(), now=NOW), exported, conf, keys)
@@ -554,14 +564,14 @@ def test_a_data_key_bound_to_another_migration_is_refused(
         metadata.verify_export(EmulatedDatabase(target_environment(), now=NOW), exported, conf, keys)
 
 
-@pytest.mark.parametrize("version", [2, 4])
+@pytest.mark.parametrize("version", [3, 5])
 def test_a_format_version_this_import_does_not_read_is_refused(
     exported: MemoryStorage, conf: metadata.RunConf, keys: metadata.KmsKeys, version: int
 ) -> None:
     rewrite_manifest(exported, lambda m: m.update(format_version=version))
 
     with pytest.raises(
-        metadata.VerificationError, match=f"format version {version}; this import reads versions 3 to 3"
+        metadata.VerificationError, match=f"format version {version}; this import reads versions 4 to 4"
     ):
         metadata.verify_export(EmulatedDatabase(target_environment(), now=NOW), exported, conf, keys)
 
@@ -569,9 +579,9 @@ def test_a_format_version_this_import_does_not_read_is_refused(
 def test_unknown_manifest_keys_are_ignored_but_unknown_tables_refused(
     exported: MemoryStorage, conf: metadata.RunConf, keys: metadata.KmsKeys
 ) -> None:
-    rewrite_manifest(exported, lambda m: m.update(later_addition={"x": 1}))
+    rewrite_manifest(exported, lambda m: m.update(later_addition={"x": 1}), keys)
     metadata.verify_export(EmulatedDatabase(target_environment(), now=NOW), exported, conf, keys)
-    rewrite_manifest(exported, lambda m: m["tables"].update(job=m["tables"]["variable"]))
+    rewrite_manifest(exported, lambda m: m["tables"].update(job=m["tables"]["variable"]), keys)
 
     with pytest.raises(metadata.VerificationError, match="tables this import cannot load: job"):
         metadata.verify_export(EmulatedDatabase(target_environment(), now=NOW), exported, conf, keys)
@@ -706,35 +716,51 @@ def test_a_row_the_target_refuses_fails_the_import_with_the_table_and_counts(
 
     db = EmulatedDatabase(target, now=NOW)
 
-    with pytest.raises(metadata.VerificationError) as refused:
+    with pytest.raises(metadata.ConflictError) as refused:
         metadata.import_tables(db, exported, conf, keys)
 
-    assert "dag_run: 1 of 3 exported rows are not in the target (inserted 2" in str(refused.value)
-    assert "task_instance: 3 of 5" in str(refused.value)  # the three of that run: not orphaned
-    assert "xcom: 3 of 3" in str(refused.value)
+    assert "dag_run: 1 [dag_id=daily_sales, run_id=scheduled__2026-11-20 (refused)]" in str(refused.value)
+    assert "task_instance: 3 [" in str(refused.value)  # the three of that run: not orphaned
+    assert "xcom: 3 [" in str(refused.value)
     assert not [row for row in db.table_rows("task_instance") if row["run_id"] == RUN_20]
 
 
 # ------------------------------------------------------------------ idempotence
 
 
-def test_a_second_import_inserts_nothing_and_keeps_target_values(
+def test_a_second_import_finds_every_row_identical_and_changes_nothing(
     exported: MemoryStorage, conf: metadata.RunConf, keys: metadata.KmsKeys
 ) -> None:
     target = target_environment()
     import_(target, exported, conf, keys)
-    target.metadata["variable"][0]["val"] = "changed in the target"
     before = json.loads(json.dumps(target.metadata))
 
     result = import_(target, exported, conf, keys)
 
-    assert {name: (c["inserted"], c["updated"]) for name, c in result["tables"].items()} == dict.fromkeys(
-        result["tables"], (0, 0)
-    )
-    assert all(c["unchanged"] == c["read"] for c in result["tables"].values())
+    assert {
+        name: (c["inserted"], c["updated"], c["conflicts"], c["identical"] == c["read"])
+        for name, c in result["tables"].items()
+    } == dict.fromkeys(result["tables"], (0, 0, 0, True))
+    assert result["conflicts"] == {}
     assert {k: v for k, v in target.metadata.items() if k != "dag"} == {
         k: v for k, v in before.items() if k != "dag"
     }
+
+
+def test_a_row_changed_in_the_target_after_an_import_is_a_conflict_not_kept_silently(
+    exported: MemoryStorage, conf: metadata.RunConf, keys: metadata.KmsKeys
+) -> None:
+    target = target_environment()
+    import_(target, exported, conf, keys)
+    [row] = [row for row in target.metadata["variable"] if row["key"] == "warehouse_schema"]
+    row["val"] = "changed in the target"
+    before = json.loads(json.dumps(target.metadata))
+
+    differs = re.escape("variable: 1 [key=warehouse_schema (differs)]")
+    with pytest.raises(metadata.ConflictError, match=differs):
+        import_(target, exported, conf, keys)
+
+    assert target.metadata == before
 
 
 def test_default_pool_is_neither_exported_nor_touched_in_the_target(
@@ -1112,12 +1138,13 @@ def test_a_variable_changed_on_the_source_after_the_bulk_is_updated_by_the_cutov
     assert {row["key"]: row["val"] for row in target.metadata["variable"]}[
         "warehouse_schema"
     ] == "analytics_v2"
+    # The bulk's own copy, changed on the source since: an update, not a conflict.
     assert result["tables"]["variable"] == {
         "read": 3,
         "inserted": 0,
         "updated": 1,
-        "unchanged": 2,
-        "rejected": 0,
+        "identical": 2,
+        "conflicts": 0,
     }
 
 
@@ -1155,8 +1182,8 @@ def test_a_run_cleared_and_run_again_after_the_bulk_is_updated_by_the_cutover(
         "read": 4,
         "inserted": 2,
         "updated": 2,
-        "unchanged": 0,
-        "rejected": 0,
+        "identical": 0,
+        "conflicts": 0,
     }
     assert result["tables"]["dag_run"]["updated"] == 1
 
@@ -1175,10 +1202,10 @@ def test_a_second_cutover_import_changes_nothing(
 
     result = import_(target, storage, cut, keys)
 
-    assert {name: (c["inserted"], c["updated"], c["rejected"]) for name, c in result["tables"].items()} == (
+    assert {name: (c["inserted"], c["updated"], c["conflicts"]) for name, c in result["tables"].items()} == (
         dict.fromkeys(result["tables"], (0, 0, 0))
     )
-    assert all(c["unchanged"] == c["read"] for c in result["tables"].values())
+    assert all(c["identical"] == c["read"] for c in result["tables"].values())
     assert target.metadata == before
 
 
@@ -1197,8 +1224,8 @@ def test_the_cutover_import_fails_when_a_row_cannot_be_as_exported(
     db = EmulatedDatabase(target, now=NOW)
 
     with pytest.raises(
-        metadata.VerificationError,
-        match=re.escape("dag_run: 1 of 2 exported rows are not in the target with the exported values"),
+        metadata.ConflictError,
+        match=re.escape("dag_run: 1 [dag_id=hourly_events, run_id=manual__2026-11-22T09:30 (refused)]"),
     ):
         metadata.import_tables(db, storage, cut, keys)
 
@@ -1213,7 +1240,7 @@ def test_import_writes_a_verified_result_with_counts_per_table(
     assert result["source_schema_revision"] == "emulated-2.7.2"
 
     def inserted(rows: int) -> dict[str, int]:
-        return {"read": rows, "inserted": rows, "updated": 0, "unchanged": 0, "rejected": 0}
+        return {"read": rows, "inserted": rows, "updated": 0, "identical": 0, "conflicts": 0}
 
     assert result["tables"] == {
         "variable": inserted(3),

@@ -70,6 +70,7 @@ def test_the_wire_form_is_camel_case():
         "approvalTimeoutHours": 24,
         "drainTimeoutMinutes": 30,
         "onDrainTimeout": "fail",
+        "onConflict": "fail",
         "replaceFailedTarget": True,
     }
 
@@ -81,6 +82,7 @@ def test_the_wire_form_is_camel_case():
         ({"drainTimeoutMinutes": -1}, "drainTimeoutMinutes", "greater than or equal to 0"),
         ({"drainTimeoutMinutes": "30"}, "drainTimeoutMinutes", "valid integer"),
         ({"onDrainTimeout": "wait"}, "onDrainTimeout", "'fail' or 'carry'"),
+        ({"onConflict": "skip"}, "onConflict", "'fail', 'keep-target' or 'overwrite'"),
         ({"approvalTimeoutHours": 0}, "approvalTimeoutHours", "greater than or equal to 1"),
         ({"replaceFailedTarget": "yes"}, "replaceFailedTarget", "valid boolean"),
     ],

@@ -15,6 +15,7 @@ from mwaa_migrate.environment_request import SOURCE_TAG
 from mwaa_migrate.errors import InvalidMigrationRequest, MigrationConflict
 from mwaa_migrate.models import MigrationRequest
 from mwaa_migrate.plan import plan_migration
+from mwaa_migrate.secret_options import configuration_key
 
 SOURCE = {
     "Name": "analytics",
@@ -36,6 +37,20 @@ OUR_TARGET = {
 }
 
 KEY_ARN = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+# The stack's ExecutionRoleArnPattern in these tests: the roles below, and no other.
+ROLE_PATTERN = "role/*mwaa-*"
+MWAA_TRUST = json.dumps(
+    {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"Service": ["airflow.amazonaws.com", "airflow-env.amazonaws.com"]},
+                "Action": "sts:AssumeRole",
+            }
+        ],
+    }
+)
 
 
 @pytest.fixture
@@ -49,7 +64,7 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
         s3.put_bucket_versioning(Bucket="airflow-analytics", VersioningConfiguration={"Status": "Enabled"})
         s3.put_object(Bucket="airflow-analytics", Key="dags/etl.py", Body=b"from airflow import DAG\n")
         for name, path in (("mwaa-analytics", "/service-role/"), ("mwaa-next", "/")):
-            iam.create_role(RoleName=name, Path=path, AssumeRolePolicyDocument="{}")
+            iam.create_role(RoleName=name, Path=path, AssumeRolePolicyDocument=MWAA_TRUST)
         emulator.add_environment(dict(SOURCE))
         yield {"mwaa": boto3.client("mwaa"), "iam": iam, "s3": s3, "emulator": emulator}
 
@@ -71,6 +86,7 @@ def _plan(aws: dict[str, Any], **fields: Any):
         default_bucket="migrations",
         policy_name_prefix="mwaa-migrate",
         kms_key_arn=KEY_ARN,
+        execution_role_pattern=ROLE_PATTERN,
     )
 
 
@@ -97,11 +113,22 @@ def _objects(s3) -> dict[str, list[str]]:
     }
 
 
-def test_planning_changes_nothing(aws):
+def test_planning_changes_nothing_but_writing_the_configuration_object(aws):
     before = _objects(aws["s3"])
-    _plan(aws)
+    plan = _plan(aws)
     assert {call[0] for call in aws["emulator"].calls} == {"GetEnvironment"}
     assert aws["iam"].list_role_policies(RoleName="mwaa-analytics")["PolicyNames"] == []
+    after = _objects(aws["s3"])
+    # The option values' object (secret_options.py), which the plan references, and nothing else.
+    written = sorted(set(after["migrations"]) - set(before["migrations"]))
+    assert [item.split("@")[0] for item in written] == [configuration_key(plan.prefix)]
+    assert {**after, "migrations": before["migrations"]} == before
+
+
+def test_a_dry_run_plan_changes_nothing(aws):
+    before = _objects(aws["s3"])
+    plan = _plan(aws, dryRun=True)
+    assert plan.target.configuration is None
     assert _objects(aws["s3"]) == before
 
 
@@ -133,13 +160,89 @@ def test_a_downgrade_is_refused(aws):
 
 
 def test_a_missing_target_role_is_refused(aws):
-    with pytest.raises(InvalidMigrationRequest, match="targetExecutionRoleArn: role .*ghost does not exist"):
-        _plan(aws, targetExecutionRoleArn="arn:aws:iam::123456789012:role/ghost")
+    with pytest.raises(
+        InvalidMigrationRequest, match="targetExecutionRoleArn: role .*mwaa-ghost does not exist"
+    ):
+        _plan(aws, targetExecutionRoleArn="arn:aws:iam::123456789012:role/mwaa-ghost")
 
 
-def test_a_missing_bucket_is_refused(aws):
-    with pytest.raises(InvalidMigrationRequest, match="migrationBucket: bucket nowhere does not exist"):
+def test_a_bucket_other_than_the_stacks_is_refused(aws):
+    # The functions' policies and the grants name the stack's bucket only.
+    with pytest.raises(InvalidMigrationRequest, match="migrationBucket: nowhere is not this stack's"):
         _plan(aws, migrationBucket="nowhere")
+
+
+def test_a_missing_stack_bucket_is_refused(aws):
+    aws["s3"].delete_bucket(Bucket="migrations")
+    with pytest.raises(InvalidMigrationRequest, match="migrationBucket: bucket migrations does not exist"):
+        _plan(aws)
+
+
+# ------------------------------------------------------------------ who may receive the grants
+
+
+def _role(aws: dict[str, Any], name: str, trust: dict[str, Any], path: str = "/") -> str:
+    return aws["iam"].create_role(RoleName=name, Path=path, AssumeRolePolicyDocument=json.dumps(trust))[
+        "Role"
+    ]["Arn"]
+
+
+def _trust(*principals: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Principal": principal, "Action": "sts:AssumeRole"}
+            for principal in principals
+        ],
+    }
+
+
+def test_a_target_role_only_a_person_can_assume_is_refused(aws):
+    # The finding: a role that trusts only a developer's user received the import grant.
+    role = _role(aws, "mwaa-developer", _trust({"AWS": "arn:aws:iam::123456789012:user/dev"}))
+    with pytest.raises(
+        InvalidMigrationRequest, match="not an MWAA execution role: its trust policy does not let MWAA"
+    ):
+        _plan(aws, targetExecutionRoleArn=role)
+
+
+def test_a_target_role_that_a_person_can_also_assume_is_refused(aws):
+    trust = _trust({"Service": "airflow-env.amazonaws.com"}, {"AWS": "arn:aws:iam::123456789012:user/dev"})
+    role = _role(aws, "mwaa-shared", trust)
+    with pytest.raises(
+        InvalidMigrationRequest, match="also lets AWS arn:aws:iam::123456789012:user/dev assume"
+    ):
+        _plan(aws, targetExecutionRoleArn=role)
+
+
+def test_a_target_role_outside_the_stacks_pattern_is_refused(aws):
+    role = _role(aws, "admin", _trust({"Service": "airflow.amazonaws.com"}))
+    with pytest.raises(
+        InvalidMigrationRequest, match="does not match the stack's ExecutionRoleArnPattern role/"
+    ):
+        _plan(aws, targetExecutionRoleArn=role)
+
+
+def test_a_target_role_of_another_account_is_refused(aws):
+    with pytest.raises(InvalidMigrationRequest, match="not in this stack's account 123456789012"):
+        _plan(aws, targetExecutionRoleArn="arn:aws:iam::210987654321:role/mwaa-next")
+
+
+def test_an_mwaa_role_is_accepted_and_receives_the_import_grant(aws):
+    role = _role(aws, "mwaa-new", _trust({"Service": ["airflow.amazonaws.com", "airflow-env.amazonaws.com"]}))
+    plan = _plan(aws, targetExecutionRoleArn=role)
+    assert [(policy.role_name, policy.policy_name) for policy in plan.policies][1] == (
+        "mwaa-new",
+        "mwaa-migrate-analytics.next-import",
+    )
+
+
+def test_a_source_whose_role_is_outside_the_pattern_is_refused_before_anything_changes(aws):
+    aws["emulator"].add_environment(
+        {**SOURCE, "Name": "legacy", "ExecutionRoleArn": "arn:aws:iam::123456789012:role/legacy-airflow"}
+    )
+    with pytest.raises(InvalidMigrationRequest, match=r"sourceEnvironmentName \(its execution role\)"):
+        _plan(aws, sourceEnvironmentName="legacy")
 
 
 def test_a_target_of_another_origin_is_refused(aws):

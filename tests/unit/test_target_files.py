@@ -27,6 +27,17 @@ SOURCE = {
     "NetworkConfiguration": {"SubnetIds": ["subnet-1", "subnet-2"], "SecurityGroupIds": ["sg-1"]},
 }
 BUCKET = "airflow-analytics"
+MWAA_TRUST = json.dumps(
+    {
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"Service": "airflow-env.amazonaws.com"},
+                "Action": "sts:AssumeRole",
+            }
+        ]
+    }
+)
 KEY_ARN = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
 
 
@@ -35,6 +46,9 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
     with mock_aws(), MwaaEmulator(delete_polls=1) as emulator:
         monkeypatch.setenv("AWS_ENDPOINT_URL_MWAA", emulator.endpoint_url)
         s3 = boto3.client("s3")
+        boto3.client("iam").create_role(
+            RoleName="mwaa-analytics", Path="/service-role/", AssumeRolePolicyDocument=MWAA_TRUST
+        )
         s3.create_bucket(Bucket="migrations")
         s3.create_bucket(Bucket=BUCKET)
         s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
@@ -66,6 +80,7 @@ def _plan(aws: dict[str, Any]) -> MigrationPlan:
         default_bucket="migrations",
         policy_name_prefix="mwaa-migrate",
         kms_key_arn=KEY_ARN,
+        execution_role_pattern="role/*",
     )
 
 

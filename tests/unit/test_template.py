@@ -18,6 +18,8 @@ from typing import Any
 import pytest
 from cfnlint.decode import cfn_yaml
 
+from mwaa_migrate.settings import DEFAULT_EXECUTION_ROLE_ARN_PATTERN
+
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE_PATH = ROOT / "template.yaml"
 SAMCONFIG_PATH = ROOT / "samconfig.toml"
@@ -73,10 +75,16 @@ FUNCTION_ACTIONS: dict[str, frozenset[str]] = {
             "s3:GetBucketVersioning",
             "s3:GetObject",
             "s3:GetObjectVersion",
+            # the Airflow configuration option values' SSE-KMS object (secret_options.py)
+            "s3:PutObject",
+            "kms:GenerateDataKey",
         }
     ),
     "GrantPermissionsFunction": frozenset(
         {
+            # the event is not trusted: the source as it is, the target role's trust policy
+            "airflow:GetEnvironment",
+            "iam:GetRole",
             "iam:PutRolePolicy",
             "iam:GetRolePolicy",
             *NOTIFICATION_ACTIONS,
@@ -109,6 +117,8 @@ FUNCTION_ACTIONS: dict[str, frozenset[str]] = {
             "s3:ListBucket",
             "s3:PutObject",
             "airflow:DeleteEnvironment",
+            # the Airflow configuration option values' SSE-KMS object (secret_options.py)
+            "kms:Decrypt",
         }
     ),
     "CheckEnvironmentFunction": frozenset({"airflow:GetEnvironment"}),
@@ -716,7 +726,8 @@ def test_migration_requested_events_start_the_state_machine_with_their_detail(
     (event,) = state_machine["Events"].values()
     assert event["Type"] == "EventBridgeRule"
     properties = event["Properties"]
-    assert "EventBusName" not in properties  # the default bus
+    # The stack's own bus, whose policy names who may start a migration.
+    assert properties["EventBusName"] == {"Ref": "MigrationEventBus"}
     assert properties["Pattern"]["source"] == ["mwaa.migration"]
     assert properties["Pattern"]["detail-type"] == ["Migration Requested"]
     assert properties["InputPath"] == "$.detail"
@@ -737,9 +748,31 @@ def test_only_the_trigger_rule_may_send_to_the_dead_letter_queue(template: dict[
     assert allow["Principal"] == {"Service": "events.amazonaws.com"}
     assert allow["Action"] == "sqs:SendMessage"
     source_arn = _sub_string(allow["Condition"]["ArnEquals"]["aws:SourceArn"])
+    # A rule on a custom bus is rule/BUS/RULE.
+    bus = _sub_string(template["Resources"]["MigrationEventBus"]["Properties"]["Name"])
     assert (
-        source_arn == f"arn:${{AWS::Partition}}:events:${{AWS::Region}}:${{AWS::AccountId}}:rule/{rule_name}"
+        source_arn
+        == f"arn:${{AWS::Partition}}:events:${{AWS::Region}}:${{AWS::AccountId}}:rule/{bus}/{rule_name}"
     )
+
+
+def test_only_the_named_principals_may_put_events_on_the_migration_bus(template: dict[str, Any]) -> None:
+    # The finding: anyone with events:PutEvents on the default bus could start a migration.
+    policy = template["Resources"]["MigrationEventBusPolicy"]["Properties"]
+    assert policy["EventBusName"] == {"Ref": "MigrationEventBus"}
+    statement = policy["Statement"]
+    assert (statement["Effect"], statement["Principal"], statement["Action"]) == (
+        "Deny",
+        "*",
+        "events:PutEvents",
+    )
+    assert statement["Resource"] == {"Fn::GetAtt": ["MigrationEventBus", "Arn"]}
+    # Named principals are spared; with none named, the Deny has no condition: nobody.
+    named, nobody = statement["Condition"]["Fn::If"][1:]
+    assert statement["Condition"]["Fn::If"][0] == "HasMigrationRequesters"
+    assert named == {"ArnNotLike": {"aws:PrincipalArn": {"Ref": "MigrationRequesterArns"}}}
+    assert nobody == {"Ref": "AWS::NoValue"}
+    assert template["Parameters"]["MigrationRequesterArns"]["Default"] == ""
 
 
 def test_outputs_name_how_to_start_a_migration(template: dict[str, Any]) -> None:
@@ -943,3 +976,30 @@ def test_outputs_name_the_console_the_command_line_and_the_notifications(templat
     assert outputs["NotificationTopic"]["Condition"] == "HasNotificationTopic"
     for name, output in outputs.items():
         assert output.get("Description"), name
+
+
+# ------------------------------------------------------------------ who may receive the grants
+
+
+def test_the_execution_roles_default_to_where_mwaa_creates_them(template: dict[str, Any]) -> None:
+    # The finding: with role/* any role in the account could receive the import grant.
+    parameter = template["Parameters"]["ExecutionRoleArnPattern"]
+    assert parameter["Default"] == DEFAULT_EXECUTION_ROLE_ARN_PATTERN == "role/service-role/AmazonMWAA-*"
+    variables = template["Globals"]["Function"]["Environment"]["Variables"]
+    assert variables["EXECUTION_ROLE_ARN_PATTERN"] == {"Ref": "ExecutionRoleArnPattern"}
+    # Every statement on execution roles names the pattern, so IAM enforces what the code checks.
+    role_actions = {"iam:PutRolePolicy", "iam:DeleteRolePolicy", "iam:GetRolePolicy", "iam:PassRole"}
+    for name, function in _functions(template).items():
+        for statement in _policy_statements(function):
+            if statement["Effect"] != "Allow" or not role_actions & set(_as_list(statement["Action"])):
+                continue
+            (resource,) = _as_list(statement["Resource"])
+            assert _sub_string(resource) == (
+                "arn:${AWS::Partition}:iam::${AWS::AccountId}:${ExecutionRoleArnPattern}"
+            ), name
+
+
+def test_mwaa_may_grant_itself_a_key_but_nobody_else_gets_a_grant(template: dict[str, Any]) -> None:
+    clone = _functions(template)["CloneEnvironmentFunction"]
+    (statement,) = [s for s in _policy_statements(clone) if "kms:CreateGrant" in _as_list(s["Action"])]
+    assert statement["Condition"] == {"Bool": {"kms:GrantIsForAWSResource": "true"}}

@@ -27,6 +27,7 @@ from urllib3.exceptions import HTTPError
 from urllib3.util import Retry, Timeout
 
 from mwaa_migrate.errors import AwsAccessDenied, MigrationConflict, TransientAwsError, from_client_error
+from mwaa_migrate.redaction import redact_text
 
 if TYPE_CHECKING:
     from mypy_boto3_mwaa import MWAAClient
@@ -39,14 +40,35 @@ RETRY_STATUSES = (429, 503)
 _TAIL = 2000
 
 
+# How long one POST to the CLI endpoint may wait: 3 s to connect, 60 s for the answer (the web server
+# starts an Airflow CLI process, which imports Airflow and may parse the DAG's file, before it answers).
+CONNECT_TIMEOUT = 3.0
+READ_TIMEOUT = 60.0
+# At most this long before resending a throttled command, whatever Retry-After asks: a longer wait is
+# the state machine's Retry's to make, not one Lambda invocation's.
+RETRY_AFTER_CAP = 10.0
+
+
+class _BoundedRetry(Retry):
+    """urllib3's Retry with Retry-After capped at RETRY_AFTER_CAP (urllib3's own cap is 6 hours)."""
+
+    def get_retry_after(self, response: Any) -> float | None:
+        seconds = super().get_retry_after(response)
+        return None if seconds is None else min(seconds, RETRY_AFTER_CAP)
+
+
 def default_http(
-    *, backoff_factor: float = 0.5, connect_timeout: float = 5.0, read_timeout: float = 120.0
+    *,
+    backoff_factor: float = 0.5,
+    connect_timeout: float = CONNECT_TIMEOUT,
+    read_timeout: float = READ_TIMEOUT,
 ) -> urllib3.PoolManager:
     """The connection pool AirflowCli uses unless given one: urllib3 retries connection errors and
     RETRY_STATUSES with backoff, follows redirects (MWAA's Airflow 3 answers 307), never resends a
-    command whose answer was lost (read=0)."""
-    retries = Retry(
-        total=6,
+    command whose answer was lost (read=0). At most 4 retries in all, so one POST ends within
+    worst_post_seconds()."""
+    retries = _BoundedRetry(
+        total=4,
         connect=3,
         read=0,
         status=3,
@@ -60,6 +82,29 @@ def default_http(
         raise_on_redirect=True,
     )
     return urllib3.PoolManager(retries=retries, timeout=Timeout(connect=connect_timeout, read=read_timeout))
+
+
+def worst_post_seconds(http: urllib3.PoolManager) -> float:
+    """The longest one POST through `http` can take before it answers or raises: every request (the
+    first and each retry) waiting out the connect and read timeouts, and before each retry the longer
+    of its backoff and a capped Retry-After. (The read timeout bounds each wait for the next bytes:
+    an endpoint that trickles bytes is not bounded, nor counted.)"""
+    retries = http.connection_pool_kw.get("retries")
+    timeout = http.connection_pool_kw.get("timeout")
+    if not isinstance(retries, _BoundedRetry) or not isinstance(retries.total, int):
+        raise ValueError("only a bounded Retry with a total has a worst case")
+    if not isinstance(timeout, Timeout):
+        raise ValueError("only a pool with connect and read timeouts has a worst case")
+    retry_after = RETRY_AFTER_CAP if retries.respect_retry_after_header else 0.0
+    jitter = retries.backoff_jitter
+    waits = sum(
+        max(min(retries.backoff_factor * 2 ** (n - 1) + jitter, retries.backoff_max), retry_after)
+        for n in range(1, retries.total + 1)
+    )
+    connect, read = timeout.connect_timeout, timeout.read_timeout
+    if not isinstance(connect, (int, float)) or not isinstance(read, (int, float)):
+        raise ValueError("only a pool with connect and read timeouts has a worst case")
+    return float((retries.total + 1) * (connect + read) + waits)
 
 
 @dataclass(frozen=True)
@@ -120,7 +165,7 @@ class AirflowCli:
         except ValueError:
             raise MigrationConflict(
                 f"airflow {' '.join(argv[:2])} on {self.environment_name} printed no JSON; "
-                f"stderr: {output.stderr[-_TAIL:].strip() or '(empty)'}"
+                f"stderr: {redact_text(output.stderr)[-_TAIL:].strip() or '(empty)'}"
             ) from None
 
     def _post(self, command: str, doing: str, *, fresh_token: bool) -> urllib3.BaseHTTPResponse:
@@ -173,16 +218,17 @@ def _decode(value: Any) -> str:
 
 
 def _message(body: bytes) -> str:
+    """The web server's error message, secret-looking values redacted: it becomes a cause."""
     text = body.decode("utf-8", errors="replace").strip()
     try:
         payload = json.loads(text)
     except ValueError:
-        return text[:_TAIL] or "(no message)"
+        return redact_text(text)[:_TAIL] or "(no message)"
     if isinstance(payload, dict):
         for key in ("message", "Message", "error", "detail"):
             if payload.get(key):
-                return str(payload[key])[:_TAIL]
-    return text[:_TAIL]
+                return redact_text(str(payload[key]))[:_TAIL]
+    return redact_text(text)[:_TAIL]
 
 
 _NOTHING: Any = object()

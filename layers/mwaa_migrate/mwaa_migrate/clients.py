@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any
 import boto3
 from botocore.config import Config
 from botocore.exceptions import ConnectionError, HTTPClientError
+from botocore.retries.bucket import TokenBucket
+from botocore.retries.standard import ExponentialBackoff
 
 from mwaa_migrate.errors import TransientAwsError
 
@@ -28,15 +30,51 @@ if TYPE_CHECKING:
     from mypy_boto3_sns import SNSClient
     from mypy_boto3_stepfunctions import SFNClient
 
+# One call that hangs must end, with botocore's error, before the function's own timeout does: a
+# TransientAwsError is retried by the state, Lambda's timeout kills the step mid-way. The worst one
+# call can take (worst_call_seconds) is every attempt waiting out both timeouts plus the longest backoff
+# before each retry; tests/unit/test_timeouts.py checks it against each function's Timeout in
+# template.yaml. AWS's API answers in well under a second: 3 s to connect and 15 s between two reads
+# of an answer are ample, and the state machine's own Retry takes over after the fifth attempt.
 RETRY_CONFIG = Config(
-    retries={"mode": "standard", "total_max_attempts": 8}, connect_timeout=5, read_timeout=30
+    retries={"mode": "standard", "total_max_attempts": 5}, connect_timeout=3, read_timeout=15
 )
 # CloudWatch Logs' reads have low per-account quotas (GetLogEvents, DescribeLogStreams) that parallel
 # log copies share: adaptive mode adds client-side rate limiting, which slows a client down once it
-# is throttled, to the standard backoff with jitter.
+# is throttled, to the standard backoff with jitter. Only the 15-minute log functions use it (and
+# CheckDagRun, for a failed run's last log lines).
 LOGS_RETRY_CONFIG = Config(
-    retries={"mode": "adaptive", "total_max_attempts": 8}, connect_timeout=5, read_timeout=30
+    retries={"mode": "adaptive", "total_max_attempts": 8}, connect_timeout=3, read_timeout=15
 )
+
+
+def worst_call_seconds(config: Config) -> float:
+    """The longest one call of a client made with `config` can take before it raises.
+
+    Each attempt may wait out the connect and the read timeout (the read timeout bounds each wait
+    for the next bytes of an answer: an endpoint that trickles bytes is not bounded, nor counted).
+    Before each retry botocore's standard backoff waits rand() x min(2^(attempt-1), 20) s, raised to an
+    ``x-amz-retry-after`` of at most 5 s more; adaptive mode's token bucket may add up to 1/0.5 s per
+    attempt (its lowest fill rate). Legacy mode is not counted: its retries depend on the service.
+    """
+    # botocore's stubs declare neither Config's options nor the retry constants.
+    settings: Any = config
+    backoff: Any = ExponentialBackoff
+    bucket: Any = TokenBucket
+    retries = settings.retries or {}
+    mode = retries.get("mode")
+    if mode not in {"standard", "adaptive"}:
+        raise ValueError(f"retry mode {mode!r}: only standard and adaptive retries are bounded here")
+    attempts = int(retries.get("total_max_attempts", 3))
+    # botocore versions before x-amz-retry-after support wait the backoff only.
+    retry_after_extra = getattr(backoff, "_RETRY_AFTER_MAX_ADDITIONAL", 0)
+    waits = sum(
+        min(backoff._BASE ** (attempt - 1), backoff._MAX_BACKOFF) + retry_after_extra
+        for attempt in range(1, attempts)
+    )
+    if mode == "adaptive":
+        waits += attempts / bucket._MIN_RATE
+    return float(attempts * (settings.connect_timeout + settings.read_timeout) + waits)
 
 
 def _no_answer_is_transient(exception: Exception, **_: Any) -> None:

@@ -15,6 +15,7 @@ from mwaa_migrate.environment_request import SOURCE_TAG
 from mwaa_migrate.environment_status import get_environment
 from mwaa_migrate.errors import MigrationConflict, from_client_error
 from mwaa_migrate.models import MigrationPlan, Model
+from mwaa_migrate.secret_options import load_configuration
 from mwaa_migrate.target_files import (
     CopiedFile,
     FilesCopy,
@@ -127,6 +128,20 @@ def _copy_files(s3: S3Client, plan: MigrationPlan) -> tuple[FilesCopy, str | Non
     return copy, _record_files(s3, plan, copy)
 
 
+def _configuration_options(s3: S3Client, plan: MigrationPlan) -> dict[str, str]:
+    """The values of the options the plan names (with their values redacted), from the configuration
+    object the plan references."""
+    names = set(plan.target.create_request.get("AirflowConfigurationOptions") or {})
+    if plan.target.configuration is None:
+        if names:
+            raise MigrationConflict(
+                f"the plan names {len(names)} Airflow configuration options but no object with their "
+                "values (a dry run's plan): run the migration again"
+            )
+        return {}
+    return load_configuration(s3, plan.target.configuration, migration_id=plan.migration_id, names=names)
+
+
 def clone_environment(
     mwaa: MWAAClient,
     s3: S3Client,
@@ -165,6 +180,8 @@ def clone_environment(
                 )
             replaced, existing = True, None
 
+    # The option values, proved to be those the plan wrote, before anything is copied or created.
+    options = _configuration_options(s3, plan) if existing is None else {}
     copy, record = _copy_files(s3, plan)
     copied = {
         "replaced_failed": replaced,
@@ -182,7 +199,12 @@ def clone_environment(
             airflow_version=existing["AirflowVersion"],
             **copied,
         )
-    request = complete_create_request(target.create_request, copy) if target.files else target.create_request
+    request = (
+        complete_create_request(target.create_request, copy) if target.files else dict(target.create_request)
+    )
+    request.pop("AirflowConfigurationOptions", None)
+    if options:
+        request["AirflowConfigurationOptions"] = options
     try:
         arn = mwaa.create_environment(**request)["Arn"]
     except ClientError as error:

@@ -14,6 +14,7 @@ import botocore.session
 from botocore.model import Shape, StructureShape
 
 from mwaa_migrate.config_migration import migrate_configuration
+from mwaa_migrate.redaction import CONFIGURATION_OPTIONS, shown_options
 
 # Tag that marks an environment as the target of one migration, so a re-run can reuse it.
 SOURCE_TAG = "mwaa-migrate:source-environment"
@@ -46,8 +47,11 @@ def _project(value: Any, shape: Shape) -> Any:
 
 def source_settings(source: dict[str, Any]) -> dict[str, Any]:
     """The source's own settings as a CreateEnvironment request would carry them (read-only output
-    fields dropped), to compare the clone's request with."""
+    fields dropped), to compare the clone's request with. Airflow configuration option values are
+    redacted: the plan that carries these is kept in the execution's history."""
     settings: dict[str, Any] = _project(source, create_environment_input())
+    if settings.get(CONFIGURATION_OPTIONS):
+        settings[CONFIGURATION_OPTIONS] = shown_options(settings[CONFIGURATION_OPTIONS])
     return settings
 
 
@@ -58,7 +62,8 @@ def build_create_request(
     airflow_version: str,
     execution_role_arn: str,
 ) -> tuple[dict[str, Any], list[str]]:
-    """The CreateEnvironment request for the clone, and warnings about settings that changed."""
+    """The CreateEnvironment request for the clone (with the option values: for the configuration
+    object, never for the plan), and warnings about settings that changed."""
     request: dict[str, Any] = _project(source, create_environment_input())
     request.update(Name=name, AirflowVersion=airflow_version, ExecutionRoleArn=execution_role_arn)
 

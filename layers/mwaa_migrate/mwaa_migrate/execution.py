@@ -8,7 +8,14 @@ import secrets
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import ClientError
+
+from mwaa_migrate.errors import InvalidMigrationRequest, from_client_error
+
+if TYPE_CHECKING:
+    from mypy_boto3_stepfunctions import SFNClient
 
 # Step Functions' limit on an execution's name.
 EXECUTION_NAME_LIMIT = 80
@@ -91,3 +98,36 @@ def approval_wait(history: Iterable[Mapping[str, Any]]) -> ApprovalWait:
         elif inside and kind in _TASK_ENDED:
             token = None
     return ApprovalWait(current_state=current, token=token)
+
+
+def require_running_execution(
+    sfn: SFNClient, execution_id: str, *, state_machine_arn: str, source: str, target: str
+) -> dict[str, Any]:
+    """The event comes from a running execution of this stack's state machine that migrates these
+    two environments: a function that changes IAM acts for no one else (a forged invocation would
+    first have to start an execution, which plans and checks everything)."""
+    if not state_machine_arn:
+        raise InvalidMigrationRequest("STATE_MACHINE_ARN is not set: the function cannot tell its executions")
+    if not execution_id.startswith(state_machine_arn.replace(":stateMachine:", ":execution:", 1) + ":"):
+        raise InvalidMigrationRequest(
+            f"executionId: {execution_id} is not an execution of {state_machine_arn}"
+        )
+    try:
+        described = sfn.describe_execution(executionArn=execution_id)
+    except ClientError as error:
+        raise from_client_error(error, f"reading execution {execution_id}") from None
+    if described["status"] != "RUNNING":
+        raise InvalidMigrationRequest(f"executionId: {execution_id} is {described['status']}, not RUNNING")
+    try:
+        request = json.loads(described.get("input") or "{}")
+    except ValueError:
+        request = {}
+    if not isinstance(request, dict):
+        request = {}
+    named = (request.get("sourceEnvironmentName"), request.get("targetEnvironmentName"))
+    if named != (source, target):
+        raise InvalidMigrationRequest(
+            f"plan: migrates {source} to {target}, but execution {execution_name(execution_id)} was started "
+            f"for {named[0]} to {named[1]}"
+        )
+    return request

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from mwaa_migrate.models import MigrationPlan, Model
 from mwaa_migrate.observability import logger
+from mwaa_migrate.redaction import redact_text
 
 if TYPE_CHECKING:
     from mypy_boto3_stepfunctions import SFNClient
@@ -27,14 +28,16 @@ def error_from_state(state: dict[str, Any]) -> CaughtError:
 
 
 def readable_cause(cause: str) -> str:
-    """A Lambda error's Cause is JSON with errorMessage and a stack trace: keep the message."""
+    """A Lambda error's Cause is JSON with errorMessage and a stack trace: keep the message, with
+    secret-looking values redacted (a failing task's log lines may hold them) before it is cut, so
+    no cut leaves part of a secret behind."""
     try:
         parsed = json.loads(cause)
     except ValueError:
-        return cause[:_CAUSE_LIMIT]
+        return redact_text(cause)[:_CAUSE_LIMIT]
     if isinstance(parsed, dict) and "errorMessage" in parsed:
-        return str(parsed["errorMessage"])[:_CAUSE_LIMIT]
-    return cause[:_CAUSE_LIMIT]
+        return redact_text(str(parsed["errorMessage"]))[:_CAUSE_LIMIT]
+    return redact_text(cause)[:_CAUSE_LIMIT]
 
 
 # The state of the ASL that every Catch leads to.

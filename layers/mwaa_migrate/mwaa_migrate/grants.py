@@ -1,7 +1,9 @@
 """The temporary inline policies that let the execution roles do the migration.
 
 Named per migration, so putting them again replaces them (never duplicates) and the last step
-finds and removes exactly them.
+finds and removes exactly them. Their names and documents come from the migration's validated
+names and the stack's configuration (`StackGrants`), never from an event: the policies an event
+carries are only compared with them, so a forged event can neither put nor remove anything else.
 """
 
 from __future__ import annotations
@@ -13,11 +15,20 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
-from mwaa_migrate.errors import from_client_error
-from mwaa_migrate.models import RolePolicy
+from mwaa_migrate.errors import InvalidMigrationRequest, from_client_error
+from mwaa_migrate.execution_roles import (
+    arn_pattern,
+    require_allowed_role,
+    require_execution_role,
+    role_resource,
+)
+from mwaa_migrate.migration_names import migration_id, migration_prefix
+from mwaa_migrate.models import MigrationPlan, Model, RolePolicy
 
 if TYPE_CHECKING:
     from mypy_boto3_iam import IAMClient
+
+    from mwaa_migrate.settings import Settings
 
 _POLICY_NAME_LIMIT = 128
 _POLICY_NAME = re.compile(r"[\w+=,.@-]+", re.ASCII)
@@ -51,7 +62,6 @@ def migration_policies(
     account_id: str,
     bucket: str,
     object_prefix: str,
-    source_environment: str,
     source_role_arn: str,
     target_role_arn: str,
     kms_key_arn: str,
@@ -141,6 +151,101 @@ def migration_policies(
             policy_name=policy_name(prefix, migration_id, "import"),
             document=import_policy,
         ),
+    ]
+
+
+class StackGrants(Model):
+    """What the stack allows the grants to be: its settings, not an event's."""
+
+    policy_prefix: str
+    role_pattern: str
+    bucket: str
+    kms_key_arn: str
+
+    @classmethod
+    def of(cls, config: Settings) -> StackGrants:
+        return cls(
+            policy_prefix=config.policy_name_prefix,
+            role_pattern=config.execution_role_arn_pattern,
+            bucket=config.migration_bucket,
+            kms_key_arn=config.migration_key_arn,
+        )
+
+
+def _arn_parts(arn: str) -> tuple[str, str, str]:
+    parts = arn.split(":")
+    return parts[1], parts[3], parts[4]
+
+
+def derive_policies(
+    plan: MigrationPlan,
+    *,
+    source_environment: dict[str, Any],
+    requested_target_role: str | None,
+    iam: IAMClient,
+    stack: StackGrants,
+) -> list[RolePolicy]:
+    """The policies of this migration, derived from the plan's validated names, the source as
+    GetEnvironment describes it now and the stack's settings, with both roles checked again
+    (execution_roles.py). Refused if the plan's policies are not exactly these."""
+    partition, region, account_id = _arn_parts(str(source_environment["Arn"]))
+    source_role = str(source_environment["ExecutionRoleArn"])
+    if plan.source.execution_role_arn != source_role:
+        raise InvalidMigrationRequest(
+            f"plan.source.executionRoleArn: {plan.source.execution_role_arn} is not the execution role "
+            f"of {plan.source.name} ({source_role})"
+        )
+    if plan.target.execution_role_arn != (requested_target_role or source_role):
+        raise InvalidMigrationRequest(
+            f"plan.target.executionRoleArn: {plan.target.execution_role_arn} is not the role the "
+            f"execution's request names ({requested_target_role or 'none: the source role ' + source_role})"
+        )
+    require_allowed_role(
+        source_role, pattern=stack.role_pattern, account_id=account_id, field="plan.source.executionRoleArn"
+    )
+    require_execution_role(
+        iam,
+        plan.target.execution_role_arn,
+        pattern=stack.role_pattern,
+        account_id=account_id,
+        field="plan.target.executionRoleArn",
+    )
+    if plan.bucket != stack.bucket:
+        raise InvalidMigrationRequest(f"plan.bucket: {plan.bucket} is not this stack's bucket {stack.bucket}")
+    derived = migration_policies(
+        prefix=stack.policy_prefix,
+        migration_id=migration_id(plan.source.name, plan.target.name),
+        partition=partition,
+        region=region,
+        account_id=account_id,
+        bucket=stack.bucket,
+        object_prefix=migration_prefix(plan.source.name, plan.target.name),
+        source_role_arn=source_role,
+        target_role_arn=plan.target.execution_role_arn,
+        kms_key_arn=stack.kms_key_arn,
+    )
+    if [policy.to_event() for policy in plan.policies] != [policy.to_event() for policy in derived]:
+        raise InvalidMigrationRequest(
+            "plan.policies: not the policies this migration needs (derived from its environments' "
+            "names and the stack's settings): the event was changed after the plan"
+        )
+    return derived
+
+
+def policies_to_remove(plan: MigrationPlan, *, stack: StackGrants) -> list[RolePolicy]:
+    """The names of this migration's policies on the plan's roles, derived from its environments'
+    names, so removing them can remove nothing else. A role outside the stack's pattern is left
+    alone (nothing was put on it)."""
+    allowed = arn_pattern(stack.role_pattern)
+    names = migration_id(plan.source.name, plan.target.name)
+    pairs = (
+        (plan.source.execution_role_arn, policy_name(stack.policy_prefix, names, "export")),
+        (plan.target.execution_role_arn, policy_name(stack.policy_prefix, names, "import")),
+    )
+    return [
+        RolePolicy(role_name=role_name(role_arn), policy_name=name, document={})
+        for role_arn, name in pairs
+        if allowed.fullmatch(role_resource(role_arn))
     ]
 
 

@@ -3,12 +3,21 @@
 The copy of work item N writes `results/N.json` when it is done (its counters, the streams it skipped
 with the reason, notes on truncated or rejected events). The summary adds them up per log group with
 what the listing found, and counts the streams of items that have no result (a child execution that
-failed within the map's tolerated failure threshold) as failed, never as copied.
+failed within the map's tolerated failure threshold) as failed, never as copied, with the item's own
+error.
+
+A failed item's own error (its child execution's Error and Cause: the AWS error and the call, as the
+copy raised it) is read from the Distributed Map's ResultWriter export, as Step Functions writes it
+(also when the Map Run fails on its tolerated failure threshold): `{mapRunPrefix}/{map run id}/
+manifest.json` lists `FAILED_n.json` files, JSON arrays of the failed child executions with their
+`Input`, `Error` and `Cause`. `explain_log_copy_failure` turns the first failed item into the
+migration's error and cause.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -19,6 +28,7 @@ from botocore.exceptions import ClientError
 from pydantic import Field
 
 from mwaa_migrate.errors import MigrationConflict, from_client_error
+from mwaa_migrate.failure import readable_cause
 from mwaa_migrate.log_copy import MAX_LISTED, LogCopyProgress, StreamNote, WorkItem
 from mwaa_migrate.log_listing import LogListing
 from mwaa_migrate.models import ExecutionId, LogGroupKind, Model
@@ -51,6 +61,37 @@ class SummarizeLogCopyEvent(Model):
     execution_id: ExecutionId
     # ListLogStreams' final output.
     listing: dict[str, Any]
+    # The Distributed Map's own error ({"Error", "Cause"}, as its Catch puts it) when the Map failed:
+    # then the step explains the failure instead of summarizing.
+    map_run_error: dict[str, Any] | None = None
+
+
+# How much of a failed item's own error message reaches the migration's cause and report (an AWS
+# error message, what was being done and the call: never the stack trace).
+ITEM_CAUSE_LIMIT = 1000
+_MAP_CAUSE_LIMIT = 500
+# A failed child execution's Error is an error name (AwsAccessDenied, Sandbox.Timedout, States.Timeout).
+_ERROR_NAME = re.compile(r"[A-Za-z][\w.:-]{0,127}")
+FAILED_ITEM = "the copy of its work item failed"
+
+
+class FailedItem(Model):
+    """A work item whose child execution failed, timed out or was aborted, with its own error."""
+
+    index: int | None = None
+    error: str
+    cause: str = ""
+
+    @property
+    def text(self) -> str:
+        return f"{self.error}: {self.cause}" if self.cause else self.error
+
+
+class LogCopyFailure(Model):
+    """The migration's error and cause when the log copy's Map failed."""
+
+    error: str
+    cause: str
 
 
 class ReportedSkip(Model):
@@ -195,11 +236,15 @@ def summarize_log_copy(s3: S3Client, listing: LogListing) -> LogCopyReport:
         notes.extend(progress.notes)
     failed_items = 0
     if len(done) < listing.items:
+        own_errors = {item.index: item for item in failed_map_items(s3, listing)}
         for index, item in enumerate(_items(s3, listing)):
             if index not in done:
                 failed_items += 1
                 groups[item.group]["streams_failed"] += len(item.streams)
-                reason = "the copy of its work item failed (see the Map Run's failed child executions)"
+                failed = own_errors.get(index)
+                reason = (
+                    f"{FAILED_ITEM}: {failed.text}" if failed else f"{FAILED_ITEM} (no result of its own)"
+                )
                 skipped.append(ReportedSkip(group=item.group, stream=item.streams[0].source, reason=reason))
                 reasons[reason] += len(item.streams)
     reports = [GroupReport.model_validate(totals) for totals in groups.values()]
@@ -238,3 +283,75 @@ _UNLISTED = "more streams skipped than a work item's result lists: CopyLogStream
 def _items(s3: S3Client, listing: LogListing) -> list[WorkItem]:
     items = json.loads(_read(s3, listing.bucket, listing.items_key))
     return [WorkItem.model_validate(item) for item in items]
+
+
+def _latest_manifest(s3: S3Client, listing: LogListing) -> str | None:
+    """The key of the newest ResultWriter manifest under the listing's map run prefix (a re-run of the
+    same execution's Map writes another), or None if the Map wrote none."""
+    prefix = f"{listing.map_run_prefix}/"
+    manifests: list[tuple[datetime, str]] = []
+    try:
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=listing.bucket, Prefix=prefix):
+            manifests.extend(
+                (item["LastModified"], item["Key"])
+                for item in page.get("Contents", [])
+                if item["Key"].endswith("/manifest.json")
+            )
+    except ClientError as error:
+        raise from_client_error(error, f"listing s3://{listing.bucket}/{prefix}") from error
+    return max(manifests)[1] if manifests else None
+
+
+def _failed_item(execution: dict[str, Any]) -> FailedItem:
+    try:
+        child_input = json.loads(execution.get("Input") or "{}")
+    except ValueError:
+        child_input = {}
+    index = child_input.get("index") if isinstance(child_input, dict) else None
+    error = str(execution.get("Error") or execution.get("Status") or "States.Runtime")
+    if not _ERROR_NAME.fullmatch(error):
+        error = "LogCopyFailed"
+    cause = readable_cause(str(execution.get("Cause") or ""))
+    return FailedItem(
+        index=index if isinstance(index, int) else None,
+        error=error,
+        cause=cause[:ITEM_CAUSE_LIMIT],
+    )
+
+
+def failed_map_items(s3: S3Client, listing: LogListing) -> list[FailedItem]:
+    """The failed child executions of the log copy's last Map Run, by work item, from its ResultWriter
+    export (manifest.json and its FAILED_n.json files); [] when the Map exported nothing."""
+    manifest_key = _latest_manifest(s3, listing)
+    if manifest_key is None:
+        return []
+    manifest = json.loads(_read(s3, listing.bucket, manifest_key))
+    failed: list[FailedItem] = []
+    for result_file in manifest.get("ResultFiles", {}).get("FAILED", []):
+        body = _read(s3, listing.bucket, str(result_file["Key"])).decode()
+        # OutputType JSON (the default) is one array; JSONL is one execution a line.
+        stripped = body.strip()
+        executions = (
+            json.loads(stripped)
+            if stripped.startswith("[")
+            else [json.loads(line) for line in stripped.splitlines() if line.strip()]
+        )
+        failed.extend(_failed_item(execution) for execution in executions)
+    return sorted(failed, key=lambda item: (item.index is None, item.index or 0))
+
+
+def explain_log_copy_failure(s3: S3Client, listing: LogListing, map_error: dict[str, Any]) -> LogCopyFailure:
+    """The migration's error and cause when the log copy's Map failed: the first failed work item's own
+    error (its AWS error, what was being done and the call), with the Map's. Without a failed item
+    (the Map could not read its items, say), the Map's own error as LogCopyFailed."""
+    map_text = f"{map_error.get('Error', 'States.Runtime')}: {map_error.get('Cause', '')}"[:_MAP_CAUSE_LIMIT]
+    failed = failed_map_items(s3, listing)
+    if not failed:
+        return LogCopyFailure(error="LogCopyFailed", cause=f"the log copy failed ({map_text})")
+    first = failed[0]
+    where = f"work item {first.index}" if first.index is not None else "a work item"
+    return LogCopyFailure(
+        error=first.error,
+        cause=f"the log copy failed ({map_text}); {len(failed)} of {listing.items} work items failed, "
+        f"{where} with {first.text}",
+    )

@@ -15,6 +15,7 @@ from pydantic import Field
 
 from mwaa_migrate.errors import DagRunFailed, MigrationConflict, from_client_error
 from mwaa_migrate.models import DagDeployment, Model
+from mwaa_migrate.redaction import redact_text
 
 if TYPE_CHECKING:
     from mypy_boto3_logs import CloudWatchLogsClient
@@ -161,7 +162,7 @@ def trigger_dag(
         output = cli.run("dags", "trigger", target.dag_id, f"--run-id={run_id}", f"--conf={json.dumps(conf)}")
         if _find_run(cli, target.dag_id, run_id) is None:
             raise MigrationConflict(
-                f"triggering {target.dag_id} started no run: {output.stderr.strip()[-500:]}"
+                f"triggering {target.dag_id} started no run: {redact_text(output.stderr.strip()[-500:])}"
             )
     return TriggerResult(dag_id=target.dag_id, run_id=run_id, parsed=True, attempt=attempt + 1)
 
@@ -269,6 +270,11 @@ class MetadataResult(Model):
     drain: dict[str, Any] = Field(default_factory=dict)
     # The bulk's watermark (both phases' manifests name it).
     watermark: str | None = None
+    # The import's conflicts by table: count, refused, differing, resolution and the listed keys
+    # ({"key": {column: value}, "reason": "refused" | "differs"}), at most 20 a table.
+    conflicts: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    # The import's onConflict: fail, keep-target or overwrite.
+    on_conflict: str | None = None
 
 
 def export_manifest_key(prefix: str, phase: Phase) -> str:
@@ -302,41 +308,69 @@ def read_export(s3: S3Client, bucket: str, prefix: str, phase: Phase) -> Metadat
     )
 
 
-_COUNTS = ("read", "inserted", "updated", "unchanged", "rejected")
+_COUNTS = ("read", "inserted", "updated", "identical", "conflicts", "dropped")
+# Conflicts a result may hold: left to the target, or overwritten with the source's values.
+_RESOLVED = {"keep-target": "kept-target", "overwrite": "overwritten"}
+
+
+def _conflict_problems(name: str, conflicts: int, found: Any, on_conflict: Any) -> list[str]:
+    """A table's conflicts must be listed as counted and resolved as the request said."""
+    if not conflicts:
+        return [f"{name}: conflicts listed but none counted"] if found else []
+    if not isinstance(found, dict) or found.get("count") != conflicts:
+        return [f"{name}: {conflicts} conflicts counted but not listed as such"]
+    resolution = _RESOLVED.get(str(on_conflict))
+    if resolution is None or found.get("resolution") != resolution:
+        return [
+            f"{name}: {conflicts} conflicts, resolved {found.get('resolution')!r} under onConflict "
+            f"{on_conflict!r}"
+        ]
+    return []
 
 
 def read_verified_import(
     s3: S3Client, bucket: str, prefix: str, phase: Phase, exported: MetadataResult
 ) -> MetadataResult:
     """The phase's import result, checked against its export: every exported row read, and each
-    one inserted, updated or found unchanged, as the target's database counted them (rows of a
-    table the target's Airflow no longer has aside). A mismatch fails the migration."""
+    one inserted, updated, identical or a conflict as the target's database counted them
+    (`read == inserted + updated + identical + conflicts`; rows of a table the target's Airflow no
+    longer has aside), and conflicts only as the request's onConflict allows. A mismatch fails the
+    migration."""
     result = read_json(s3, bucket, import_result_key(prefix, phase))
     tables = {
         name: {k: int(v) for k, v in counts.items()} for name, counts in result.get("tables", {}).items()
     }
     columns = result.get("columns", {})
+    conflicts = result.get("conflicts") or {}
+    on_conflict = result.get("on_conflict")
     problems = []
     if not result.get("verified"):
         problems.append("the import DAG did not verify its input")
     if result.get("phase") != phase or exported.phase != phase:
         problems.append(f"the {phase} import's result or export is of another phase")
+    if not isinstance(conflicts, dict):
+        problems.append("the import's conflicts are not listed by table")
+        conflicts = {}
+    for name in sorted(set(conflicts) - set(exported.tables)):
+        problems.append(f"{name}: conflicts listed for a table not exported")
     for name, counts in exported.tables.items():
         got = tables.get(name)
         if got is None:
             problems.append(f"{name}: not imported")
             continue
-        read, inserted, updated, unchanged, rejected = (got.get(count, 0) for count in _COUNTS)
+        read, inserted, updated, identical, conflicted, dropped = (got.get(count, 0) for count in _COUNTS)
         absent = bool(columns.get(name, {}).get("table_missing"))
         if read != counts["rows"]:
             problems.append(f"{name}: exported {counts['rows']} rows, import read {read}")
-        elif absent and rejected == read:
+        elif absent and dropped == read:
             continue  # the target's Airflow has no such table (task_fail after 2.10): reported
-        elif inserted + updated + unchanged != read or rejected:
+        elif inserted + updated + identical + conflicted != read or dropped:
             problems.append(
-                f"{name}: read {read}, inserted {inserted}, updated {updated}, unchanged {unchanged}, "
-                f"rejected {rejected}"
+                f"{name}: read {read}, inserted {inserted}, updated {updated}, identical {identical}, "
+                f"conflicts {conflicted}" + (f", dropped {dropped}" if dropped else "")
             )
+        else:
+            problems += _conflict_problems(name, conflicted, conflicts.get(name), on_conflict)
     if problems:
         raise DagRunFailed(f"{phase} import verification failed: " + "; ".join(problems))
     return MetadataResult(
@@ -349,6 +383,8 @@ def read_verified_import(
         timings={str(k): str(v) for k, v in result.get("timings", {}).items()},
         drain=dict(exported.drain),
         watermark=exported.watermark,
+        conflicts=dict(conflicts),
+        on_conflict=str(on_conflict) if on_conflict is not None else None,
     )
 
 

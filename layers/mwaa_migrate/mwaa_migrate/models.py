@@ -53,6 +53,8 @@ def _task_logs_only() -> list[LogGroupKind]:
 CutoverMode = Literal["auto", "approve"]
 # What a drain that outlasts its deadline does: restore the source, or carry the runs as they stand.
 DrainTimeoutAction = Literal["fail", "carry"]
+# What the import does with a row the target refuses or holds differently (docs/cutover.md).
+OnConflict = Literal["fail", "keep-target", "overwrite"]
 
 
 class Model(BaseModel):
@@ -88,6 +90,9 @@ class MigrationRequest(Model):
     # Minutes to wait, after the pause, for the source's running and queued tasks to finish.
     drain_timeout_minutes: int = Field(default=30, ge=0, le=720, strict=True)
     on_drain_timeout: DrainTimeoutAction = "fail"
+    # A row the target refused or holds differently (not as an import of this migration left it):
+    # "fail" the import (nothing changed), keep the target's row, or overwrite it with the source's.
+    on_conflict: OnConflict = "fail"
     # A target this pipeline created that ended CREATE_FAILED is deleted and created again.
     replace_failed_target: bool = Field(default=True, strict=True)
     # Where the target's own copy of DAGs, plugins, requirements and startup script goes (default:
@@ -137,7 +142,7 @@ class SourceEnvironment(Model):
     # False when the source sends no task logs to CloudWatch: the log copy is skipped.
     task_logs_enabled: bool
     # The source's settings in CreateEnvironment's shape: the plan and the report show the target's
-    # request as a diff against them.
+    # request as a diff against them. Airflow configuration option values are redacted.
     settings: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -152,6 +157,18 @@ class TargetFile(Model):
     target_key: str
 
 
+class ConfigurationObject(Model):
+    """Where the target's Airflow configuration option values are: an SSE-KMS object of the migration
+    bucket (secret_options.py). The plan carries this reference, never the values."""
+
+    bucket: BucketName
+    key: str = Field(min_length=1, max_length=1024)
+    # None when the bucket is not versioned; the digest still tells a replaced object.
+    version_id: str | None = None
+    # sha256 of the object's bytes (which hold a random nonce, so the digest confirms no guess).
+    digest: str = Field(pattern=r"^sha256:[0-9a-f]{64}$")
+
+
 class TargetEnvironment(Model):
     name: EnvironmentName
     execution_role_arn: str
@@ -160,8 +177,11 @@ class TargetEnvironment(Model):
     create_version: str
     upgrade_to: str | None = None
     final_version: str
-    # The exact CreateEnvironment request (without secrets: MWAA's API carries none).
+    # The CreateEnvironment request, whose AirflowConfigurationOptions name the options with their
+    # values redacted (redaction.shown_options): CloneEnvironment sends the values of `configuration`.
     create_request: dict[str, Any]
+    # The option values' object (None in a dry run, which writes nothing).
+    configuration: ConfigurationObject | None = None
     already_exists: bool = False
     # The target's own copy of the source's DAGs, plugins, requirements and startup script, in the
     # bucket of source_bucket_arn. The copy's version ids complete create_request in CloneEnvironment.
@@ -222,3 +242,5 @@ class MigrationPlan(Model):
     log_groups: list[LogGroupKind] = Field(default_factory=_task_logs_only)
     failed_tasks_only: bool = False
     cutover: CutoverSettings = Field(default_factory=CutoverSettings)
+    # The import DAG's answer to a conflict (the request's onConflict), in both phases.
+    on_conflict: OnConflict = "fail"

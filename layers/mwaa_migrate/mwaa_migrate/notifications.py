@@ -22,9 +22,10 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from mwaa_migrate.execution import execution_name
 from mwaa_migrate.failure import plan_from_state
+from mwaa_migrate.migration_names import migration_id
 from mwaa_migrate.models import MigrationPlan, Model
 from mwaa_migrate.observability import logger
-from mwaa_migrate.plan import migration_id
+from mwaa_migrate.redaction import redact_text
 
 if TYPE_CHECKING:
     from mypy_boto3_events import EventBridgeClient
@@ -148,7 +149,8 @@ def ended(
         report_uri=outcome.report_uri,
         failed_state=outcome.failed_state,
         error=outcome.error,
-        cause=outcome.cause[:_CAUSE_LIMIT] if outcome.cause else None,
+        # Causes come redacted from failure.readable_cause; once more here, as a message leaves AWS.
+        cause=redact_text(outcome.cause)[:_CAUSE_LIMIT] if outcome.cause else None,
         dags_running=outcome.dags_running,
     )
 

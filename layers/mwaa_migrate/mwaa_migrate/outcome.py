@@ -14,12 +14,12 @@ from mwaa_migrate.cutover import settle_after_failure, standing, target_went_liv
 from mwaa_migrate.errors import from_client_error
 from mwaa_migrate.execution import now
 from mwaa_migrate.failure import error_from_state, failed_state, plan_from_state, readable_cause
-from mwaa_migrate.grants import delete_policies
+from mwaa_migrate.grants import StackGrants, delete_policies, policies_to_remove
 from mwaa_migrate.lock import Holder, holder, release
 from mwaa_migrate.metadata_dags import remove_dag
+from mwaa_migrate.migration_names import migration_id, migration_prefix
 from mwaa_migrate.models import Model
 from mwaa_migrate.observability import logger
-from mwaa_migrate.plan import migration_id, migration_prefix
 from mwaa_migrate.report import (
     Failure,
     MigrationReport,
@@ -54,12 +54,22 @@ class Outcome(Model):
 
 
 def finish_migration(
-    event: FinishMigrationEvent, *, s3: S3Client, iam: IAMClient, sfn: SFNClient, lock_bucket: str
+    event: FinishMigrationEvent,
+    *,
+    s3: S3Client,
+    iam: IAMClient,
+    sfn: SFNClient,
+    lock_bucket: str,
+    stack: StackGrants,
 ) -> Outcome:
     plan = event.plan
     # Another execution holding the target's lock uses the same grants: they are its to remove.
     locked_by = holder(s3, lock_bucket, plan.target.name, event.execution_id)
-    removed = [] if locked_by is Holder.ANOTHER_EXECUTION else delete_policies(iam, plan.policies)
+    removed = (
+        []
+        if locked_by is Holder.ANOTHER_EXECUTION
+        else delete_policies(iam, policies_to_remove(plan, stack=stack))
+    )
     # The project's DAGs have done their work: their files leave both DAG folders.
     dag_files_removed = [key for dag in (plan.export_dag, plan.import_dag) for key in remove_dag(s3, dag)]
     finished = now()
@@ -112,9 +122,6 @@ def finish_migration(
     )
 
 
-_BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
-
-
 def _valid_names(*names: str) -> bool:
     return all(re.fullmatch(r"[a-zA-Z][0-9a-zA-Z_-]{0,79}", name) for name in names)
 
@@ -136,6 +143,7 @@ def record_failure(
     default_bucket: str,
     lock_bucket: str,
     cli: Callable[[str], AirflowCli],
+    stack: StackGrants,
 ) -> Outcome:
     caught = error_from_state(event.state)
     cause = readable_cause(caught.cause)
@@ -165,11 +173,10 @@ def record_failure(
     elif plan is not None:
         dags_running = standing(s3, plan.bucket, plan.prefix, source_name, target_name)
     else:
-        # Refused at its plan (an earlier run may have migrated it): what the request's names find.
-        named = request.get("migrationBucket")
-        request_bucket = named if isinstance(named, str) and _BUCKET.fullmatch(named) else default_bucket
+        # Refused at its plan (an earlier run may have migrated it): what the request's names find in
+        # the stack's bucket (the only one a migration may use).
         dags_running = (
-            standing(s3, request_bucket, migration_prefix(source_name, target_name), source_name, target_name)
+            standing(s3, default_bucket, migration_prefix(source_name, target_name), source_name, target_name)
             if _valid_names(source_name, target_name)
             else f"The source {source_name} runs the DAGs: this execution changed nothing."
         )
@@ -178,7 +185,9 @@ def record_failure(
     # grants and lock alone.
     locked_by = holder(s3, lock_bucket, plan.target.name, event.execution_id) if plan else Holder.NOBODY
     removed = (
-        delete_policies(iam, plan.policies) if plan and locked_by is not Holder.ANOTHER_EXECUTION else []
+        delete_policies(iam, policies_to_remove(plan, stack=stack))
+        if plan and locked_by is not Holder.ANOTHER_EXECUTION
+        else []
     )
     started_at = str(event.state.get("startedAt") or now().isoformat())
     finished = now()
@@ -259,6 +268,7 @@ def settle_stopped_execution(
     default_bucket: str,
     lock_bucket: str,
     cli: Callable[[str], AirflowCli],
+    stack: StackGrants,
 ) -> Outcome | None:
     """An execution stopped (StopExecution) or timed out never reaches RecordFailure: do what it
     would have done, from the execution's own history. The event that calls this is not trusted:
@@ -301,4 +311,5 @@ def settle_stopped_execution(
         default_bucket=default_bucket,
         lock_bucket=lock_bucket,
         cli=cli,
+        stack=stack,
     )

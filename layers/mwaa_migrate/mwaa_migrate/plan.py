@@ -10,7 +10,8 @@ from botocore.exceptions import ClientError
 from mwaa_migrate.environment_request import SOURCE_TAG, build_create_request, source_settings
 from mwaa_migrate.environment_status import get_environment
 from mwaa_migrate.errors import InvalidMigrationRequest, MigrationConflict, from_client_error
-from mwaa_migrate.grants import migration_policies, role_name
+from mwaa_migrate.execution_roles import require_allowed_role, require_execution_role
+from mwaa_migrate.grants import migration_policies
 from mwaa_migrate.metadata_dags import (
     EXPORT_DAG,
     IMPORT_DAG,
@@ -18,6 +19,7 @@ from mwaa_migrate.metadata_dags import (
     read_cutover_record,
     read_json_if_any,
 )
+from mwaa_migrate.migration_names import migration_id, migration_prefix
 from mwaa_migrate.models import (
     CutoverSettings,
     MigrationPlan,
@@ -25,6 +27,8 @@ from mwaa_migrate.models import (
     SourceEnvironment,
     TargetEnvironment,
 )
+from mwaa_migrate.redaction import shown_options
+from mwaa_migrate.secret_options import store_configuration
 from mwaa_migrate.target_files import plan_target_files, point_request_at_copy, unpaused_upon_creation
 from mwaa_migrate.versions import VersionPath, version_path
 
@@ -32,21 +36,6 @@ if TYPE_CHECKING:
     from mypy_boto3_iam import IAMClient
     from mypy_boto3_mwaa import MWAAClient
     from mypy_boto3_s3 import S3Client
-
-
-# Environment names match ^[a-zA-Z][0-9a-zA-Z_-]*$: a "." never occurs in one, so it separates the
-# two names unambiguously ("a-to-b" -> "c" and "a" -> "b-to-c" were the same "a-to-b-to-c").
-MIGRATION_ID_SEPARATOR = "."
-
-
-def migration_id(source_name: str, target_name: str) -> str:
-    """The migration's id: in policy names, the export's KMS encryption context and the record."""
-    return f"{source_name}{MIGRATION_ID_SEPARATOR}{target_name}"
-
-
-def migration_prefix(source_name: str, target_name: str) -> str:
-    """The migration's keys in the migration bucket (docs/cutover.md)."""
-    return f"migrations/{source_name}/{target_name}"
 
 
 def _arn_parts(arn: str) -> tuple[str, str, str]:
@@ -57,15 +46,6 @@ def _arn_parts(arn: str) -> tuple[str, str, str]:
 
 def _logs_enabled(environment: dict[str, Any], module: str) -> bool:
     return bool(environment.get("LoggingConfiguration", {}).get(module, {}).get("Enabled"))
-
-
-def _require_role(iam: IAMClient, role_arn: str) -> None:
-    try:
-        iam.get_role(RoleName=role_name(role_arn))
-    except iam.exceptions.NoSuchEntityException:
-        raise InvalidMigrationRequest(f"targetExecutionRoleArn: role {role_arn} does not exist") from None
-    except ClientError as error:
-        raise from_client_error(error, f"reading role {role_arn}") from None
 
 
 def _require_bucket(s3: S3Client, bucket: str) -> None:
@@ -256,6 +236,7 @@ def plan_migration(
     default_bucket: str,
     policy_name_prefix: str,
     kms_key_arn: str,
+    execution_role_pattern: str,
 ) -> MigrationPlan:
     source_name = request.source_environment_name
     target_name = request.target_environment_name
@@ -273,9 +254,30 @@ def plan_migration(
         raise InvalidMigrationRequest(f"targetAirflowVersion: {error}") from None
 
     target_role = request.target_execution_role_arn or source["ExecutionRoleArn"]
-    if request.target_execution_role_arn:
-        _require_role(iam, target_role)
+    partition, region, account_id = _arn_parts(source["Arn"])
+    # The grants go on both roles; the target's also opens the export: an MWAA-only role.
+    require_allowed_role(
+        source["ExecutionRoleArn"],
+        pattern=execution_role_pattern,
+        account_id=account_id,
+        field="sourceEnvironmentName (its execution role)",
+    )
+    require_execution_role(
+        iam,
+        target_role,
+        pattern=execution_role_pattern,
+        account_id=account_id,
+        field="targetExecutionRoleArn"
+        if request.target_execution_role_arn
+        else "targetExecutionRoleArn (the source's role)",
+    )
     bucket = request.migration_bucket or default_bucket
+    if bucket != default_bucket:
+        # The functions' and the grants' policies name the stack's bucket only.
+        raise InvalidMigrationRequest(
+            f"migrationBucket: {bucket} is not this stack's migration bucket {default_bucket}: the "
+            "pipeline's functions may use only the stack's bucket (leave migrationBucket out)"
+        )
     _require_bucket(s3, bucket)
     prefix = migration_prefix(source_name, target_name)
     resume_after_live, warnings = _finished_migration(s3, bucket, prefix, target_name)
@@ -303,7 +305,6 @@ def plan_migration(
         )
         warnings.extend(existing_warnings)
 
-    partition, region, account_id = _arn_parts(source["Arn"])
     policies = migration_policies(
         prefix=policy_name_prefix,
         migration_id=migration_id(source_name, target_name),
@@ -312,11 +313,26 @@ def plan_migration(
         account_id=account_id,
         bucket=bucket,
         object_prefix=prefix,
-        source_environment=source_name,
         source_role_arn=source["ExecutionRoleArn"],
         target_role_arn=target_role,
         kms_key_arn=kms_key_arn,
     )
+    # The option values go to an encrypted object (not in a dry run, which writes nothing); the plan,
+    # kept in the execution's history, names the options and references the object.
+    options: dict[str, str] = create_request.pop("AirflowConfigurationOptions")
+    configuration = (
+        None
+        if request.dry_run
+        else store_configuration(
+            s3,
+            bucket=bucket,
+            prefix=prefix,
+            migration_id=migration_id(source_name, target_name),
+            options=options,
+            kms_key_arn=kms_key_arn,
+        )
+    )
+    create_request["AirflowConfigurationOptions"] = shown_options(options)
     return MigrationPlan(
         migration_id=migration_id(source_name, target_name),
         source=SourceEnvironment(
@@ -338,6 +354,7 @@ def plan_migration(
             upgrade_to=path.upgrade_to,
             final_version=path.final_version,
             create_request=create_request,
+            configuration=configuration,
             already_exists=existing is not None and not replace_failed,
             files=files.files,
             replace_failed=replace_failed,
@@ -356,6 +373,7 @@ def plan_migration(
         kms_key_arn=kms_key_arn,
         log_groups=request.log_groups,
         failed_tasks_only=request.failed_tasks_only,
+        on_conflict=request.on_conflict,
         dry_run=request.dry_run,
         warnings=warnings,
         cutover=CutoverSettings(

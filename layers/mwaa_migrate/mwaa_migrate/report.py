@@ -24,27 +24,13 @@ from mwaa_migrate.errors import from_client_error
 from mwaa_migrate.execution import execution_name
 from mwaa_migrate.models import Model
 
+# Which settings are sensitive and what their values are replaced with (redaction.py, shared with the
+# plan, which never carries an Airflow configuration option's value, and the failure path).
+from mwaa_migrate.redaction import REDACTED, is_sensitive
+
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_stepfunctions import SFNClient
-
-# What a sensitive value is replaced with wherever a report or a plan is shown.
-REDACTED = "****"
-
-# Setting names whose values are never shown: Airflow's own list of sensitive field names
-# (password, secret, token, api key, private key, passphrase ...), plus what carries them
-# (backend kwargs, connection strings) and the Fernet key.
-_SENSITIVE = re.compile(
-    r"password|passwd|secret|token|credential|private|fernet|api_?key|apikey|access_?key|passphrase"
-    r"|authorization|kwargs|sql_alchemy_conn|conn_?uri|connection_?string|keyfile|service_account",
-    re.IGNORECASE,
-)
-
-
-def is_sensitive(path: str) -> bool:
-    """True for a setting whose value must not be shown: its own name (the last part of the path,
-    e.g. `smtp_password` in `AirflowConfigurationOptions.smtp.smtp_password`) says so."""
-    return bool(_SENSITIVE.search(path.rsplit(".", 1)[-1]))
 
 
 class Failure(Model):
@@ -131,8 +117,8 @@ def redact_request(request: Mapping[str, Any]) -> dict[str, Any]:
 
 class TableCount(Model):
     """Rows of one table: exported from the source, and what the import did with them on the target.
-    A count the import did not report stays None (older results carry `skipped` and `conflicts`,
-    newer ones `updated`, `unchanged` and `rejected`)."""
+    A count the import did not report stays None (results carry `updated`, `identical` and
+    `conflicts`; older ones `skipped`, `unchanged` or `rejected`)."""
 
     table: str
     source_rows: int | None = None
@@ -140,18 +126,22 @@ class TableCount(Model):
     inserted: int | None = None
     # Rows already in the target by natural key with other values, set to the exported ones (cutover).
     updated: int | None = None
-    # Rows already in the target as exported (cutover), or at all (bulk).
+    # Rows the target held with the exported values.
+    identical: int | None = None
+    # An older result's: rows already in the target as exported (cutover), or at all (bulk).
     unchanged: int | None = None
     # An older bulk result's `skipped`: rows already in the target.
     already_present: int | None = None
-    # Rows not in the target after the import: parent missing, or clashing on a unique constraint.
+    # An older result's: rows not in the target after the import.
     rejected: int | None = None
-    # An older result's name for rejected rows.
+    # Rows the target refused or held differently (not as an import of this migration left them).
     conflicts: int | None = None
 
     @property
     def already_there(self) -> int | None:
-        """Rows the target had already: `unchanged`, or an older result's `skipped`."""
+        """Rows the target had already: `identical`, or an older result's `unchanged` or `skipped`."""
+        if self.identical is not None:
+            return self.identical
         return self.unchanged if self.unchanged is not None else self.already_present
 
     @property
@@ -184,6 +174,7 @@ def table_counts(exported: Mapping[str, Any], imported: Mapping[str, Any]) -> li
                 read=_count(target.get("read")),
                 inserted=_count(target.get("inserted")),
                 updated=_count(target.get("updated")),
+                identical=_count(target.get("identical")),
                 unchanged=_count(target.get("unchanged")),
                 already_present=_count(target.get("skipped")),
                 rejected=_count(target.get("rejected")),
@@ -784,18 +775,46 @@ _TABLE_HEADERS = (
     "Inserted",
     "Updated",
     "Already in target",
-    "Rejected",
+    "Conflicts",
     "In target",
 )
+# Conflicts listed per table in the report (the import's result lists up to 20, with the count).
+_CONFLICTS_SHOWN = 20
+
+
+def _conflicts_lines(imported: Mapping[str, Any]) -> list[str]:
+    """The import's conflicts by table and key, as its result lists them."""
+    conflicts = _field(imported, "conflicts")
+    if not isinstance(conflicts, Mapping) or not conflicts:
+        return []
+    on_conflict = _field(imported, "on_conflict")
+    lines = [f"Conflicts (onConflict `{_cell(on_conflict or 'fail')}`):", ""]
+    for table, found in sorted(conflicts.items()):
+        if not isinstance(found, Mapping):
+            continue
+        listed = [item for item in found.get("listed") or [] if isinstance(item, Mapping)]
+        count = found.get("count", len(listed))
+        lines.append(f"- {_cell(table)}: {count}, {_cell(found.get('resolution', ''))}")
+        for item in listed[:_CONFLICTS_SHOWN]:
+            key = item.get("key")
+            shown = ", ".join(f"{k}={v}" for k, v in key.items()) if isinstance(key, Mapping) else ""
+            lines.append(f"  - {_cell(shown)} ({_cell(item.get('reason', ''))})")
+        if isinstance(count, int) and count > len(listed[:_CONFLICTS_SHOWN]):
+            lines.append(f"  - and {count - len(listed[:_CONFLICTS_SHOWN])} more")
+    return [*lines, ""]
 
 
 def _tables_section(report: MigrationReport) -> list[str]:
     lines = ["## Metadata", ""]
     phases = (
-        ("Bulk copy (while the source ran)", report.tables),
-        ("Cutover (the delta, in the downtime window)", report.cutover_tables),
+        ("Bulk copy (while the source ran)", report.tables, report.metadata.get("import") or {}),
+        (
+            "Cutover (the delta, in the downtime window)",
+            report.cutover_tables,
+            report.metadata.get("cutoverImport") or {},
+        ),
     )
-    for title, counts in phases:
+    for title, counts, phase_import in phases:
         if not counts:
             continue
         lines += [f"### {title}", ""]
@@ -816,6 +835,7 @@ def _tables_section(report: MigrationReport) -> list[str]:
             ],
         )
         lines.append("")
+        lines += _conflicts_lines(phase_import)
     if not report.tables and not report.cutover_tables:
         lines += ["No tables were moved.", ""]
     exported = report.metadata.get("cutoverExport") or report.metadata.get("export") or {}

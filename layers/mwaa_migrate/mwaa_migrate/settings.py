@@ -8,6 +8,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+# Where MWAA's console creates execution roles (MWAA user guide, "Amazon MWAA execution role"); the
+# template's default for ExecutionRoleArnPattern.
+DEFAULT_EXECUTION_ROLE_ARN_PATTERN = "role/service-role/AmazonMWAA-*"
+
 
 class Settings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore")
@@ -20,6 +24,13 @@ class Settings(BaseModel):
     # target's execution role may decrypt (grants.py).
     migration_key_arn: str = Field(
         alias="MIGRATION_KEY_ARN", pattern=r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/.+$"
+    )
+    # The stack's ExecutionRoleArnPattern: the only roles that may receive the migration's grants
+    # (execution_roles.py); IAM enforces the same pattern on the functions' own policies.
+    execution_role_arn_pattern: str = Field(
+        default=DEFAULT_EXECUTION_ROLE_ARN_PATTERN,
+        alias="EXECUTION_ROLE_ARN_PATTERN",
+        pattern=r"^role/[A-Za-z0-9_+=,.@/*?-]{1,512}$",
     )
     # https on AWS; the local emulation serves the CLI endpoint over plain http.
     mwaa_cli_scheme: Literal["https", "http"] = Field(default="https", alias="MWAA_CLI_SCHEME")

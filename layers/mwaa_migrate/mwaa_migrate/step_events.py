@@ -6,10 +6,12 @@ from __future__ import annotations
 import re
 from typing import Any, Literal
 
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
 
+from mwaa_migrate.errors import InvalidMigrationRequest
 from mwaa_migrate.execution import execution_name
+from mwaa_migrate.migration_names import migration_id, migration_prefix
 from mwaa_migrate.models import DagDeployment, EnvironmentName, ExecutionId, MigrationPlan, Model, RunId
 
 
@@ -61,14 +63,42 @@ class MetadataConf(Model):
     # The cutover export's drain (ignored by the bulk export and by the import).
     drain_timeout_minutes: int = Field(default=30, ge=0, le=720)
     on_drain_timeout: Literal["fail", "carry"] = "fail"
+    # The import's answer to a conflict (ignored by the export).
+    on_conflict: Literal["fail", "keep-target", "overwrite"] = "fail"
     # The cutover import: unpause the recorded DAGs (false when an upgrade follows).
     unpause_dags: bool = True
+
+    @model_validator(mode="after")
+    def _names_of_this_migration(self) -> MetadataConf:
+        # The id binds the data key (its KMS encryption context) and the prefix holds the export:
+        # both follow from the two names, so a conf cannot point one migration at another's.
+        if self.migration_id != migration_id(self.source_environment, self.target_environment):
+            raise ValueError("migrationId is not the id of sourceEnvironment and targetEnvironment")
+        if self.prefix != migration_prefix(self.source_environment, self.target_environment):
+            raise ValueError("prefix is not the prefix of sourceEnvironment and targetEnvironment")
+        return self
+
+    def require_stack(self, *, bucket: str, kms_key_arn: str) -> None:
+        """The export goes to the stack's bucket, sealed with the stack's key, and nowhere else."""
+        if self.bucket != bucket:
+            raise InvalidMigrationRequest(f"conf.bucket: {self.bucket} is not this stack's bucket {bucket}")
+        if self.kms_key_id != kms_key_arn:
+            raise InvalidMigrationRequest(f"conf.kmsKeyId: {self.kms_key_id} is not this stack's key")
 
 
 class TriggerDagEvent(StepEvent):
     deployment: DagDeployment
     conf: MetadataConf
     attempt: int = Field(default=0, ge=0)
+
+    @model_validator(mode="after")
+    def _dag_of_this_migration(self) -> TriggerDagEvent:
+        if self.deployment.environment_name not in {
+            self.conf.source_environment,
+            self.conf.target_environment,
+        }:
+            raise ValueError("deployment.environmentName is neither the conf's source nor its target")
+        return self
 
     @property
     def run_id(self) -> str:

@@ -12,14 +12,16 @@ active DAGs in `{prefix}/cutover/record.json`, pause exactly those, drain the ta
 queued, export the delta: everything the bulk did not carry; the import inserts or updates it,
 checks every row, and unpauses exactly the recorded DAGs).
 
-The export format (FORMAT_VERSION 3) under `s3://{bucket}/{prefix}/export/{phase}/`:
+The export format (FORMAT_VERSION 4) under `s3://{bucket}/{prefix}/export/{phase}/`:
 
 - `manifest.json`: format name and version, migrationId, `phase` (bulk | cutover), `watermark`
   (the bulk's start; the delta names the bulk's), source_airflow_version, schema_revision (the
   source database's Alembic revision), exported_at, `active_dags` (the cutover record's),
   `timings` and `drain` (the delta's), `secrets` (the KMS key, the data key's KMS ciphertext and
-  its encryption context, never the key itself) and per table `{"file", "rows", "sha256", "key",
-  "columns": [{"name", "type"}]}`.
+  its encryption context, never the key itself), per table `{"file", "rows", "sha256", "key",
+  "columns": [{"name", "type"}]}`, and `mac`: HMAC-SHA256 of the rest (canonical JSON: keys sorted,
+  no whitespace) under a key derived with HKDF-SHA256 from the data key. Only a holder of the data
+  key can write a manifest the import accepts: an edited active_dags, count or sha256 is refused.
 - one file per table (`task_instance.jsonl.gz.sealed`, ...): JSON Lines, one object per row,
   column name -> JSON value (datetimes ISO 8601 in UTC, `bytes` columns such as pickled confs and
   XCom values base64, `json` columns embedded), gzipped, then sealed: cut into 1 MiB chunks, each
@@ -44,18 +46,22 @@ task_instance_history, task_fail, task_reschedule, task_map, rendered_task_insta
 log (the audit log, split at the watermark). A child row is exported only with its parent and
 imported only when its parent is in the target.
 
-The import maps columns by name onto the target's tables as reflected from its database, fills what
-changed between versions from the small `RULES` table, inserts parents first and resolves ids by
-natural key. The bulk leaves rows the target already has (by natural key) as they are; the cutover
-sets them to the exported values. Then it checks that every exported row is in the target and that
-read = inserted + updated + unchanged + rejected as the database counted them (a second import of
-either phase changes nothing). It writes `s3://{bucket}/{prefix}/import/{phase}/result.json`.
+The import checks the manifest's MAC first, maps columns by name onto the target's tables as
+reflected from its database, fills what changed between versions from the small `RULES` table,
+inserts parents first and resolves ids by natural key. A row the target holds with the exported
+values is identical; one it holds as an earlier import of this migration left it (the ledger table
+`mwaa_migrate_ledger` in the target's database: a digest per row version an import left there) is
+updated; one it refuses or holds otherwise is a conflict, which fails the import unless onConflict
+is keep-target or overwrite. Then it checks read = inserted + updated + identical + conflicts as the
+database counted them, and that the rows not in the target as exported are exactly the conflicts
+left to the target (a second import of either phase changes nothing). It writes
+`s3://{bucket}/{prefix}/import/{phase}/result.json`, with the conflicts by table and key.
 
 The steps run against two interfaces, `Storage` and `MetadataDatabase`. `PostgresDatabase` is the
 real one (Airflow's metadata database, in the DAG's task, through its SQLAlchemy session): tables
 stream out with `COPY (SELECT ...) TO STDOUT` and secret tables through a server-side cursor, and
 stream in with `COPY ... FROM STDIN` into a staging table, then set-based statements per table
-(the cutover's `UPDATE ... FROM` by natural key, `INSERT ... SELECT ... ON CONFLICT DO NOTHING`, and
+(`UPDATE ... FROM` by natural key, `INSERT ... SELECT ... ON CONFLICT DO NOTHING`, and
 counts before and after), so memory stays flat however many rows there are. The project's emulator
 implements the same interface over in-memory tables (emulation/dag_runtime.py's `RowwiseTables`).
 """
@@ -65,6 +71,7 @@ from __future__ import annotations
 import base64
 import gzip
 import hashlib
+import hmac
 import io
 import json
 import logging
@@ -86,9 +93,10 @@ log = logging.getLogger(__name__)
 UTC = timezone.utc  # noqa: UP017
 
 FORMAT_NAME = "mwaa-migrate-metadata"
-FORMAT_VERSION = 3
-# Version 1 carried variable values in plaintext; version 2 was one single-phase export: refused.
-OLDEST_FORMAT_VERSION = 3
+FORMAT_VERSION = 4
+# Version 1 carried variable values in plaintext; version 2 was one single-phase export; version 3
+# had no MAC over its manifest (an edited one was trusted): refused.
+OLDEST_FORMAT_VERSION = 4
 
 # The two copies of a migration (docs/cutover.md): the bulk while the source runs, then the delta
 # in the downtime window.
@@ -126,11 +134,26 @@ MANIFEST_FILE = "manifest.json"
 TABLE_FILE_SUFFIX = ".jsonl.gz.sealed"
 RESULT_FILE = "result.json"
 RECORD_FILE = "record.json"
+# The import's record, in the target's own database, of every row version an import of this
+# migration left there (docs/cutover.md): the rows it may update again without calling it a conflict.
+LEDGER_TABLE = "mwaa_migrate_ledger"
+
+# What the import does with a conflict: a row the target refused (another unique constraint, a
+# missing parent) or holds differently and that no import of this migration wrote.
+ON_CONFLICT_FAIL = "fail"
+ON_CONFLICT_KEEP_TARGET = "keep-target"
+ON_CONFLICT_OVERWRITE = "overwrite"
+ON_CONFLICT_ACTIONS = (ON_CONFLICT_FAIL, ON_CONFLICT_KEEP_TARGET, ON_CONFLICT_OVERWRITE)
+# Conflicts listed per table in the result and the error: enough to find them, bounded.
+CONFLICTS_LISTED = 20
 
 # Column types recorded in the manifest.
 COLUMN_TYPES = frozenset({"string", "integer", "float", "boolean", "datetime", "json", "bytes"})
 
 SECRET_ALGORITHM = "AES-256-GCM"  # noqa: S105  (a name, not a secret)
+# The manifest's MAC: HMAC-SHA256 under a key derived (HKDF-SHA256) from the export's data key.
+MAC_ALGORITHM = "HMAC-SHA256(HKDF-SHA256(data key))"
+_MAC_INFO = b"mwaa-migrate-metadata manifest mac v1"
 ENCRYPTION_CONTEXT_KEY = "mwaa-migrate-migration"
 _NONCE_BYTES = 12
 # Gzip level 1: the files are written once and read once; speed matters more than size.
@@ -172,6 +195,10 @@ class SecretError(MetadataError):
 
 class DrainTimeout(MetadataError):
     """Task instances of the paused DAGs still run at the drain's deadline (onDrainTimeout "fail")."""
+
+
+class ConflictError(MetadataError):
+    """Exported rows the target refused or holds differently, and onConflict is "fail"."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -668,6 +695,11 @@ class SecretBox:
         if len(key) != 32:
             raise SecretError("the migration's data key must be 256 bits")
         self._aead = AESGCM(key)
+        self._mac_key = _derive_mac_key(key)
+
+    def mac(self, message: bytes) -> str:
+        """HMAC-SHA256 of message under the key derived from the data key (never the AES key itself)."""
+        return hmac.new(self._mac_key, message, hashlib.sha256).hexdigest()
 
     @staticmethod
     def _aad(name: str, index: int, final: bool) -> bytes:
@@ -706,6 +738,13 @@ class SecretBox:
                 if file.read(1):
                     raise SecretError(f"{name} has data after its last part")
                 return
+
+
+def _derive_mac_key(data_key: bytes) -> bytes:
+    from cryptography.hazmat.primitives import hashes  # noqa: PLC0415
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF  # noqa: PLC0415
+
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_MAC_INFO).derive(data_key)
 
 
 @dataclass(frozen=True)
@@ -1034,6 +1073,34 @@ def json_bytes(data: Any) -> bytes:
     return json.dumps(data, ensure_ascii=False, indent=2, sort_keys=True).encode("utf-8")
 
 
+def canonical_manifest(data: Mapping[str, Any]) -> bytes:
+    """What the manifest's MAC covers: the manifest as written, its `mac` aside, keys sorted, no
+    whitespace. It holds every table file's sha256 (each file is also sealed under the same data
+    key), so the MAC covers the data objects it lists as well as active_dags, counts and phase."""
+    body = {name: value for name, value in data.items() if name != "mac"}
+    return json.dumps(body, ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode("utf-8")
+
+
+def with_mac(data: Mapping[str, Any], box: SecretBox) -> dict[str, Any]:
+    """A manifest's JSON with its MAC (any `mac` it had replaced), as the export writes it."""
+    body = {name: value for name, value in data.items() if name != "mac"}
+    return {**body, "mac": {"algorithm": MAC_ALGORITHM, "value": box.mac(canonical_manifest(body))}}
+
+
+def check_manifest_mac(data: Mapping[str, Any], box: SecretBox, key: str) -> None:
+    """Refuse a manifest whose MAC is missing or does not match: only a holder of this export's data
+    key (the export itself) can write one that passes."""
+    mac = data.get("mac")
+    if (
+        not isinstance(mac, Mapping)
+        or mac.get("algorithm") != MAC_ALGORITHM
+        or not isinstance(mac.get("value"), str)
+    ):
+        raise VerificationError(f"{key} carries no {MAC_ALGORITHM} MAC: it cannot be trusted")
+    if not hmac.compare_digest(box.mac(canonical_manifest(data)), str(mac["value"])):
+        raise VerificationError(f"{key} does not match its MAC: it was changed after the export wrote it")
+
+
 # ---------------------------------------------------------------------------------------------
 # Storage
 # ---------------------------------------------------------------------------------------------
@@ -1052,6 +1119,11 @@ class Storage(Protocol):
 
     def get_file(self, key: str, path: str) -> None:
         """Download the object to path; raises MissingObjectError when there is none."""
+        ...
+
+    def exists(self, key: str) -> bool:
+        """Whether the object is there, asked by listing: the grants allow listing only under the
+        migration's prefix, and S3 answers a read of a missing object with 403 without that."""
         ...
 
 
@@ -1093,6 +1165,10 @@ class S3Storage:
             raise
         return body
 
+    def exists(self, key: str) -> bool:
+        listed = self.client.list_objects_v2(Bucket=self.bucket, Prefix=key, MaxKeys=1)
+        return any(item["Key"] == key for item in listed.get("Contents", []))
+
     def put_file(self, key: str, path: str) -> None:
         # Multipart above 8 MB, so a table of any size streams from disk.
         self.client.upload_file(path, self.bucket, key, ExtraArgs={"ContentType": self._content_type(key)})
@@ -1116,31 +1192,54 @@ class S3Storage:
 
 @dataclass
 class TableCounts:
-    """What the database did with one table's exported rows. Each count is measured, none derived
-    from the others, so `inserted + updated + unchanged + rejected == read` is a real check."""
+    """What the import did with one table's exported rows. Each count is measured by the database,
+    none derived from the others, so `read == inserted + updated + identical + conflicts` (plus
+    `dropped` for a table the target's Airflow lacks) is a real check."""
 
     read: int = 0
+    # The target lacked the row (by natural key).
     inserted: int = 0
-    # Rows already in the target by natural key with other values, set to the exported ones (cutover).
+    # The target held, by natural key, a version of the row an import of this migration left there
+    # (the ledger) with other values: set to the exported ones (the source changed it since).
     updated: int = 0
-    # Rows already in the target by natural key: with the exported values (cutover), or at all (bulk,
-    # which never changes a row the target has).
-    unchanged: int = 0
-    # Rows not in the target after the import (bulk: by natural key; cutover: with the exported
-    # values): their parent is missing, or they clash with another row on another unique constraint.
-    rejected: int = 0
+    # The target held the row with the exported values.
+    identical: int = 0
+    # The target refused the row (another unique constraint, its parent missing) or held it with
+    # other values that no import of this migration wrote: the target's own row.
+    conflicts: int = 0
+    # Of the conflicts: refused (not in the target by natural key after the insert).
+    refused: int = 0
+    # Of the conflicts: set to the exported values (onConflict "overwrite").
+    overwritten: int = 0
+    # The target's Airflow has no such table: read, not imported.
+    dropped: int = 0
+    # Measured last: exported rows not in the target with their exported values.
+    missing: int = 0
+    # Up to CONFLICTS_LISTED conflicts: {"key": {column: value}, "reason": "refused" | "differs"}.
+    listed: list[dict[str, Any]] = field(default_factory=list)
 
     def to_json(self) -> dict[str, int]:
-        return {
+        counts = {
             "read": self.read,
             "inserted": self.inserted,
             "updated": self.updated,
-            "unchanged": self.unchanged,
-            "rejected": self.rejected,
+            "identical": self.identical,
+            "conflicts": self.conflicts,
         }
+        return {**counts, "dropped": self.dropped} if self.dropped else counts
 
     def accounted(self) -> bool:
-        return self.inserted + self.updated + self.unchanged + self.rejected == self.read
+        return self.inserted + self.updated + self.identical + self.conflicts + self.dropped == self.read
+
+    def landed(self) -> bool:
+        """The rows left not as exported are exactly the conflicts left to the target."""
+        return self.missing == self.conflicts - self.overwritten
+
+
+def shown_key(spec: TableSpec, row: Mapping[str, Any]) -> dict[str, Any]:
+    """A row's natural key as a conflict lists it; the audit log's `extra` is left out (it can hold
+    a command line with a password)."""
+    return {column: encode_value(row.get(column)) for column in spec.key if column != "extra"}
 
 
 LineSink = Callable[[bytes], Any]
@@ -1169,12 +1268,27 @@ class MetadataDatabase(Protocol):
         """Every row of a (small, secret) table, column name -> database value, not yet decrypted."""
         ...
 
+    def newest_import(self) -> str | None:
+        """The `exported_at` of the newest export an import of this migration left rows from (the
+        ledger's), or None when there is no ledger yet."""
+        ...
+
     def import_table(
-        self, spec: TableSpec, mapping: ColumnMapping, lines: Iterable[bytes], *, update: bool
+        self,
+        spec: TableSpec,
+        mapping: ColumnMapping,
+        lines: Iterable[bytes],
+        *,
+        on_conflict: str,
+        exported_at: str,
     ) -> TableCounts:
-        """Insert the rows (JSON lines of the mapping's source columns) the target lacks; with
-        `update`, also set rows the target has (by natural key) to the exported values. Then count
-        the rows not in the target as exported (bulk: by natural key) as rejected."""
+        """Load the rows (JSON lines of the mapping's source columns): count those the target holds
+        as exported (identical); set those it holds as an earlier import of this migration left them
+        to the exported values (updated); count the others it holds by natural key as conflicts (set
+        to the exported values when on_conflict is overwrite); insert those it lacks (inserted);
+        count those still not there by natural key as conflicts too (refused). Then measure the rows
+        not as exported (missing) and record every row left as exported in the ledger, with the
+        export's exported_at."""
         ...
 
     def fernet_decrypt(self, token: str) -> str: ...
@@ -1378,48 +1492,124 @@ class PostgresDatabase:
 
     # ---- import
 
+    def newest_import(self) -> str | None:
+        with self.connection.cursor() as cursor:
+            cursor.execute("SELECT to_regclass(%s) IS NOT NULL", (LEDGER_TABLE,))
+            if not cursor.fetchone()[0]:
+                return None
+            cursor.execute(f"SELECT max(exported_at) FROM {_ident(LEDGER_TABLE)}")  # noqa: S608
+            newest = cursor.fetchone()[0]
+        return format_datetime(newest) if newest is not None else None
+
     def import_table(
-        self, spec: TableSpec, mapping: ColumnMapping, lines: Iterable[bytes], *, update: bool
+        self,
+        spec: TableSpec,
+        mapping: ColumnMapping,
+        lines: Iterable[bytes],
+        *,
+        on_conflict: str,
+        exported_at: str,
     ) -> TableCounts:
-        """Staged rows, then (each count what the database says): the rows already there as they
-        would be left (unchanged), UPDATE of the others by natural key (updated, cutover only),
-        INSERT of the rest (inserted), and the rows still not there as exported (rejected)."""
+        """Staged rows, then (each count what the database says): the rows the target holds as
+        exported (identical), UPDATE of those it holds as an earlier import left them (updated, the
+        ledger says so), the others it holds by natural key (conflicts; UPDATEd with overwrite),
+        INSERT of the rest (inserted), the rows still not there by natural key (conflicts: refused),
+        the rows not there as exported (missing), and the ledger of the rows left as exported."""
         counts = TableCounts()
         target = {column.name: column for column in (self.columns(spec.name) or [])}
         record = self._record(spec, mapping, target)
+        table = _ident(spec.name)
         with self.connection.cursor() as cursor:
             compared = self._compared(cursor, mapping)
             staged = f"FROM {_STAGE} s CROSS JOIN LATERAL {record} {self._ref_joins(mapping, 'LEFT JOIN')}"
-            cursor.execute(f"DROP TABLE IF EXISTS {_STAGE}")
-            cursor.execute(f"CREATE TEMP TABLE {_STAGE} (doc text) ON COMMIT DROP")
-            source = _LineReader(lines)
-            cursor.copy_expert(f"COPY {_STAGE} (doc) FROM STDIN WITH {_COPY_OPTIONS}", source, size=_CHUNK)
-            counts.read = source.lines
-            # Planned with the staged rows' real count, not a guess for a table never analysed.
-            cursor.execute(f"ANALYZE {_STAGE}")
+            counts.read = self._stage(cursor, lines)
             self._key_guard = self._range_guard(cursor, spec, target, record)
-            present = f"EXISTS (SELECT 1 FROM {_ident(spec.name)} x WHERE {self._same_key(spec, target)}"  # noqa: S608
-            if update:
-                present += f" AND {self._equal(compared, target)}"
-            present += ")"
-            cursor.execute(f"SELECT count(*) {staged} WHERE {present}")
-            counts.unchanged = int(cursor.fetchone()[0])
-            if update and counts.unchanged < counts.read:
-                assignments = ", ".join(f"{_ident(name)} = {expression}" for name, expression in compared)
-                cursor.execute(
-                    f"UPDATE {_ident(spec.name)} x SET {assignments} "  # noqa: S608  (see _ident)
-                    f"FROM {_STAGE} s CROSS JOIN LATERAL {record} {self._ref_joins(mapping, 'JOIN')} "
-                    f"WHERE {self._same_key(spec, target)} AND NOT {self._equal(compared, target)}"
-                )
+            same, equal = self._same_key(spec, target), self._equal(compared, target)
+            ours = (
+                f"EXISTS (SELECT 1 FROM {_ident(LEDGER_TABLE)} l "  # noqa: S608  (see _ident)
+                f"WHERE l.digest = {self._digest(cursor, spec, compared, target)})"
+            )
+            held = f"EXISTS (SELECT 1 FROM {table} x WHERE {same} AND {equal})"  # noqa: S608
+            theirs = f"EXISTS (SELECT 1 FROM {table} x WHERE {same} AND NOT {equal} AND NOT {ours})"  # noqa: S608
+            by_key = f"EXISTS (SELECT 1 FROM {table} x WHERE {same})"  # noqa: S608
+            key_columns = [part for part in spec.key if part in target]
+            listed = ", ".join(f"r.{_ident(part)}" for part in key_columns) or "NULL"
+
+            def count(condition: str) -> int:
+                cursor.execute(f"SELECT count(*) {staged} WHERE {condition}")
+                return int(cursor.fetchone()[0])
+
+            def listing(condition: str, reason: str) -> None:
+                room = CONFLICTS_LISTED - len(counts.listed)
+                if room <= 0:
+                    return
+                cursor.execute(f"SELECT {listed} {staged} WHERE {condition} LIMIT {room}")
+                for values in cursor.fetchall():
+                    row = dict(zip(key_columns, values, strict=True))
+                    counts.listed.append({"key": shown_key(spec, row), "reason": reason})
+
+            counts.identical = count(held)
+            differing = count(f"NOT {held} AND {theirs}")
+            if differing:
+                listing(f"NOT {held} AND {theirs}", "differs")
+            update_from = (
+                f"UPDATE {table} x SET "  # noqa: S608  (see _ident)
+                + ", ".join(f"{_ident(name)} = {expression}" for name, expression in compared)
+                + f" FROM {_STAGE} s CROSS JOIN LATERAL {record} {self._ref_joins(mapping, 'JOIN')}"
+                f" WHERE {same} AND NOT {equal}"
+            )
+            if counts.identical + differing < counts.read:
+                # Only this migration's own earlier copies: the ledger holds their digests.
+                cursor.execute(f"{update_from} AND {ours}")
                 counts.updated = max(cursor.rowcount, 0)
-            if counts.unchanged + counts.updated < counts.read:
+            if differing and on_conflict == ON_CONFLICT_OVERWRITE:
+                cursor.execute(update_from)
+                counts.overwritten = max(cursor.rowcount, 0)
+            if counts.identical + counts.updated + differing < counts.read:
                 cursor.execute(self._insert(cursor, spec, mapping, target, record))
                 counts.inserted = max(cursor.rowcount, 0)
-            cursor.execute(f"SELECT count(*) {staged} WHERE NOT {present}")
-            counts.rejected = int(cursor.fetchone()[0])
+            counts.refused = count(f"NOT {by_key}")
+            if counts.refused:
+                listing(f"NOT {by_key}", "refused")
+            counts.conflicts = differing + counts.refused
+            counts.missing = count(f"NOT {held}")
+            stamp = cursor.mogrify("%s::timestamptz", (exported_at,)).decode()
+            cursor.execute(
+                f"INSERT INTO {_ident(LEDGER_TABLE)} AS l (digest, exported_at) "
+                f"SELECT DISTINCT {self._digest(cursor, spec, compared, target)}, {stamp} {staged} "
+                f"JOIN {table} x ON {same} AND {equal} ON CONFLICT (digest) "
+                "DO UPDATE SET exported_at = GREATEST(l.exported_at, EXCLUDED.exported_at)"
+            )
             cursor.execute(f"DROP TABLE {_STAGE}")
             self._key_guard = ""
         return counts
+
+    @staticmethod
+    def _stage(cursor: Any, lines: Iterable[bytes]) -> int:
+        """COPY the lines into the staging table; the number of lines."""
+        cursor.execute(f"DROP TABLE IF EXISTS {_STAGE}")
+        cursor.execute(f"CREATE TEMP TABLE {_STAGE} (doc text) ON COMMIT DROP")
+        cursor.execute(
+            f"CREATE TABLE IF NOT EXISTS {_ident(LEDGER_TABLE)} "
+            "(digest uuid PRIMARY KEY, exported_at timestamptz NOT NULL)"
+        )
+        source = _LineReader(lines)
+        cursor.copy_expert(f"COPY {_STAGE} (doc) FROM STDIN WITH {_COPY_OPTIONS}", source, size=_CHUNK)
+        # Planned with the staged rows' real count, not a guess for a table never analysed.
+        cursor.execute(f"ANALYZE {_STAGE}")
+        return source.lines
+
+    @staticmethod
+    def _digest(
+        cursor: Any, spec: TableSpec, compared: Sequence[tuple[str, str]], target: Mapping[str, Column]
+    ) -> str:
+        """The ledger's digest of target row x: its table, natural key and every carried column, as
+        the target stores them."""
+        names = [part for part in spec.key if part in target]
+        names += [name for name, _ in compared if name not in names]
+        table = cursor.mogrify("%s::text", (spec.name,)).decode()
+        values = ", ".join([table, *(f"x.{_ident(name)}" for name in names)])
+        return f"md5(jsonb_build_array({values})::text)::uuid"
 
     @staticmethod
     def _record(spec: TableSpec, mapping: ColumnMapping, target: Mapping[str, Column]) -> str:
@@ -1659,6 +1849,8 @@ class RunConf:
     phase: str = PHASE_BULK
     drain_timeout_minutes: int = DEFAULT_DRAIN_TIMEOUT_MINUTES
     on_drain_timeout: str = DRAIN_FAIL
+    # The import's answer to a conflict (ON_CONFLICT_ACTIONS).
+    on_conflict: str = ON_CONFLICT_FAIL
     # Names written into the cutover record (optional: the record says "" without them).
     source_environment: str = ""
     target_environment: str = ""
@@ -1690,6 +1882,12 @@ class RunConf:
                 f"the DAG run's conf 'onDrainTimeout' must be one of {', '.join(DRAIN_ACTIONS)}, "
                 f"not {action!r}"
             )
+        on_conflict = conf.get("onConflict", ON_CONFLICT_FAIL)
+        if on_conflict not in ON_CONFLICT_ACTIONS:
+            raise ConfError(
+                f"the DAG run's conf 'onConflict' must be one of {', '.join(ON_CONFLICT_ACTIONS)}, "
+                f"not {on_conflict!r}"
+            )
         names: dict[str, str] = {}
         for name in ("sourceEnvironment", "targetEnvironment"):
             value = conf.get(name, "")
@@ -1705,6 +1903,7 @@ class RunConf:
             phase=str(phase),
             drain_timeout_minutes=minutes,
             on_drain_timeout=str(action),
+            on_conflict=str(on_conflict),
             source_environment=names["sourceEnvironment"],
             target_environment=names["targetEnvironment"],
         )
@@ -1757,6 +1956,8 @@ def _read_json(storage: Storage, key: str) -> Any:
 
 def read_record(storage: Storage, conf: RunConf) -> dict[str, Any] | None:
     """The cutover record, or None when there is none yet."""
+    if not storage.exists(conf.record_key):
+        return None
     try:
         record = _read_json(storage, conf.record_key)
     except MissingObjectError:
@@ -1955,7 +2156,7 @@ def _write_export(
         timings={**(timings or {}), "exported_at": exported_at} if timings is not None else {},
         drain=dict(drained or {}),
     )
-    storage.put(conf.export_key(MANIFEST_FILE, window.phase), json_bytes(manifest.to_json()))
+    storage.put(conf.export_key(MANIFEST_FILE, window.phase), json_bytes(with_mac(manifest.to_json(), box)))
     return manifest
 
 
@@ -1985,9 +2186,30 @@ def export_bulk(
 
 
 def read_manifest(storage: Storage, conf: RunConf, phase: str | None = None) -> Manifest:
+    """The phase's manifest, checked for format, migration and phase but not authenticated: for the
+    export (the source's role cannot decrypt data keys) and reports. The import uses open_manifest."""
     phase = phase or conf.phase
     key = conf.export_key(MANIFEST_FILE, phase)
-    manifest = Manifest.from_json(_read_json(storage, key))
+    return _checked_manifest(_read_json(storage, key), conf, phase, key)
+
+
+def open_manifest(
+    storage: Storage, conf: RunConf, keys: KeyService, phase: str | None = None
+) -> tuple[Manifest, SecretBox]:
+    """The phase's manifest, authenticated, and its data key: format, migration and phase, the data
+    key opened by KMS under this migration's encryption context, then the MAC. Every import task
+    that acts on the manifest reads it through here, so one swapped between tasks is refused too."""
+    phase = phase or conf.phase
+    key = conf.export_key(MANIFEST_FILE, phase)
+    data = _read_json(storage, key)
+    manifest = _checked_manifest(data, conf, phase, key)
+    box = open_secret_box(keys, manifest.secrets, conf.migration_id)
+    check_manifest_mac(data, box, key)
+    return manifest, box
+
+
+def _checked_manifest(data: Any, conf: RunConf, phase: str, key: str) -> Manifest:
+    manifest = Manifest.from_json(data)
     if manifest.migration_id != conf.migration_id:
         raise VerificationError(
             f"{key} belongs to migration {manifest.migration_id!r}, not {conf.migration_id!r}"
@@ -2077,16 +2299,37 @@ def read_table(storage: Storage, conf: RunConf, entry: TableEntry, box: SecretBo
 def verify_export(
     db: MetadataDatabase, storage: Storage, conf: RunConf, keys: KeyService, *, workdir: str | None = None
 ) -> dict[str, Any]:
-    """Check the phase's manifest and every file (checksum, decryption, rows) before anything in the
-    target changes. Decrypting the data key is the first thing only the target's role may do."""
+    """Check the phase's manifest (its MAC under the export's data key) and every file (checksum,
+    decryption, rows) before anything in the target changes. Decrypting the data key is the first
+    thing only the target's role may do. The cutover's delta must name the bulk's watermark, as the
+    bulk's own (authenticated) manifest says: the cutover export read it unauthenticated."""
     check_airflow_version(db)
-    manifest = read_manifest(storage, conf)
-    box = open_secret_box(keys, manifest.secrets, conf.migration_id)
+    manifest, box = open_manifest(storage, conf, keys)
+    check_not_stale(db, manifest)
+    if conf.phase == PHASE_CUTOVER:
+        bulk, _ = open_manifest(storage, conf, keys, PHASE_BULK)
+        if bulk.watermark != manifest.watermark:
+            raise VerificationError(
+                f"the delta was exported from the watermark {manifest.watermark!r}, the bulk's is "
+                f"{bulk.watermark!r}"
+            )
     with tempfile.TemporaryDirectory(dir=workdir) as folder:
         for entry in manifest.tables.values():
             os.remove(_download(storage, conf, entry, folder, box))
     log.info("verified %d table files of the %s export", len(manifest.tables), conf.phase)
     return {"phase": conf.phase, "tables": {name: entry.rows for name, entry in manifest.tables.items()}}
+
+
+def check_not_stale(db: MetadataDatabase, manifest: Manifest) -> None:
+    """Refuse an export older than one already imported into this target (the bulk imported again
+    after the cutover): its rows would set the target's newer copies back to older values."""
+    newest = db.newest_import()
+    exported_at = parse_datetime(manifest.exported_at)
+    if newest is not None and exported_at < parse_datetime(newest):
+        raise VerificationError(
+            f"this {manifest.phase} export (exported at {manifest.exported_at}) is older than one already "
+            f"imported into this environment (exported at {newest}); it would set newer rows back"
+        )
 
 
 def pause_dags(db: MetadataDatabase) -> list[str]:
@@ -2101,17 +2344,13 @@ def pause_dags(db: MetadataDatabase) -> list[str]:
     return unpaused
 
 
-def _reencrypted_lines(
-    db: MetadataDatabase, spec: TableSpec, lines: Iterable[bytes], *, keep_equal: bool
-) -> Iterator[bytes]:
-    """Rows with their secret values encrypted by the target's own Fernet key. With `keep_equal`, a
-    value the target already holds (the same plaintext under its key) keeps the target's own
-    ciphertext, so an unchanged secret compares equal and is not rewritten. The target's rows are
-    read here, before the lines are consumed (by a COPY, during which the connection runs nothing
-    else)."""
-    held: dict[tuple[Any, ...], dict[str, Any]] = {}
-    if keep_equal:
-        held = {tuple(encode_value(v) for v in spec.key_of(row)): row for row in db.read_rows(spec)}
+def _reencrypted_lines(db: MetadataDatabase, spec: TableSpec, lines: Iterable[bytes]) -> Iterator[bytes]:
+    """Rows with their secret values encrypted by the target's own Fernet key. A value the target
+    already holds (the same plaintext under its key) keeps the target's own ciphertext, so an
+    unchanged secret compares identical and is not rewritten (Fernet tokens differ each time). The
+    target's rows are read here, before the lines are consumed (by a COPY, during which the
+    connection runs nothing else)."""
+    held = {tuple(encode_value(v) for v in spec.key_of(row)): row for row in db.read_rows(spec)}
     return _reencrypt(db, spec, lines, held)
 
 
@@ -2145,19 +2384,59 @@ def _reencrypt(
         yield json_line(row)
 
 
+def _conflict_summary(counts: TableCounts, on_conflict: str) -> dict[str, Any]:
+    if on_conflict == ON_CONFLICT_OVERWRITE:
+        resolution = "overwritten" if not counts.refused else "failed"
+    else:
+        resolution = "kept-target" if on_conflict == ON_CONFLICT_KEEP_TARGET else "failed"
+    return {
+        "count": counts.conflicts,
+        "refused": counts.refused,
+        "differing": counts.conflicts - counts.refused,
+        "resolution": resolution,
+        "listed": list(counts.listed),
+    }
+
+
+def _conflict_message(conflicts: Mapping[str, Mapping[str, Any]], on_conflict: str) -> str:
+    shown = 5
+    parts = []
+    for table, found in conflicts.items():
+        keys = [
+            f"{', '.join(f'{k}={v}' for k, v in item['key'].items())} ({item['reason']})"
+            for item in found["listed"][:shown]
+        ]
+        more = found["count"] - len(keys)
+        parts.append(f"{table}: {found['count']} [{'; '.join(keys)}{f'; and {more} more' if more else ''}]")
+    total = sum(found["count"] for found in conflicts.values())
+    why = (
+        "onConflict is fail"
+        if on_conflict == ON_CONFLICT_FAIL
+        else "onConflict is overwrite, which cannot replace a row the target holds under another key"
+    )
+    return (
+        f"{total} exported rows conflict with the target's own ({why}; nothing was changed): "
+        + "; ".join(parts)
+        + ". 'differs': the target holds the row with other values no import of this migration wrote; "
+        "'refused': the target refused it (another unique constraint, or its parent is missing)"
+    )
+
+
 def import_tables(
     db: MetadataDatabase, storage: Storage, conf: RunConf, keys: KeyService, *, workdir: str | None = None
 ) -> dict[str, Any]:
-    """Parents first, every file verified again as it is read. The bulk inserts the rows the target
-    lacks; the cutover inserts or updates (the source is the truth at the cutover). Then the check
-    that can fail: every exported row is in the target (cutover: with the exported values), and the
-    database's counts add up. A failure leaves nothing (one transaction)."""
+    """Parents first, every file verified again as it is read. Both phases insert the rows the target
+    lacks and update the rows an earlier import of this migration left there (the source is the
+    truth); a row the target refuses or holds otherwise is a conflict, which fails the import unless
+    onConflict says keep-target or overwrite. Then the checks that can fail: the database's counts
+    add up to the rows read, and the rows not in the target as exported are exactly the conflicts
+    left to the target. A failure leaves nothing (one transaction)."""
     started_at = now_iso()
-    manifest = read_manifest(storage, conf)
-    box = open_secret_box(keys, manifest.secrets, conf.migration_id)
-    update = conf.phase == PHASE_CUTOVER
+    manifest, box = open_manifest(storage, conf, keys)
+    check_not_stale(db, manifest)
     tables: dict[str, dict[str, int]] = {}
     columns: dict[str, dict[str, Any]] = {}
+    conflicts: dict[str, dict[str, Any]] = {}
     problems: list[str] = []
     with tempfile.TemporaryDirectory(dir=workdir) as folder:
         for spec in TABLES:
@@ -2168,7 +2447,7 @@ def import_tables(
             path = _download(storage, conf, entry, folder, box)
             if target is None:
                 # This version has no such table (task_fail after Airflow 2.10): read, not imported.
-                counts = TableCounts(read=entry.rows, rejected=entry.rows)
+                counts = TableCounts(read=entry.rows, dropped=entry.rows)
                 tables[spec.name] = counts.to_json()
                 columns[spec.name] = {
                     "dropped": [c.name for c in entry.columns],
@@ -2184,57 +2463,70 @@ def import_tables(
                 names = {column.name for column in exported}
                 provided = [flag for column, flag in spec.fernet_flags if column in names]
                 exported += [Column(flag, "boolean") for flag in provided]
-                lines = _reencrypted_lines(db, spec, lines, keep_equal=update)
+                lines = _reencrypted_lines(db, spec, lines)
             mapping = map_columns(spec.name, exported, target, provided=provided)
-            counts = db.import_table(spec, mapping, lines, update=update)
+            counts = db.import_table(
+                spec, mapping, lines, on_conflict=conf.on_conflict, exported_at=manifest.exported_at
+            )
             os.remove(path)
             tables[spec.name] = counts.to_json()
             columns[spec.name] = {
                 "dropped": list(mapping.dropped),
                 "filled": [name for name, _ in mapping.filled],
             }
+            if counts.conflicts:
+                conflicts[spec.name] = _conflict_summary(counts, conf.on_conflict)
             log.info(
-                "%s: read %d, inserted %d, updated %d, unchanged %d, rejected %d; dropped %s, filled %s",
+                "%s: read %d, inserted %d, updated %d, identical %d, conflicts %d; dropped %s, filled %s",
                 spec.name,
                 counts.read,
                 counts.inserted,
                 counts.updated,
-                counts.unchanged,
-                counts.rejected,
+                counts.identical,
+                counts.conflicts,
                 list(mapping.dropped),
                 [name for name, _ in mapping.filled],
             )
             if counts.read != entry.rows:
                 problems.append(f"{spec.name}: loaded {counts.read} rows, the manifest says {entry.rows}")
-            elif counts.rejected:
-                problems.append(
-                    f"{spec.name}: {counts.rejected} of {counts.read} exported rows are not in the target"
-                    + (" with the exported values" if update else "")
-                    + f" (inserted {counts.inserted}, updated {counts.updated}, unchanged {counts.unchanged})"
-                )
             elif not counts.accounted():
                 problems.append(
                     f"{spec.name}: read {counts.read} but inserted {counts.inserted} + updated "
-                    f"{counts.updated} + unchanged {counts.unchanged} + rejected {counts.rejected} "
+                    f"{counts.updated} + identical {counts.identical} + conflicts {counts.conflicts} "
                     "do not add up"
+                )
+            elif not counts.landed():
+                problems.append(
+                    f"{spec.name}: {counts.missing} exported rows are not in the target as exported, but "
+                    f"{counts.conflicts - counts.overwritten} conflicts were left to the target"
                 )
     if problems:
         raise VerificationError("the import does not match the export: " + "; ".join(problems))
+    failed = {table: found for table, found in conflicts.items() if found["resolution"] == "failed"}
+    if failed:
+        raise ConflictError(_conflict_message(failed, conf.on_conflict))
     return {
         "phase": conf.phase,
         "tables": tables,
         "columns": columns,
+        "conflicts": conflicts,
+        "on_conflict": conf.on_conflict,
         "verified": True,
         "timings": {"import_started_at": started_at, "imported_at": now_iso(), "verified_at": now_iso()},
     }
 
 
 def unpause_dags(
-    db: MetadataDatabase, storage: Storage, conf: RunConf, imported: Mapping[str, Any]
+    db: MetadataDatabase,
+    storage: Storage,
+    conf: RunConf,
+    imported: Mapping[str, Any],
+    key_service: KeyService,
 ) -> dict[str, Any]:
     """Write the import's result under `{prefix}/import/{phase}/`. The bulk never unpauses; the
     cutover unpauses exactly the DAGs the source had active (unless the conf says not to)."""
-    manifest = read_manifest(storage, conf)
+    # Read again and authenticated again: the DAGs unpaused are the ones the export wrote.
+    manifest, _ = open_manifest(storage, conf, key_service)
     known = db.dag_pause_states()
     active = [dag_id for dag_id in manifest.active_dags if dag_id not in PROJECT_DAG_IDS]
     missing = sorted(dag_id for dag_id in active if dag_id not in known)
@@ -2256,6 +2548,8 @@ def unpause_dags(
         "verified": bool(imported.get("verified")),
         "tables": dict(imported.get("tables", {})),
         "columns": dict(imported.get("columns", {})),
+        "conflicts": dict(imported.get("conflicts", {})),
+        "on_conflict": str(imported.get("on_conflict", conf.on_conflict)),
         "active_dags": list(manifest.active_dags),
         "unpaused_dags": unpaused,
         # Active in the source but unknown to the target (not parsed, or failing to import there).
@@ -2338,7 +2632,7 @@ DAG_TASKS: dict[str, tuple[tuple[str, TaskStep], ...]] = {
         (
             "unpause_dags",
             lambda task: unpause_dags(
-                task.db, task.storage, task.conf, task.upstream.get("import_tables") or {}
+                task.db, task.storage, task.conf, task.upstream.get("import_tables") or {}, task.key_service()
             ),
         ),
     ),
