@@ -50,6 +50,17 @@ def acting_as(principal: str) -> Iterator[None]:
         _principal.reset(token)
 
 
+@contextmanager
+def as_the_service() -> Iterator[None]:
+    """Calls MWAA makes for itself (syncing an environment's DAG folder): their rights are the
+    environment's own policies, neither a function's nor the migration's grants."""
+    token = _principal.set(None)
+    try:
+        yield
+    finally:
+        _principal.reset(token)
+
+
 def as_function(function_name: str, handler: Handler) -> Handler:
     """The handler, making its AWS calls as `function_name` however a test calls it."""
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from emulation.lambdas import REPO_ROOT
+from emulation.lambdas import REPO_ROOT, as_the_service
 from emulation.mwaa import DagRunResult, EmulatedEnvironment
 
 if TYPE_CHECKING:
@@ -292,11 +292,13 @@ class RealAirflowDagRuntime:
         bucket = str(environment.description.get("SourceBucketArn", "")).split(":::", 1)[-1]
         folder = str(environment.description.get("DagS3Path", "")).strip("/")
         files: dict[str, bytes] = {}
-        for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=f"{folder}/"):
-            for item in page.get("Contents", []):
-                if item["Key"].endswith(".py"):
-                    body = self.s3.get_object(Bucket=bucket, Key=item["Key"])["Body"].read()
-                    files[item["Key"][len(folder) + 1 :]] = body
+        with as_the_service():
+            pages = self.s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=f"{folder}/")
+            for page in pages:
+                for item in page.get("Contents", []):
+                    if item["Key"].endswith(".py"):
+                        body = self.s3.get_object(Bucket=bucket, Key=item["Key"])["Body"].read()
+                        files[item["Key"][len(folder) + 1 :]] = body
         changed = {
             name: body
             for name, body in files.items()
