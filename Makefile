@@ -17,16 +17,24 @@ CHECKOV_VENV := .venv-checkov
 CHECKOV := $(CHECKOV_VENV)/bin/checkov
 SCENARIO ?= scenarios/default.json
 
-.PHONY: help setup test lint format demo events bench docs validate build deploy clean test-airflow bench-metadata bench-downtime
+.PHONY: help setup test lint format demo events bench docs validate build deploy clean test-airflow bench-metadata bench-downtime airflow-config-changes
 
 help: ## list the commands
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' \
+		'{ name[NR] = $$1; text[NR] = $$2; if (length($$1) > width) width = length($$1) } \
+		END { for (i = 1; i <= NR; i++) printf "  make %-" width "s  %s\n", name[i], text[i] }'
 
+# pip -qq: errors only. With one -q pip still prints its warnings (a pip configuration's index that
+# has no page for a package warns once per package, ~130 lines) and the build backend's (setuptools
+# warns that an editable install's folders may shadow the package, and that `project.license` as a
+# table is deprecated).
+PIP_QUIET := --quiet --quiet --disable-pip-version-check
 $(BIN)/.installed: pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
-	touch $@
+	@echo "Setting up $(VENV) (a minute on a fresh clone)..."
+	@$(PYTHON) -m venv $(VENV)
+	@$(BIN)/pip install $(PIP_QUIET) --upgrade pip
+	@$(BIN)/pip install $(PIP_QUIET) -e '.[dev]'
+	@touch $@
 
 # aws-sam-cli pins boto3 exactly, so it lives in a virtualenv of its own.
 $(SAM).installed:
@@ -44,29 +52,34 @@ $(CHECKOV).installed:
 
 setup: $(BIN)/.installed $(SAM).installed $(CHECKOV).installed ## create the virtualenvs
 
-demo: $(BIN)/.installed ## run a whole migration on the local emulation (SCENARIO=file to replay another case)
-	$(BIN)/python -m emulation.demo $(SCENARIO)
+demo: $(BIN)/.installed ## run a whole migration on the local emulation (SCENARIO=name or file: another case)
+	@$(BIN)/python -m emulation.demo $(SCENARIO)
 
 events: $(BIN)/.installed ## re-record events/<function>.json from local runs
 	$(BIN)/python -m emulation.record_events
 
-bench: $(BIN)/.installed ## the log copy benchmark: calls against the limits' minimum, throughput against a bare loop
+bench: $(BIN)/.installed ## the log copy benchmark: read quota-seconds of today's plan, the planner and the lower bound; throughput against a bare loop
 	$(BIN)/python -m benchmarks.log_copy
 
-docs: $(BIN)/.installed ## redraw the README's state machine diagram, rewrite the input's JSON Schema
+docs: $(BIN)/.installed ## redraw the README's state machine diagram, rewrite the input's JSON Schema and the deployer's IAM
 	$(BIN)/python -m mwaa_migrate_cli.diagram --write
 	$(BIN)/python -m mwaa_migrate_cli.schema --write
+	$(BIN)/python -m scripts.deployer_policy --write
 
-test: $(BIN)/.installed ## run the test suite
-	$(BIN)/pytest
+test: $(BIN)/.installed ## run the test suite (on every core: pytest-xdist)
+	$(BIN)/pytest -n auto
 
 # Real Apache Airflow, one virtualenv per version under .airflow/ (kept between runs), and a
 # PostgreSQL server (Debian's, installed if missing) that the tier starts as the postgres user.
-AIRFLOW_TIER_VERSIONS ?= 2.7.2 2.10.3 2.11.0
+AIRFLOW_TIER_VERSIONS ?= 2.7.2 2.8.1 2.9.2 2.10.1 2.10.3 2.11.0 3.0.6
 test-airflow: $(BIN)/.installed ## the real tier: migrations between real Airflow versions on PostgreSQL
 	scripts/airflow_venvs.sh $(AIRFLOW_TIER_VERSIONS)
 	scripts/postgres_server.sh start
 	$(BIN)/pytest -m airflow tests/airflow
+
+airflow-config-changes: $(BIN)/.installed ## rewrite the plan's tables of renamed/removed Airflow options from Airflow 2.11 itself
+	scripts/airflow_venvs.sh 2.11.0
+	AIRFLOW_HOME=$$(mktemp -d) .airflow/venvs/2.11.0/bin/python scripts/airflow_config_changes.py > layers/mwaa_migrate/mwaa_migrate/airflow_config_changes.json
 
 bench-metadata: $(BIN)/.installed ## the metadata benchmark: export/import of 1M task instances against COPY
 	$(BIN)/python -m benchmarks.metadata_benchmark

@@ -1,19 +1,30 @@
-"""The log copy at scale, against moto with CloudWatch Logs' real limits (the emulation's).
+"""The log copy at scale, against moto with CloudWatch Logs' real limits (the emulation's), in the
+unit that bounds it on AWS: quota-seconds.
 
-    .venv/bin/python -m benchmarks.log_copy [--streams 200] [--events 200000] [--rounds 2]
+    .venv/bin/python -m benchmarks.log_copy [--rounds 2] [--mwaa-streams 5000] [--large-streams 3]
 
-200 streams holding 200,000 events between them (sizes, lengths and spans varied: some streams need
-several batches for their bytes, some for their 24-hour span) are copied twice in the same process:
+Two workloads are seeded and each is copied, in the same process, three ways:
 
-- by the pipeline: ListLogStreams (every page, items to S3), then CopyLogStreams for every work item
-  (each call until done, as the Distributed Map's children do), then SummarizeLogCopy;
-- by a bare read-then-write loop: every page of DescribeLogStreams, and for each stream CreateLogStream,
-  every GetLogEvents page to the end, each page written by PutLogEvents (cut at 24 hours, which AWS
-  requires), with none of the pipeline's checks (window, age, target state, checkpoints, report).
+- today's per-stream plan: the pipeline (ListLogStreams, every item's CopyLogStreams calls until done,
+  SummarizeLogCopy) with the listing's stream facts taken off the items, so every stream is read
+  alone by GetLogEvents, its data pages and then the end-of-stream page;
+- the read planner: the same pipeline as it runs, small streams read up to 100 a call by
+  FilterLogEvents, large ones by GetLogEvents;
+- a bare read-then-write loop (DescribeLogStreams, then per stream CreateLogStream, every GetLogEvents
+  page, each written by PutLogEvents cut at 24 hours), with none of the pipeline's checks: the
+  throughput baseline.
 
-It prints the PutLogEvents and GetLogEvents calls of each against the minimum the limits allow, and
-the throughput of each (events per second of wall-clock time, best of the rounds). In process, moto's
-work dominates both: the figures compare the two copies, not what AWS would take.
+Workloads: "today" (200 streams, 200,000 events, sizes varied as before) and "mwaa" (MWAA's task
+logs: 5,000 streams of 200 events, one per task attempt, plus a few busy tasks of 50,000 events).
+
+CloudWatch Logs' quotas are per account and Region, in calls a second (`LOGS_QUOTAS_TPS`): the time a
+plan needs on AWS is at least its calls of each API divided by that API's quota. Read quota-seconds
+sum that over DescribeLogStreams, GetLogEvents and FilterLogEvents; write quota-seconds over
+CreateLogStream and PutLogEvents; the critical path is the larger. The lower bound is the fewest calls
+any plan could make under the APIs' page limits: a DescribeLogStreams page per 50 streams; every event
+read in pages of at most 10,000 events and 1 MB (and a FilterLogEvents call names at most 100 streams);
+a target stream per stream and the fewest PutLogEvents batches its events allow. Throughput is events
+per CPU second of this process (moto's work included), best of the rounds, against the bare loop's.
 """
 
 from __future__ import annotations
@@ -24,27 +35,33 @@ import math
 import os
 import random
 import time
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from unittest import mock
 
 import boto3
 from moto import mock_aws
+from moto.core.botocore_stubber import BotocoreStubber
 from moto.logs.models import logs_backends
 
 from emulation.logs_limits import enforce_logs_limits, event_size
 from mwaa_migrate import clients
 from mwaa_migrate.log_copy import (
+    LOGS_QUOTAS_TPS,
     MAX_BATCH_BYTES,
     MAX_BATCH_EVENTS,
     MAX_BATCH_SPAN_MS,
+    MAX_FILTER_STREAMS,
+    PAGE_BYTES,
+    PAGE_EVENTS,
     WorkItem,
     copy_work_item,
 )
-from mwaa_migrate.log_listing import ListLogStreamsEvent, list_log_streams, result_key
+from mwaa_migrate.log_listing import DESCRIBE_PAGE, ListLogStreamsEvent, list_log_streams, result_key
 from mwaa_migrate.log_report import ItemResult, summarize_log_copy, write_item_result
 from mwaa_migrate.observability import logger
 
@@ -88,34 +105,105 @@ def make_streams(count: int, total: int, now_ms: int, rng: random.Random) -> lis
     return streams
 
 
-def minimum_calls(streams: list[Stream]) -> tuple[int, int]:
-    """The fewest PutLogEvents batches and GetLogEvents data pages the limits allow, per stream:
-    at least ceil(events / 10,000), ceil(bytes / 1 MB) and one per 24 hours the events span."""
-    puts = pages = 0
+def make_mwaa_streams(
+    count: int, events: int, *, large: int, large_events: int, now_ms: int, rng: random.Random
+) -> list[Stream]:
+    """MWAA's Task log group: `count` task attempts of `events` lines each, over the last two days, and
+    `large` busy tasks of `large_events` lines, spread among them in name order."""
+    busy = set(rng.sample(range(count), large))
+    streams = []
+    for index in range(count):
+        size = large_events if index in busy else events
+        start = now_ms - rng.randint(2 * HOUR_MS, 48 * HOUR_MS)
+        step = max(1, rng.randint(5 * 60_000, 40 * 60_000) // size)
+        lines = [
+            (
+                start + i * step,
+                f"[2026-12-05, 10:{i % 60:02d}:00 UTC] {{taskinstance.py:{1000 + i % 400}}} INFO - "
+                + "row batch processed " * rng.randint(1, 5),
+            )
+            for i in range(size)
+        ]
+        name = (
+            f"dag_id=dag_{index % 40:02d}/run_id=scheduled__{index:05d}/task_id=t_{index % 7}/attempt=1.log"
+        )
+        streams.append(Stream(name, lines))
+    return streams
+
+
+def minimum_puts(streams: list[Stream]) -> int:
+    """The fewest PutLogEvents batches the limits allow, per stream: at least ceil(events / 10,000),
+    ceil(bytes / 1 MB) and one per 24 hours the events span."""
+    puts = 0
     for stream in streams:
         count = len(stream.events)
         size = sum(event_size(message) for _, message in stream.events)
         span = stream.events[-1][0] - stream.events[0][0]
-        by_count, by_bytes = math.ceil(count / MAX_BATCH_EVENTS), math.ceil(size / MAX_BATCH_BYTES)
-        puts += max(by_count, by_bytes, span // MAX_BATCH_SPAN_MS + 1)
-        pages += max(by_count, by_bytes)
-    return puts, pages
+        puts += max(
+            math.ceil(count / MAX_BATCH_EVENTS),
+            math.ceil(size / MAX_BATCH_BYTES),
+            span // MAX_BATCH_SPAN_MS + 1,
+        )
+    return puts
+
+
+def lower_bound(streams: list[Stream]) -> Counter[str]:
+    """The fewest calls of each API any plan could make (reads: all as one API, FilterLogEvents)."""
+    events = sum(len(stream.events) for stream in streams)
+    size = sum(event_size(message) for stream in streams for _, message in stream.events)
+    pages = max(
+        math.ceil(events / PAGE_EVENTS),
+        math.ceil(size / PAGE_BYTES),
+        math.ceil(len(streams) / MAX_FILTER_STREAMS),
+    )
+    return Counter(
+        {
+            "DescribeLogStreams": math.ceil(len(streams) / DESCRIBE_PAGE),
+            "FilterLogEvents": pages,
+            "CreateLogStream": len(streams),
+            "PutLogEvents": minimum_puts(streams),
+        }
+    )
+
+
+READS = ("DescribeLogStreams", "GetLogEvents", "FilterLogEvents")
+WRITES = ("CreateLogStream", "PutLogEvents")
+
+
+def quota_seconds(calls: Counter[str], apis: tuple[str, ...]) -> float:
+    return sum(calls[api] / LOGS_QUOTAS_TPS[api] for api in apis)
 
 
 @dataclass
 class Counted:
-    get: int = 0
-    put: int = 0
-    describe: int = 0
+    calls: Counter[str] = field(default_factory=Counter)
 
     def __call__(self, event_name: str, **_: Any) -> None:
-        operation = event_name.rsplit(".", 1)[-1]
-        if operation == "GetLogEvents":
-            self.get += 1
-        elif operation == "PutLogEvents":
-            self.put += 1
-        elif operation == "DescribeLogStreams":
-            self.describe += 1
+        self.calls[event_name.rsplit(".", 1)[-1]] += 1
+
+
+@dataclass
+class ServiceCpu:
+    """CPU seconds spent on the emulated services' side (moto's request handling, backends and
+    responses): on AWS that work is the service's, not the copy's."""
+
+    seconds: float = 0.0
+
+
+@contextmanager
+def timing_the_service() -> Iterator[ServiceCpu]:
+    spent = ServiceCpu()
+    original = BotocoreStubber.process_request
+
+    def process_request(self: BotocoreStubber, request: Any) -> Any:
+        started = time.process_time()
+        try:
+            return original(self, request)
+        finally:
+            spent.seconds += time.process_time() - started
+
+    with mock.patch.object(BotocoreStubber, "process_request", process_request):
+        yield spent
 
 
 @contextmanager
@@ -128,8 +216,9 @@ def counting(logs: Any) -> Iterator[Counted]:
         logs.meta.events.unregister("before-call.cloudwatch-logs", counted)
 
 
-def pipeline_copy(logs: Any, s3: Any, target: str, until: datetime) -> dict[str, Any]:
-    """ListLogStreams, every item's CopyLogStreams calls, SummarizeLogCopy: the Lambdas' logic."""
+def pipeline_copy(logs: Any, s3: Any, target: str, until: datetime, *, per_stream: bool) -> dict[str, Any]:
+    """ListLogStreams, every item's CopyLogStreams calls, SummarizeLogCopy: the Lambdas' logic. With
+    `per_stream`, the items lose the listing's stream facts: today's plan, a GetLogEvents read a stream."""
     event = ListLogStreamsEvent.model_validate(
         {
             "executionId": f"arn:aws:states:{REGION}:123456789012:execution:bench:{target}",
@@ -147,6 +236,13 @@ def pipeline_copy(logs: Any, s3: Any, target: str, until: datetime) -> dict[str,
     )
     listing = list_log_streams(logs, s3, event, time_left_ms=lambda: PLENTY_MS)
     items = [WorkItem.model_validate(i) for i in _read_json(s3, listing.items_key)]
+    if per_stream:
+        items = [
+            item.model_copy(
+                update={"streams": [one.model_copy(update={"facts": None}) for one in item.streams]}
+            )
+            for item in items
+        ]
     for index, item in enumerate(items):
         progress = copy_work_item(
             logs,
@@ -195,21 +291,25 @@ def _read_json(s3: Any, key: str) -> Any:
     return json.loads(s3.get_object(Bucket=BUCKET, Key=key)["Body"].read())
 
 
+PLANS = ("per-stream", "planner", "bare")
+
+
 @dataclass
 class Results:
+    workload: str
     streams: int
     total: int
     rounds: int
-    min_puts: int
-    min_pages: int
-    calls: dict[str, Counted]
-    times: dict[str, list[float]]
-    cpu: dict[str, list[float]]
-    report: dict[str, Any]
+    bound: Counter[str]
+    calls: dict[str, Counter[str]] = field(default_factory=dict)
+    cpu: dict[str, list[float]] = field(default_factory=dict)
+    # The same, less the emulated services' share: the copy's own CPU.
+    own_cpu: dict[str, list[float]] = field(default_factory=dict)
+    report: dict[str, Any] = field(default_factory=dict)
 
 
-def measure(streams_count: int, events: int, rounds: int) -> Results:
-    """Seed the source, then copy it with each way in turns (alternating which goes first)."""
+def measure(workload: str, streams: list[Stream], rounds: int) -> Results:
+    """Seed the source, then copy it each way in turns (the order rotating between rounds)."""
     with (
         mock.patch.dict(os.environ, {"AWS_DEFAULT_REGION": REGION}),
         mock_aws(),
@@ -221,86 +321,110 @@ def measure(streams_count: int, events: int, rounds: int) -> Results:
         logs.create_log_group(logGroupName=SOURCE)
         account = boto3.client("sts", region_name=REGION).get_caller_identity()["Account"]
         backend = logs_backends[account][REGION]
-        now = datetime.now(UTC)
-        streams = make_streams(streams_count, events, int(now.timestamp() * 1000), random.Random(4))
         for stream in streams:
             backend.ensure_log_stream(SOURCE, stream.name)
             backend.groups[SOURCE].streams[stream.name].put_log_events(
                 [{"timestamp": t, "message": m} for t, m in stream.events]
             )
-        min_puts, min_pages = minimum_calls(streams)
         results = Results(
+            workload=workload,
             streams=len(streams),
             total=sum(len(stream.events) for stream in streams),
             rounds=rounds,
-            min_puts=min_puts,
-            min_pages=min_pages,
-            calls={},
-            times={"pipeline": [], "bare": []},
-            cpu={"pipeline": [], "bare": []},
-            report={},
+            bound=lower_bound(streams),
+            cpu={plan: [] for plan in PLANS},
+            own_cpu={plan: [] for plan in PLANS},
         )
+        now = datetime.now(UTC)
         for round_number in range(rounds):
-            for kind in ("pipeline", "bare") if round_number % 2 == 0 else ("bare", "pipeline"):
-                target = f"airflow-bench-{kind}-{round_number}-Task"
+            order = PLANS[round_number % 3 :] + PLANS[: round_number % 3]
+            for plan in order:
+                target = f"airflow-bench-{plan}-{round_number}-Task"
                 logs.create_log_group(logGroupName=target)
-                with counting(logs) as counted:
-                    started, started_cpu = time.perf_counter(), time.process_time()
-                    if kind == "pipeline":
-                        results.report = pipeline_copy(logs, s3, target, now + timedelta(seconds=1))
-                        assert results.report["eventsWritten"] == results.total, results.report
-                    else:
+                with counting(logs) as counted, timing_the_service() as service:
+                    started_cpu = time.process_time()
+                    if plan == "bare":
                         assert bare_copy(logs, target) == results.total
-                    results.times[kind].append(time.perf_counter() - started)
-                    results.cpu[kind].append(time.process_time() - started_cpu)
-                results.calls[kind] = counted
+                    else:
+                        report = pipeline_copy(
+                            logs, s3, target, now + timedelta(seconds=1), per_stream=plan == "per-stream"
+                        )
+                        assert report["eventsWritten"] == results.total, report
+                        if plan == "planner":
+                            results.report = report
+                    spent = time.process_time() - started_cpu
+                    results.cpu[plan].append(spent)
+                    results.own_cpu[plan].append(spent - service.seconds)
+                results.calls[plan] = counted.calls
         assert put_log.refused == [], put_log.refused[:3]
     return results
 
 
 def show(results: Results) -> None:
-    pipe, bare = results.calls["pipeline"], results.calls["bare"]
-    best = {kind: min(times) for kind, times in results.times.items()}
-    best_cpu = {kind: min(times) for kind, times in results.cpu.items()}
-    rows = [
-        ("PutLogEvents calls", pipe.put, bare.put, results.min_puts),
-        ("GetLogEvents calls", pipe.get, bare.get, results.min_pages + results.streams),
-        ("  data pages (the limits' minimum)", None, None, results.min_pages),
-        ("  end-of-stream pages (one a stream)", None, None, results.streams),
-        ("DescribeLogStreams calls", pipe.describe, bare.describe, math.ceil(results.streams / 50)),
-    ]
-    print(f"log copy benchmark: {results.total:,} events in {results.streams} streams, moto with the limits")
-    print(f"  {'':38}{'pipeline':>10}{'bare loop':>11}{'minimum':>10}{'pipeline/min':>14}")
-    for label, ours, theirs, least in rows:
-        if ours is None or theirs is None:
-            print(f"  {label:38}{'':>10}{'':>11}{least:>10,}")
-        else:
-            print(f"  {label:38}{ours:>10,}{theirs:>11,}{least:>10,}{ours / least:>14.3f}")
-    print(f"  {f'seconds (best of {results.rounds})':38}{best['pipeline']:>10.2f}{best['bare']:>11.2f}")
-    print(f"  {'CPU seconds (best)':38}{best_cpu['pipeline']:>10.2f}{best_cpu['bare']:>11.2f}")
-    rates = {kind: results.total / seconds for kind, seconds in best.items()}
-    print(f"  {'events per second':38}{rates['pipeline']:>10,.0f}{rates['bare']:>11,.0f}")
-    for kind, times in results.times.items():
-        print(f"  {kind} rounds (s): {', '.join(f'{t:.2f}' for t in times)}")
+    today, planner, bound = results.calls["per-stream"], results.calls["planner"], results.bound
+    quotas = ", ".join(f"{api} {LOGS_QUOTAS_TPS[api]:,.0f}" for api in READS + WRITES)
     print(
-        f"  throughput, pipeline against the bare loop: {best['bare'] / best['pipeline']:.2f}x wall clock, "
-        f"{best_cpu['bare'] / best_cpu['pipeline']:.2f}x CPU"
+        f"{results.workload}: {results.total:,} events in {results.streams:,} streams "
+        f"(moto with the limits; quotas {quotas} TPS)"
     )
+    header = f"{'per-stream':>12}{'planner':>12}{'lower bound':>13}{'today/planner':>15}{'planner/bound':>15}"
+    print(f"  {'':30}{header}")
+
+    def row(label: str, values: list[float], digits: int = 0) -> None:
+        per_stream, planned, least = values
+        ratio = f"{per_stream / planned:.2f}" if planned else "-"
+        against = f"{planned / least:.2f}" if least else "-"
+        numbers = f"{per_stream:>12,.{digits}f}{planned:>12,.{digits}f}{least:>13,.{digits}f}"
+        print(f"  {label:30}{numbers}{ratio:>15}{against:>15}")
+
+    for api in READS:
+        row(f"{api} calls", [today[api], planner[api], bound[api]])
+    reads = [quota_seconds(calls, READS) for calls in (today, planner, bound)]
+    row("read quota-seconds", reads, digits=1)
+    for api in WRITES:
+        row(f"{api} calls", [today[api], planner[api], bound[api]])
+    writes = [quota_seconds(calls, WRITES) for calls in (today, planner, bound)]
+    row("write quota-seconds", writes, digits=1)
+    row("critical path (s)", [max(r, w) for r, w in zip(reads, writes, strict=True)], digits=1)
+    for label, measured in (("all CPU", results.cpu), ("the copy's own CPU", results.own_cpu)):
+        rates = {plan: results.total / min(times) for plan, times in measured.items()}
+        print(
+            f"  events per CPU second, {label} (best of {results.rounds}): per-stream "
+            f"{rates['per-stream']:,.0f}, planner {rates['planner']:,.0f}, bare loop {rates['bare']:,.0f}; "
+            f"planner against the bare loop {rates['planner'] / rates['bare']:.2f}x"
+        )
     report = results.report
     print(
-        f"  report: {report['streamsCopied']} streams copied, {report['eventsWritten']:,} events written, "
+        f"  report: {report['streamsCopied']:,} streams copied, {report['eventsWritten']:,} events written, "
         f"{report['items']} work items, complete={report['complete']}"
     )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--streams", type=int, default=200)
-    parser.add_argument("--events", type=int, default=200_000)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--streams", type=int, default=200, help="today's workload: streams")
+    parser.add_argument("--events", type=int, default=200_000, help="today's workload: events")
+    parser.add_argument("--mwaa-streams", type=int, default=5_000)
+    parser.add_argument("--mwaa-events", type=int, default=200)
+    parser.add_argument("--large-streams", type=int, default=3)
+    parser.add_argument("--large-events", type=int, default=50_000)
+    parser.add_argument("--only", choices=["today", "mwaa"], default=None)
     args = parser.parse_args()
     logger.setLevel("WARNING")
-    show(measure(args.streams, args.events, args.rounds))
+    now_ms = int(datetime.now(UTC).timestamp() * 1000)
+    if args.only in {None, "today"}:
+        show(measure("today", make_streams(args.streams, args.events, now_ms, random.Random(4)), args.rounds))
+    if args.only in {None, "mwaa"}:
+        streams = make_mwaa_streams(
+            args.mwaa_streams,
+            args.mwaa_events,
+            large=args.large_streams,
+            large_events=args.large_events,
+            now_ms=now_ms,
+            rng=random.Random(14),
+        )
+        show(measure("mwaa", streams, args.rounds))
 
 
 if __name__ == "__main__":

@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 _EVERY = AirflowVersion(2, 0, 0)
+_DATASETS = AirflowVersion(2, 4, 0)
 
 
 @dataclass(frozen=True)
@@ -150,6 +151,87 @@ SCHEMA: dict[str, tuple[_EmulatedColumn, ...]] = {
         _col("extra"),
         _col("try_number", "integer", since=AirflowVersion(2, 10, 0)),
     ),
+    "task_instance_history": (
+        _col("id", "integer", nullable=False, default=True, since=AirflowVersion(2, 10, 0)),
+        _col("task_id", nullable=False, since=AirflowVersion(2, 10, 0)),
+        _col("dag_id", nullable=False, since=AirflowVersion(2, 10, 0)),
+        _col("run_id", nullable=False, since=AirflowVersion(2, 10, 0)),
+        _col("map_index", "integer", nullable=False, default=True, since=AirflowVersion(2, 10, 0)),
+        _col("try_number", "integer", nullable=False, since=AirflowVersion(2, 10, 0)),
+        _col("start_date", "datetime", since=AirflowVersion(2, 10, 0)),
+        _col("end_date", "datetime", since=AirflowVersion(2, 10, 0)),
+        _col("duration", "float", since=AirflowVersion(2, 10, 0)),
+        _col("state", since=AirflowVersion(2, 10, 0)),
+        _col("max_tries", "integer", default=True, since=AirflowVersion(2, 10, 0)),
+        _col("hostname", since=AirflowVersion(2, 10, 0)),
+        _col("pool", nullable=False, since=AirflowVersion(2, 10, 0)),
+        _col("queue", since=AirflowVersion(2, 10, 0)),
+        _col("operator", since=AirflowVersion(2, 10, 0)),
+        _col("executor", since=AirflowVersion(2, 10, 0)),
+    ),
+    "task_fail": (
+        _col("id", "integer", nullable=False, default=True),
+        _col("task_id", nullable=False),
+        _col("dag_id", nullable=False),
+        _col("run_id", nullable=False),
+        _col("map_index", "integer", nullable=False, default=True),
+        _col("start_date", "datetime"),
+        _col("end_date", "datetime"),
+        _col("duration", "integer"),
+    ),
+    "dag_run_note": (
+        _col("user_id", "integer", since=AirflowVersion(2, 5, 0)),
+        _col("dag_run_id", "integer", nullable=False, since=AirflowVersion(2, 5, 0)),
+        _col("content", since=AirflowVersion(2, 5, 0)),
+        _col("created_at", "datetime", nullable=False, since=AirflowVersion(2, 5, 0)),
+        _col("updated_at", "datetime", nullable=False, since=AirflowVersion(2, 5, 0)),
+    ),
+    "task_instance_note": (
+        _col("user_id", "integer", since=AirflowVersion(2, 5, 0)),
+        _col("task_id", nullable=False, since=AirflowVersion(2, 5, 0)),
+        _col("dag_id", nullable=False, since=AirflowVersion(2, 5, 0)),
+        _col("run_id", nullable=False, since=AirflowVersion(2, 5, 0)),
+        _col("map_index", "integer", nullable=False, since=AirflowVersion(2, 5, 0)),
+        _col("content", since=AirflowVersion(2, 5, 0)),
+        _col("created_at", "datetime", nullable=False, since=AirflowVersion(2, 5, 0)),
+        _col("updated_at", "datetime", nullable=False, since=AirflowVersion(2, 5, 0)),
+    ),
+    "sla_miss": (
+        _col("task_id", nullable=False),
+        _col("dag_id", nullable=False),
+        _col("execution_date", "datetime", nullable=False),
+        _col("email_sent", "boolean"),
+        _col("timestamp", "datetime"),
+        _col("description"),
+        _col("notification_sent", "boolean"),
+    ),
+    "dataset": (
+        _col("id", "integer", nullable=False, default=True, since=_DATASETS),
+        _col("uri", nullable=False, since=_DATASETS),
+        _col("extra", "json", nullable=False, since=_DATASETS),
+        _col("created_at", "datetime", nullable=False, since=_DATASETS),
+        _col("updated_at", "datetime", nullable=False, since=_DATASETS),
+        _col("is_orphaned", "boolean", nullable=False, default=True, since=AirflowVersion(2, 6, 0)),
+    ),
+    "dataset_event": (
+        _col("id", "integer", nullable=False, default=True, since=_DATASETS),
+        _col("dataset_id", "integer", nullable=False, since=_DATASETS),
+        _col("extra", "json", nullable=False, since=_DATASETS),
+        _col("source_task_id", since=_DATASETS),
+        _col("source_dag_id", since=_DATASETS),
+        _col("source_run_id", since=_DATASETS),
+        _col("source_map_index", "integer", default=True, since=_DATASETS),
+        _col("timestamp", "datetime", nullable=False, since=_DATASETS),
+    ),
+    "dagrun_dataset_event": (
+        _col("dag_run_id", "integer", nullable=False, since=_DATASETS),
+        _col("event_id", "integer", nullable=False, since=_DATASETS),
+    ),
+    "dataset_dag_run_queue": (
+        _col("dataset_id", "integer", nullable=False, since=_DATASETS),
+        _col("target_dag_id", nullable=False, since=_DATASETS),
+        _col("created_at", "datetime", nullable=False, since=_DATASETS),
+    ),
     # Not Airflow's: the import's ledger of the row versions it left (metadata.LEDGER_TABLE).
     metadata.LEDGER_TABLE: (_col("digest", nullable=False), _col("exported_at", "datetime", nullable=False)),
 }
@@ -181,12 +263,49 @@ class RowwiseTables:
     def read_rows(self, spec: TableSpec) -> Iterator[dict[str, Any]]:
         yield from (dict(row) for row in self.table_rows(spec.name))
 
+    def count_rows(self, table: str) -> int | None:
+        return None if self.columns(table) is None else len(self.table_rows(table))
+
+    def _keyed_rows(self, spec: TableSpec) -> list[dict[str, Any]]:
+        """The table's rows with the key of each row their ids refer to (IdRef.exported) joined in,
+        as the export reads them."""
+        refs = [ref for ref in spec.id_refs if ref.exported]
+        rows = self.table_rows(spec.name)
+        if not refs:
+            return rows
+        by_id = {}
+        for ref in refs:
+            referenced = metadata.TABLES_BY_NAME.get(ref.table)
+            found = self._keyed_rows(referenced) if referenced else self.table_rows(ref.table)
+            by_id[ref.column] = {row.get("id"): row for row in found}
+        keyed = []
+        for row in rows:
+            extra: dict[str, Any] = {}
+            for ref in refs:
+                target = by_id[ref.column].get(row.get(ref.column)) or {}
+                extra.update({part: target.get(part) for part in ref.key})
+            keyed.append({**row, **extra})
+        return keyed
+
+    def _whole_keys(self, spec: TableSpec) -> set[tuple[Any, ...]]:
+        """The keys of the rows of spec either phase carries, parents included: the parents of a
+        whole_in_delta table in the delta."""
+        parents = self._whole_keys(metadata.table_spec(spec.parent.table)) if spec.parent else set()
+        return {
+            spec.key_of(row)
+            for row in self._keyed_rows(spec)
+            if metadata.row_in_any_export(spec, row)
+            and (not spec.parent or tuple(row.get(c) for c in spec.parent.columns) in parents)
+        }
+
     def export_table(
         self, spec: TableSpec, columns: Sequence[Column], sink: metadata.LineSink, window: Window
     ) -> None:
         exported = self._exported.setdefault(spec.name, set())
         parent_keys = self._exported.get(spec.parent.table, set()) if spec.parent else set()
-        for row in self.table_rows(spec.name):
+        if spec.parent and spec.whole_in_delta and not window.bulk:
+            parent_keys = self._whole_keys(metadata.table_spec(spec.parent.table))
+        for row in self._keyed_rows(spec):
             if not metadata.row_in_export(spec, row, window):
                 continue
             if spec.parent and tuple(row.get(c) for c in spec.parent.columns) not in parent_keys:
@@ -194,6 +313,67 @@ class RowwiseTables:
             exported.add(spec.key_of(row))
             carried = metadata.cleared_for_delta(spec, row, window)
             sink(metadata.json_line(metadata.encode_row(spec.name, carried, columns)))
+
+    def synthesize_try_history(self) -> metadata.TryHistory:
+        """PostgresDatabase.synthesize_try_history row by row (see metadata.TryHistory)."""
+        history = self.columns("task_instance_history")
+        if history is None or self.columns("task_fail") is None or self.columns("task_instance") is None:
+            return metadata.TryHistory(unsupported=True)
+        names = {column.name for column in history}
+        key = metadata.TRY_KEY
+        instances = {tuple(row.get(c) for c in key): row for row in self.table_rows("task_instance")}
+        held = {
+            (*(row.get(c) for c in key), self._instant(row.get("start_date")))
+            for row in self.table_rows("task_instance_history")
+        }
+        taken = {
+            (*(row.get(c) for c in key), row.get("try_number"))
+            for row in self.table_rows("task_instance_history")
+        }
+        earlier: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+        for fail in self.table_rows("task_fail"):
+            ti = instances.get(tuple(fail.get(c) for c in key))
+            if ti is None or self._instant(fail.get("start_date")) == self._instant(ti.get("start_date")):
+                continue
+            earlier.setdefault(tuple(fail.get(c) for c in key), []).append(fail)
+        result = metadata.TryHistory()
+        written = []
+        for ti_key, fails in earlier.items():
+            ti = instances[ti_key]
+            fails.sort(
+                key=lambda f: (
+                    f.get("start_date") is not None,
+                    self._instant(f.get("start_date")),
+                    f.get("id") or 0,
+                )
+            )
+            for number, fail in enumerate(fails, start=1):
+                if (*ti_key, self._instant(fail.get("start_date"))) in held:
+                    continue
+                result.candidates += 1
+                try_number = int(ti.get("try_number") or 0) - len(fails) - 1 + number
+                if try_number < 1:
+                    result.unnumbered += 1
+                    continue
+                if (*ti_key, try_number) in taken:
+                    continue
+                row = {c: fail.get(c) for c in key}
+                row |= {
+                    "try_number": try_number,
+                    "start_date": fail.get("start_date"),
+                    "end_date": fail.get("end_date"),
+                }
+                row |= {"duration": fail.get("duration"), "state": "failed"}
+                row |= {c: ti.get(c) for c in metadata.TRY_COPIED if c in names and c in ti}
+                taken.add((*ti_key, try_number))
+                written.append(row)
+        self.add_rows("task_instance_history", written)
+        result.written = len(written)
+        return result
+
+    @staticmethod
+    def _instant(value: Any) -> Any:
+        return metadata.parse_datetime(value) if value is not None else None
 
     def newest_import(self) -> str | None:
         stamps = [
@@ -212,13 +392,22 @@ class RowwiseTables:
     ) -> TableCounts:
         types = dict(mapping.source_types)
         compared = [target for target, _ in mapping.kept] + [ref.column for ref in mapping.id_refs]
+        if spec.target_defines:
+            compared = []  # the target's own row once it holds the key (a dataset)
         kinds = {column.name: column.type for column in self.columns(spec.name) or []}
         counts = TableCounts()
         staged: list[tuple[tuple[Any, ...], dict[str, Any] | None, dict[str, Any]]] = []
+        known_dags = {row.get("dag_id") for row in self.table_rows("dag")}
+        dropped: set[str] = set()
         for line in lines:
             counts.read += 1
             row = json.loads(line)
+            if spec.requires_dag and row.get(spec.requires_dag) not in known_dags:
+                counts.dropped += 1  # the target lacks the DAG (a foreign key to dag refuses it)
+                dropped.add(str(row.get(spec.requires_dag)))
+                continue
             staged.append((self._norm_key(spec, row, types), self._mapped(spec, mapping, row, types), row))
+        counts.dropped_dags = sorted(dropped)
         recorded = {str(row.get("digest")): row for row in self.table_rows(metadata.LEDGER_TABLE)}
         ledger = set(recorded)
 
@@ -263,7 +452,7 @@ class RowwiseTables:
                 listing(row, "refused")
         counts.conflicts = len(differing) + counts.refused
         left = [(key, out) for key, out, _ in staged if any(same(x, out) for x in index.get(key, []))]
-        counts.missing = counts.read - len(left)
+        counts.missing = counts.read - counts.dropped - len(left)
         written = {
             self._digest(spec, x, compared, kinds) for key, out in left for x in index[key] if same(x, out)
         }
@@ -334,8 +523,8 @@ class RowwiseTables:
 
     def _index(self, spec: TableSpec) -> dict[tuple[Any, ...], list[dict[str, Any]]]:
         index: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
-        for row in self.table_rows(spec.name):
-            index.setdefault(self._norm_key(spec, row), []).append(row)
+        for row, keyed in zip(self.table_rows(spec.name), self._keyed_rows(spec), strict=True):
+            index.setdefault(self._norm_key(spec, keyed), []).append(row)
         return index
 
     @staticmethod
@@ -384,7 +573,9 @@ class RowwiseTables:
 
     def _find(self, table: str, key: Sequence[str], row: Mapping[str, Any]) -> dict[str, Any] | None:
         wanted = tuple(row.get(column) for column in key)
-        for candidate in self.table_rows(table):
+        spec = metadata.TABLES_BY_NAME.get(table)
+        candidates = self._keyed_rows(spec) if spec and key != ("id",) else self.table_rows(table)
+        for candidate in candidates:
             if tuple(candidate.get(column) for column in key) == wanted:
                 return candidate
         return None
@@ -427,7 +618,9 @@ class EmulatedDatabase(RowwiseTables):
     def columns(self, table: str) -> list[Column] | None:
         if table not in SCHEMA:
             return None
-        return [entry.column for entry in SCHEMA[table] if entry.since <= self.version]
+        # A table whose every column is newer than this version is not there (None, as Airflow's).
+        found = [entry.column for entry in SCHEMA[table] if entry.since <= self.version]
+        return found or None
 
     def table_rows(self, table: str) -> list[dict[str, Any]]:
         stored = [
@@ -482,6 +675,8 @@ class EmulatedDatabase(RowwiseTables):
             "updated_at": self._now,
             "clear_number": 0,
             "map_index": -1,
+            "source_map_index": -1,
+            "is_orphaned": False,
             "max_tries": -1,
             "pool": "default_pool",
         }

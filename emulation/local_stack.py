@@ -39,7 +39,8 @@ from emulation.lambdas import (
 )
 from emulation.logs_limits import enforce_logs_limits
 from emulation.mwaa import DagRunResult, DagRuntime, EmulatedEnvironment, MwaaEmulator
-from emulation.scenario import Scenario
+from emulation.scenario import Scenario, UnknownScenario
+from emulation.scenario import find as find_scenario
 from mwaa_migrate import clients, settings
 from mwaa_migrate.execution import approval_wait, new_execution_name
 
@@ -152,6 +153,11 @@ class LocalStack:
                     "POLICY_NAME_PREFIX": "mwaa-migrate",
                     "MWAA_CLI_SCHEME": "http",
                     "AWS_DISABLE_HOST_PREFIX_INJECTION": "true",
+                    **(
+                        {}
+                        if scenario.functions_in_vpc is None
+                        else {"WEBSERVER_FUNCTIONS_IN_VPC": str(scenario.functions_in_vpc).lower()}
+                    ),
                 }
             )
         )
@@ -314,5 +320,9 @@ class _RecordingClock:
 
 
 def scenario_path(name: str) -> Path:
-    path = Path(name)
-    return path if path.exists() else REPO_ROOT / "scenarios" / f"{name}.json"
+    """The file of a scenario given by name (under scenarios/) or path; a name that matches none
+    gives the path it would have under scenarios/ (emulation.scenario.find says what exists)."""
+    try:
+        return find_scenario(name)
+    except UnknownScenario:
+        return REPO_ROOT / "scenarios" / f"{name}.json"

@@ -24,19 +24,37 @@ as AWS does; it yields a `PutLogEventsLog` recording every call, refused or not.
   approximation of the response's size), and always holds at least one event.
 - CreateLogStream refuses a name with `:` or `*` (botocore's model: pattern `[^:*]*`, which botocore
   does not check client-side), so a stream name AWS would refuse fails the tests.
+- FilterLogEvents interleaves the streams' events by time whatever `interleaved` says (ignored by AWS
+  since June 2019; moto returns them stream after stream unless asked) and pages at 1 MB as well as
+  10,000 events, with a nextToken that carries on after the page's last event.
+
+`enforce_quotas()` adds what moto lacks most for a copy at scale: each API's transactions-per-second
+quota, per account and Region, shared by every caller in the process (every Distributed Map child, every
+thread). A call past its budget is answered as AWS answers it, HTTP 400 `ThrottlingException` "Rate
+exceeded", before the backend does anything, so botocore's retry handles it and a throttled
+PutLogEvents stored nothing. Concurrency above the quota then only adds retries, as on AWS. The
+budgets are the documented defaults (`mwaa_migrate.log_copy.LOGS_QUOTAS_TPS`) unless given; each is a
+token bucket holding one second of calls.
+
+    with mock_aws(), enforce_logs_limits(), enforce_quotas({"GetLogEvents": 5}) as quotas:
+        ...
+        assert quotas.throttled("GetLogEvents") > 0
 """
 
 from __future__ import annotations
 
+import bisect
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, replace
 from functools import wraps
 from itertools import pairwise
 from typing import Any
 from unittest import mock
 
+from moto.core.exceptions import JsonRESTError
 from moto.core.utils import unix_time_millis, utcnow
 from moto.logs.exceptions import InvalidParameterException
 from moto.logs.models import LogGroup, LogsBackend, LogStream
@@ -268,11 +286,229 @@ def enforce_log_stream_names() -> Iterator[None]:
 
 
 @contextmanager
+def enforce_filter_log_events_pages(max_page_bytes: int = MAX_PAGE_BYTES) -> Iterator[None]:
+    """Make moto's FilterLogEvents interleave the streams' events by time and page at 1 MB, as AWS.
+
+    Without a filter pattern the page is made here: moto's own builds, filters and sorts every event
+    of the named streams as dictionaries on every call, which would make the emulator, not the copy,
+    the cost of a FilterLogEvents read. The order is moto's (timestamp, then the streams' order, then
+    each stream's), and so is the token (group@stream@eventId of the page's last event)."""
+    original = LogGroup.filter_log_events
+    orders: dict[tuple[Any, ...], list[tuple[int, int, int]]] = {}
+
+    @wraps(original)
+    def filter_log_events(  # noqa: PLR0917 (moto's own signature, called positionally)
+        self: LogGroup,
+        log_group_name: str,
+        log_stream_names: list[str],
+        start_time: int,
+        end_time: int,
+        limit: int | None,
+        next_token: str | None,
+        filter_pattern: str,
+        interleaved: bool,
+    ) -> tuple[list[dict[str, Any]], str | None, list[dict[str, Any]]]:
+        limit = min(limit or MAX_PAGE_EVENTS, MAX_PAGE_EVENTS)
+        if filter_pattern:
+            found, token, searched = original(
+                self,
+                log_group_name,
+                log_stream_names,
+                start_time,
+                end_time,
+                limit,
+                next_token,
+                filter_pattern,
+                True,  # moto's `interleaved`: AWS always interleaves
+            )
+            kept = _events_that_fit(found, max_page_bytes, forward=True)
+            if kept < len(found):
+                last = found[kept - 1]
+                found, token = found[:kept], f"{log_group_name}@{last['logStreamName']}@{last['eventId']}"
+            return found, token, searched
+        wanted = set(log_stream_names or ())
+        streams = [stream for name, stream in self.streams.items() if not wanted or name in wanted]
+        # The order of a request's events, kept while its streams hold the same events: the pages of
+        # one read are cut from one order without sorting it again.
+        signature = (
+            log_group_name,
+            start_time,
+            end_time,
+            tuple((stream.log_stream_name, len(stream.events)) for stream in streams),
+        )
+        keys = orders.get(signature)
+        if keys is None:
+            keys = [
+                (event.timestamp, rank, index)
+                for rank, stream in enumerate(streams)
+                for index, event in enumerate(stream.events)
+                if (not start_time or event.timestamp >= start_time)
+                and (not end_time or event.timestamp <= end_time)
+            ]
+            keys.sort()
+            orders.clear()
+            orders[signature] = keys
+        first = 0
+        if next_token:
+            first = _after_token(next_token, log_group_name, streams, keys)
+            if first < 0:
+                return [], None, []  # AWS answers an invalid token with no events
+        page: list[dict[str, Any]] = []
+        total = 0
+        position = first
+        end = min(len(keys), first + limit)
+        while position < end:
+            _, rank, index = keys[position]
+            stream = streams[rank]
+            event = stream.events[index]
+            message = event.message
+            total += (
+                len(message) if message.isascii() else event_size(message) - EVENT_OVERHEAD_BYTES
+            ) + EVENT_OVERHEAD_BYTES
+            if total > max_page_bytes and page:
+                break
+            page.append(
+                {
+                    "logStreamName": stream.log_stream_name,
+                    "timestamp": event.timestamp,
+                    "message": message,
+                    "ingestionTime": event.ingestion_time,
+                    "eventId": str(event.event_id),
+                }
+            )
+            position += 1
+        token = None
+        if position < len(keys):
+            last = page[-1]
+            token = f"{log_group_name}@{last['logStreamName']}@{last['eventId']}"
+        searched = [
+            {"logStreamName": stream.log_stream_name, "searchedCompletely": True} for stream in streams
+        ]
+        return page, token, searched
+
+    with mock.patch.object(LogGroup, "filter_log_events", filter_log_events):
+        yield
+
+
+def _after_token(token: str, group: str, streams: list[LogStream], keys: list[tuple[int, int, int]]) -> int:
+    """The position after the event a token names, or -1 for a token that names none."""
+    try:
+        token_group, stream_name, event_id = token.split("@")
+    except ValueError:
+        return -1
+    rank = next((i for i, stream in enumerate(streams) if stream.log_stream_name == stream_name), None)
+    if token_group != group or rank is None:
+        return -1
+    events = streams[rank].events
+    index = next((i for i, event in enumerate(events) if str(event.event_id) == event_id), None)
+    if index is None:
+        return -1
+    return bisect.bisect_right(keys, (events[index].timestamp, rank, index))
+
+
+@contextmanager
 def enforce_logs_limits(*, max_event_bytes: int = MAX_EVENT_BYTES) -> Iterator[PutLogEventsLog]:
-    """Every limit above: PutLogEvents', GetLogEvents' page size and CreateLogStream's names."""
+    """Every limit above: PutLogEvents', GetLogEvents' and FilterLogEvents' pages, CreateLogStream's
+    names. The quotas are apart (`enforce_quotas`): the copy's logic is tested at moto's speed."""
     with (
         enforce_put_log_events_limits(max_event_bytes=max_event_bytes) as log,
         enforce_get_log_events_page_size(),
+        enforce_filter_log_events_pages(),
         enforce_log_stream_names(),
     ):
         yield log
+
+
+# ---------------------------------------------------------------------------------------------------
+# Quotas
+
+# The backend methods each quota'd API reaches (every client, account and Region goes through them).
+_QUOTA_METHODS = {
+    "GetLogEvents": "get_log_events",
+    "FilterLogEvents": "filter_log_events",
+    "DescribeLogStreams": "describe_log_streams",
+    "CreateLogStream": "create_log_stream",
+    "PutLogEvents": "put_log_events",
+}
+
+
+class ThrottlingException(JsonRESTError):
+    """AWS's answer past a quota: HTTP 400, `__type` ThrottlingException, "Rate exceeded"."""
+
+    code = 400
+
+    def __init__(self) -> None:
+        super().__init__("ThrottlingException", "Rate exceeded")
+
+
+@dataclass
+class _Bucket:
+    tps: float
+    tokens: float
+    stamp: float
+    allowed: int = 0
+    throttled: int = 0
+
+
+class Quotas:
+    """Token buckets, one an API, holding one second of its quota and refilled at its rate; shared by
+    every thread. `take` spends a call, or says the call is throttled."""
+
+    def __init__(self, tps: Mapping[str, float], clock: Callable[[], float] = time.monotonic) -> None:
+        if any(rate <= 0 for rate in tps.values()):
+            raise ValueError("a quota is a positive number of calls a second")
+        self._clock = clock
+        now = clock()
+        self._buckets = {api: _Bucket(tps=rate, tokens=float(rate), stamp=now) for api, rate in tps.items()}
+        self._lock = threading.Lock()
+
+    def take(self, api: str) -> bool:
+        bucket = self._buckets.get(api)
+        if bucket is None:
+            return True
+        with self._lock:
+            now = self._clock()
+            bucket.tokens = min(bucket.tps, bucket.tokens + (now - bucket.stamp) * bucket.tps)
+            bucket.stamp = now
+            if bucket.tokens >= 1:
+                bucket.tokens -= 1
+                bucket.allowed += 1
+                return True
+            bucket.throttled += 1
+            return False
+
+    def allowed(self, api: str) -> int:
+        return self._buckets[api].allowed
+
+    def throttled(self, api: str) -> int:
+        return self._buckets[api].throttled
+
+
+@contextmanager
+def enforce_quotas(
+    tps: Mapping[str, float] | None = None, *, clock: Callable[[], float] = time.monotonic
+) -> Iterator[Quotas]:
+    """Throttle the CloudWatch Logs APIs past their quotas (the documented defaults, overridden by
+    `tps`), for every client in the process; yield the buckets to read what was allowed and throttled.
+    Use it inside `mock_aws()` (after `enforce_logs_limits()`, so that a throttled call is refused before
+    those limits are checked and recorded)."""
+    # Imported here: the layer's modules create Powertools' logger when imported, and the emulation
+    # is imported before LocalStack sets the service name and level they read.
+    from mwaa_migrate.log_copy import LOGS_QUOTAS_TPS  # noqa: PLC0415
+
+    quotas = Quotas({**LOGS_QUOTAS_TPS, **(tps or {})}, clock)
+    with ExitStack() as stack:
+        for api, name in _QUOTA_METHODS.items():
+            throttled = _throttled(getattr(LogsBackend, name), api, quotas)
+            stack.enter_context(mock.patch.object(LogsBackend, name, throttled))
+        yield quotas
+
+
+def _throttled(method: Callable[..., Any], api: str, quotas: Quotas) -> Callable[..., Any]:
+    @wraps(method)
+    def call(*args: Any, **kwargs: Any) -> Any:
+        if not quotas.take(api):
+            raise ThrottlingException
+        return method(*args, **kwargs)
+
+    return call

@@ -7,7 +7,8 @@ It serves, over plain HTTP on 127.0.0.1:
   carry the header ``x-amzn-ErrorType`` and the model's HTTP status, so botocore raises its modeled
   exceptions;
 * the Airflow web server's ``/aws_mwaa/cli`` endpoint (Bearer token from CreateCliToken, body the
-  Airflow command line, answer ``{"stdout": base64, "stderr": base64}``).
+  Airflow command line, answer ``{"stdout": base64, "stderr": base64}``);
+* ``InvokeRestApi``, Airflow's REST API through MWAA's API (emulation/rest_api.py).
 
 boto3 reaches it with ``AWS_ENDPOINT_URL_MWAA=http://127.0.0.1:PORT`` and
 ``AWS_DISABLE_HOST_PREFIX_INJECTION=true``.
@@ -48,6 +49,7 @@ import botocore.session
 from botocore.exceptions import ClientError
 from botocore.model import ListShape, MapShape, ServiceModel, Shape, StringShape, StructureShape
 
+from emulation import rest_api
 from mwaa_migrate.versions import TARGET_VERSIONS, AirflowVersion, newest_target
 
 if TYPE_CHECKING:
@@ -379,6 +381,8 @@ class MwaaEmulator:
         self.calls: list[tuple[str, str | None]] = []
         # (environment name, argv) of every CLI command that reached Airflow.
         self.cli_commands: list[tuple[str, list[str]]] = []
+        # InvokeRestApi (emulation/rest_api.py): its requests, timeout and response limit.
+        self.rest_api = rest_api.RestApi(self)
 
     # ---- lifecycle
 
@@ -554,6 +558,8 @@ class MwaaEmulator:
             with self._lock:
                 delay = self._take_delay("Cli")
             response = self._cli_request(split.path, headers, body)
+        elif method == "POST" and split.path.startswith("/restapi/"):
+            return self.rest_api.handle(unquote(split.path.removeprefix("/restapi/")), body)
         else:
             try:
                 operation, name, call = self._route(method, split.path, split.query, body)

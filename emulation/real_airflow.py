@@ -93,6 +93,17 @@ def create_database(name: str) -> str:
     return f"postgresql+psycopg2://postgres@127.0.0.1:{POSTGRES_PORT}/{name}"
 
 
+def copy_database(template: str, name: str) -> str:
+    """A new database on the tier's server holding a copy of `template` (which nothing may be
+    connected to); returns its SQLAlchemy URL."""
+    for statement in (
+        f'DROP DATABASE IF EXISTS "{name}"',
+        f'CREATE DATABASE "{name}" TEMPLATE "{template}"',
+    ):
+        subprocess.run([*postgres(), "-qc", statement], check=True, capture_output=True, text=True)  # noqa: S603
+    return f"postgresql+psycopg2://postgres@127.0.0.1:{POSTGRES_PORT}/{name}"
+
+
 def new_fernet_key() -> str:
     from cryptography.fernet import Fernet  # noqa: PLC0415  (moto's dependency, in the dev virtualenv)
 
@@ -121,6 +132,22 @@ class AirflowEnvironment:
         environment.dags_folder.mkdir(parents=True, exist_ok=True)
         environment.cli("db", "migrate")
         return environment
+
+    def upgraded_copy(self, installation: AirflowInstallation, home: Path) -> AirflowEnvironment:
+        """A copy of this environment's database upgraded in place by a newer Airflow's own
+        `airflow db migrate`, with the same Fernet key: what MWAA's in-place upgrade of the
+        environment does (2.11 -> 3.0.6). This environment is left as it was."""
+        database = f"airflow_{installation.version.replace('.', '_')}_{uuid.uuid4().hex[:8]}"
+        upgraded = AirflowEnvironment(
+            installation, home, copy_database(self.database, database), self.fernet_key, dict(self.aws_env)
+        )
+        upgraded.dags_folder.mkdir(parents=True, exist_ok=True)
+        try:
+            upgraded.cli("db", "migrate")
+        except BaseException:
+            upgraded.drop()
+            raise
+        return upgraded
 
     @property
     def version(self) -> str:
@@ -198,6 +225,15 @@ class AirflowEnvironment:
             check=True,
         )
         return [line.split("\x1f") for line in result.stdout.splitlines() if line]
+
+    def table_rows(self) -> dict[str, int]:
+        """Every table of the database with its row count."""
+        rows = self.sql(
+            "SELECT table_name, (xpath('/row/c/text()', query_to_xml("
+            "format('SELECT count(*) AS c FROM %I', table_name), false, true, '')))[1]::text "
+            "FROM information_schema.tables WHERE table_schema = 'public' AND table_type = 'BASE TABLE'"
+        )
+        return {name: int(count) for name, count in rows}
 
     def schedule_until_done(self, *, runs: int, deadline_seconds: float = 600) -> None:
         """Run Airflow's scheduler (LocalExecutor) until `runs` DAG runs exist and none is queued or

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from moto.logs.models import logs_backends
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
@@ -17,6 +19,7 @@ if TYPE_CHECKING:
     from emulation.local_stack import LocalStack
 
 LOG_MODULES = ("Task", "Worker", "Scheduler", "DAGProcessing", "WebServer")
+SCENARIOS_DIR = Path(__file__).resolve().parent.parent / "scenarios"
 
 
 class _Model(BaseModel):
@@ -62,6 +65,9 @@ class Scenario(_Model):
     task_logs: list[TaskLogStream] = Field(default_factory=list)
     input: dict[str, Any]
     faults: list[Fault] = Field(default_factory=list)
+    # The stack's WebserverSubnetIds given (True) or left empty (False): how the plan reaches a
+    # PRIVATE_ONLY web server (webserver_transport.choose_route); None as outside a deployed stack.
+    functions_in_vpc: bool | None = None
     create_failure: EnvironmentFailure | None = None
     update_failure: EnvironmentFailure | None = None
     # Runs of the project's DAGs that fail: "dag_id", "dag_id@phase" or "dag_id@phase/task_id"
@@ -76,15 +82,11 @@ class Scenario(_Model):
 
     @classmethod
     def load(cls, path: Path) -> Scenario:
-        """Read a scenario; one with `"extends": "other"` starts from scenarios/other.json and
-        overrides it (objects merged key by key, everything else replaced)."""
-        data = json.loads(path.read_text())
-        base_name = data.pop("extends", None)
-        if base_name:
-            base = json.loads((path.parent / f"{base_name}.json").read_text())
-            base.pop("extends", None)
-            data = _merged(base, data)
-        return cls.model_validate(data)
+        """Read a scenario; one with `"extends": "other"` starts from the scenario `other` and
+        overrides it (objects merged key by key, everything else replaced). `other` is a name under
+        scenarios/ (`default`) or a path, relative to the extending file's folder
+        (`../scenarios/default.json`, `base.json`); a base may extend another in turn."""
+        return cls.model_validate(_read(path, seen=()))
 
     def seed(self, stack: LocalStack) -> None:
         """Create in the emulated AWS what exists before the migration starts."""
@@ -147,6 +149,71 @@ class Scenario(_Model):
                 stack.logs.put_log_events(
                     logGroupName=group, logStreamName=log.stream, logEvents=events[start : start + 10_000]
                 )
+            last = events[-1]["timestamp"] if events else first
+            _as_if_written_then(stack, group, log.stream, created_ms=first, ingested_ms=last)
+
+
+class UnknownScenario(ValueError):
+    """A scenario name or path that names no scenario file; the message lists the valid names."""
+
+
+def available() -> list[str]:
+    """The names of the scenarios under scenarios/."""
+    return sorted(path.stem for path in SCENARIOS_DIR.glob("*.json"))
+
+
+def find(name: str, *, extended_by: Path | None = None) -> Path:
+    """The file of a scenario. A bare name (`default`: no folder, no `.json`) is a file under
+    scenarios/; anything else is a path, relative to the folder of the scenario that extends it
+    (`extended_by`) or else to the working directory."""
+    bare = "/" not in name and not name.endswith(".json")
+    if bare:
+        candidate = SCENARIOS_DIR / f"{name}.json"
+    else:
+        path = Path(name)
+        candidate = path if extended_by is None or path.is_absolute() else extended_by.parent / path
+    if candidate.is_file():
+        return candidate
+    where = f" (extended by {extended_by})" if extended_by else ""
+    raise UnknownScenario(
+        f"no scenario {name!r}{where}: name one of {', '.join(available())} (the files in scenarios/), "
+        "or give the path of a scenario file" + ("" if bare else f" ({candidate} does not exist)")
+    )
+
+
+def _read(path: Path, *, seen: tuple[Path, ...]) -> dict[str, Any]:
+    """A scenario file's data, with the scenario it extends merged under it."""
+    resolved = path.resolve()
+    if resolved in seen:
+        chain = " -> ".join(str(p) for p in (*seen, resolved))
+        raise UnknownScenario(f"scenarios extend each other in a loop: {chain}")
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise UnknownScenario(f"{path} is not valid JSON: {error}") from None
+    if not isinstance(data, dict):
+        raise UnknownScenario(f"{path} holds no JSON object")
+    base_name = data.pop("extends", None)
+    if not base_name:
+        return data
+    base = _read(find(str(base_name), extended_by=path), seen=(*seen, resolved))
+    return _merged(base, data)
+
+
+def _as_if_written_then(
+    stack: LocalStack, group: str, stream: str, *, created_ms: int, ingested_ms: int
+) -> None:
+    """Give a seeded stream the times DescribeLogStreams would show had its task written it as it ran:
+    created at its first event, last ingested at its last. moto stamps both with the moment of the
+    seeding, which would make every stream look active now and the listing select streams whose
+    events are all days older than the window (AWS would count them outside it)."""
+    from emulation.local_stack import ACCOUNT_ID  # noqa: PLC0415 (local_stack imports this module)
+
+    seeded = logs_backends[ACCOUNT_ID][stack.region].groups[group].streams[stream]
+    seeded.creation_time = datetime.fromtimestamp(created_ms / 1000, UTC).replace(tzinfo=None)
+    seeded.last_ingestion_time = datetime.fromtimestamp(ingested_ms / 1000, UTC).replace(tzinfo=None)
+    for event in seeded.events:
+        event.ingestion_time = event.timestamp
 
 
 def _merged(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:

@@ -23,6 +23,8 @@ from mwaa_migrate.airflow_cli import AirflowCli
 from mwaa_migrate.cutover import Settlement
 from mwaa_migrate.errors import MigrationConflict, MigrationError
 from mwaa_migrate.execution import approval_wait
+from mwaa_migrate.models import WebserverTransportKind
+from mwaa_migrate.webserver_transport import WebserverTransport, open_transport
 from mwaa_migrate_cli.aws import Pipeline, aws_errors
 from mwaa_migrate_cli.errors import CliError, ExitCode
 
@@ -112,6 +114,10 @@ class Migration:
     target: str
     bucket: str
     prefix: str
+    # How each environment's Airflow is reached: the plan's choice (its DAG deployments' transport),
+    # the CLI endpoint when the migration is named by --source and --target.
+    source_transport: WebserverTransportKind = "cli"
+    target_transport: WebserverTransportKind = "cli"
 
 
 def prefix_of(source: str, target: str) -> str:
@@ -138,8 +144,15 @@ def planned(history: Iterable[Mapping[str, Any]]) -> Migration | None:
                 target=str(target["name"]),
                 bucket=str(plan["bucket"]),
                 prefix=str(plan.get("prefix") or prefix_of(source["name"], target["name"])),
+                source_transport=_transport(plan.get("exportDag")),
+                target_transport=_transport(plan.get("importDag")),
             )
     return None
+
+
+def _transport(deployment: Any) -> WebserverTransportKind:
+    kind = deployment.get("transport") if isinstance(deployment, dict) else None
+    return "rest_api" if kind == "rest_api" else "cli"
 
 
 def migration_of_execution(pipeline: Pipeline, execution_arn: str) -> Migration:
@@ -153,9 +166,18 @@ def migration_of_execution(pipeline: Pipeline, execution_arn: str) -> Migration:
     return found
 
 
+def _webserver(
+    pipeline: Pipeline, environment: str, kind: WebserverTransportKind, scheme: str
+) -> AirflowCli | WebserverTransport:
+    if kind == "rest_api":
+        return open_transport(kind, pipeline.mwaa, environment)
+    return AirflowCli(pipeline.mwaa, environment, scheme=scheme)
+
+
 def rollback(pipeline: Pipeline, migration: Migration) -> Settlement:
-    """Reverse the migration's cutover with the Airflow CLI of both environments (over http on the
-    local emulation, whose MWAA serves it there)."""
+    """Reverse the migration's cutover through each environment's transport as the plan chose it:
+    the Airflow CLI endpoint (over http on the local emulation, whose MWAA serves it there) or
+    InvokeRestApi."""
     scheme = "http" if pipeline.local else "https"
     try:
         return cutover.rollback(
@@ -164,8 +186,8 @@ def rollback(pipeline: Pipeline, migration: Migration) -> Settlement:
             prefix=migration.prefix,
             source=migration.source,
             target=migration.target,
-            source_cli=AirflowCli(pipeline.mwaa, migration.source, scheme=scheme),
-            target_cli=AirflowCli(pipeline.mwaa, migration.target, scheme=scheme),
+            source_cli=_webserver(pipeline, migration.source, migration.source_transport, scheme),
+            target_cli=_webserver(pipeline, migration.target, migration.target_transport, scheme),
         )
     except MigrationConflict as error:
         raise CliError(str(error), ExitCode.REFUSED) from None

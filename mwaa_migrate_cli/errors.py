@@ -24,6 +24,9 @@ class ExitCode(IntEnum):
     RUNNING = 6
     # Interrupted (Ctrl-C): the migration itself goes on.
     INTERRUPTED = 130
+    # Whoever read the output stopped reading (`mwaa-migrate plan --json | head`): 128 + SIGPIPE, the
+    # code of a command the signal ended, as for any other command in the pipe.
+    BROKEN_PIPE = 141
 
 
 class CliError(Exception):

@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import logging
 import os
 import signal
 import socket
 import threading
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -154,8 +156,10 @@ def serve(
     poll_seconds: int,
     stack_name: str,
     ready: Callable[[Emulation], None] | None = None,
+    verbose: bool = False,
 ) -> int:
-    """Run the emulation until SIGINT or SIGTERM."""
+    """Run the emulation until SIGINT or SIGTERM. It prints that it is up and the notifications;
+    `verbose` adds the server's access log and the pipeline's logs."""
     # The emulation needs the dev dependencies (moto and its server): say so rather than fail to import.
     if importlib.util.find_spec("moto") is None or importlib.util.find_spec("flask") is None:
         raise CliError(
@@ -169,8 +173,16 @@ def serve(
     _require_free_port(port)
     path = scenario_path(scenario_name)
     if not path.is_file():
-        raise CliError(f"no scenario {scenario_name} (a name under scenarios/ or a path)", ExitCode.USAGE)
-    scenario = Scenario.load(path)
+        raise CliError(
+            f"no scenario {scenario_name}: give a path, or one of {', '.join(scenario_names())}",
+            ExitCode.USAGE,
+        )
+    try:
+        scenario = Scenario.load(path)
+    except (OSError, ValueError) as error:  # unreadable, not JSON, or not a scenario (pydantic's errors)
+        raise CliError(
+            f"scenario {path} cannot be used: {' '.join(str(error).split())}", ExitCode.USAGE
+        ) from None
     timing = Timing(
         environment_poll_seconds=poll_seconds,
         environment_max_polls=120,
@@ -185,7 +197,7 @@ def serve(
     previous = {sig: signal.signal(sig, _stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     file = state_file()
     try:
-        with LocalStack(scenario, timing=timing, instant_retries=False) as stack:
+        with LocalStack(scenario, timing=timing, instant_retries=False) as stack, _quiet(verbose):
             server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
             server.start()
             try:
@@ -205,19 +217,23 @@ def serve(
                     pid=os.getpid(),
                     mwaa_endpoint=stack.mwaa_emulator.endpoint_url,
                 )
-                file.parent.mkdir(parents=True, exist_ok=True)
-                file.write_text(
-                    json.dumps(
-                        {
-                            "endpoint": emulation.endpoint,
-                            "region": emulation.region,
-                            "stackName": emulation.stack_name,
-                            "scenario": emulation.scenario,
-                            "pid": emulation.pid,
-                            "mwaaEndpoint": emulation.mwaa_endpoint,
-                        }
-                    )
-                )
+                state = {
+                    "endpoint": emulation.endpoint,
+                    "region": emulation.region,
+                    "stackName": emulation.stack_name,
+                    "scenario": emulation.scenario,
+                    "pid": emulation.pid,
+                    "mwaaEndpoint": emulation.mwaa_endpoint,
+                }
+                try:
+                    file.parent.mkdir(parents=True, exist_ok=True)
+                    file.write_text(json.dumps(state))
+                except OSError as error:
+                    raise CliError(
+                        f"cannot write {file}: {error.strerror} (set {STATE_FILE_VARIABLE} to a file you "
+                        "can write)",
+                        ExitCode.USAGE,
+                    ) from None
                 if ready:
                     ready(emulation)
                 _print_notifications(stack, queue_url, stop)
@@ -229,6 +245,37 @@ def serve(
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     return ExitCode.OK
+
+
+def scenario_names() -> list[str]:
+    """The scenarios that --scenario takes by name."""
+    from emulation.scenario import available  # noqa: PLC0415 (the emulation: a dev dependency)
+
+    return available()
+
+
+@contextmanager
+def _quiet(verbose: bool) -> Iterator[None]:
+    """Output for people: that it is up, and a line per notification. The server's access log
+    (werkzeug's, a line per API call) and the pipeline's logs (JSON, a Lambda's CloudWatch Logs) only
+    with `verbose`; without them, the notifications say how each migration ends and `status` and
+    `report` say why."""
+    from mwaa_migrate.observability import logger  # noqa: PLC0415
+
+    access_log = logging.getLogger("werkzeug")
+    levels = (access_log.level, logger.log_level)
+    access_log.setLevel(logging.INFO if verbose else logging.WARNING)
+    # The handlers' logger was made when this command imported the layer: it gets its level here.
+    logger.setLevel(logging.INFO if verbose else logging.CRITICAL)
+    with warnings.catch_warnings():
+        if not verbose:
+            # A step that counts nothing has no metrics to flush: Powertools warns on each invocation.
+            warnings.filterwarnings("ignore", message="No application metrics to publish")
+        try:
+            yield
+        finally:
+            access_log.setLevel(levels[0])
+            logger.setLevel(levels[1])
 
 
 def _require_free_port(port: int) -> None:

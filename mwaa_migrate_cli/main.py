@@ -1,7 +1,7 @@
 """mwaa-migrate: plan, start, follow and read the report of an MWAA migration.
 
     mwaa-migrate plan   --source NAME --target NAME --version X.Y.Z   the dry run: what would happen
-    mwaa-migrate start  --source NAME --target NAME --version X.Y.Z   start the migration
+    mwaa-migrate start  --source NAME --target NAME --version X.Y.Z   plan it, then start it
     mwaa-migrate status [EXECUTION]                                    where it stands, once
     mwaa-migrate follow [EXECUTION]                                    where it stands, live, to the end
     mwaa-migrate report [EXECUTION]                                    the migration's report
@@ -16,7 +16,8 @@ AWS_REGION, AWS_DEFAULT_REGION, AWS_PROFILE and the shared config files), or, wi
 the local emulation. EXECUTION is an execution's name or ARN; without it, the latest migration.
 
 Exit codes: 0 done (and the migration succeeded), 1 the migration failed, 2 bad arguments,
-3 request refused, 4 not found, 5 AWS error, 6 still running, 130 interrupted.
+3 request refused, 4 not found, 5 AWS error, 6 still running, 130 interrupted, 141 the output's
+reader went away (| head).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import re
 import shlex
 import sys
 import time
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -41,11 +43,45 @@ from mwaa_migrate_cli.aws import DEFAULT_STACK_NAME, Pipeline, Target, aws_error
 from mwaa_migrate_cli.errors import CliError, ExitCode
 
 PROGRAM = "mwaa-migrate"
+# How long `start` waits for the plan it runs first (one Lambda: seconds).
+PLAN_TIMEOUT_SECONDS = 300.0
 # Errors of a refused request: nothing was changed.
-_REFUSALS = frozenset({"InvalidMigrationRequest", "MigrationConflict"})
+_REFUSALS = frozenset({"InvalidMigrationRequest", "MigrationConflict", "IncompatibleDags"})
 
 
 # ------------------------------------------------------------------------------ arguments
+
+
+def _seconds(text: str) -> float:
+    """A number of seconds above 0 (argparse's type: its error names the option)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a number of seconds above 0")
+    return value
+
+
+def _whole_seconds(text: str) -> int:
+    """A whole number of seconds, 0 or more (a state machine's Wait)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of seconds") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: give 0 seconds or more")
+    return value
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r}: a port is 0-65535 (0: any free one)")
+    return value
 
 
 def _connection_options() -> argparse.ArgumentParser:
@@ -118,18 +154,24 @@ def _request_options(parser: argparse.ArgumentParser) -> None:
         help="onConflict: a row the target refuses or holds differently fails the import (default "
         "fail), or is kept as the target has it, or overwritten with the source's",
     )
+    group.add_argument(
+        "--on-incompatible-dags",
+        choices=("warn", "fail"),
+        help="onIncompatibleDags: DAG files that will not run on the target's Airflow are listed "
+        "(default warn), or stop the migration before the source is paused",
+    )
 
 
 def _follow_options(parser: argparse.ArgumentParser, *, interval: float) -> None:
     parser.add_argument(
         "--interval",
-        type=float,
+        type=_seconds,
         default=None,
         help=f"seconds between two looks (default {interval:g}; 0.5 with --local)",
     )
     parser.add_argument(
         "--timeout",
-        type=float,
+        type=_seconds,
         default=12 * 3600,
         help="stop following after this many seconds (default 12 hours)",
     )
@@ -149,9 +191,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _request_options(plan)
     plan.add_argument("--json", action="store_true", help="print the plan as JSON")
-    plan.add_argument("--timeout", type=float, default=300, help="seconds to wait for the plan (default 300)")
+    plan.add_argument(
+        "--timeout", type=_seconds, default=300, help="seconds to wait for the plan (default 300)"
+    )
 
-    start = commands.add_parser("start", parents=[connection], help="start a migration")
+    start = commands.add_parser(
+        "start",
+        parents=[connection],
+        help="plan a migration (the dry run: a request it refuses starts nothing), then start it",
+    )
     _request_options(start)
     start.add_argument("--name", help="the execution's name (default SOURCE-to-TARGET-TIMESTAMP)")
     start.add_argument("--follow", action="store_true", help="then follow it to the end")
@@ -203,15 +251,21 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument(
         "--scenario", default="default", help="a name under scenarios/ or a path (default %(default)s)"
     )
-    up.add_argument("--port", type=int, default=0, help="port to listen on (default: any free one)")
+    up.add_argument("--port", type=_port, default=0, help="port to listen on (default: any free one)")
     up.add_argument(
         "--poll-seconds",
-        type=int,
+        type=_whole_seconds,
         default=1,
         help="the state machine's waits between checks (default %(default)s)",
     )
     up.add_argument(
         "--stack-name", default=DEFAULT_STACK_NAME, help="the emulated stack's name (default %(default)s)"
+    )
+    up.add_argument(
+        "--verbose",
+        action="store_true",
+        help="also print the server's access log and the pipeline's logs (JSON lines); without them the "
+        "notifications say how each migration ends, and status and report say why",
     )
     return parser
 
@@ -268,6 +322,7 @@ def migration_request(args: argparse.Namespace, *, dry_run: bool) -> dict[str, A
         "drainTimeoutMinutes": args.drain_timeout_minutes,
         "onDrainTimeout": args.on_drain_timeout,
         "onConflict": args.on_conflict,
+        "onIncompatibleDags": args.on_incompatible_dags,
     }
     request.update({key: value for key, value in flags.items() if value is not None})
     if dry_run:
@@ -286,7 +341,8 @@ def execution_name(request: dict[str, Any], prefix: str = "") -> str:
     )
 
 
-def _start(pipeline: Pipeline, name: str, request: dict[str, Any]) -> str:
+def _check_new_name(pipeline: Pipeline, name: str) -> None:
+    """A name Step Functions takes and holds no execution under."""
     if not re.fullmatch(r"[A-Za-z0-9_-]{1,80}", name):
         raise CliError(f"--name {name!r}: 1-80 letters, digits, - and _", ExitCode.USAGE)
     # Step Functions answers a start under a running execution's name with that execution (same
@@ -294,6 +350,10 @@ def _start(pipeline: Pipeline, name: str, request: dict[str, Any]) -> str:
     existing = _existing(pipeline, name)
     if existing is not None:
         raise existing
+
+
+def _start(pipeline: Pipeline, name: str, request: dict[str, Any]) -> str:
+    _check_new_name(pipeline, name)
     with aws_errors(f"starting execution {name}"):
         try:
             started = pipeline.sfn.start_execution(
@@ -326,14 +386,25 @@ def _already_exists(pipeline: Pipeline, name: str) -> CliError:
 
 
 def _latest(pipeline: Pipeline) -> str:
-    """The newest execution that is not a dry run."""
+    """The newest execution that is not a dry run (the plan's, or any started with "dryRun": true)."""
     with aws_errors("listing the migrations"):
         paginator = pipeline.sfn.get_paginator("list_executions")
         for page in paginator.paginate(stateMachineArn=pipeline.state_machine_arn):
             for execution in page["executions"]:
-                if not execution["name"].startswith(DRY_RUN_PREFIX):
+                if not _is_dry_run(pipeline, execution["executionArn"]):
                     return execution["executionArn"]
     raise CliError(f"no migration has run on {pipeline.state_machine_arn} yet", ExitCode.NOT_FOUND)
+
+
+def _is_dry_run(pipeline: Pipeline, execution_arn: str) -> bool:
+    """What the execution was asked: its input says dryRun, whatever its name."""
+    with aws_errors(f"reading execution {execution_arn}"):
+        described = pipeline.sfn.describe_execution(executionArn=execution_arn)
+    try:
+        request = json.loads(described.get("input") or "{}")
+    except ValueError:
+        return False
+    return isinstance(request, dict) and request.get("dryRun") is True
 
 
 def _execution(pipeline: Pipeline, execution: str | None) -> str:
@@ -349,30 +420,47 @@ def _interval(args: argparse.Namespace) -> float:
 # ------------------------------------------------------------------------------ commands
 
 
-def command_plan(args: argparse.Namespace) -> int:
-    request = migration_request(args, dry_run=True)
-    pipeline = _pipeline(args)
+@dataclass(frozen=True)
+class DryRun:
+    """A plan the pipeline made: the dry run's execution name and its output."""
+
+    name: str
+    plan: dict[str, Any]
+
+
+def run_plan(
+    pipeline: Pipeline, request: dict[str, Any], *, timeout: float, refused_suffix: str = ""
+) -> DryRun:
+    """Run the pipeline's own plan without changing anything: an execution named dryrun-... with
+    "dryRun": true, whose output is the plan, or whose failure is the refusal (a CliError)."""
+    request = {**request, "dryRun": True}
     name = execution_name(request, prefix=DRY_RUN_PREFIX)
     execution_arn = _start(pipeline, name, request)
     watcher = progress.Watcher(pipeline, execution_arn)
-    deadline = time.monotonic() + args.timeout
+    deadline = time.monotonic() + timeout
     while True:
         described = watcher.describe()
         if described["status"] in progress.TERMINAL:
             break
         if time.monotonic() > deadline:
-            raise CliError(f"the dry run {name} is still running after {args.timeout:g}s", ExitCode.RUNNING)
-        time.sleep(0.2 if args.local else 1.0)
+            raise CliError(f"the dry run {name} is still running after {timeout:g}s", ExitCode.RUNNING)
+        time.sleep(0.2 if pipeline.local else 1.0)
     if described["status"] != "SUCCEEDED":
         error = described.get("error") or described["status"]
-        cause = described.get("cause") or ""
+        cause = " ".join((described.get("cause") or "").split())
         code = ExitCode.REFUSED if error in _REFUSALS else ExitCode.MIGRATION_FAILED
-        raise CliError(f"the plan was refused: {error}: {cause}", code)
-    plan = json.loads(described.get("output") or "{}")
+        raise CliError(f"the plan was refused: {error}: {cause}{refused_suffix}", code)
+    return DryRun(name=name, plan=json.loads(described.get("output") or "{}"))
+
+
+def command_plan(args: argparse.Namespace) -> int:
+    request = migration_request(args, dry_run=True)
+    pipeline = _pipeline(args)
+    planned = run_plan(pipeline, request, timeout=args.timeout)
     if args.json:
-        print(json.dumps(plan_view.redact_plan(plan), indent=2, sort_keys=True))
+        print(json.dumps(plan_view.redact_plan(planned.plan), indent=2, sort_keys=True))
     else:
-        print("\n".join(plan_view.render_plan(plan, execution_name=name)))
+        print("\n".join(plan_view.render_plan(planned.plan, execution_name=planned.name)))
         print("\nStart it: mwaa-migrate start " + " ".join(_request_flags(request)) + _flags(args))
     return ExitCode.OK
 
@@ -399,6 +487,7 @@ def _request_flags(request: dict[str, Any]) -> list[str]:
         ("drainTimeoutMinutes", "--drain-timeout-minutes", 30),
         ("onDrainTimeout", "--on-drain-timeout", "fail"),
         ("onConflict", "--on-conflict", "fail"),
+        ("onIncompatibleDags", "--on-incompatible-dags", "warn"),
     )
     shown += [
         f"{flag} {request[key]}" for key, flag, default in defaults if request.get(key, default) != default
@@ -409,25 +498,56 @@ def _request_flags(request: dict[str, Any]) -> list[str]:
 def command_start(args: argparse.Namespace) -> int:
     request = migration_request(args, dry_run=False)
     pipeline = _pipeline(args)
-    name = args.name or execution_name(request)
+    requested_dry_run = request.get("dryRun") is True
+    name = args.name or execution_name(request, prefix=DRY_RUN_PREFIX if requested_dry_run else "")
+    _check_new_name(pipeline, name)
+    # The migration's first state is this same plan: a request it refuses is refused here, with the
+    # plan's message, before anything starts. A request that is itself a dry run is its own plan.
+    planned = (
+        None
+        if requested_dry_run
+        else run_plan(
+            pipeline, request, timeout=PLAN_TIMEOUT_SECONDS, refused_suffix=" (nothing was started)"
+        )
+    )
     execution_arn = _start(pipeline, name, request)
-    print(f"Started {name}")
-    print(f"  execution  {execution_arn}")
+    lines = [f"Started {name}"]
+    if planned is None:
+        lines.append("  dry run    nothing changes: its output is the plan")
+    else:
+        lines.append(f"  planned    {_plan_summary(planned)}")
+    lines.append(f"  execution  {execution_arn}")
     console = pipeline.console_url(execution_arn)
     if console:
-        print(f"  console    {console}")
+        lines.append(f"  console    {console}")
+    warnings = (planned.plan.get("warnings") or []) if planned else []
+    lines += [f"  warning    {warning}" for warning in warnings]
     if not args.follow:
-        print(f"Follow it:   mwaa-migrate follow {name}{_flags(args)}")
+        lines.append(f"Follow it:   mwaa-migrate follow {name}{_flags(args)}")
+        print("\n".join(lines))
         return ExitCode.OK
-    print()
-    return _follow(pipeline, execution_arn, args)
+    print("\n".join(lines), end="\n\n")
+    # The live view redraws below these lines: it has the rest of the terminal.
+    return _follow(pipeline, execution_arn, args, above=progress.rows(lines) + 1)
 
 
-def _follow(pipeline: Pipeline, execution_arn: str, args: argparse.Namespace) -> int:
+def _plan_summary(planned: DryRun) -> str:
+    """One line for the plan a start passed: the dry run, the versions, how many warnings."""
+    plan = planned.plan
+    source, target = plan.get("source") or {}, plan.get("target") or {}
+    warnings = len(plan.get("warnings") or [])
+    return (
+        f"dry run {planned.name}: Airflow {source.get('airflowVersion', '?')} -> "
+        f"{target.get('finalVersion', '?')}, "
+        + ("no warnings" if warnings == 0 else f"{warnings} warning{'s' if warnings > 1 else ''}")
+    )
+
+
+def _follow(pipeline: Pipeline, execution_arn: str, args: argparse.Namespace, *, above: int = 0) -> int:
     watcher = progress.Watcher(pipeline, execution_arn)
     try:
         snapshot = progress.follow(
-            watcher, interval=_interval(args), timeout=args.timeout, flags=_flags(args)
+            watcher, interval=_interval(args), timeout=args.timeout, flags=_flags(args), above=above
         )
     except KeyboardInterrupt:
         name = execution_arn.rsplit(":", 1)[-1]
@@ -553,7 +673,7 @@ def _rollback_migration(pipeline: Pipeline, args: argparse.Namespace) -> cutover
         )
     migration = cutover.migration_of_execution(pipeline, _execution(pipeline, args.execution))
     if args.bucket:
-        return cutover.Migration(migration.source, migration.target, args.bucket, migration.prefix)
+        return replace(migration, bucket=args.bucket)
     return migration
 
 
@@ -565,9 +685,13 @@ def _confirmed(migration: cutover.Migration, yes: bool) -> bool:
             "rollback changes which environment runs the DAGs: pass --yes to confirm (no terminal to ask on)",
             ExitCode.USAGE,
         )
-    answer = input(
-        f"Pause the migrated DAGs on {migration.target} and unpause them on {migration.source}? [y/N] "
-    )
+    try:
+        answer = input(
+            f"Pause the migrated DAGs on {migration.target} and unpause them on {migration.source}? [y/N] "
+        )
+    except EOFError:  # Ctrl-D: no answer is no
+        print()
+        return False
     return answer.strip().lower() in {"y", "yes"}
 
 
@@ -599,6 +723,7 @@ def command_local(args: argparse.Namespace) -> int:
         poll_seconds=args.poll_seconds,
         stack_name=args.stack_name,
         ready=ready,
+        verbose=args.verbose,
     )
 
 
@@ -620,15 +745,22 @@ def main(argv: list[str] | None = None) -> int:
     for stream in (sys.stdout, sys.stderr):
         if isinstance(stream, io.TextIOWrapper):
             stream.reconfigure(errors="replace")
-    args = build_parser().parse_args(argv)
     try:
-        return int(COMMANDS[args.command](args))
-    except CliError as error:
-        print(f"{PROGRAM}: error: {error.line}", file=sys.stderr)
-        return int(error.code)
-    except KeyboardInterrupt:
-        print(f"\n{PROGRAM}: interrupted", file=sys.stderr)
-        return int(ExitCode.INTERRUPTED)
+        args = build_parser().parse_args(argv)
+        try:
+            return int(COMMANDS[args.command](args))
+        except CliError as error:
+            print(f"{PROGRAM}: error: {error.line}", file=sys.stderr)
+            return int(error.code)
+        except KeyboardInterrupt:
+            print(f"\n{PROGRAM}: interrupted", file=sys.stderr)
+            return int(ExitCode.INTERRUPTED)
+    except BrokenPipeError:
+        # The reader went away (`| head`): stop quietly, as a command SIGPIPE ends would. What is still
+        # buffered goes nowhere, so that Python's own flush at exit does not fail again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return int(ExitCode.BROKEN_PIPE)
 
 
 if __name__ == "__main__":

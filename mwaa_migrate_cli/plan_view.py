@@ -96,6 +96,38 @@ def _dags(plan: Mapping[str, Any]) -> list[str]:
     return lines
 
 
+_TRANSPORTS = {
+    "cli": "its web server's CLI endpoint",
+    "rest_api": "MWAA's InvokeRestApi (Airflow's REST API)",
+}
+
+
+def _routes(plan: Mapping[str, Any]) -> list[str]:
+    routes = plan.get("webserver") or {}
+    lines = []
+    for side in ("source", "target"):
+        route = routes.get(side) or {}
+        name = plan[side]["name"]
+        transport = _TRANSPORTS.get(str(route.get("transport", "cli")), str(route.get("transport")))
+        reason = f": {route['reason']}" if route.get("reason") else ""
+        lines.append(f"  {name} through {transport}{reason}")
+    return lines
+
+
+def _compatibility(plan: Mapping[str, Any]) -> list[str]:
+    found = plan.get("dagCompatibility") or {}
+    if not found:
+        return ["  not checked (a plan made before the preflight)"]
+    if found.get("checked") == "none":
+        return [f"  {found.get('note')}"]
+    policy = plan.get("onIncompatibleDags", "warn")
+    return [
+        f"  {found.get('filesScanned', 0)} files scanned for Airflow {found.get('targetVersion')}: "
+        f"{found.get('breakingCount', 0)} finding(s) that stop a DAG, {found.get('deprecatedCount', 0)} "
+        f"deprecation(s) (onIncompatibleDags {policy}; the findings are under Warnings)"
+    ]
+
+
 def render_plan(plan: Mapping[str, Any], *, execution_name: str | None = None) -> list[str]:
     source, target = plan["source"], plan["target"]
     lines = [
@@ -126,6 +158,8 @@ def render_plan(plan: Mapping[str, Any], *, execution_name: str | None = None) -
     lines += ["", "Temporary IAM policies (put before the export, removed when the migration ends)"]
     lines += _policies(plan) or ["  none"]
     lines += ["", "DAGs put into the environments' DAG folders", *(_dags(plan) or ["  none"])]
+    lines += ["", "How the pipeline reaches each environment's Airflow", *_routes(plan)]
+    lines += ["", "DAG files on the target's Airflow", *_compatibility(plan)]
     lines += ["", f"Exports, import results and reports: s3://{plan['bucket']}/{plan['prefix']}/", ""]
     lines += ["Warnings", *([f"  - {warning}" for warning in plan.get("warnings") or []] or ["  none"])]
     return lines

@@ -23,6 +23,8 @@ if TYPE_CHECKING:
     from mypy_boto3_stepfunctions.type_defs import DescribeExecutionOutputTypeDef
 
 TERMINAL = frozenset({"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"})
+# The state whose output is the plan (under "plan"), with the source's Airflow version.
+PLAN_STATE = "PlanMigration"
 _NAME_WIDTH = 34
 
 
@@ -54,6 +56,8 @@ class Snapshot:
     output: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
     cause: str | None = None
+    # The source's Airflow version, once the plan has read it (the request does not carry it).
+    source_version: str | None = None
 
     @property
     def ended(self) -> bool:
@@ -83,6 +87,8 @@ class Watcher:
         self.pipeline = pipeline
         self.execution_arn = execution_arn
         self._depths: dict[str, int] | None = None
+        self._planned: str | None = None
+        self._plan_read = False
 
     def describe(self) -> DescribeExecutionOutputTypeDef:
         with aws_errors(f"reading execution {self.execution_arn}"):
@@ -97,12 +103,27 @@ class Watcher:
             self._depths = state_depths(_json(machine.get("definition")))
         return self._depths
 
+    def source_version(self) -> str | None:
+        """The source's Airflow version from the plan's output: read once, from the history with its
+        data (the history without it, read at each look, has no outputs), up to the plan's exit."""
+        if not self._plan_read:
+            self._plan_read = True
+            with aws_errors(f"reading the plan of {self.execution_arn}"):
+                paginator = self.pipeline.sfn.get_paginator("get_execution_history")
+                for page in paginator.paginate(executionArn=self.execution_arn, includeExecutionData=True):
+                    found, self._planned = planned_source_version(page["events"])
+                    if found:
+                        break
+        return self._planned
+
     def snapshot(self) -> Snapshot:
         described = self.describe()
         with aws_errors(f"reading the history of {self.execution_arn}"):
             history = execution_history(self.pipeline.sfn, self.execution_arn)
         status = described["status"]
         stopped = described.get("stopDate")
+        steps = step_timings(history, now=stopped or datetime.now(UTC), ended=status in TERMINAL)
+        planned = any(step.state == PLAN_STATE and step.status == "succeeded" for step in steps)
         return Snapshot(
             execution_arn=self.execution_arn,
             name=described.get("name") or self.execution_arn.rsplit(":", 1)[-1],
@@ -110,12 +131,26 @@ class Watcher:
             started=described["startDate"],
             stopped=stopped,
             request=_json(described.get("input")),
-            steps=step_timings(history, now=stopped or datetime.now(UTC), ended=status in TERMINAL),
+            steps=steps,
             depths=self.depths(),
             output=_json(described.get("output")),
             error=described.get("error"),
             cause=described.get("cause"),
+            source_version=self.source_version() if planned else None,
         )
+
+
+def planned_source_version(events: list[Any]) -> tuple[bool, str | None]:
+    """Whether the events hold the plan state's exit, and the source's Airflow version in its output."""
+    for event in events:
+        details = event.get("stateExitedEventDetails") or {}
+        if details.get("name") != PLAN_STATE:
+            continue
+        plan = _json(details.get("output")).get("plan")
+        source = plan.get("source") if isinstance(plan, dict) else None
+        version = source.get("airflowVersion") if isinstance(source, dict) else None
+        return True, str(version) if version else None
+    return False, None
 
 
 # ------------------------------------------------------------------------------ rendering
@@ -123,8 +158,11 @@ class Watcher:
 
 def _heading(snapshot: Snapshot) -> list[str]:
     request = snapshot.request
+    source = str(request.get("sourceEnvironmentName", "?"))
+    if snapshot.source_version:
+        source += f" (Airflow {snapshot.source_version})"
     what = (
-        f"{request.get('sourceEnvironmentName', '?')} -> {request.get('targetEnvironmentName', '?')}"
+        f"{source} -> {request.get('targetEnvironmentName', '?')}"
         f" (Airflow {request.get('targetAirflowVersion', '?')})"
     )
     kind = "Dry run" if snapshot.dry_run else "Migration"
@@ -176,7 +214,7 @@ def approval_line(snapshot: Snapshot, *, flags: str = "") -> str:
 
 
 def closing(snapshot: Snapshot, *, flags: str = "") -> str:
-    """The last line: how it ended, and where to look next (`flags`: to add to the commands shown)."""
+    """The last lines: how it ended, and where to look next (`flags`: to add to the commands shown)."""
     if awaiting_approval(snapshot):
         return approval_line(snapshot, flags=flags)
     if not snapshot.ended:
@@ -188,9 +226,12 @@ def closing(snapshot: Snapshot, *, flags: str = "") -> str:
         where = report_uri(snapshot) or "the migration bucket"
         return f"Migration SUCCEEDED in {took}. Report {where}: mwaa-migrate report {snapshot.name}{flags}"
     cause = " ".join((snapshot.cause or "").split())
+    # The cause is AWS's or a step's text, with or without a full stop: the report goes on a line of its
+    # own rather than run into it.
     return (
-        f"Migration {snapshot.status} after {took}: {snapshot.error or 'no error given'}: {cause}"
-        f" Report: mwaa-migrate report {snapshot.name}{flags}"
+        f"Migration {snapshot.status} after {took}: {snapshot.error or 'no error given'}"
+        + (f": {cause}" if cause else "")
+        + f"\nReport: mwaa-migrate report {snapshot.name}{flags}"
     )
 
 
@@ -205,16 +246,25 @@ def exit_code(status: str) -> ExitCode:
 # ------------------------------------------------------------------------------ following
 
 
-class _Screen:
-    """Redraws the view in place on a terminal."""
+# The closing lines after the view (a blank line, the outcome and its report, which a terminal may
+# wrap, and the shell's next line).
+CLOSING_ROOM = 5
 
-    def __init__(self, out: TextIO) -> None:
+
+class _Screen:
+    """Redraws the view in place on a terminal, below `above` lines printed before it."""
+
+    def __init__(self, out: TextIO, above: int = 0) -> None:
         self.out = out
+        self.above = above
         self.drawn = 0
 
     def draw(self, lines: list[str]) -> None:
         size = shutil.get_terminal_size()
-        width, height = max(size.columns - 1, 20), max(size.lines - 1, 6)
+        # Room for the lines above it and for the closing lines printed below its last frame: the
+        # terminal scrolls when the whole does not fit, and a redraw cannot reach above its top.
+        room = size.lines - 1 - self.above - CLOSING_ROOM
+        width, height = max(size.columns - 1, 20), max(room, 6)
         if len(lines) > height:
             # The cursor cannot go back above the screen's top: keep the heading and the latest states.
             hidden = len(lines) - height + 1
@@ -257,10 +307,12 @@ def follow(
     out: TextIO = sys.stdout,
     live: bool | None = None,
     flags: str = "",
+    above: int = 0,
 ) -> Snapshot:
-    """Show the execution until it ends or the deadline passes; returns the last snapshot."""
+    """Show the execution until it ends or the deadline passes; returns the last snapshot. On a
+    terminal the view keeps below the `above` lines the command printed before it."""
     live = out.isatty() if live is None else live
-    screen, log = _Screen(out), _Log(out)
+    screen, log = _Screen(out, above), _Log(out)
     deadline = time.monotonic() + timeout
     announced = False
     while True:
@@ -289,3 +341,9 @@ def follow(
                 ExitCode.RUNNING,
             )
         time.sleep(interval)
+
+
+def rows(lines: list[str]) -> int:
+    """The terminal rows these lines take once the terminal wraps them."""
+    columns = max(shutil.get_terminal_size().columns, 1)
+    return sum(max(1, -(-len(line) // columns)) for line in lines)

@@ -51,3 +51,15 @@ def _iam_evaluation() -> Iterator[None]:
     yield
     found = tier.unexpected(tier.denials(recorder.drain()))
     assert not found, tier.report(found)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _own_demo_folder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """make demo's reports and log files go to this session's own folder: runs side by side (pytest
+    workers, other clones) never write the same file."""
+    from emulation import demo  # noqa: PLC0415  # after the environment above is set
+
+    kept = demo.OUTPUT_DIR
+    demo.OUTPUT_DIR = tmp_path_factory.mktemp("mwaa-migrate-demo")
+    yield
+    demo.OUTPUT_DIR = kept

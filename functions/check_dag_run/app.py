@@ -5,7 +5,7 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from mwaa_migrate import clients
-from mwaa_migrate.airflow_cli import AirflowCli
+from mwaa_migrate.dag_compatibility import check_target
 from mwaa_migrate.errors import DagRunFailed
 from mwaa_migrate.metadata_dags import MetadataResult, check_dag_run, read_export, read_verified_import
 from mwaa_migrate.models import parse_model
@@ -13,6 +13,7 @@ from mwaa_migrate.observability import logger, tracer
 from mwaa_migrate.redaction import redact_text
 from mwaa_migrate.settings import settings
 from mwaa_migrate.step_events import CheckDagRunEvent
+from mwaa_migrate.webserver_transport import open_transport
 
 
 @logger.inject_lambda_context(log_event=False, clear_state=True)
@@ -21,9 +22,13 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     step = parse_model(CheckDagRunEvent, event)
     environment = step.deployment.environment_name
     logger.append_keys(execution_id=step.execution_id, environment=environment, dag_id=step.deployment.dag_id)
-    cli = AirflowCli(clients.mwaa(), environment, scheme=settings().mwaa_cli_scheme)
+    airflow = open_transport(
+        step.deployment.transport, clients.mwaa(), environment, scheme=settings().mwaa_cli_scheme
+    )
     try:
-        check = check_dag_run(cli, clients.logs(), step.deployment, run_id=step.run_id, attempt=step.attempt)
+        check = check_dag_run(
+            airflow, clients.logs(), step.deployment, run_id=step.run_id, attempt=step.attempt
+        )
     except DagRunFailed as error:
         # The message ends with the failed task's last log lines: it becomes the execution's cause,
         # kept in its history, so secret-looking values in them are redacted here.
@@ -37,5 +42,14 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
             exported = parse_model(MetadataResult, step.exported)
             result = read_verified_import(clients.s3(), step.bucket, step.prefix, step.phase, exported)
         response["result"] = result.to_event()
+        if step.kind == "import" and step.phase == "bulk" and step.target_version:
+            # Before the cutover, while the source still runs: will its DAGs run on the target?
+            found = check_target(
+                airflow,
+                target_version=step.target_version,
+                missing_dags=result.missing_dags,
+                policy=step.on_incompatible_dags,
+            )
+            response["result"]["dagCompatibility"] = found.to_event()
     logger.info("dag run", extra={"phase": step.phase, "state": check.state, "attempt": check.attempt})
     return response

@@ -29,6 +29,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         policy_name_prefix=settings().policy_name_prefix,
         kms_key_arn=settings().migration_key_arn,
         execution_role_pattern=settings().execution_role_arn_pattern,
+        functions_in_vpc=settings().webserver_functions_in_vpc,
     )
     metrics.add_metric(name="MigrationsPlanned", unit=MetricUnit.Count, value=1)
     logger.info(
@@ -37,6 +38,8 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
             "create_version": plan.target.create_version,
             "upgrade_to": plan.target.upgrade_to,
             "dry_run": plan.dry_run,
+            # How each environment's Airflow is reached, and why (webserver_transport.py).
+            "webserver": plan.webserver.to_event(),
         },
     )
     return plan.to_event()

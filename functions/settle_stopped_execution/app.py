@@ -8,7 +8,6 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from mwaa_migrate import clients
-from mwaa_migrate.airflow_cli import AirflowCli
 from mwaa_migrate.grants import StackGrants
 from mwaa_migrate.models import parse_model
 from mwaa_migrate.notifications import ended, publish
@@ -16,6 +15,7 @@ from mwaa_migrate.observability import logger, tracer
 from mwaa_migrate.outcome import settle_stopped_execution
 from mwaa_migrate.settings import settings
 from mwaa_migrate.step_events import ExecutionStatusChange
+from mwaa_migrate.webserver_transport import transports
 
 
 @logger.inject_lambda_context(log_event=False, clear_state=True)
@@ -32,7 +32,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         sfn=clients.stepfunctions(),
         default_bucket=settings().migration_bucket,
         lock_bucket=settings().migration_bucket,
-        cli=lambda environment: AirflowCli(clients.mwaa(), environment, scheme=settings().mwaa_cli_scheme),
+        webserver=transports(clients.mwaa(), scheme=settings().mwaa_cli_scheme),
         stack=StackGrants.of(settings()),
     )
     if outcome is None:

@@ -6,12 +6,12 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from mwaa_migrate import clients
-from mwaa_migrate.airflow_cli import AirflowCli
 from mwaa_migrate.cutover import start_target_dags
 from mwaa_migrate.models import parse_model
 from mwaa_migrate.observability import bind_execution, logger, tracer
 from mwaa_migrate.settings import settings
 from mwaa_migrate.step_events import StartTargetDagsEvent
+from mwaa_migrate.webserver_transport import open_transport
 
 
 @logger.inject_lambda_context(log_event=False, clear_state=True)
@@ -27,7 +27,12 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         migration_id=plan.migration_id,
         source=plan.source.name,
         target=plan.target.name,
-        target_cli=AirflowCli(clients.mwaa(), plan.target.name, scheme=settings().mwaa_cli_scheme),
+        target_cli=open_transport(
+            plan.import_dag.transport,  # the plan's route to the target
+            clients.mwaa(),
+            plan.target.name,
+            scheme=settings().mwaa_cli_scheme,
+        ),
         imported=step.imported,
     )
     logger.info("target live", extra={"unpaused": len(settled.unpaused)})

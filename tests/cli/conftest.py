@@ -13,12 +13,17 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
+import boto3
 import pytest
 
 from emulation.lambdas import REPO_ROOT
 from emulation.local_stack import scenario_path
 from emulation.scenario import Scenario
+
+if TYPE_CHECKING:
+    from mypy_boto3_stepfunctions import SFNClient
 
 # A setting whose value must never be printed: the emulated source carries it.
 SECRET_OPTION = "smtp.smtp_password"
@@ -70,19 +75,45 @@ class Emulation:
         )
         return Result(completed.returncode, completed.stdout, completed.stderr)
 
+    def sfn(self) -> SFNClient:
+        """Step Functions of the emulation, as a team's own tooling (or EventBridge) would reach it."""
+        state = json.loads(Path(self.env["MWAA_MIGRATE_LOCAL_STATE"]).read_text())
+        return boto3.client(
+            "stepfunctions",
+            endpoint_url=state["endpoint"],
+            region_name=state["region"],
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
 
-def _scenario_with_a_secret(folder: Path) -> Path:
-    """The default scenario, its source carrying a password in its Airflow configuration."""
-    scenario = Scenario.load(scenario_path("default"))
+    def state_machine_arn(self) -> str:
+        (machine,) = self.sfn().list_state_machines()["stateMachines"]
+        return machine["stateMachineArn"]
+
+    def executions(self) -> list[dict[str, Any]]:
+        """Every execution of the pipeline, newest first, with its input."""
+        sfn = self.sfn()
+        return [
+            dict(sfn.describe_execution(executionArn=execution["executionArn"]))
+            for page in sfn.get_paginator("list_executions").paginate(
+                stateMachineArn=self.state_machine_arn()
+            )
+            for execution in page["executions"]
+        ]
+
+
+def _scenario_with_a_secret(folder: Path, scenario_name: str) -> Path:
+    """The scenario, its source carrying a password in its Airflow configuration."""
+    scenario = Scenario.load(scenario_path(scenario_name))
     data = scenario.model_dump(mode="json", by_alias=True)
-    data["source"]["AirflowConfigurationOptions"][SECRET_OPTION] = SECRET_VALUE
+    data["source"].setdefault("AirflowConfigurationOptions", {})[SECRET_OPTION] = SECRET_VALUE
     path = folder / "with_secret.json"
     path.write_text(json.dumps(data))
     return path
 
 
 @contextmanager
-def running_emulation(folder: Path) -> Iterator[Emulation]:
+def running_emulation(folder: Path, scenario: str = "default") -> Iterator[Emulation]:
     """`mwaa-migrate local up` in a subprocess, as in a second terminal, until the block ends."""
     env = clean_environment(MWAA_MIGRATE_LOCAL_STATE=str(folder / "local.json"))
     log = folder / "local-up.log"
@@ -93,7 +124,7 @@ def running_emulation(folder: Path) -> Iterator[Emulation]:
                 "local",
                 "up",
                 "--scenario",
-                str(_scenario_with_a_secret(folder)),
+                str(_scenario_with_a_secret(folder, scenario)),
                 "--poll-seconds",
                 "1",
             ],

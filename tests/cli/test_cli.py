@@ -6,10 +6,13 @@ Exit codes: 0 done and succeeded, 1 migration failed, 2 bad arguments, 3 refused
 from __future__ import annotations
 
 import json
+import os
 import re
 import socket
 import subprocess
 import time
+import uuid
+from pathlib import Path
 
 import pytest
 
@@ -22,6 +25,7 @@ from tests.cli.conftest import (
     Emulation,
     clean_environment,
     mwaa_migrate_script,
+    running_emulation,
 )
 
 REQUEST = ("--source", SOURCE, "--target", TARGET, "--version", "2.10.3")
@@ -51,6 +55,22 @@ def _started_name(out: str) -> str:
     return match.group(1)
 
 
+def _started_as_eventbridge_would(emulation: Emulation, request: dict[str, object]) -> str:
+    """An execution started straight on the state machine (as an EventBridge rule does): no plan first."""
+    name = f"direct-{uuid.uuid4().hex[:12]}"
+    emulation.sfn().start_execution(
+        stateMachineArn=emulation.state_machine_arn(), name=name, input=json.dumps(request)
+    )
+    return name
+
+
+def _ended(emulation: Emulation, name: str, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while emulation.run("status", "--local", name).code == 6:
+        assert time.monotonic() < deadline, f"{name} did not end in {timeout}s"
+        time.sleep(0.3)
+
+
 # ------------------------------------------------------------------ plan
 
 
@@ -68,6 +88,8 @@ def test_plan_shows_the_version_path_the_request_as_a_diff_the_policies_and_the_
     assert re.search(r'^    EnvironmentClass +"mw1\.medium"$', out, re.MULTILINE)
     assert f"inline policy mwaa-migrate-{SOURCE}.{TARGET}-export" in out
     assert f"mwaa_migrate_export on {SOURCE}: s3://airflow-analytics-prod/dags/" in out
+    assert re.search(rf"^  {SOURCE} through its web server's CLI endpoint: \S", out, re.MULTILINE)
+    assert "no static rules for a 2.x target" in out
     assert f"Start it: mwaa-migrate start --source {SOURCE} --target {TARGET} --version 2.10.3" in out
     assert out.rstrip().endswith("--local")
 
@@ -140,6 +162,153 @@ def test_input_that_breaks_a_rule_is_refused_before_anything_starts(emulation: E
     assert result.out == ""
 
 
+def test_start_of_a_request_the_plan_refuses_exits_3_with_the_plans_message_and_starts_nothing(
+    emulation: Emulation,
+):
+    request = ("--source", "no-such-env", "--target", "x2", "--version", "2.10.3")
+    before = {execution["executionArn"] for execution in emulation.executions()}
+
+    plan = emulation.run("plan", "--local", *request)
+    started = emulation.run("start", "--local", "--follow", *request)
+
+    assert started.code == 3, started.out + started.err
+    assert started.out == ""
+    assert _one_error_line(started.err) == _one_error_line(plan.err) + " (nothing was started)"
+    assert "sourceEnvironmentName: environment no-such-env does not exist" in started.err
+    new = [execution for execution in emulation.executions() if execution["executionArn"] not in before]
+    assert len(new) == 2, "the plan's dry run and start's: no migration"
+    assert all(json.loads(execution["input"])["dryRun"] is True for execution in new)
+
+
+def test_start_of_a_downgrade_is_refused_as_its_plan_is_and_starts_nothing(tmp_path: Path):
+    # The airflow3 scenario's source runs Airflow 2.10.3: 2.9.2 is a downgrade.
+    with running_emulation(tmp_path, "airflow3") as emulation:
+        request = ("--source", SOURCE, "--target", "analytics-prod-2-9", "--version", "2.9.2")
+        plan = emulation.run("plan", "--local", *request)
+        started = emulation.run("start", "--local", *request)
+        executions = emulation.executions()
+
+    assert (plan.code, started.code) == (3, 3), started.out + started.err
+    assert "a downgrade is not supported" in _one_error_line(plan.err)
+    assert _one_error_line(started.err) == _one_error_line(plan.err) + " (nothing was started)"
+    assert started.out == ""
+    assert [json.loads(execution["input"])["dryRun"] for execution in executions] == [True, True]
+
+
+def test_a_start_with_a_dry_run_as_input_is_that_dry_run_and_status_and_report_skip_it(
+    emulation: Emulation, tmp_path: Path
+):
+    migration = _started_as_eventbridge_would(
+        emulation,
+        {
+            "sourceEnvironmentName": "no-such-env",
+            "targetEnvironmentName": "x3",
+            "targetAirflowVersion": "2.10.3",
+        },
+    )
+    _ended(emulation, migration)
+    request = tmp_path / "rehearsal.json"
+    request.write_text(
+        json.dumps(
+            {
+                "sourceEnvironmentName": SOURCE,
+                "targetEnvironmentName": TARGET,
+                "targetAirflowVersion": "2.10.3",
+                "dryRun": True,
+            }
+        )
+    )
+    # Named as a migration would be: only its input says it is a dry run.
+    rehearsal = f"rehearsal-{uuid.uuid4().hex[:12]}"
+
+    started = emulation.run("start", "--local", "--input", str(request), "--name", rehearsal)
+    _ended(emulation, rehearsal)
+    status = emulation.run("status", "--local")
+    report = emulation.run("report", "--local")
+
+    assert started.code == 0, started.err
+    assert started.out.startswith(f"Started {rehearsal}\n  dry run    nothing changes")
+    assert status.code == 1, status.out + status.err
+    assert f"Execution {migration}   FAILED" in status.out
+    assert report.code == 1, report.err
+    assert "is a dry run" not in report.err
+    assert report.out.startswith("# Migration no-such-env → x3: FAILED")
+
+
+def test_plan_json_into_a_pipe_nobody_reads_stops_quietly(emulation: Emulation):
+    read, write = os.pipe()
+    os.close(read)  # as `| head` does once it has its lines
+    try:
+        completed = subprocess.run(
+            [mwaa_migrate_script(), "plan", "--local", *REQUEST, "--json"],
+            env=emulation.env,
+            cwd=REPO_ROOT,
+            stdout=write,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=180,
+            check=False,
+        )
+    finally:
+        os.close(write)
+
+    assert completed.stderr == ""
+    assert completed.returncode == 141
+
+
+def test_local_up_prints_that_it_is_up_and_the_notifications_only(emulation: Emulation):
+    plan = emulation.run("plan", "--local", *REQUEST)
+    assert plan.code == 0, plan.err
+
+    lines = emulation.log.read_text().splitlines()
+
+    assert re.match(r"Local emulation of scenario \S+ is up at http://127\.0\.0\.1:\d+ ", lines[0])
+    assert not [line for line in lines if "HTTP/1.1" in line], "the server's access log"
+    assert not [line for line in lines if line.startswith("{")], "the pipeline's JSON logs"
+    assert not [line for line in lines if "Warning" in line]
+
+
+@pytest.mark.parametrize(
+    ("scenario", "message"),
+    [
+        ("nonexistent", "no scenario nonexistent: give a path, or one of {names}"),
+        ("{tmp}/broken.json", "scenario {tmp}/broken.json cannot be used: "),
+    ],
+)
+def test_a_scenario_that_cannot_be_used_is_a_usage_error_naming_the_ones_that_can(
+    emulation: Emulation, tmp_path, scenario, message
+):
+    (tmp_path / "broken.json").write_text("{not a scenario")
+    env = clean_environment(MWAA_MIGRATE_LOCAL_STATE=str(tmp_path / "local.json"))
+    result = emulation.run("local", "up", "--scenario", scenario.format(tmp=tmp_path), env=env, timeout=60)
+
+    assert result.code == 2
+    names = ", ".join(sorted(path.stem for path in (REPO_ROOT / "scenarios").glob("*.json")))
+    assert message.format(tmp=tmp_path, names=names) in _one_error_line(result.err)
+
+
+def test_local_up_with_a_state_file_it_cannot_write_says_so(emulation: Emulation, tmp_path):
+    (tmp_path / "a-file").write_text("")
+    env = clean_environment(MWAA_MIGRATE_LOCAL_STATE=str(tmp_path / "a-file" / "local.json"))
+    result = emulation.run("local", "up", env=env, timeout=120)
+
+    assert result.code == 2
+    assert "set MWAA_MIGRATE_LOCAL_STATE to a file you can write" in _one_error_line(result.err)
+
+
+def test_make_help_puts_every_description_in_one_column():
+    completed = subprocess.run(
+        ["make", "--no-print-directory", "help"], cwd=REPO_ROOT, capture_output=True, text=True, check=True
+    )
+
+    rows = [re.fullmatch(r"  make (\S+)( +)(\S.*)", line) for line in completed.stdout.splitlines()]
+    assert rows, completed.stdout
+    assert all(rows), completed.stdout
+    columns = {len(row.group(1)) + len(row.group(2)) for row in rows if row}
+    assert len(columns) == 1, completed.stdout
+    assert min(len(row.group(2)) for row in rows if row) >= 2
+
+
 # ------------------------------------------------------------------ start, status, follow, report
 
 
@@ -147,6 +316,9 @@ def test_a_migration_started_then_followed_to_the_end_then_reported(emulation: E
     started = emulation.run("start", "--local", *REQUEST)
     assert started.code == 0, started.err
     name = _started_name(started.out)
+    assert re.search(
+        r"^  planned    dry run dryrun-\S+: Airflow 2\.7\.2 -> 2\.10\.3, ", started.out, re.MULTILINE
+    ), started.out
     assert f"Follow it:   mwaa-migrate follow {name} --local" in started.out
 
     # Creating the target takes a few polls: meanwhile it is running, and has no report yet.
@@ -173,6 +345,7 @@ def test_a_migration_started_then_followed_to_the_end_then_reported(emulation: E
     status = emulation.run("status", "--local")
     assert status.code == 0
     assert f"Execution {name}   SUCCEEDED" in status.out, "without a name: the latest migration"
+    assert status.out.startswith(f"Migration {SOURCE} (Airflow 2.7.2) -> {TARGET} (Airflow 2.10.3)\n")
 
     report = emulation.run("report", "--local", name)
     assert report.code == 0, report.err
@@ -202,27 +375,27 @@ def test_a_migration_started_then_followed_to_the_end_then_reported(emulation: E
 
 
 def test_a_failed_migration_exits_1_from_follow_status_and_report(emulation: Emulation):
-    started = emulation.run(
-        "start",
-        "--local",
-        "--follow",
-        "--interval",
-        "0.3",
-        "--source",
-        "no-such-env",
-        "--target",
-        "x2",
-        "--version",
-        "2.10.3",
+    # start refuses what the plan refuses: a migration that fails is one started without it.
+    name = _started_as_eventbridge_would(
+        emulation,
+        {
+            "sourceEnvironmentName": "no-such-env",
+            "targetEnvironmentName": "x2",
+            "targetAirflowVersion": "2.10.3",
+        },
     )
 
-    assert started.code == 1, started.out + started.err
-    name = _started_name(started.out)
-    last = started.out.rstrip().splitlines()[-1]
-    assert last.startswith("Migration FAILED after ")
-    assert "InvalidMigrationRequest: PlanMigration: sourceEnvironmentName: environment no-such-env" in last
-    assert last.endswith(f"does not exist Report: mwaa-migrate report {name} --local")
-    assert re.search(r"^  PlanMigration +failed ", started.out, re.MULTILINE)
+    followed = emulation.run("follow", "--local", name, "--interval", "0.3")
+
+    assert followed.code == 1, followed.out + followed.err
+    failure, report_line = followed.out.rstrip().splitlines()[-2:]
+    assert failure.startswith("Migration FAILED after ")
+    assert failure.endswith(
+        "InvalidMigrationRequest: PlanMigration: sourceEnvironmentName: environment no-such-env "
+        "does not exist"
+    )
+    assert report_line == f"Report: mwaa-migrate report {name} --local"
+    assert re.search(r"^  PlanMigration +failed ", followed.out, re.MULTILINE)
 
     status = emulation.run("status", "--local", name)
     assert status.code == 1

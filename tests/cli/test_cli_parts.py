@@ -222,10 +222,10 @@ def test_the_view_nests_branches_and_shows_status_runs_and_time():
         "  Prepare                            failed            0:01:10",
         "    CheckTarget                      failed       x4      3.0s  (retried 1, EnvironmentFailed)",
     ]
-    assert progress.closing(snapshot, flags=" --local") == (
-        "Migration FAILED after 0:01:15: EnvironmentFailed: CheckTarget: CREATE_FAILED "
-        "Report: mwaa-migrate report run-1 --local"
-    )
+    assert progress.closing(snapshot, flags=" --local").splitlines() == [
+        "Migration FAILED after 0:01:15: EnvironmentFailed: CheckTarget: CREATE_FAILED",
+        "Report: mwaa-migrate report run-1 --local",
+    ]
     assert progress.exit_code(snapshot.status) == ExitCode.MIGRATION_FAILED
 
 
@@ -312,10 +312,27 @@ def test_no_log_groups_is_an_empty_list():
 
 
 def test_a_view_taller_than_the_terminal_keeps_the_heading_and_the_latest_states(monkeypatch):
-    monkeypatch.setattr(progress.shutil, "get_terminal_size", lambda: os.terminal_size((80, 8)))
+    # 13 rows: 5 kept for the closing lines below the view, 7 for the view.
+    monkeypatch.setattr(progress.shutil, "get_terminal_size", lambda: os.terminal_size((80, 13)))
     screen = io.StringIO()
 
     progress._Screen(screen).draw(["h1", "h2", "", *[f"s{n}" for n in range(10)]])
+
+    assert screen.getvalue().splitlines() == ["h1", "h2", "", "  ... 7 earlier states ...", "s7", "s8", "s9"]
+
+
+def test_lines_above_the_view_count_the_rows_the_terminal_wraps_them_into(monkeypatch):
+    monkeypatch.setattr(progress.shutil, "get_terminal_size", lambda: os.terminal_size((80, 24)))
+    assert progress.rows(["short", "x" * 80, "y" * 81, ""]) == 1 + 1 + 2 + 1
+
+
+def test_the_view_keeps_below_what_start_printed_before_it(monkeypatch):
+    monkeypatch.setattr(progress.shutil, "get_terminal_size", lambda: os.terminal_size((80, 17)))
+    screen = io.StringIO()
+
+    # `start --follow` printed 4 lines (Started, planned, execution, a blank one) and 5 are kept for
+    # the closing lines: 7 are left.
+    progress._Screen(screen, above=4).draw(["h1", "h2", "", *[f"s{n}" for n in range(10)]])
 
     assert screen.getvalue().splitlines() == ["h1", "h2", "", "  ... 7 earlier states ...", "s7", "s8", "s9"]
 
@@ -560,6 +577,21 @@ def test_rollback_without_a_terminal_to_ask_on_needs_yes(capsys):
     assert "pass --yes to confirm" in capsys.readouterr().err
 
 
+def test_rollback_answered_with_end_of_input_changes_nothing(capsys):
+    pipeline = _Pipeline(sfn=None, sts=None)
+    terminal = mock.Mock(isatty=mock.Mock(return_value=True))
+
+    with (
+        mock.patch.object(main, "_pipeline", return_value=pipeline),
+        mock.patch("sys.stdin", terminal),
+        mock.patch("builtins.input", side_effect=EOFError),
+    ):
+        code = main.main(["rollback", "--source", "prod", "--target", "prod-2"])
+
+    assert code == ExitCode.OK
+    assert capsys.readouterr().out.endswith("Nothing was changed.\n")
+
+
 def test_rollback_with_yes_moves_the_dags_back_through_both_environments_cli(capsys):
     pipeline = _Pipeline(sfn=None, sts=None, s3=object(), mwaa=object(), local=True)
     settlement = Settlement(
@@ -612,6 +644,29 @@ def test_status_of_a_migration_waiting_for_approval_gives_the_commands():
     assert "mwaa-migrate reject run-1 --region eu-west-1" in line
 
 
+def test_the_incompatible_dags_flag_becomes_the_request_field_and_back():
+    args = _args("start", "--source", "prod", "--target", "prod-3", "--version", "3.0.6")
+    default = main.migration_request(args, dry_run=False)
+    assert default["onIncompatibleDags"] == "warn"
+    assert not [flag for flag in main._request_flags(default) if "incompatible" in flag]
+    request = main.migration_request(
+        _args(
+            "start",
+            "--source",
+            "prod",
+            "--target",
+            "prod-3",
+            "--version",
+            "3.0.6",
+            "--on-incompatible-dags",
+            "fail",
+        ),
+        dry_run=False,
+    )
+    assert request["onIncompatibleDags"] == "fail"
+    assert main._request_flags(request)[-1] == "--on-incompatible-dags fail"
+
+
 def test_the_cutover_flags_become_the_request_fields_and_back():
     request = main.migration_request(
         _args(
@@ -642,3 +697,94 @@ def test_the_cutover_flags_become_the_request_fields_and_back():
         "--drain-timeout-minutes 5",
         "--on-drain-timeout carry",
     ]
+
+
+# ------------------------------------------------------------------ issue 13: what the commands say
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (("--source", "prod", "--target", "prod-2", "--version", "9.9.9"), "must be one of 2.7.2, "),
+        (("--source", "prod", "--target", "prod", "--version", "2.10.3"), "must differ from sourceEnv"),
+    ],
+)
+def test_a_refused_request_speaks_without_the_validation_librarys_wording(argv, message):
+    with pytest.raises(CliError) as refused:
+        main.migration_request(_args("start", *argv), dry_run=False)
+
+    assert message in refused.value.line
+    assert "Value error" not in refused.value.line
+
+
+def test_the_latest_migration_skips_every_dry_run_whatever_its_name_across_pages(machine: _Machine):
+    request = {"sourceEnvironmentName": "prod", "targetEnvironmentName": "prod-2"}
+    main._start(machine, "migration", request)  # type: ignore[arg-type]
+    # More dry runs than a page of ListExecutions holds (100), none of them named dryrun-...
+    for number in range(105):
+        main._start(machine, f"rehearsal-{number}", {**request, "dryRun": True})  # type: ignore[arg-type]
+
+    latest = main._latest(machine)  # type: ignore[arg-type]
+
+    assert latest == machine.execution_arn("migration")
+
+
+def test_only_dry_runs_is_no_migration(machine: _Machine):
+    main._start(machine, "rehearsal", {"sourceEnvironmentName": "prod", "dryRun": True})  # type: ignore[arg-type]
+
+    with pytest.raises(CliError) as missing:
+        main._latest(machine)  # type: ignore[arg-type]
+
+    assert missing.value.code == ExitCode.NOT_FOUND
+
+
+def test_the_heading_names_the_sources_airflow_version_once_the_plan_has_it():
+    plan_exit = {
+        "id": 3,
+        "type": "TaskStateExited",
+        "stateExitedEventDetails": {
+            "name": "PlanMigration",
+            "output": json.dumps({"plan": {"source": {"name": "prod", "airflowVersion": "2.7.2"}}}),
+        },
+    }
+    found = progress.planned_source_version([{"id": 1, "type": "ExecutionStarted"}, plan_exit])
+    snapshot = _snapshot("FAILED", [_step("PlanMigration", "succeeded", 2)], source_version=found[1])
+
+    assert found == (True, "2.7.2")
+    assert progress.planned_source_version([{"id": 1, "type": "ExecutionStarted"}]) == (False, None)
+    assert progress.render(snapshot)[0] == "Migration prod (Airflow 2.7.2) -> prod-2 (Airflow 2.10.3)"
+
+
+def test_a_failure_puts_the_report_command_on_a_line_of_its_own():
+    snapshot = _snapshot(
+        "FAILED",
+        [_step("PlanMigration", "failed", 1)],
+        error="InvalidMigrationRequest",
+        cause="PlanMigration: sourceEnvironmentName: environment nope does not exist",
+    )
+
+    lines = progress.closing(snapshot).splitlines()
+
+    assert lines[0].endswith("environment nope does not exist")
+    assert lines[1] == "Report: mwaa-migrate report run-1"
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (("local", "up", "--port", "70000"), "a port is 0-65535"),
+        (("follow", "--interval", "0"), "give a number of seconds above 0"),
+        (("plan", "--timeout", "soon"), "is not a number of seconds"),
+        (("local", "up", "--poll-seconds", "-1"), "give 0 seconds or more"),
+        (("start", "--on-conflict", "merge"), "(choose from 'fail', 'keep-target', 'overwrite')"),
+        (("plan", "--on-incompatible-dags", "ignore"), "(choose from 'warn', 'fail')"),
+    ],
+)
+def test_a_bad_number_or_choice_is_a_usage_error_that_says_what_is_valid(argv, message, capsys):
+    with pytest.raises(SystemExit) as exited:
+        main.main(list(argv))
+
+    assert exited.value.code == ExitCode.USAGE
+    err = capsys.readouterr().err
+    assert message in err
+    assert "Traceback" not in err

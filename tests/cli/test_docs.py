@@ -188,3 +188,43 @@ def test_every_exit_code_is_in_the_readme():
     table = _section("The `mwaa-migrate` command")
     documented = {int(code) for code in re.findall(r"^\| (\d+) \|", table, re.MULTILINE)}
     assert documented == {int(code) for code in ExitCode}
+
+
+def _fail_state_errors(states: dict[str, Any]) -> set[str]:
+    errors: set[str] = set()
+    for state in states.values():
+        if state["Type"] == "Fail" and "Error" in state:
+            errors.add(state["Error"])
+        if state["Type"] == "Pass" and isinstance(state.get("Parameters"), dict):
+            errors.update({state["Parameters"]["Error"]} if "Error" in state["Parameters"] else set())
+        for branch in state.get("Branches", []):
+            errors |= _fail_state_errors(branch["States"])
+        processor = state.get("ItemProcessor") or state.get("Iterator")
+        if processor:
+            errors |= _fail_state_errors(processor["States"])
+    return errors
+
+
+def test_every_error_a_migration_can_end_with_is_in_when_things_go_wrong():
+    import mwaa_migrate.errors as errors_module  # noqa: PLC0415
+    from mwaa_migrate.lock import MigrationInProgress  # noqa: PLC0415
+
+    raised = {
+        name
+        for name, value in vars(errors_module).items()
+        if isinstance(value, type) and issubclass(value, errors_module.MigrationError)
+    } - {"MigrationError"}
+    raised.add(MigrationInProgress.__name__)
+    documented = _first_column(_section("When things go wrong"))
+    assert raised | _fail_state_errors(ASL["States"]) <= documented
+
+
+def test_the_deployer_finds_the_iam_it_needs_in_the_readme():
+    deploying = _section("Deploying")
+    for path in ("docs/deployer-policy.json", "docs/cloudformation-service-role.json"):
+        assert f"({path})" in deploying
+        assert (REPO_ROOT / path).is_file()
+    role = _section("The target's execution role")
+    assert "airflow.amazonaws.com" in role
+    assert "airflow-env.amazonaws.com" in role
+    assert "ExecutionRoleArnPattern" in role

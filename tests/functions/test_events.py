@@ -148,7 +148,7 @@ def test_summarize_log_copy_event_adds_up_the_runs_work_items(world, folder):
     report = invoke(world, folder)
     assert (report["complete"], report["items"], report["itemsFailed"]) == (True, 3, 0)
     assert report["groups"][0]["group"] == "Task"
-    assert report["streamsSelected"] == 5
+    assert report["streamsSelected"] == 6
 
 
 def _sources(items):

@@ -43,9 +43,15 @@ EXTERNAL_RESOURCES = {
     f"arn:${{AWS::Partition}}:events:{_REGIONAL}:event-bus/default": "the default bus, for notifications",
     f"arn:${{AWS::Partition}}:kms:{_REGIONAL}:key/*": "the source environment's customer managed key",
     _ALL_LOG_GROUPS: "DescribeLogGroups is authorized against all of the Region's log groups",
+    f"arn:${{AWS::Partition}}:airflow:{_REGIONAL}:role/*/User": (
+        "an environment's Airflow User role, for InvokeRestApi (the least one that triggers and pauses)"
+    ),
 }
 # Families only some actions may be granted on.
-ONLY_FOR = {_ALL_LOG_GROUPS: {"logs:DescribeLogGroups"}}
+ONLY_FOR = {
+    _ALL_LOG_GROUPS: {"logs:DescribeLogGroups"},
+    f"arn:${{AWS::Partition}}:airflow:{_REGIONAL}:role/*/User": {"airflow:InvokeRestApi"},
+}
 # Families whose ARN carries an MWAA environment's name: MWAA names them after the environment.
 EXTERNAL_PATTERNS = (
     re.compile(r"^arn:\$\{AWS::Partition\}:logs:\$\{AWS::Region\}:\$\{AWS::AccountId\}:log-group:airflow-\*"),
@@ -149,10 +155,13 @@ def test_resource_star_is_justified_by_a_comment_above_its_statement(template):
     for logical_id, statement in starred:
         sid = statement.get("Sid")
         assert sid, f"{logical_id}: a statement on '*' needs a Sid"
-        (at,) = [i for i, line in enumerate(lines) if line.strip() == f"- Sid: {sid}"]
-        comments = [line.strip() for line in lines[max(0, at - 4) : at] if line.strip().startswith("#")]
-        assert lines[at - 1].strip().startswith("#"), f"{logical_id} {sid}: no comment above it"
-        assert "'*'" in " ".join(comments), f"{logical_id} {sid}: the comment does not say why '*'"
+        # A statement the template repeats in several functions (a Sid used more than once): each.
+        places = [i for i, line in enumerate(lines) if line.strip() == f"- Sid: {sid}"]
+        assert places, f"{logical_id}: no line holds Sid {sid}"
+        for at in places:
+            comments = [line.strip() for line in lines[max(0, at - 4) : at] if line.strip().startswith("#")]
+            assert lines[at - 1].strip().startswith("#"), f"{logical_id} {sid}: no comment above it"
+            assert "'*'" in " ".join(comments), f"{logical_id} {sid}: the comment does not say why '*'"
 
 
 def test_roles_are_passed_only_to_mwaa(template):

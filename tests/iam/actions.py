@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 from urllib.parse import parse_qs, unquote
 
+from mwaa_migrate.webserver_transport import REST_API_AIRFLOW_ROLE
 from tests.iam.evaluator import ContextValue, Request
 
 
@@ -210,6 +211,10 @@ def _airflow(operation: str, params: dict[str, Any], where: Where, world: World)
     else:
         name = str(params["Name"])
         arn = _environment_arn(where, name)
+    if operation == "InvokeRestApi":
+        # Authorised on the Airflow role the call acts as, the Service Authorization Reference's
+        # rbac-role (arn:PARTITION:airflow:REGION:ACCOUNT:role/ENVIRONMENT/ROLE): the functions' is User.
+        return [Request(action, where.arn("airflow", f"role/{name}/{REST_API_AIRFLOW_ROLE}"))]
     context: dict[str, ContextValue] = _tags_context("aws:ResourceTag", world.environment_tags(name))
     if operation == "CreateEnvironment":
         context = {}

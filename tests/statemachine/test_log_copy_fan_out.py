@@ -108,8 +108,10 @@ def test_a_stream_too_big_for_one_call_returns_a_continuation_and_the_child_loop
     stack = stacks(scenario.model_copy(update={"task_logs": [big]}))
 
     def remaining(context: FakeLambdaContext) -> int:
-        """Each look at the clock finds 250 s less: a call stops after a batch or two."""
-        context.remaining_ms -= 250_000
+        """Each look at the clock finds 300 s less: a call stops after a batch or two. (The copy looks
+        only once its cursor has moved, and a small stream is read by one FilterLogEvents batch
+        before its first write: the first call looks three times.)"""
+        context.remaining_ms -= 300_000
         return context.remaining_ms
 
     with mock.patch.object(FakeLambdaContext, "get_remaining_time_in_millis", remaining):
@@ -259,4 +261,5 @@ def test_failed_tasks_only_copies_every_attempt_of_the_failed_task_instances(sce
     stream = "dag_id=daily_sales/run_id=scheduled__2026-11-21T00_00_00+00_00/task_id=extract/attempt={}.log"
     assert sorted(target_events(stack)) == [stream.format(1), stream.format(2)]
     (task,) = report(stack, described)["logs"]["groups"]
-    assert (task["streamsListed"], task["streamsNotFailed"], task["eventsWritten"]) == (5, 3, 80 + 60)
+    # 8 listed: 2 outside the window, 4 of task instances that did not fail, the 2 attempts copied.
+    assert (task["streamsListed"], task["streamsNotFailed"], task["eventsWritten"]) == (8, 4, 80 + 60)

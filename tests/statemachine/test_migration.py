@@ -54,10 +54,10 @@ def test_a_migration_moves_settings_metadata_and_recent_logs(scenario, local_sta
     # Its own copy of what it runs, and no DAG scheduled before the cutover.
     assert target["DagS3Path"] == f"mwaa-migrate/{TARGET}/dags"
     assert target["RequirementsS3Path"] == f"mwaa-migrate/{TARGET}/requirements.txt"
-    assert target["AirflowConfigurationOptions"] == {
-        **source["AirflowConfigurationOptions"],
-        "core.dags_are_paused_at_creation": "True",
-    }
+    # The source's options, core.dag_concurrency under the name Airflow 2.2 gave it (Airflow's table).
+    options = dict(source["AirflowConfigurationOptions"])
+    options["core.max_active_tasks_per_dag"] = options.pop("core.dag_concurrency")
+    assert target["AirflowConfigurationOptions"] == {**options, "core.dags_are_paused_at_creation": "True"}
 
     migrated = stack.mwaa_emulator.environment(TARGET).metadata
     assert {v["key"] for v in migrated["variable"]} == {

@@ -20,6 +20,7 @@ from emulation.dag_runtime import EmulatedDatabase, MigrationDagRuntime
 from emulation.lambdas import REPO_ROOT
 from emulation.mwaa import DagRunResult, EmulatedEnvironment
 from mwaa_migrate.dags import mwaa_migrate_metadata as metadata
+from mwaa_migrate.errors import DagRunFailed
 from mwaa_migrate.metadata_dags import read_export, read_verified_import
 from mwaa_migrate.report import MigrationReport, render_markdown, table_counts
 from mwaa_migrate_cli import main as cli
@@ -553,3 +554,125 @@ def test_the_state_machine_passes_the_plans_on_conflict_to_both_imports_only() -
     imports = {name for name, conf in confs.items() if conf.get("onConflict.$") == "$.plan.onConflict"}
     assert imports == {"TriggerImportDag", "TriggerCutoverImport"}
     assert {conf.get("phase") for name, conf in confs.items() if name in imports} == {"bulk", "cutover"}
+
+
+# ------------------------------------------------------------------ issue 11: nothing dropped silently
+
+
+def test_the_report_lists_what_was_not_carried_and_the_tries_kept_for_airflow_3(
+    runtime: MigrationDagRuntime, conf: dict[str, Any], s3: S3Client
+) -> None:
+    old = source()
+    run_20 = {"dag_id": "daily_sales", "run_id": RUN_20, "map_index": -1}
+    old.metadata["task_instance"] = [
+        {
+            **run_20,
+            "task_id": "extract",
+            "state": "success",
+            "try_number": 2,
+            "pool": "default_pool",
+            "start_date": "2026-11-20T00:00:30+00:00",
+            "end_date": "2026-11-20T00:00:40+00:00",
+        },
+    ]
+    old.metadata["task_fail"] = [
+        {
+            **run_20,
+            "id": 1,
+            "task_id": "extract",
+            "start_date": "2026-11-20T00:00:05+00:00",
+            "end_date": "2026-11-20T00:00:09+00:00",
+            "duration": 4,
+        },
+    ]
+    old.metadata["sla_miss"] = [
+        {
+            "task_id": "extract",
+            "dag_id": "daily_sales",
+            "execution_date": "2026-11-20T00:00:00+00:00",
+            "timestamp": "2026-11-20T01:00:00+00:00",
+        },
+    ]
+    new = target()
+    to_airflow_3 = {**conf, "targetFinalVersion": "3.0.6"}
+
+    assert export_and_import(runtime, old, new, to_airflow_3) == (DagRunResult("success"),) * 2
+    exported = read_export(s3, BUCKET, PREFIX, "bulk")
+    imported = read_verified_import(s3, BUCKET, PREFIX, "bulk", exported)
+    report = MigrationReport(
+        status="SUCCEEDED",
+        migration_id="prod-to-new",
+        execution_id="arn:aws:states:us-east-1:1:execution:m:run-1",
+        source={"name": "prod"},
+        target={"name": "prod-2-10"},
+        started_at="2026-11-23T12:00:00+00:00",
+        finished_at="2026-11-23T12:30:00+00:00",
+        duration_seconds=1800.0,
+        tables=table_counts(
+            exported.model_dump(mode="json"), imported.model_dump(mode="json", by_alias=True)
+        ),
+        metadata={"import": imported.model_dump(mode="json", by_alias=True)},
+    )
+
+    markdown = render_markdown(report)
+
+    assert [(entry["table"], entry["rows"]) for entry in imported.not_carried] == [("sla_miss", 1)]
+    assert f"- sla_miss: 1 rows, {metadata.SLA_MISS_GONE}" in markdown
+    assert (
+        "Written to task_instance_history from task_fail: 1 rows (the target becomes Airflow 3.0.6"
+        in markdown
+    )
+    [tried] = new.metadata["task_instance_history"]
+    assert (tried["task_id"], tried["try_number"], tried["state"]) == ("extract", 1, "failed")
+
+
+def _pending_trigger_for_a_dag_the_target_lacks(
+    runtime: MigrationDagRuntime, conf: dict[str, Any], cutover: dict[str, Any]
+) -> None:
+    old = source()
+    old.metadata["dataset"] = [
+        {
+            "id": 1,
+            "uri": "s3://lake/sales",
+            "extra": {},
+            "created_at": LATER,
+            "updated_at": LATER,
+            "is_orphaned": False,
+        }
+    ]
+    old.metadata["dataset_dag_run_queue"] = [
+        {"dataset_id": 1, "target_dag_id": "not_on_the_target", "created_at": LATER}
+    ]
+    new = target()
+    assert export_and_import(runtime, old, new, conf) == (DagRunResult("success"),) * 2
+    assert export_and_import(runtime, old, new, cutover) == (DagRunResult("success"),) * 2
+
+
+def test_rows_dropped_for_a_dag_the_target_lacks_pass_verification_listed_as_not_carried(
+    runtime: MigrationDagRuntime, conf: dict[str, Any], cutover: dict[str, Any], s3: S3Client
+) -> None:
+    _pending_trigger_for_a_dag_the_target_lacks(runtime, conf, cutover)
+    exported = read_export(s3, BUCKET, PREFIX, "cutover")
+
+    imported = read_verified_import(s3, BUCKET, PREFIX, "cutover", exported)
+
+    assert imported.tables["dataset_dag_run_queue"]["dropped"] == 1
+    assert imported.not_carried == [
+        {
+            "table": "dataset_dag_run_queue",
+            "rows": 1,
+            "reason": "for DAGs the target does not have: not_on_the_target",
+        }
+    ]
+
+
+def test_rows_dropped_without_a_not_carried_line_fail_verification(
+    runtime: MigrationDagRuntime, conf: dict[str, Any], cutover: dict[str, Any], s3: S3Client
+) -> None:
+    _pending_trigger_for_a_dag_the_target_lacks(runtime, conf, cutover)
+    exported = read_export(s3, BUCKET, PREFIX, "cutover")
+    result = read_json(s3, f"{PREFIX}/import/cutover/result.json")
+    put_json(s3, f"{PREFIX}/import/cutover/result.json", {**result, "not_carried": []})
+
+    with pytest.raises(DagRunFailed, match="dataset_dag_run_queue: read 1, inserted 0"):
+        read_verified_import(s3, BUCKET, PREFIX, "cutover", exported)

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypedDict
@@ -163,8 +164,9 @@ class Aws:
         return total, calls
 
 
-@pytest.fixture
-def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Aws]:
+@contextmanager
+def logs_world(monkeypatch: pytest.MonkeyPatch) -> Iterator[Aws]:
+    """moto with CloudWatch Logs' limits, the source and target groups, GetLogEvents calls counted."""
     monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
     with mock_aws(), enforce_logs_limits() as puts:
         clients.reset()
@@ -181,10 +183,20 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Aws]:
 
 
 @pytest.fixture
-def no_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
+def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Aws]:
+    with logs_world(monkeypatch) as world:
+        yield world
+
+
+def without_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
     """botocore's retries without their real sleeps: no backoff, no adaptive client-side rate limit."""
     monkeypatch.setattr(ExponentialBackoff, "delay_amount", lambda self, context: 0)
     monkeypatch.setattr(TokenBucket, "acquire", lambda self, amount=1, block=True: True)
+
+
+@pytest.fixture
+def no_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
+    without_backoff(monkeypatch)
 
 
 class Window(TypedDict):
@@ -216,7 +228,7 @@ def assert_limits_kept(puts: PutLogEventsLog) -> None:
 
 
 def failing_on_call(
-    method: Callable[..., Any], calls: set[int], error: Callable[[], Exception], *, after: bool = False
+    method: Callable[..., Any], calls: set[int], error: Callable[[], BaseException], *, after: bool = False
 ) -> tuple[Callable[..., Any], list[int]]:
     """`method` failing with `error()` on the given 1-based calls (after doing its work when `after`)."""
     seen: list[int] = []

@@ -174,9 +174,9 @@ def test_every_page_of_every_requested_group_is_listed_into_items(world: World) 
 
 @pytest.mark.parametrize(
     ("streams", "concurrency", "size"),
-    [(0, 4, 1), (1, 4, 1), (5, 4, 2), (200, 4, 50), (200, 10, 20), (10_001, 10, 50), (30, 100, 1)],
+    [(0, 4, 1), (1, 4, 1), (5, 4, 2), (200, 4, 50), (200, 10, 20), (10_001, 10, 100), (30, 100, 1)],
 )
-def test_items_are_at_most_50_streams_and_enough_to_keep_the_map_busy(
+def test_items_are_at_most_100_streams_and_enough_to_keep_the_map_busy(
     streams: int, concurrency: int, size: int
 ) -> None:
     assert items_size(streams, concurrency) == size

@@ -14,7 +14,13 @@ from mwaa_migrate import clients
 from mwaa_migrate.errors import MigrationConflict
 from mwaa_migrate.log_copy import LogCopyProgress, SkippedStream, StreamNote, StreamToCopy, WorkItem
 from mwaa_migrate.log_listing import GroupListing, LogListing, result_key
-from mwaa_migrate.log_report import ItemResult, summarize_log_copy, write_item_result
+from mwaa_migrate.log_report import (
+    NO_EVENTS_IN_WINDOW,
+    UNACCOUNTED,
+    ItemResult,
+    summarize_log_copy,
+    write_item_result,
+)
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -139,16 +145,21 @@ def test_the_results_of_every_item_add_up_per_group_with_what_was_listed(s3: S3C
         ("Worker", "*", "the source has no log group airflow-a-Worker"),
         ("Task", "s5", "foreign"),
     ]
-    assert report.skipped_by_reason == {"the source has no log group airflow-a-Worker": 1, "foreign": 1}
+    assert report.skipped_by_reason == {"foreign": 1}
     assert report.notes == [StreamNote(stream="s4", note="1 event(s) truncated")]
     assert not report.complete  # a group was skipped
+    assert report.unreconciled() == []
 
 
 def test_the_streams_of_an_item_without_a_result_are_counted_failed_never_copied(s3: S3Client) -> None:
-    done = listing(2, groups=[listing(0).groups[0]])
+    task = listing(0).groups[0].model_copy(update={"streams_selected": 5, "streams_outside_window": 5})
+    done = listing(2, groups=[task])
     write_items(s3, done, [item("s1", "s2"), item("s3", "s4", "s5")])
     write_item_result(
-        s3, BUCKET, result_key(done.results_prefix, 0), result(0, 2, streamsCopied=2, eventsWritten=4)
+        s3,
+        BUCKET,
+        result_key(done.results_prefix, 0),
+        result(0, 2, streamsDone=2, streamsCopied=2, eventsRead=4, eventsWritten=4),
     )
 
     report = summarize_log_copy(s3, done)
@@ -156,14 +167,16 @@ def test_the_streams_of_an_item_without_a_result_are_counted_failed_never_copied
     assert (report.items_failed, report.streams_failed, report.streams_copied) == (1, 3, 2)
     assert report.skipped[0].stream == "s3"
     assert "the copy of its work item failed" in report.skipped[0].reason
+    assert list(report.failed_by_reason.values()) == [3]
     assert not report.complete
+    assert report.unreconciled() == []
 
 
 def test_an_item_result_written_twice_counts_once(s3: S3Client) -> None:
     done = listing(1, groups=[listing(0).groups[0]])
     key = result_key(done.results_prefix, 0)
-    write_item_result(s3, BUCKET, key, result(0, 1, streamsCopied=1, eventsWritten=7))
-    write_item_result(s3, BUCKET, key, result(0, 1, streamsCopied=1, eventsAlreadyPresent=7))
+    write_item_result(s3, BUCKET, key, result(0, 1, streamsDone=1, streamsCopied=1, eventsWritten=7))
+    write_item_result(s3, BUCKET, key, result(0, 1, streamsDone=1, streamsCopied=1, eventsAlreadyPresent=7))
 
     report = summarize_log_copy(s3, done)
 
@@ -173,3 +186,57 @@ def test_an_item_result_written_twice_counts_once(s3: S3Client) -> None:
 def test_a_listing_not_done_cannot_be_summarized(s3: S3Client) -> None:
     with pytest.raises(MigrationConflict, match="has not finished"):
         summarize_log_copy(s3, listing(0, done=False))
+
+
+def test_a_selected_stream_with_no_event_in_the_window_is_skipped_with_that_reason(s3: S3Client) -> None:
+    # The copy finished 3 streams: 2 with events copied, 1 whose events all fell outside the window
+    # (its metadata allowed some): done, neither copied nor skipped by the copy.
+    done = listing(1, groups=[listing(0, streams=3).groups[0].model_copy(update={"streams_selected": 3,
+        "streams_outside_window": 7})])  # fmt: skip
+    write_item_result(
+        s3,
+        BUCKET,
+        result_key(done.results_prefix, 0),
+        result(0, 3, streamsDone=3, streamsCopied=2, eventsRead=9, eventsWritten=9),
+    )
+
+    report = summarize_log_copy(s3, done)
+
+    assert (report.streams_selected, report.streams_copied, report.streams_skipped) == (3, 2, 1)
+    assert report.skipped_by_reason == {NO_EVENTS_IN_WINDOW: 1}
+    assert report.complete, "nothing was lost: the stream had nothing to copy"
+    assert report.unreconciled() == []
+
+
+def test_streams_an_items_result_does_not_account_for_are_counted_failed(s3: S3Client) -> None:
+    done = listing(1, groups=[listing(0).groups[0].model_copy(update={"streams_selected": 3,
+        "streams_outside_window": 7})])  # fmt: skip
+    write_item_result(
+        s3,
+        BUCKET,
+        result_key(done.results_prefix, 0),
+        result(0, 3, streamsDone=2, streamsCopied=2, eventsRead=4, eventsWritten=4),
+    )
+
+    report = summarize_log_copy(s3, done)
+
+    assert (report.streams_copied, report.streams_skipped, report.streams_failed) == (2, 0, 1)
+    assert report.failed_by_reason == {UNACCOUNTED: 1}
+    assert not report.complete
+    assert report.unreconciled() == []
+
+
+def test_figures_that_do_not_add_up_are_named_with_their_parts(s3: S3Client) -> None:
+    done = listing(1, groups=[listing(0).groups[0]])
+    write_item_result(
+        s3,
+        BUCKET,
+        result_key(done.results_prefix, 0),
+        result(0, 6, streamsDone=6, streamsCopied=6, eventsRead=10, eventsWritten=8),
+    )
+    report = summarize_log_copy(s3, done)
+
+    assert report.unreconciled() == [
+        "airflow-a-Task: 10 events read != 8 written + 0 rejected + 0 already there + 0 too old",
+        "total: 10 events read != 8 written + 0 rejected + 0 already there + 0 too old",
+    ]

@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import boto3
 import pytest
+from botocore.config import Config
 from botocore.exceptions import ClientError
+from botocore.retries.standard import ExponentialBackoff
 from moto import mock_aws
 
 from emulation.logs_limits import (
     PutLogEventsLog,
+    Quotas,
+    enforce_filter_log_events_pages,
     enforce_get_log_events_page_size,
     enforce_log_stream_names,
     enforce_put_log_events_limits,
+    enforce_quotas,
 )
 
 if TYPE_CHECKING:
@@ -272,3 +278,106 @@ def test_a_stream_name_as_mwaa_writes_it_is_accepted(logs: CloudWatchLogsClient)
         logs.create_log_stream(logGroupName=GROUP, logStreamName=name)
 
     assert logs.describe_log_streams(logGroupName=GROUP, logStreamNamePrefix="dag_id=d/run")["logStreams"]
+
+
+def test_filter_log_events_interleaves_streams_by_time_and_pages_at_1_mb(logs: CloudWatchLogsClient) -> None:
+    other = "dag_id=d/run_id=r/task_id=u/attempt=1.log"
+    logs.create_log_stream(logGroupName=GROUP, logStreamName=other)
+    start = now_ms() - HOUR_MS
+    put(logs, events(*[100_000] * 12, start=start, step_ms=2))
+    logs.put_log_events(
+        logGroupName=GROUP,
+        logStreamName=other,
+        logEvents=events(*[100_000] * 12, start=start + 1, step_ms=2),  # type: ignore[arg-type]
+    )
+    found: list[tuple[int, str]] = []
+    pages = 0
+    request: dict[str, Any] = {"logGroupName": GROUP, "logStreamNames": [STREAM, other]}
+
+    with enforce_filter_log_events_pages():
+        while True:
+            page = logs.filter_log_events(**request)
+            pages += 1
+            found += [(event["timestamp"], event["logStreamName"]) for event in page["events"]]
+            if "nextToken" not in page:
+                break
+            request["nextToken"] = page["nextToken"]
+
+    assert pages == 3  # 24 events of 100,026 bytes, 10 a page
+    assert [stamp for stamp, _ in found] == sorted(stamp for stamp, _ in found)
+    assert len(found) == len(set(found)) == 24
+
+
+def test_a_quota_allows_one_second_of_calls_then_its_rate() -> None:
+    clock = [0.0]
+    quotas = Quotas({"GetLogEvents": 25}, clock=lambda: clock[0])
+
+    assert [quotas.take("GetLogEvents") for _ in range(26)] == [True] * 25 + [False]
+    clock[0] = 0.04  # a 25th of a second: one more call
+    assert [quotas.take("GetLogEvents"), quotas.take("GetLogEvents")] == [True, False]
+    assert (quotas.allowed("GetLogEvents"), quotas.throttled("GetLogEvents")) == (26, 2)
+
+
+def test_a_call_past_its_quota_is_answered_as_aws_throttles_and_stores_nothing(
+    logs: CloudWatchLogsClient,
+) -> None:
+    once = boto3.client(
+        "logs", region_name=REGION, config=Config(retries={"mode": "standard", "total_max_attempts": 1})
+    )
+
+    with enforce_quotas({"PutLogEvents": 1}) as quotas:
+        put(logs, events(10))
+        with pytest.raises(ClientError) as raised:
+            once.put_log_events(logGroupName=GROUP, logStreamName=STREAM, logEvents=events(10))  # type: ignore[arg-type]
+
+    error = raised.value.response
+    assert (error["Error"]["Code"], error["ResponseMetadata"]["HTTPStatusCode"]) == (
+        "ThrottlingException",
+        400,
+    )
+    assert error["Error"]["Message"] == "Rate exceeded"
+    assert quotas.throttled("PutLogEvents") == 1
+    assert stored(logs) == 1
+
+
+def _read_concurrently(callers: int, calls: int) -> list[int]:
+    """`callers` threads, each with its own client, making `calls` GetLogEvents each: the retries
+    botocore made for each call."""
+    retries: list[int] = []
+    lock = threading.Lock()
+
+    def caller() -> None:
+        client = boto3.client(
+            "logs", region_name=REGION, config=Config(retries={"mode": "standard", "max_attempts": 50})
+        )
+        for _ in range(calls):
+            answer = client.get_log_events(logGroupName=GROUP, logStreamName=STREAM)
+            with lock:
+                retries.append(answer["ResponseMetadata"]["RetryAttempts"])
+
+    threads = [threading.Thread(target=caller) for _ in range(callers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    return retries
+
+
+def test_concurrent_callers_past_a_shared_quota_are_throttled_and_retried_to_success(
+    logs: CloudWatchLogsClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(ExponentialBackoff, "delay_amount", lambda self, context: 0.05)
+
+    with enforce_quotas({"GetLogEvents": 20}) as quotas:
+        retries = _read_concurrently(callers=4, calls=10)
+
+    assert len(retries) == 40  # every call succeeded in the end
+    assert quotas.allowed("GetLogEvents") == 40
+    assert quotas.throttled("GetLogEvents") == sum(retries) > 0
+
+
+def test_concurrent_callers_within_the_quota_are_never_throttled(logs: CloudWatchLogsClient) -> None:
+    with enforce_quotas() as quotas:  # the documented 25 a second
+        retries = _read_concurrently(callers=4, calls=5)
+
+    assert (len(retries), sum(retries), quotas.throttled("GetLogEvents")) == (20, 0, 0)

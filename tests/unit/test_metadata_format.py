@@ -427,7 +427,15 @@ def test_export_writes_a_manifest_describing_one_sealed_file_per_table(
         "slot_pool",
         "dag_run",
         "task_instance",
+        "task_fail",
         "xcom",
+        "dag_run_note",
+        "task_instance_note",
+        "sla_miss",
+        "dataset",
+        "dataset_event",
+        "dagrun_dataset_event",
+        "dataset_dag_run_queue",
         "log",
     }
     for name, entry in manifest["tables"].items():
@@ -1248,7 +1256,15 @@ def test_import_writes_a_verified_result_with_counts_per_table(
         "slot_pool": inserted(1),
         "dag_run": inserted(3),
         "task_instance": inserted(5),
+        "task_fail": inserted(0),
         "xcom": inserted(3),
+        "dag_run_note": inserted(0),
+        "task_instance_note": inserted(0),
+        "sla_miss": inserted(0),
+        "dataset": inserted(0),
+        "dataset_event": inserted(0),
+        "dagrun_dataset_event": inserted(0),
+        "dataset_dag_run_queue": inserted(0),
         "log": inserted(2),
     }
 

@@ -71,6 +71,7 @@ def test_the_wire_form_is_camel_case():
         "drainTimeoutMinutes": 30,
         "onDrainTimeout": "fail",
         "onConflict": "fail",
+        "onIncompatibleDags": "warn",
         "replaceFailedTarget": True,
     }
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import json
+import zipfile
 from collections.abc import Iterator
 from typing import Any
 
@@ -12,7 +14,7 @@ from moto import mock_aws
 
 from emulation.mwaa import MwaaEmulator
 from mwaa_migrate.environment_request import SOURCE_TAG
-from mwaa_migrate.errors import InvalidMigrationRequest, MigrationConflict
+from mwaa_migrate.errors import IncompatibleDags, InvalidMigrationRequest, MigrationConflict
 from mwaa_migrate.models import MigrationRequest
 from mwaa_migrate.plan import plan_migration
 from mwaa_migrate.secret_options import configuration_key
@@ -157,6 +159,61 @@ def test_a_downgrade_is_refused(aws):
         InvalidMigrationRequest, match="targetAirflowVersion: .* older than the source's 2.10.3"
     ):
         _plan(aws, sourceEnvironmentName="newer", targetAirflowVersion="2.9.2")
+
+
+def test_a_source_older_than_the_export_supports_is_refused_before_anything_changes(aws):
+    aws["emulator"].add_environment({**SOURCE, "Name": "legacy", "AirflowVersion": "2.5.1"})
+    with pytest.raises(
+        InvalidMigrationRequest, match=r"^sourceEnvironmentName: the source runs Airflow 2\.5\.1"
+    ):
+        _plan(aws, sourceEnvironmentName="legacy")
+    assert sorted(env.name for env in aws["emulator"].environments) == ["analytics", "legacy"]
+    assert "Contents" not in aws["s3"].list_objects_v2(Bucket="migrations")
+
+
+OLD_STYLE_DAG = b"""from datetime import datetime
+from airflow import DAG
+from airflow.operators.dummy_operator import DummyOperator
+
+with DAG("old", schedule_interval="@daily", start_date=datetime(2024, 1, 1)) as dag:
+    DummyOperator(task_id="start")
+"""
+
+
+def test_an_airflow_3_plan_names_each_dag_file_line_that_will_not_run(aws):
+    aws["s3"].put_object(Bucket="airflow-analytics", Key="dags/team/old.py", Body=OLD_STYLE_DAG)
+    plan = _plan(aws, targetAirflowVersion="3.0.6")
+    compatibility = plan.dag_compatibility
+    assert compatibility is not None
+    assert compatibility.checked == "static"
+    assert compatibility.target_version == "3.0.6"
+    assert ("team/old.py", 5, "AIR301") in {(f.file, f.line, f.rule) for f in compatibility.findings}
+    assert any(w.startswith("team/old.py:5: AIR301") for w in plan.warnings)
+
+
+def test_on_incompatible_dags_fail_refuses_at_the_plan_before_anything_changes(aws):
+    aws["s3"].put_object(Bucket="airflow-analytics", Key="dags/team/old.py", Body=OLD_STYLE_DAG)
+    with pytest.raises(IncompatibleDags, match=r"in team/old\.py"):
+        _plan(aws, targetAirflowVersion="3.0.6", onIncompatibleDags="fail")
+    assert "Contents" not in aws["s3"].list_objects_v2(Bucket="migrations")
+
+
+def test_on_incompatible_dags_fail_lets_a_clean_folder_through(aws):
+    plan = _plan(aws, targetAirflowVersion="3.0.6", onIncompatibleDags="fail")
+    assert plan.dag_compatibility is not None
+    assert plan.dag_compatibility.breaking_count == 0
+
+
+def test_a_same_version_migration_is_planned_as_a_move_with_a_warning(aws):
+    plan = _plan(aws, targetAirflowVersion="2.7.2")
+    assert plan.target.final_version == "2.7.2"
+    [warning] = [w for w in plan.warnings if "same version" in w]
+    assert "both run Airflow 2.7.2" in warning
+    assert "not an upgrade" in warning
+
+
+def test_an_upgrade_carries_no_same_version_warning(aws):
+    assert not [w for w in _plan(aws).warnings if "same version" in w]
 
 
 def test_a_missing_target_role_is_refused(aws):
@@ -523,3 +580,20 @@ def test_the_plan_carries_the_cutover_settings(aws):
         cutover.drain_timeout_minutes,
         cutover.on_drain_timeout,
     ) == ("approve", 7200, 5, "carry")
+
+
+def test_an_airflow_3_plan_scans_the_python_files_of_plugins_zip_too(aws):
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as plugins:
+        plugins.writestr("operators/legacy.py", OLD_STYLE_DAG.decode())
+        plugins.writestr("README.txt", "not python")
+    version = aws["s3"].put_object(Bucket="airflow-analytics", Key="plugins.zip", Body=archive.getvalue())[
+        "VersionId"
+    ]
+    aws["emulator"].environment("analytics").description.update(
+        PluginsS3Path="plugins.zip", PluginsS3ObjectVersion=version
+    )
+    plan = _plan(aws, targetAirflowVersion="3.0.6")
+    assert plan.dag_compatibility is not None
+    files = {finding.file for finding in plan.dag_compatibility.findings}
+    assert "plugins.zip/operators/legacy.py" in files

@@ -20,6 +20,7 @@ from mwaa_migrate.report import (
     downtime_of,
     duration,
     finished_steps,
+    log_copy_lines,
     markdown_key,
     redact_request,
     render_markdown,
@@ -228,6 +229,80 @@ def test_a_retried_task_counts_its_retries_and_succeeds():
     (timing,) = step_timings(history.events, ended=True)
 
     assert (timing.status, timing.retries, timing.error, timing.seconds) == ("succeeded", 1, None, 4.0)
+    assert timing.retried_errors == ["TransientAwsError"]
+
+
+def test_the_markdown_steps_say_what_a_retry_was_for():
+    step = StepTiming(
+        state="PlanMigration",
+        type="Task",
+        runs=1,
+        seconds=9.5,
+        status="succeeded",
+        retries=1,
+        retried_errors=["TransientAwsError"],
+        first_entered_at="2026-11-23T12:00:01+00:00",
+    )
+
+    text = render_markdown(_report(steps=[step]))
+
+    assert "| PlanMigration | Task | 1 | 9.5s | succeeded, 1 retried after TransientAwsError |" in text
+
+
+def test_the_log_copy_figures_add_up_in_the_markdown_streams_events_and_reasons():
+    logs = {
+        "since": "2026-11-20T12:00:00+00:00",
+        "until": "2026-11-23T12:00:00+00:00",
+        "failedTasksOnly": False,
+        "streamsListed": 8,
+        "streamsOutsideWindow": 2,
+        "streamsNotFailed": 0,
+        "streamsSelected": 6,
+        "streamsCopied": 4,
+        "streamsSkipped": 1,
+        "streamsFailed": 1,
+        "eventsRead": 380,
+        "eventsWritten": 370,
+        "eventsAlreadyPresent": 6,
+        "eventsTooOld": 4,
+        "eventsRejected": 0,
+        "eventsTruncated": 1,
+        "describeLogStreamsCalls": 1,
+        "getLogEventsCalls": 9,
+        "putLogEventsCalls": 5,
+        "skipped": [
+            {"group": "Task", "stream": "s5", "reason": "no event in the log window"},
+            {"group": "Task", "stream": "s6", "reason": "the copy of its work item failed: AwsAccessDenied"},
+        ],
+        "skippedByReason": {"no event in the log window": 1},
+        "failedByReason": {"the copy of its work item failed: AwsAccessDenied": 1},
+    }
+
+    lines = log_copy_lines(logs)
+    text = render_markdown(_report(logs=logs))
+
+    assert lines == [
+        "Log streams: 8 listed = 2 outside the window + 6 selected; "
+        "6 selected = 4 copied + 1 skipped + 1 failed.",
+        "Events in the window: 380 read = 370 written + 6 already in the target + 4 too old for "
+        "CloudWatch Logs + 0 rejected (1 written truncated to fit).",
+        "Calls: 1 DescribeLogStreams, 9 GetLogEvents, 5 PutLogEvents.",
+    ]
+    assert all(f"- {line}" in text for line in lines)
+    assert "- 1 stream skipped: no event in the log window" in text
+    assert "- 1 stream failed: the copy of its work item failed: AwsAccessDenied" in text
+    assert "- skipped `s5`: no event in the log window" in text
+    assert "- failed `s6` and the rest of its item: the copy of its work item failed: AwsAccessDenied" in text
+
+
+def test_streams_not_of_a_failed_task_are_a_part_of_the_listed_ones_when_only_failed_tasks_are_copied():
+    logs = {"failedTasksOnly": True, "streamsListed": 5, "streamsOutsideWindow": 0, "streamsNotFailed": 3}
+    logs |= {"streamsSelected": 2, "streamsCopied": 2, "streamsSkipped": 0, "streamsFailed": 0}
+
+    assert log_copy_lines(logs) == [
+        "Log streams: 5 listed = 0 outside the window + 3 not of a failed task + 2 selected; "
+        "2 selected = 2 copied + 0 skipped + 0 failed."
+    ]
 
 
 def test_a_task_failing_inside_a_parallel_fails_it_and_stops_the_other_branch():
@@ -356,7 +431,7 @@ def test_the_markdown_report_shows_every_section_a_person_needs():
     assert "- core.dag_concurrency was renamed core.max_active_tasks_per_dag" in text
     assert "| Name | changed | prod | prod-2-10 |" in text
     assert "| variable | 3 | 3 | 2 |  | 1 | 0 | 3 |" in text
-    assert "| events written | 300 |" in text
+    assert "- Events in the window: 300 written." in text
     assert "- skipped `a\\|b`: too old" in text
     assert "| WaitForTarget | Wait | 25 | 0:25:00 | succeeded |" in text
     assert "- `AmazonMWAA-prod/mwaa-migrate-prod-to-prod-2-10-export`" in text
@@ -442,8 +517,7 @@ def test_a_log_copy_by_group_shows_a_row_per_group_and_counts_many_skips_by_reas
     text = render_markdown(_report(logs=logs))
 
     assert "Log events from 2026-11-20T12:00:00+00:00 to 2026-11-23T12:00:00+00:00." in text
-    assert "| log streams listed | 130 |" in text
-    assert "| airflow-prod-Task | airflow-prod-2-10-Task | 100 | 70 | 30 | 0 | 8000 | 0 |" in text
+    assert "| airflow-prod-Task | airflow-prod-2-10-Task | 100 |  | 70 | 30 | 0 | 8000 | 0 |" in text
     assert "- 30 streams skipped: older than logDays" in text
     assert "`s0`" not in text
 
@@ -606,7 +680,8 @@ def test_the_timeline_is_a_gantt_chart_of_the_steps_with_the_downtime_marked_cri
 
     text = render_markdown(report)
 
-    chart = text[text.index("```mermaid") : text.index("```", text.index("```mermaid") + 3)]
+    start = text.index("```mermaid\ngantt")
+    chart = text[start : text.index("```", start + 3)]
     assert chart.splitlines()[1:3] == ["gantt", "    dateFormat x"]
     assert f"    WaitForTarget :{entered}, {entered + 1_500_000}" in chart
     assert f"    downtime :crit, {paused}, {live}" in chart

@@ -16,6 +16,7 @@ from mwaa_migrate.clone import clone_environment
 from mwaa_migrate.environment_request import SOURCE_TAG
 from mwaa_migrate.models import MigrationPlan, MigrationRequest, TargetFile
 from mwaa_migrate.plan import plan_migration
+from mwaa_migrate.requirements_file import requirements_rewrite
 from mwaa_migrate.target_files import copy_target_files
 
 SOURCE = {
@@ -199,3 +200,56 @@ def test_a_deletion_that_outlasts_the_wait_is_handed_back_to_the_state_machine(a
     # And the next invocation does not delete it twice
     clone_environment(aws["mwaa"], aws["s3"], plan, delete_wait_seconds=0, sleep=lambda _: None)
     assert [call[0] for call in aws["emulator"].calls].count("DeleteEnvironment") == 1
+
+
+CONSTRAINED = (
+    b'--constraint "https://raw.githubusercontent.com/apache/airflow/constraints-2.7.2/constraints-3.11.txt"\n'
+    b"apache-airflow-providers-snowflake==5.0.0\n"
+)
+
+
+def _constrained_source(aws: dict[str, Any]) -> None:
+    version = aws["s3"].put_object(Bucket=BUCKET, Key="requirements.txt", Body=CONSTRAINED)["VersionId"]
+    aws["emulator"].environment("analytics").description["RequirementsS3ObjectVersion"] = version
+
+
+def test_the_targets_requirements_name_the_target_versions_constraints(aws):
+    # Given a source whose requirements pin Airflow 2.7.2's constraints
+    _constrained_source(aws)
+    plan = _plan(aws)
+    assert any(
+        w.startswith("requirements.txt: --constraint") and "constraints-2.10.3" in w for w in plan.warnings
+    )
+    # When CloneEnvironment copies them
+    clone_environment(aws["mwaa"], aws["s3"], plan, sleep=lambda _: None)
+    # Then the target's copy names 2.10.3's, the rest as the source has it, and the source is unchanged
+    assert _body(aws["s3"], "mwaa-migrate/next/requirements.txt") == (
+        b"--constraint https://raw.githubusercontent.com/apache/airflow/constraints-2.10.3/constraints-3.11.txt\n"
+        b"apache-airflow-providers-snowflake==5.0.0\n"
+    )
+    assert _body(aws["s3"], "requirements.txt") == CONSTRAINED
+
+
+def test_a_rewritten_copy_is_not_written_again_by_a_rerun(aws):
+    _constrained_source(aws)
+    plan = _plan(aws)
+    rewrites = {"requirements": requirements_rewrite("2.10.3", "2.10.3")}
+    first = copy_target_files(
+        aws["s3"], source_bucket=BUCKET, target_bucket=BUCKET, files=plan.target.files, rewrites=rewrites
+    )
+    again = copy_target_files(
+        aws["s3"], source_bucket=BUCKET, target_bucket=BUCKET, files=plan.target.files, rewrites=rewrites
+    )
+    assert [f.copied for f in first.files] == [True]
+    assert [f.copied for f in again.files] == [False]
+    assert again.files[0].target_version_id == first.files[0].target_version_id
+    # A copy made for another version is made again.
+    other = {"requirements": requirements_rewrite("2.11.0", "3.0.6")}
+    third = copy_target_files(
+        aws["s3"], source_bucket=BUCKET, target_bucket=BUCKET, files=plan.target.files, rewrites=other
+    )
+    assert [f.copied for f in third.files] == [True]
+    assert (
+        _body(aws["s3"], "mwaa-migrate/next/requirements.txt")
+        == b"apache-airflow-providers-snowflake==5.0.0\n"
+    )

@@ -39,6 +39,7 @@ RESOURCE_STAR_ACTIONS = frozenset(
         "ec2:DescribeSecurityGroups",
         "ec2:DescribeVpcs",
         "ec2:DescribeRouteTables",
+        "ec2:DescribeNetworkInterfaces",
         "logs:CreateLogDelivery",
         "logs:GetLogDelivery",
         "logs:UpdateLogDelivery",
@@ -60,6 +61,20 @@ NOTIFYING_FUNCTIONS = frozenset(
         "FinishMigrationFunction",
         "RecordFailureFunction",
         "SettleStoppedExecutionFunction",
+    }
+)
+
+# The functions that talk to Airflow: through the CLI endpoint or InvokeRestApi (the plan's choice,
+# webserver_transport.py), and in the stack's VPC when WebserverSubnetIds is set (Lambda's ENIs).
+AIRFLOW_ACTIONS = frozenset({"airflow:CreateCliToken", "airflow:InvokeRestApi"})
+VPC_ACTIONS = frozenset(
+    {
+        "ec2:CreateNetworkInterface",
+        "ec2:DeleteNetworkInterface",
+        "ec2:AssignPrivateIpAddresses",
+        "ec2:UnassignPrivateIpAddresses",
+        "ec2:DescribeNetworkInterfaces",
+        "ec2:DescribeSubnets",
     }
 )
 
@@ -126,15 +141,21 @@ FUNCTION_ACTIONS: dict[str, frozenset[str]] = {
         {"airflow:GetEnvironment", "airflow:UpdateEnvironment", "iam:PassRole"}
     ),
     "DeployDagFunction": frozenset({"s3:PutObject", "s3:GetObject", "s3:ListBucket"}),
-    "TriggerDagFunction": frozenset({"airflow:CreateCliToken"}),
+    "TriggerDagFunction": frozenset({*AIRFLOW_ACTIONS, *VPC_ACTIONS}),
     "CheckDagRunFunction": frozenset(
-        {"airflow:CreateCliToken", "logs:DescribeLogStreams", "logs:GetLogEvents", "s3:GetObject"}
+        {*AIRFLOW_ACTIONS, *VPC_ACTIONS, "logs:DescribeLogStreams", "logs:GetLogEvents", "s3:GetObject"}
     ),
     "ListLogStreamsFunction": frozenset(
         {"logs:DescribeLogStreams", "logs:DescribeLogGroups", "s3:GetObject", "s3:PutObject", "kms:Decrypt"}
     ),
     "CopyLogStreamsFunction": frozenset(
-        {"logs:GetLogEvents", "logs:CreateLogStream", "logs:PutLogEvents", "s3:PutObject"}
+        {
+            "logs:GetLogEvents",
+            "logs:FilterLogEvents",
+            "logs:CreateLogStream",
+            "logs:PutLogEvents",
+            "s3:PutObject",
+        }
     ),
     "SummarizeLogCopyFunction": frozenset({"s3:GetObject", "s3:ListBucket"}),
     "FinishMigrationFunction": frozenset(
@@ -151,12 +172,13 @@ FUNCTION_ACTIONS: dict[str, frozenset[str]] = {
         }
     ),
     "AwaitApprovalFunction": frozenset(NOTIFICATION_ACTIONS),
-    "StartTargetDagsFunction": frozenset({"airflow:CreateCliToken", "s3:GetObject", "s3:PutObject"}),
+    "StartTargetDagsFunction": frozenset({*AIRFLOW_ACTIONS, *VPC_ACTIONS, "s3:GetObject", "s3:PutObject"}),
     "SettleStoppedExecutionFunction": frozenset(
         {
             "states:DescribeExecution",
             "states:GetExecutionHistory",
-            "airflow:CreateCliToken",
+            *AIRFLOW_ACTIONS,
+            *VPC_ACTIONS,
             "iam:DeleteRolePolicy",
             "iam:GetRolePolicy",
             "s3:PutObject",
@@ -169,7 +191,8 @@ FUNCTION_ACTIONS: dict[str, frozenset[str]] = {
     "RecordFailureFunction": frozenset(
         {
             # the way back: pause and unpause DAGs on both environments
-            "airflow:CreateCliToken",
+            *AIRFLOW_ACTIONS,
+            *VPC_ACTIONS,
             "iam:DeleteRolePolicy",
             "iam:GetRolePolicy",
             "s3:PutObject",
@@ -184,6 +207,8 @@ FUNCTION_ACTIONS: dict[str, frozenset[str]] = {
 }
 
 ENVIRONMENT_ARN = "arn:${AWS::Partition}:airflow:${AWS::Region}:${AWS::AccountId}:environment/*"
+# InvokeRestApi is authorised on the Airflow role the call acts as (rbac-role): User, of any environment.
+REST_API_ROLE_ARN = "arn:${AWS::Partition}:airflow:${AWS::Region}:${AWS::AccountId}:role/*/User"
 EXECUTION_ROLES_ARN = "arn:${AWS::Partition}:iam::${AWS::AccountId}:${ExecutionRoleArnPattern}"
 TASK_LOG_GROUPS_ARN = "arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group:airflow-*-Task:*"
 # MWAA's log groups, one per logging module: airflow-NAME-Task, -Worker, -Scheduler, -DAGProcessing ...
@@ -522,10 +547,12 @@ def test_service_linked_role_creation_is_for_mwaa_only(template: dict[str, Any])
 
 def test_mwaa_actions_are_on_environments_of_this_account_and_region(template: dict[str, Any]) -> None:
     for logical_id, statement in _allow_statements(template):
-        if any(action.startswith("airflow:") for action in _as_list(statement["Action"])):
-            assert [_sub_string(resource) for resource in _as_list(statement["Resource"])] == [
-                ENVIRONMENT_ARN
-            ], logical_id
+        actions = _as_list(statement["Action"])
+        if any(action.startswith("airflow:") for action in actions):
+            expected = REST_API_ROLE_ARN if actions == ["airflow:InvokeRestApi"] else ENVIRONMENT_ARN
+            assert [_sub_string(resource) for resource in _as_list(statement["Resource"])] == [expected], (
+                logical_id
+            )
 
 
 def test_log_stream_access_is_limited_to_mwaa_log_groups(template: dict[str, Any]) -> None:
@@ -533,6 +560,7 @@ def test_log_stream_access_is_limited_to_mwaa_log_groups(template: dict[str, Any
         actions = set(_as_list(statement["Action"]))
         if actions & {
             "logs:GetLogEvents",
+            "logs:FilterLogEvents",
             "logs:PutLogEvents",
             "logs:CreateLogStream",
             "logs:DescribeLogStreams",
@@ -860,11 +888,12 @@ def test_every_samconfig_environment_overrides_only_declared_parameters(
 
 
 def _notification_documents(function: dict[str, Any]) -> tuple[list[dict[str, Any]], list[Any]]:
-    """The function's unconditional inline policies, and its Fn::If policies."""
+    """The function's unconditional inline policies, and its Fn::If policies on the topic."""
     plain, conditional = [], []
     for policy in _as_list(function["Properties"].get("Policies", [])):
         if isinstance(policy, dict) and "Fn::If" in policy:
-            conditional.append(policy["Fn::If"])
+            if policy["Fn::If"][0] == "HasNotificationTopic":
+                conditional.append(policy["Fn::If"])
         elif isinstance(policy, dict) and "Statement" in policy:
             plain.append(policy)
     return plain, conditional

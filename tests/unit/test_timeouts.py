@@ -87,7 +87,9 @@ def worst_calls(template: dict[str, Any], logical_id: str) -> dict[str, float]:
     for factory in sorted(set(CLIENT_USE.findall(source))):
         client = getattr(clients, factory)()
         worst[factory] = clients.worst_call_seconds(client.meta.config)
-    if "AirflowCli(" in source:
+    # The web server's CLI endpoint: directly, or as the transport the plan may choose (InvokeRestApi
+    # goes through the mwaa client, counted above).
+    if re.search(r"\b(AirflowCli|open_transport|transports)\(", source):
         worst["airflow CLI endpoint"] = airflow_cli.worst_post_seconds(airflow_cli.default_http())
     return worst
 

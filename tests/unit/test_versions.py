@@ -1,6 +1,14 @@
 import pytest
 
-from mwaa_migrate.versions import TARGET_VERSIONS, AirflowVersion, newest_target, version_path
+from mwaa_migrate.versions import (
+    OLDEST_EXPORTABLE_SOURCE,
+    SOURCE_VERSIONS,
+    TARGET_VERSIONS,
+    AirflowVersion,
+    UnsupportedSource,
+    newest_target,
+    version_path,
+)
 
 
 def test_versions_order_numerically_not_as_text():
@@ -30,8 +38,32 @@ def test_an_unknown_target_version_is_refused_with_the_list():
 
 
 def test_an_airflow_3_source_is_refused():
-    with pytest.raises(ValueError, match="only Airflow 1.10 and 2.x sources"):
+    with pytest.raises(UnsupportedSource, match=r"only Airflow 2\.x sources"):
         version_path("3.0.6", "3.0.6")
+
+
+@pytest.mark.parametrize("old", ["2.0.2", "2.2.2", "2.4.3", "2.5.1", "2.6.3"])
+def test_a_2x_source_older_than_the_export_supports_is_refused_with_the_way_forward(old):
+    with pytest.raises(UnsupportedSource) as refused:
+        version_path(old, "2.10.3")
+    message = str(refused.value)
+    assert f"runs Airflow {old}" in message
+    assert f"supports: {OLDEST_EXPORTABLE_SOURCE}, 2.8.1" in message
+    assert "Upgrade the source in place first" in message
+
+
+def test_an_airflow_1_10_source_is_refused_as_one_mwaa_cannot_upgrade_in_place():
+    with pytest.raises(UnsupportedSource, match="cannot upgrade Airflow 1.10 in place"):
+        version_path("1.10.12", "2.7.2")
+
+
+@pytest.mark.parametrize("source", [v for v in SOURCE_VERSIONS if v.startswith("2.")])
+def test_every_2x_source_mwaa_runs_is_migrated_or_refused_by_name(source):
+    if AirflowVersion.parse(source) >= AirflowVersion.parse(OLDEST_EXPORTABLE_SOURCE):
+        assert version_path(source, "3.0.6").final_version == "3.0.6"
+    else:
+        with pytest.raises(UnsupportedSource, match=source):
+            version_path(source, "3.0.6")
 
 
 def test_the_same_version_is_allowed_for_a_move_to_a_new_environment():

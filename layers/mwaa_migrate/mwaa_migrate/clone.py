@@ -15,6 +15,7 @@ from mwaa_migrate.environment_request import SOURCE_TAG
 from mwaa_migrate.environment_status import get_environment
 from mwaa_migrate.errors import MigrationConflict, from_client_error
 from mwaa_migrate.models import MigrationPlan, Model
+from mwaa_migrate.requirements_file import requirements_rewrite
 from mwaa_migrate.secret_options import load_configuration
 from mwaa_migrate.target_files import (
     CopiedFile,
@@ -124,6 +125,9 @@ def _copy_files(s3: S3Client, plan: MigrationPlan) -> tuple[FilesCopy, str | Non
         source_bucket=bucket_name(plan.source.source_bucket_arn),
         target_bucket=bucket_name(plan.target.source_bucket_arn),
         files=plan.target.files,
+        rewrites={
+            "requirements": requirements_rewrite(plan.target.create_version, plan.target.final_version)
+        },
     )
     return copy, _record_files(s3, plan, copy)
 

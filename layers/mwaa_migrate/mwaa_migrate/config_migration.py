@@ -1,14 +1,28 @@
-"""Airflow configuration options that moved or changed between versions.
+"""Airflow configuration options that were renamed or removed, applied to the target's options.
 
-A declared table, applied in order of the version that made the change, so a source several
-versions old gets every step. Options are MWAA's `section.key` form.
+The tables are Airflow's own (airflow_config_changes.json, read from Airflow 2.11 by
+scripts/airflow_config_changes.py): the options 2.x renamed, with the version that did, and what
+Airflow 3.0 renames and removes (the table of `airflow config lint`). Options are MWAA's
+`section.key` form.
+
+- An option 2.x renamed at or before the version the target is created on takes its new name (the
+  old one only works as a deprecated alias, and Airflow 3 drops the aliases).
+- For a target that becomes Airflow 3 (created on 2.11, upgraded in place): an option 3.0 removes is
+  dropped; one it renames takes the new name when 2.11 knows it too, and is otherwise kept under the
+  name 2.11 reads, with a warning saying what to set after the upgrade.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from typing import Any
 
 from mwaa_migrate.versions import AirflowVersion
+
+TABLES = "airflow_config_changes.json"
 
 
 @dataclass(frozen=True)
@@ -19,66 +33,89 @@ class RenamedOption:
 
 
 @dataclass(frozen=True)
-class MovedValue:
-    """A value (a class path) that moved module."""
-
-    since: str
+class Airflow3Change:
     option: str
-    old: str
-    new: str
+    renamed_to: str | None
+    renamed_to_known_in_2: bool
+    removed: bool
+    remove_if_equals: str | None
+    suggestion: str
 
 
-RENAMED_OPTIONS: tuple[RenamedOption, ...] = (
-    RenamedOption("2.0.0", "scheduler.max_threads", "scheduler.parsing_processes"),
-    RenamedOption("2.0.0", "core.non_pooled_task_slot_count", "core.default_pool_task_slot_count"),
-    RenamedOption("2.2.0", "core.dag_concurrency", "core.max_active_tasks_per_dag"),
-    RenamedOption("2.2.0", "scheduler.processor_poll_interval", "scheduler.scheduler_idle_sleep_time"),
-    RenamedOption("2.3.0", "core.sql_alchemy_conn", "database.sql_alchemy_conn"),
-    RenamedOption("2.3.0", "core.load_default_connections", "database.load_default_connections"),
-    RenamedOption("2.3.0", "core.max_db_retries", "database.max_db_retries"),
-    RenamedOption("2.3.0", "scheduler.deactivate_stale_dags_interval", "scheduler.parsing_cleanup_interval"),
-    RenamedOption("2.4.0", "core.sql_engine_encoding", "database.sql_engine_encoding"),
-)
-
-MOVED_VALUES: tuple[MovedValue, ...] = (
-    MovedValue(
-        "2.0.0",
-        "secrets.backend",
-        "airflow.contrib.secrets.aws_secrets_manager.SecretsManagerBackend",
-        "airflow.providers.amazon.aws.secrets.secrets_manager.SecretsManagerBackend",
-    ),
-    MovedValue(
-        "2.0.0",
-        "secrets.backend",
-        "airflow.contrib.secrets.aws_systems_manager.SystemsManagerParameterStoreBackend",
-        "airflow.providers.amazon.aws.secrets.systems_manager.SystemsManagerParameterStoreBackend",
-    ),
-)
+@dataclass(frozen=True)
+class ConfigChanges:
+    airflow_version: str
+    renamed: tuple[RenamedOption, ...]
+    airflow3: tuple[Airflow3Change, ...]
 
 
-def _crossed(since: str, source: AirflowVersion, target: AirflowVersion) -> bool:
-    change = AirflowVersion.parse(since)
-    return source < change <= target
+def _parse(data: dict[str, Any]) -> ConfigChanges:
+    return ConfigChanges(
+        airflow_version=str(data["airflowVersion"]),
+        renamed=tuple(RenamedOption(item["since"], item["old"], item["new"]) for item in data["renamed"]),
+        airflow3=tuple(
+            Airflow3Change(
+                option=item["option"],
+                renamed_to=item["renamedTo"],
+                renamed_to_known_in_2=bool(item["renamedToKnownIn2"]),
+                removed=bool(item["removed"]),
+                remove_if_equals=item["removeIfEquals"],
+                suggestion=item["suggestion"],
+            )
+            for item in data["airflow3"]
+        ),
+    )
+
+
+@cache
+def airflow_config_changes() -> ConfigChanges:
+    """Airflow's tables, as shipped in the package."""
+    text = resources.files("mwaa_migrate").joinpath(TABLES).read_text(encoding="utf-8")
+    return _parse(json.loads(text))
+
+
+def _rename(result: dict[str, str], old: str, new: str, why: str, changes: list[str]) -> None:
+    if new in result:
+        del result[old]
+        changes.append(f"dropped {old}: {new} is already set ({why})")
+    else:
+        result[new] = result.pop(old)
+        changes.append(f"renamed {old} to {new} ({why})")
 
 
 def migrate_configuration(
-    options: dict[str, str], *, source_version: str, target_version: str
+    options: dict[str, str],
+    *,
+    source_version: str,
+    target_version: str,
+    final_version: str | None = None,
+    tables: ConfigChanges | None = None,
 ) -> tuple[dict[str, str], list[str]]:
-    """Options adapted from the source's version to the target's, and what changed, in words."""
-    source = AirflowVersion.parse(source_version)
-    target = AirflowVersion.parse(target_version)
+    """Options for a target created on `target_version` (and upgraded in place to `final_version`,
+    when that differs), and what changed, in words. `source_version` only names the source."""
+    tables = tables or airflow_config_changes()
+    created = AirflowVersion.parse(target_version)
+    final = AirflowVersion.parse(final_version or target_version)
     result = dict(options)
     changes: list[str] = []
-    for rename in RENAMED_OPTIONS:
-        if rename.old in result and _crossed(rename.since, source, target):
-            if rename.new in result:
-                changes.append(f"dropped {rename.old}: {rename.new} is already set")
-                del result[rename.old]
-            else:
-                result[rename.new] = result.pop(rename.old)
-                changes.append(f"renamed {rename.old} to {rename.new} (Airflow {rename.since})")
-    for moved in MOVED_VALUES:
-        if result.get(moved.option) == moved.old and _crossed(moved.since, source, target):
-            result[moved.option] = moved.new
-            changes.append(f"{moved.option}: {moved.old} is now {moved.new} (Airflow {moved.since})")
+    for rename in tables.renamed:
+        if rename.old in result and AirflowVersion.parse(rename.since) <= created:
+            why = f"Airflow {rename.since}; the source's {source_version} still read the old name"
+            _rename(result, rename.old, rename.new, why, changes)
+    if final.major >= 3:
+        for change in tables.airflow3:
+            if change.option not in result:
+                continue
+            if change.renamed_to and change.renamed_to_known_in_2:
+                _rename(result, change.option, change.renamed_to, "Airflow 3.0", changes)
+            elif change.renamed_to:
+                changes.append(
+                    f"{change.option} is {change.renamed_to} in Airflow 3.0, which Airflow "
+                    f"{target_version} does not know: kept for the creation; set {change.renamed_to} on "
+                    "the target after its upgrade"
+                )
+            elif change.removed and change.remove_if_equals in (None, result[change.option]):
+                del result[change.option]
+                suggestion = f": {change.suggestion}" if change.suggestion else ""
+                changes.append(f"dropped {change.option}: Airflow 3.0 removed it{suggestion}")
     return result, changes

@@ -2,7 +2,8 @@
 
 The export DAG records the source's active DAGs (`{prefix}/cutover/record.json`, see
 docs/cutover.md) before it pauses exactly those. Everything here reads that record and moves the
-same DAGs between the two environments through the Airflow CLI, always pausing one side before
+same DAGs between the two environments through the transport the plan chose for each (the CLI
+endpoint or InvokeRestApi, webserver_transport.py), always pausing one side before
 unpausing the other, so that at no moment do both run them. The record's state says the outcome.
 """
 
@@ -26,6 +27,7 @@ from mwaa_migrate.metadata_dags import (
 )
 from mwaa_migrate.models import Model
 from mwaa_migrate.observability import logger
+from mwaa_migrate.webserver_transport import WebserverTransport, as_transport
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -49,28 +51,21 @@ class Settlement(Model):
     at: str = ""
 
 
-def _truthy(value: Any) -> bool:
-    return value is True or str(value).strip().lower() in {"true", "1", "yes"}
+def pause_states(webserver: WebserverTransport | AirflowCli) -> dict[str, bool]:
+    """Every DAG the environment knows, and whether it is paused."""
+    return as_transport(webserver).dags()
 
 
-def pause_states(cli: AirflowCli) -> dict[str, bool]:
-    """Every DAG the environment knows, and whether it is paused (`paused` up to Airflow 2.8,
-    `is_paused` from 2.9 on)."""
-    listed = cli.run_json("dags", "list", "-o", "json")
-    states: dict[str, bool] = {}
-    for dag in listed if isinstance(listed, list) else []:
-        if isinstance(dag, dict) and dag.get("dag_id"):
-            states[str(dag["dag_id"])] = _truthy(dag.get("is_paused", dag.get("paused")))
-    return states
-
-
-def set_paused(cli: AirflowCli, dag_ids: Collection[str], *, paused: bool) -> list[str]:
+def set_paused(
+    webserver: WebserverTransport | AirflowCli, dag_ids: Collection[str], *, paused: bool
+) -> list[str]:
     """Pause (or unpause) those of dag_ids the environment knows and that are not so already;
-    returns the DAGs changed. Each is one CLI call, so a retry does only what is left."""
-    states = pause_states(cli)
+    returns the DAGs changed. Each is one call to Airflow, so a retry does only what is left."""
+    airflow = as_transport(webserver)
+    states = airflow.dags()
     changed = sorted(dag_id for dag_id in dag_ids if dag_id in states and states[dag_id] != paused)
     for dag_id in changed:
-        cli.run("dags", "pause" if paused else "unpause", dag_id)
+        airflow.set_paused(dag_id, paused=paused)
     return changed
 
 
@@ -139,8 +134,8 @@ def settle_after_failure(
     migration_id: str,
     source: str,
     target: str,
-    source_cli: AirflowCli,
-    target_cli: AirflowCli,
+    source_cli: WebserverTransport | AirflowCli,
+    target_cli: WebserverTransport | AirflowCli,
     target_live: bool,
 ) -> Settlement:
     """After a failure, leave exactly one environment running the DAGs and say which.
@@ -239,7 +234,7 @@ def start_target_dags(
     migration_id: str,
     source: str,
     target: str,
-    target_cli: AirflowCli,
+    target_cli: WebserverTransport | AirflowCli,
     imported: dict[str, Any],
 ) -> Settlement:
     """Close the window: the recorded DAGs run on the target (the import unpaused them, or this
@@ -269,8 +264,8 @@ def rollback(
     prefix: str,
     source: str,
     target: str,
-    source_cli: AirflowCli,
-    target_cli: AirflowCli,
+    source_cli: WebserverTransport | AirflowCli,
+    target_cli: WebserverTransport | AirflowCli,
 ) -> Settlement:
     """Reverse a cutover: pause the target's migrated DAGs, then unpause the source's recorded
     ones, and record it. Also finishes a way back that could not reach an environment."""

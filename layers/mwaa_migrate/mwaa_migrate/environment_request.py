@@ -61,6 +61,7 @@ def build_create_request(
     name: str,
     airflow_version: str,
     execution_role_arn: str,
+    final_version: str | None = None,
 ) -> tuple[dict[str, Any], list[str]]:
     """The CreateEnvironment request for the clone (with the option values: for the configuration
     object, never for the plan), and warnings about settings that changed."""
@@ -77,7 +78,10 @@ def build_create_request(
     options: dict[str, str] = dict(request.get("AirflowConfigurationOptions") or {})
     if options:
         options, warnings = migrate_configuration(
-            options, source_version=source["AirflowVersion"], target_version=airflow_version
+            options,
+            source_version=source["AirflowVersion"],
+            target_version=airflow_version,
+            final_version=final_version,
         )
     source_value = options.get(PAUSED_AT_CREATION)
     if source_value is not None and source_value.strip().lower() != "true":

@@ -43,6 +43,11 @@ class DagRunFailed(MigrationError):
     """The export or import DAG run ended failed. Not retried: its cause is in the message."""
 
 
+class IncompatibleDags(MigrationError):
+    """DAG files will not run on the target's Airflow and the request says onIncompatibleDags "fail":
+    the migration stops before the source is paused. Not retried."""
+
+
 class TransientAwsError(MigrationError):
     """Throttling, a 5xx or a timeout that outlived botocore's retries: the state retries it."""
 

@@ -5,7 +5,9 @@ For each log group the request names (`airflow-{source}-{kind}`, Task by default
 DescribeLogStreams is read in name order. A stream is selected when its metadata says it may hold
 events of the window (`may_hold_window`), when it is a failed task instance's log if the request asks
 for those only (Task group; the export's `task_instance` rows say which failed), and it gets the name
-the target's Airflow gives it (`log_names`). The selected streams are cut into work items of at most
+the target's Airflow gives it (`log_names`). Each keeps what the description tells of it (first and
+last event times, stored bytes where reported), which the copy's read planner sizes it by. The
+selected streams are cut into work items of at most
 `MAX_STREAMS_PER_ITEM` streams (more, smaller items when there are fewer streams than the map may run
 at once), written as one JSON array the Distributed Map's ItemReader reads:
 
@@ -44,7 +46,9 @@ from mwaa_migrate.errors import (
 from mwaa_migrate.execution import execution_name
 from mwaa_migrate.log_copy import (
     DEFAULT_SAFETY_MARGIN_MS,
+    MAX_FILTER_STREAMS,
     MAX_LISTED,
+    StreamFacts,
     StreamNote,
     StreamToCopy,
     WorkItem,
@@ -66,7 +70,9 @@ if TYPE_CHECKING:
     from mypy_boto3_logs.type_defs import LogStreamTypeDef
     from mypy_boto3_s3 import S3Client
 
-MAX_STREAMS_PER_ITEM = 50
+# As many streams as one FilterLogEvents call names: a work item of small streams is one read batch,
+# and a batch's last page is part full, so fewer, fuller batches read in fewer calls.
+MAX_STREAMS_PER_ITEM = MAX_FILTER_STREAMS
 # DescribeLogStreams' largest page.
 DESCRIBE_PAGE = 50
 # DescribeLogStreams' lastEventTimestamp "updates on an eventual consistency basis, typically in less
@@ -184,6 +190,16 @@ def logs_base_key(prefix: str, execution_id: str) -> str:
 
 def result_key(results_prefix: str, index: int) -> str:
     return f"{results_prefix}{index:06d}.json"
+
+
+def stream_facts(stream: LogStreamTypeDef) -> StreamFacts:
+    """What the copy's read planner uses of a stream's description: its first and last event times
+    and its stored bytes where reported (AWS reports 0 for streams since 2019: unknown)."""
+    return StreamFacts(
+        first_event=stream.get("firstEventTimestamp"),
+        last_event=stream.get("lastEventTimestamp"),
+        stored_bytes=stream.get("storedBytes") or None,
+    )
 
 
 def may_hold_window(stream: LogStreamTypeDef, since_ms: int, until_ms: int) -> bool:
@@ -532,7 +548,7 @@ def _select(
                     target = naming.target
                 elif naming.note and len(notes) < MAX_LISTED:
                     notes.append(StreamNote(stream=name, note=naming.note))
-        found.append(StreamToCopy(source=name, target=target))
+        found.append(StreamToCopy(source=name, target=target, facts=stream_facts(stream)))
         counts["streams_selected"] += 1
     return group.model_copy(update=counts)
 

@@ -6,6 +6,13 @@ what the listing found, and counts the streams of items that have no result (a c
 failed within the map's tolerated failure threshold) as failed, never as copied, with the item's own
 error.
 
+The figures reconcile (`LogCopyReport.unreconciled` says where they do not): every stream listed is
+outside the window, not of a failed task instance, or selected; every selected stream is copied,
+skipped with its reason, or failed with its item's error. A stream the copy finished without finding
+an event of the window (its metadata, approximate as CloudWatch Logs keeps it, allowed some) is
+skipped with the reason `NO_EVENTS_IN_WINDOW`: a result counts it in `streamsDone` but neither copied
+nor skipped. A result that accounts for fewer streams than its item holds counts the rest as failed.
+
 A failed item's own error (its child execution's Error and Cause: the AWS error and the call, as the
 copy raised it) is read from the Distributed Map's ResultWriter export, as Step Functions writes it
 (also when the Map Run fails on its tolerated failure threshold): `{mapRunPrefix}/{map run id}/
@@ -46,6 +53,13 @@ _EVENT_COUNTERS = (
     "events_truncated",
     "events_rejected",
 )
+
+
+# Why a selected stream was not copied, when the copy found nothing to copy in it.
+NO_EVENTS_IN_WINDOW = (
+    "no event in the log window (the stream's times, approximate in CloudWatch Logs, allowed some)"
+)
+UNACCOUNTED = "the copy of its work item finished without accounting for it"
 
 
 class ItemResult(Model):
@@ -124,7 +138,10 @@ class GroupReport(Model):
 
 
 class LogCopyReport(Model):
-    """The `logs` section of the migration report. The totals are over every group."""
+    """The `logs` section of the migration report. The totals are over every group:
+    streams_listed = streams_outside_window + streams_not_failed + streams_selected, and
+    streams_selected = streams_copied + streams_skipped + streams_failed (by reason:
+    `skipped_by_reason` adds up to streams_skipped, `failed_by_reason` to streams_failed)."""
 
     since: datetime
     until: datetime
@@ -132,6 +149,8 @@ class LogCopyReport(Model):
     complete: bool
     groups: list[GroupReport]
     streams_listed: int = 0
+    streams_outside_window: int = 0
+    streams_not_failed: int = 0
     streams_selected: int = 0
     streams_copied: int = 0
     streams_skipped: int = 0
@@ -147,9 +166,45 @@ class LogCopyReport(Model):
     describe_log_streams_calls: int = 0
     get_log_events_calls: int = 0
     put_log_events_calls: int = 0
+    filter_log_events_calls: int = 0
+    # Whole groups skipped (stream "*"), then streams skipped and the first stream of failed items.
     skipped: list[ReportedSkip] = Field(default_factory=list)
     skipped_by_reason: dict[str, int] = Field(default_factory=dict)
+    failed_by_reason: dict[str, int] = Field(default_factory=dict)
     notes: list[StreamNote] = Field(default_factory=list)
+
+    def unreconciled(self) -> list[str]:
+        """Where the figures do not add up ([] when they all do), for each group and the totals."""
+        problems: list[str] = []
+        for where, figures in [(group.source_group, group) for group in self.groups] + [("total", self)]:
+            problems += _unreconciled(where, figures)
+        if sum(self.skipped_by_reason.values()) != self.streams_skipped:
+            problems.append(f"total: skipped by reason {self.skipped_by_reason} != {self.streams_skipped}")
+        if sum(self.failed_by_reason.values()) != self.streams_failed:
+            problems.append(f"total: failed by reason {self.failed_by_reason} != {self.streams_failed}")
+        return problems
+
+
+def _unreconciled(where: str, figures: GroupReport | LogCopyReport) -> list[str]:
+    f = figures
+    problems = []
+    if f.streams_listed != f.streams_outside_window + f.streams_not_failed + f.streams_selected:
+        problems.append(
+            f"{where}: {f.streams_listed} listed != {f.streams_outside_window} outside the window + "
+            f"{f.streams_not_failed} not of a failed task + {f.streams_selected} selected"
+        )
+    if f.streams_selected != f.streams_copied + f.streams_skipped + f.streams_failed:
+        problems.append(
+            f"{where}: {f.streams_selected} selected != {f.streams_copied} copied + "
+            f"{f.streams_skipped} skipped + {f.streams_failed} failed"
+        )
+    handled = f.events_written + f.events_rejected + f.events_already_present + f.events_too_old
+    if f.events_read != handled:
+        problems.append(
+            f"{where}: {f.events_read} events read != {f.events_written} written + {f.events_rejected} "
+            f"rejected + {f.events_already_present} already there + {f.events_too_old} too old"
+        )
+    return problems
 
 
 def write_item_result(s3: S3Client, bucket: str, key: str, result: ItemResult) -> None:
@@ -212,7 +267,8 @@ def summarize_log_copy(s3: S3Client, listing: LogListing) -> LogCopyReport:
         for group in listing.groups
         if group.skipped_reason
     ]
-    reasons: Counter[str] = Counter(skip.reason for skip in skipped)
+    reasons: Counter[str] = Counter()
+    failed_reasons: Counter[str] = Counter()
     notes = list(listing.notes)
     calls: Counter[str] = Counter()
     done: set[int] = set()
@@ -224,10 +280,19 @@ def summarize_log_copy(s3: S3Client, listing: LogListing) -> LogCopyReport:
         totals = groups[result.group]
         totals["streams_copied"] += progress.streams_copied
         totals["streams_skipped"] += progress.streams_skipped
+        # Finished with no event of the window: done, neither copied nor skipped by the copy.
+        without_events = max(progress.streams_done - progress.streams_copied - progress.streams_skipped, 0)
+        totals["streams_skipped"] += without_events
+        reasons[NO_EVENTS_IN_WINDOW] += without_events
+        accounted = max(progress.streams_done, progress.streams_copied + progress.streams_skipped)
+        if result.streams > accounted:
+            totals["streams_failed"] += result.streams - accounted
+            failed_reasons[UNACCOUNTED] += result.streams - accounted
         for name in _EVENT_COUNTERS:
             totals[name] += getattr(progress, name)
         calls["get"] += progress.get_calls
         calls["put"] += progress.put_calls
+        calls["filter"] += getattr(progress, "filter_calls", 0)
         for skip in progress.skipped:
             skipped.append(ReportedSkip(group=result.group, stream=skip.stream, reason=skip.reason))
             reasons[skip.reason] += 1
@@ -246,12 +311,14 @@ def summarize_log_copy(s3: S3Client, listing: LogListing) -> LogCopyReport:
                     f"{FAILED_ITEM}: {failed.text}" if failed else f"{FAILED_ITEM} (no result of its own)"
                 )
                 skipped.append(ReportedSkip(group=item.group, stream=item.streams[0].source, reason=reason))
-                reasons[reason] += len(item.streams)
+                failed_reasons[reason] += len(item.streams)
     reports = [GroupReport.model_validate(totals) for totals in groups.values()]
     totals = {
         name: sum(getattr(report, name) for report in reports)
         for name in (
             "streams_listed",
+            "streams_outside_window",
+            "streams_not_failed",
             "streams_selected",
             "streams_copied",
             "streams_skipped",
@@ -263,15 +330,19 @@ def summarize_log_copy(s3: S3Client, listing: LogListing) -> LogCopyReport:
         since=listing.since,
         until=listing.until,
         failed_tasks_only=listing.failed_tasks_only,
-        complete=failed_items == 0 and not any(report.skipped_reason for report in reports),
+        complete=(
+            failed_items == 0 and not failed_reasons and not any(report.skipped_reason for report in reports)
+        ),
         groups=reports,
         items=listing.items,
         items_failed=failed_items,
         describe_log_streams_calls=listing.describe_calls,
         get_log_events_calls=calls["get"],
         put_log_events_calls=calls["put"],
+        filter_log_events_calls=calls["filter"],
         skipped=skipped[:MAX_LISTED],
         skipped_by_reason={reason: count for reason, count in reasons.most_common() if count},
+        failed_by_reason={reason: count for reason, count in failed_reasons.most_common() if count},
         notes=notes[:MAX_LISTED],
         **totals,
     )

@@ -1,5 +1,6 @@
 """Step 5: place the project's export/import DAGs in an environment's DAG folder, trigger them
-through the MWAA CLI endpoint and follow their runs to a verified result."""
+through the transport the plan chose for the environment (its CLI endpoint or InvokeRestApi,
+webserver_transport.py) and follow their runs to a verified result."""
 
 from __future__ import annotations
 
@@ -14,8 +15,8 @@ from botocore.exceptions import ClientError
 from pydantic import Field
 
 from mwaa_migrate.errors import DagRunFailed, MigrationConflict, from_client_error
-from mwaa_migrate.models import DagDeployment, Model
-from mwaa_migrate.redaction import redact_text
+from mwaa_migrate.models import DagDeployment, Model, WebserverTransportKind
+from mwaa_migrate.webserver_transport import WebserverTransport, as_transport
 
 if TYPE_CHECKING:
     from mypy_boto3_logs import CloudWatchLogsClient
@@ -43,13 +44,20 @@ EXPORT_DAG = ProjectDag("mwaa_migrate_export", "mwaa_migrate_export.py")
 IMPORT_DAG = ProjectDag("mwaa_migrate_import", "mwaa_migrate_import.py")
 
 
-def deployment(dag: ProjectDag, environment_name: str, bucket: str, dag_s3_path: str) -> DagDeployment:
+def deployment(
+    dag: ProjectDag,
+    environment_name: str,
+    bucket: str,
+    dag_s3_path: str,
+    transport: WebserverTransportKind = "cli",
+) -> DagDeployment:
     return DagDeployment(
         environment_name=environment_name,
         dag_id=dag.dag_id,
         bucket=bucket,
         folder=dag_s3_path.strip("/"),
         files=list(dag.files),
+        transport=transport,
     )
 
 
@@ -133,37 +141,26 @@ class TriggerResult(Model):
     attempt: int
 
 
-def _dag_runs(cli: AirflowCli, dag_id: str) -> list[dict[str, Any]]:
-    runs = cli.run_json("dags", "list-runs", "-d", dag_id, "-o", "json")
-    return list(runs) if isinstance(runs, list) else []
-
-
-def _find_run(cli: AirflowCli, dag_id: str, run_id: str) -> dict[str, Any] | None:
-    return next((run for run in _dag_runs(cli, dag_id) if run.get("run_id") == run_id), None)
-
-
 def trigger_dag(
-    cli: AirflowCli, target: DagDeployment, *, run_id: str, conf: dict[str, Any], attempt: int
+    webserver: WebserverTransport | AirflowCli,
+    target: DagDeployment,
+    *,
+    run_id: str,
+    conf: dict[str, Any],
+    attempt: int,
 ) -> TriggerResult:
     """Unpause and trigger the DAG once it is parsed. Triggering twice with the same run id
     (a retried invocation) finds the first run instead of starting another."""
-    listed = cli.run_json("dags", "list", "-o", "json")
-    dag_ids = {dag.get("dag_id") for dag in listed} if isinstance(listed, list) else set()
-    if target.dag_id not in dag_ids:
-        errors = cli.run_json("dags", "list-import-errors", "-o", "json")
-        for error in errors if isinstance(errors, list) else []:
-            if any(str(error.get("filepath", "")).endswith(name) for name in target.files):
-                raise DagRunFailed(f"{error.get('filepath')} does not import: {error.get('error')}")
+    airflow = as_transport(webserver)
+    if target.dag_id not in airflow.dags():
+        for error in airflow.import_errors():
+            if any(error.filepath.endswith(name) for name in target.files):
+                raise DagRunFailed(f"{error.filepath} does not import: {error.error}")
         return TriggerResult(dag_id=target.dag_id, run_id=run_id, parsed=False, attempt=attempt + 1)
 
-    if _find_run(cli, target.dag_id, run_id) is None:
-        cli.run("dags", "unpause", target.dag_id)
-        # Values glued to their option, so none can be read as a flag of its own.
-        output = cli.run("dags", "trigger", target.dag_id, f"--run-id={run_id}", f"--conf={json.dumps(conf)}")
-        if _find_run(cli, target.dag_id, run_id) is None:
-            raise MigrationConflict(
-                f"triggering {target.dag_id} started no run: {redact_text(output.stderr.strip()[-500:])}"
-            )
+    if airflow.run_state(target.dag_id, run_id) is None:
+        airflow.set_paused(target.dag_id, paused=False)
+        airflow.trigger(target.dag_id, run_id=run_id, conf=conf)
     return TriggerResult(dag_id=target.dag_id, run_id=run_id, parsed=True, attempt=attempt + 1)
 
 
@@ -198,23 +195,29 @@ def _task_log_tail(
 
 
 def check_dag_run(
-    cli: AirflowCli, logs: CloudWatchLogsClient, target: DagDeployment, *, run_id: str, attempt: int
+    webserver: WebserverTransport | AirflowCli,
+    logs: CloudWatchLogsClient,
+    target: DagDeployment,
+    *,
+    run_id: str,
+    attempt: int,
 ) -> DagRunCheck:
-    run = _find_run(cli, target.dag_id, run_id)
-    if run is None:
+    airflow = as_transport(webserver)
+    state = airflow.run_state(target.dag_id, run_id)
+    if state is None:
         raise MigrationConflict(f"run {run_id} of {target.dag_id} is not in {target.environment_name}")
-    state = str(run.get("state"))
     if state in TERMINAL_FAILED:
-        raise DagRunFailed(_failure_message(cli, logs, target, run_id))
+        raise DagRunFailed(_failure_message(airflow, logs, target, run_id))
     return DagRunCheck(
         dag_id=target.dag_id, run_id=run_id, state=state, done=state == "success", attempt=attempt + 1
     )
 
 
-def _failure_message(cli: AirflowCli, logs: CloudWatchLogsClient, target: DagDeployment, run_id: str) -> str:
-    tasks = cli.run_json("tasks", "states-for-dag-run", target.dag_id, run_id, "-o", "json")
+def _failure_message(
+    airflow: WebserverTransport, logs: CloudWatchLogsClient, target: DagDeployment, run_id: str
+) -> str:
     # The tasks that failed themselves, not those that did not run because of them (upstream_failed).
-    failed = [t["task_id"] for t in tasks if t.get("state") == "failed"] if isinstance(tasks, list) else []
+    failed = [task_id for task_id, state in airflow.task_states(target.dag_id, run_id) if state == "failed"]
     message = f"{target.dag_id} run {run_id} in {target.environment_name} failed"
     if failed:
         message += f" in task {', '.join(failed)}"
@@ -275,6 +278,12 @@ class MetadataResult(Model):
     conflicts: dict[str, dict[str, Any]] = Field(default_factory=dict)
     # The import's onConflict: fail, keep-target or overwrite.
     on_conflict: str | None = None
+    # Tables with history not carried: {"table", "rows", "reason"} (the export's; the import's adds
+    # the tables its Airflow lacks and what Airflow 3's migration will drop).
+    not_carried: list[dict[str, Any]] = Field(default_factory=list)
+    # The import's: history written for the target's next version, by table (task_instance_history
+    # from task_fail before Airflow 3): from, candidates, written, unnumbered, why.
+    synthesized: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
 
 def export_manifest_key(prefix: str, phase: Phase) -> str:
@@ -305,6 +314,7 @@ def read_export(s3: S3Client, bucket: str, prefix: str, phase: Phase) -> Metadat
         timings={str(k): str(v) for k, v in manifest.get("timings", {}).items()},
         drain=dict(manifest.get("drain", {})),
         watermark=manifest.get("watermark") or None,
+        not_carried=list(manifest.get("not_carried", [])),
     )
 
 
@@ -326,6 +336,16 @@ def _conflict_problems(name: str, conflicts: int, found: Any, on_conflict: Any) 
             f"{on_conflict!r}"
         ]
     return []
+
+
+def _listed(result: dict[str, Any], table: str) -> int:
+    """The rows of `table` the import lists as not carried."""
+    entries = result.get("not_carried") or []
+    return sum(
+        int(entry.get("rows", 0))
+        for entry in entries
+        if isinstance(entry, dict) and entry.get("table") == table
+    )
 
 
 def read_verified_import(
@@ -364,7 +384,8 @@ def read_verified_import(
             problems.append(f"{name}: exported {counts['rows']} rows, import read {read}")
         elif absent and dropped == read:
             continue  # the target's Airflow has no such table (task_fail after 2.10): reported
-        elif inserted + updated + identical + conflicted != read or dropped:
+        elif inserted + updated + identical + conflicted + dropped != read or dropped > _listed(result, name):
+            # Rows dropped (a dataset trigger for a DAG the target lacks) only as not carried.
             problems.append(
                 f"{name}: read {read}, inserted {inserted}, updated {updated}, identical {identical}, "
                 f"conflicts {conflicted}" + (f", dropped {dropped}" if dropped else "")
@@ -385,6 +406,8 @@ def read_verified_import(
         watermark=exported.watermark,
         conflicts=dict(conflicts),
         on_conflict=str(on_conflict) if on_conflict is not None else None,
+        not_carried=list(result.get("not_carried", [])),
+        synthesized=dict(result.get("synthesized", {})),
     )
 
 

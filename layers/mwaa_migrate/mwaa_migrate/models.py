@@ -55,6 +55,7 @@ CutoverMode = Literal["auto", "approve"]
 DrainTimeoutAction = Literal["fail", "carry"]
 # What the import does with a row the target refuses or holds differently (docs/cutover.md).
 OnConflict = Literal["fail", "keep-target", "overwrite"]
+OnIncompatibleDags = Literal["warn", "fail"]
 
 
 class Model(BaseModel):
@@ -93,6 +94,9 @@ class MigrationRequest(Model):
     # A row the target refused or holds differently (not as an import of this migration left it):
     # "fail" the import (nothing changed), keep the target's row, or overwrite it with the source's.
     on_conflict: OnConflict = "fail"
+    # DAG files that will not run on the target version (the plan's scan, the target's import
+    # errors): "fail" stops the migration before the source is paused, "warn" reports them.
+    on_incompatible_dags: OnIncompatibleDags = "warn"
     # A target this pipeline created that ended CREATE_FAILED is deleted and created again.
     replace_failed_target: bool = Field(default=True, strict=True)
     # Where the target's own copy of DAGs, plugins, requirements and startup script goes (default:
@@ -128,7 +132,13 @@ def describe_validation_error(error: ValidationError) -> str:
     problems = []
     for item in error.errors(include_url=False, include_input=False):
         field = ".".join(str(part) for part in item["loc"]) or "input"
-        problems.append(f"{field}: {item['msg']}")
+        # A rule of our own (a validator's ValueError) speaks for itself: without pydantic's
+        # "Value error, " before it.
+        context = item.get("ctx") or {}
+        message = (
+            str(context["error"]) if item["type"] == "value_error" and "error" in context else item["msg"]
+        )
+        problems.append(f"{field}: {message}")
     return "invalid input: " + "; ".join(problems)
 
 
@@ -197,6 +207,23 @@ class RolePolicy(Model):
     document: dict[str, Any]
 
 
+# How the functions reach an environment's Airflow (webserver_transport.py): its web server's CLI
+# endpoint, or Airflow's REST API through MWAA's InvokeRestApi.
+WebserverTransportKind = Literal["cli", "rest_api"]
+
+
+class WebserverRoute(Model):
+    """How the pipeline talks to one environment's Airflow, and why (the plan shows both)."""
+
+    transport: WebserverTransportKind = "cli"
+    reason: str = ""
+
+
+class WebserverRoutes(Model):
+    source: WebserverRoute = Field(default_factory=WebserverRoute)
+    target: WebserverRoute = Field(default_factory=WebserverRoute)
+
+
 class DagDeployment(Model):
     """A project DAG and the files it needs, placed in an environment's DAG folder."""
 
@@ -205,6 +232,9 @@ class DagDeployment(Model):
     bucket: str
     folder: str
     files: list[str]
+    # How the functions reach the environment's Airflow (the plan's choice for it): the state machine
+    # passes the deployments whole to every function that talks to Airflow.
+    transport: WebserverTransportKind = "cli"
 
     def key(self, file_name: str) -> str:
         return f"{self.folder}/{file_name}" if self.folder else file_name
@@ -223,6 +253,35 @@ class CutoverSettings(Model):
     # An earlier run of this migration went live and stopped before it finished (a crash): this run
     # goes straight to StartTargetDags, the log copy and the finish, and copies no metadata again.
     resume_after_live: bool = False
+
+
+class DagFinding(Model):
+    """One reason a DAG file may not run on the target version (dag_compatibility.py)."""
+
+    file: str
+    line: int | None = None
+    rule: str
+    message: str
+    # True: the DAG will not load or run on the target version.
+    breaking: bool
+
+
+class DagCompatibility(Model):
+    """What the preflight found, for the plan and the report."""
+
+    target_version: str
+    checked: Literal["static", "target", "none"]
+    files_scanned: int = 0
+    # Why nothing was checked, or what the check could not see.
+    note: str | None = None
+    findings: list[DagFinding] = Field(default_factory=list)
+    breaking_count: int = 0
+    deprecated_count: int = 0
+    by_rule: dict[str, int] = Field(default_factory=dict)
+
+    @property
+    def breaking_files(self) -> list[str]:
+        return sorted({finding.file for finding in self.findings if finding.breaking})
 
 
 class MigrationPlan(Model):
@@ -244,3 +303,8 @@ class MigrationPlan(Model):
     cutover: CutoverSettings = Field(default_factory=CutoverSettings)
     # The import DAG's answer to a conflict (the request's onConflict), in both phases.
     on_conflict: OnConflict = "fail"
+    on_incompatible_dags: OnIncompatibleDags = "warn"
+    # The preflight's findings: the plan's static scan of the source's DAG files.
+    dag_compatibility: DagCompatibility | None = None
+    # How each environment's Airflow is reached (CLI endpoint or InvokeRestApi), and why.
+    webserver: WebserverRoutes = Field(default_factory=WebserverRoutes)

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
 from mwaa_migrate.cutover import settle_after_failure, standing, target_went_live
+from mwaa_migrate.dag_compatibility import target_dag_warnings
 from mwaa_migrate.errors import from_client_error
 from mwaa_migrate.execution import now
 from mwaa_migrate.failure import error_from_state, failed_state, plan_from_state, readable_cause
@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_stepfunctions import SFNClient
 
-    from mwaa_migrate.airflow_cli import AirflowCli
+    from mwaa_migrate.webserver_transport import TransportFactory
 
 
 class Outcome(Model):
@@ -94,7 +94,7 @@ def finish_migration(
         finished_at=finished.isoformat(),
         duration_seconds=seconds_between(event.started_at, finished),
         settings=settings_diff(plan.source.settings, plan.target.create_request),
-        warnings=plan.warnings,
+        warnings=[*plan.warnings, *target_dag_warnings(event.imported)],
         tables=table_counts(event.exported, event.imported),
         cutover_tables=table_counts(event.cutover_exported, event.cutover_imported),
         metadata={
@@ -126,6 +126,18 @@ def _valid_names(*names: str) -> bool:
     return all(re.fullmatch(r"[a-zA-Z][0-9a-zA-Z_-]{0,79}", name) for name in names)
 
 
+def _metadata_so_far(state: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The export and import results the execution had when it failed, by phase (a failed step's
+    own result is not among them)."""
+    found = {
+        "export": ((state.get("prepared") or {}).get("export") or {}).get("exported"),
+        "import": (state.get("importRun") or {}).get("result"),
+        "cutoverExport": (state.get("cutoverExportRun") or {}).get("result"),
+        "cutoverImport": (state.get("cutoverImportRun") or {}).get("result"),
+    }
+    return {phase: result for phase, result in found.items() if isinstance(result, dict)}
+
+
 def _downtime_so_far(state: dict[str, Any]) -> Any:
     """The window as far as it went, when the failure came inside it."""
     exported = (state.get("cutoverExportRun") or {}).get("result") or {}
@@ -142,7 +154,8 @@ def record_failure(
     sfn: SFNClient,
     default_bucket: str,
     lock_bucket: str,
-    cli: Callable[[str], AirflowCli],
+    # Opens the transport the plan chose for an environment (webserver_transport.transports).
+    webserver: TransportFactory,
     stack: StackGrants,
 ) -> Outcome:
     caught = error_from_state(event.state)
@@ -161,8 +174,9 @@ def record_failure(
             migration_id=plan.migration_id,
             source=plan.source.name,
             target=plan.target.name,
-            source_cli=cli(plan.source.name),
-            target_cli=cli(plan.target.name),
+            # The plan's route to each environment, as its DAG deployment carries it.
+            source_cli=webserver(plan.source.name, plan.export_dag.transport),
+            target_cli=webserver(plan.target.name, plan.import_dag.transport),
             target_live=target_went_live(s3, plan.bucket, plan.prefix),
         )
         if plan and not plan.dry_run and event.state.get("grants") is not None
@@ -191,6 +205,7 @@ def record_failure(
     )
     started_at = str(event.state.get("startedAt") or now().isoformat())
     finished = now()
+    metadata = _metadata_so_far(event.state)
     report = MigrationReport(
         status="FAILED",
         migration_id=plan.migration_id if plan else migration_id(source_name, target_name),
@@ -201,7 +216,10 @@ def record_failure(
         finished_at=finished.isoformat(),
         duration_seconds=seconds_between(started_at, finished),
         settings=settings_diff(plan.source.settings, plan.target.create_request) if plan else None,
-        warnings=plan.warnings if plan else [],
+        warnings=[*plan.warnings, *target_dag_warnings(metadata.get("import") or {})] if plan else [],
+        tables=table_counts(metadata.get("export") or {}, metadata.get("import") or {}),
+        cutover_tables=table_counts(metadata.get("cutoverExport") or {}, metadata.get("cutoverImport") or {}),
+        metadata=metadata,
         steps=finished_steps(sfn, event.execution_id),
         policies_removed=removed,
         failure=Failure(state=where, error=caught.error, cause=cause),
@@ -210,8 +228,14 @@ def record_failure(
         downtime=_downtime_so_far(event.state),
     )
     bucket = plan.bucket if plan else default_bucket
-    # An unplanned failure may come from a request whose names are invalid: keep them out of keys.
-    prefix = plan.prefix if plan else "migrations/unplanned"
+    # Refused at its plan: the report goes where the migration's would (`mwaa-migrate report` and
+    # the next plan find it), unless the names are invalid: those stay out of keys.
+    if plan:
+        prefix = plan.prefix
+    elif _valid_names(source_name, target_name):
+        prefix = migration_prefix(source_name, target_name)
+    else:
+        prefix = "migrations/unplanned"
     uri = write_report(s3, bucket, report_key(prefix, event.execution_id), report)
     if plan and locked_by is Holder.THIS_EXECUTION:
         release(s3, bucket=lock_bucket, target_environment=plan.target.name, execution_id=event.execution_id)
@@ -267,7 +291,7 @@ def settle_stopped_execution(
     sfn: SFNClient,
     default_bucket: str,
     lock_bucket: str,
-    cli: Callable[[str], AirflowCli],
+    webserver: TransportFactory,
     stack: StackGrants,
 ) -> Outcome | None:
     """An execution stopped (StopExecution) or timed out never reaches RecordFailure: do what it
@@ -310,6 +334,6 @@ def settle_stopped_execution(
         sfn=sfn,
         default_bucket=default_bucket,
         lock_bucket=lock_bucket,
-        cli=cli,
+        webserver=webserver,
         stack=stack,
     )

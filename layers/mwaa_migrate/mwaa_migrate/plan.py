@@ -7,6 +7,9 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
+from mwaa_migrate.dag_compatibility import enforce as enforce_dag_compatibility
+from mwaa_migrate.dag_compatibility import scan_dag_files
+from mwaa_migrate.dag_compatibility import warning_lines as dag_warning_lines
 from mwaa_migrate.environment_request import SOURCE_TAG, build_create_request, source_settings
 from mwaa_migrate.environment_status import get_environment
 from mwaa_migrate.errors import InvalidMigrationRequest, MigrationConflict, from_client_error
@@ -22,15 +25,26 @@ from mwaa_migrate.metadata_dags import (
 from mwaa_migrate.migration_names import migration_id, migration_prefix
 from mwaa_migrate.models import (
     CutoverSettings,
+    DagCompatibility,
     MigrationPlan,
     MigrationRequest,
     SourceEnvironment,
     TargetEnvironment,
 )
 from mwaa_migrate.redaction import shown_options
+from mwaa_migrate.requirements_file import rewrite_constraints
 from mwaa_migrate.secret_options import store_configuration
-from mwaa_migrate.target_files import plan_target_files, point_request_at_copy, unpaused_upon_creation
-from mwaa_migrate.versions import VersionPath, version_path
+from mwaa_migrate.target_files import (
+    FilesPlan,
+    plan_target_files,
+    plugin_sources,
+    point_request_at_copy,
+    read_dag_sources,
+    read_source_file,
+    unpaused_upon_creation,
+)
+from mwaa_migrate.versions import UnsupportedSource, VersionPath, version_path
+from mwaa_migrate.webserver_transport import choose_routes
 
 if TYPE_CHECKING:
     from mypy_boto3_iam import IAMClient
@@ -227,6 +241,38 @@ def _existing_target(
     return False, [f"environment {target_name} exists from an earlier run of this migration: reused"]
 
 
+def _preflight(
+    s3: S3Client, source: dict[str, Any], files: FilesPlan, path: VersionPath, request: MigrationRequest
+) -> tuple[DagCompatibility, list[str]]:
+    """Will the source's files run on the target's Airflow? The requirements' constraint, the DAG
+    files' scan (refused here under onIncompatibleDags "fail"), DAGs that would start unpaused."""
+    warnings: list[str] = []
+    source_bucket = source["SourceBucketArn"].split(":::", 1)[-1]
+    dag_sources = read_dag_sources(s3, source_bucket, source["DagS3Path"])
+    scanned = dict(dag_sources)
+    for item in files.files:
+        if item.kind == "requirements":
+            text = read_source_file(s3, source_bucket, item).decode("utf-8", errors="replace")
+            rewrite = rewrite_constraints(
+                text, create_version=path.create_version, final_version=path.final_version
+            )
+            warnings.extend(f"requirements.txt: {change}" for change in rewrite.changes)
+        elif item.kind == "plugins":
+            plugins = plugin_sources(read_source_file(s3, source_bucket, item))
+            scanned.update({f"plugins.zip/{name}": text for name, text in plugins.items()})
+    compatibility = scan_dag_files(scanned, target_version=path.final_version)
+    warnings.extend(dag_warning_lines(compatibility))
+    # "fail" refuses here, before anything changes (and again once the target exists).
+    enforce_dag_compatibility(compatibility, request.on_incompatible_dags)
+    unpaused = unpaused_upon_creation(dag_sources, source["DagS3Path"])
+    if unpaused:
+        warnings.append(
+            "these DAG files set is_paused_upon_creation=False: their DAGs would start unpaused on the "
+            f"target before the cutover: {', '.join(unpaused)}"
+        )
+    return compatibility, warnings
+
+
 def plan_migration(
     request: MigrationRequest,
     *,
@@ -237,6 +283,7 @@ def plan_migration(
     policy_name_prefix: str,
     kms_key_arn: str,
     execution_role_pattern: str,
+    functions_in_vpc: bool | None = None,
 ) -> MigrationPlan:
     source_name = request.source_environment_name
     target_name = request.target_environment_name
@@ -250,6 +297,8 @@ def plan_migration(
         )
     try:
         path = version_path(source["AirflowVersion"], request.target_airflow_version)
+    except UnsupportedSource as error:
+        raise InvalidMigrationRequest(f"sourceEnvironmentName: {error}") from None
     except ValueError as error:
         raise InvalidMigrationRequest(f"targetAirflowVersion: {error}") from None
 
@@ -285,17 +334,24 @@ def plan_migration(
 
     files = plan_target_files(s3, source, target_name=target_name, target_bucket=request.target_bucket)
     create_request, request_warnings = build_create_request(
-        source, name=target_name, airflow_version=path.create_version, execution_role_arn=target_role
+        source,
+        name=target_name,
+        airflow_version=path.create_version,
+        execution_role_arn=target_role,
+        final_version=path.final_version,
     )
     warnings.extend(request_warnings)
+    webserver = choose_routes(source, create_request, functions_in_vpc=functions_in_vpc)
+    if path.final_version == source["AirflowVersion"]:
+        # A real use (a new VPC, class or account settings), but never what an upgrade meant to do.
+        warnings.append(
+            f"the source and the target both run Airflow {path.final_version}: this is a move to a "
+            "new environment on the same version (new name, network or settings), not an upgrade"
+        )
     point_request_at_copy(create_request, files.bucket, files.files)
     source_bucket = source["SourceBucketArn"].split(":::", 1)[-1]
-    unpaused = unpaused_upon_creation(s3, source_bucket, source["DagS3Path"])
-    if unpaused:
-        warnings.append(
-            "these DAG files set is_paused_upon_creation=False: their DAGs would start unpaused on the "
-            f"target before the cutover: {', '.join(unpaused)}"
-        )
+    compatibility, preflight_warnings = _preflight(s3, source, files, path, request)
+    warnings.extend(preflight_warnings)
 
     existing = get_environment(mwaa, target_name)
     replace_failed = False
@@ -362,18 +418,24 @@ def plan_migration(
         bucket=bucket,
         prefix=prefix,
         policies=policies,
-        export_dag=deployment(EXPORT_DAG, source_name, source_bucket, source["DagS3Path"]),
+        export_dag=deployment(
+            EXPORT_DAG, source_name, source_bucket, source["DagS3Path"], webserver.source.transport
+        ),
         import_dag=deployment(
             IMPORT_DAG,
             target_name,
             create_request["SourceBucketArn"].split(":::", 1)[-1],
             create_request["DagS3Path"],
+            webserver.target.transport,
         ),
+        webserver=webserver,
         log_days=request.log_days,
         kms_key_arn=kms_key_arn,
         log_groups=request.log_groups,
         failed_tasks_only=request.failed_tasks_only,
         on_conflict=request.on_conflict,
+        on_incompatible_dags=request.on_incompatible_dags,
+        dag_compatibility=compatibility,
         dry_run=request.dry_run,
         warnings=warnings,
         cutover=CutoverSettings(

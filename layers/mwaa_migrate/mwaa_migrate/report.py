@@ -27,6 +27,7 @@ from mwaa_migrate.models import Model
 # Which settings are sensitive and what their values are replaced with (redaction.py, shared with the
 # plan, which never carries an Airflow configuration option's value, and the failure path).
 from mwaa_migrate.redaction import REDACTED, is_sensitive
+from mwaa_migrate.report_overview import overview_section
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -322,6 +323,9 @@ class StepTiming(Model):
     retries: int = 0
     error: str | None = None
     first_entered_at: str
+    # The errors of the tries the state retried (distinct, first seen first): what a retry was for,
+    # e.g. TransientAwsError for a call throttled past botocore's own retries.
+    retried_errors: list[str] = Field(default_factory=list)
 
 
 # History events of states that take time or end a path; Pass, Choice and Succeed take none.
@@ -366,6 +370,8 @@ class _Run:
     outcome: str | None = None
     failures: int = 0
     error: str | None = None
+    # The error of each failed try, in order.
+    errors: list[str] = field(default_factory=list)
     # Closed because the Parallel or Map around it failed, not by its own exit.
     stopped: bool = False
 
@@ -439,6 +445,7 @@ def _record(timeline: _Timeline, events: Mapping[int, Mapping[str, Any]], event:
         if kind in _TASK_FAILED_EVENTS:
             run.failures += 1
             run.outcome, run.error = "failed", _event_error(event) or run.error
+            run.errors.append(_event_error(event) or "unknown")
         elif kind in _SUCCEEDED_EVENTS:
             run.outcome = "succeeded"
         elif run.outcome == "failed":
@@ -487,6 +494,9 @@ def _summarise(timeline: _Timeline, now: datetime, ended: bool) -> list[StepTimi
         status = "running" if "running" in statuses else statuses[-1]
         failures = sum(run.failures for run in runs)
         last = runs[-1]
+        errors = [error for run in runs for error in run.errors]
+        if status == "failed" and last.failures:
+            errors = errors[:-1]  # the last failure was not retried: it ended the step
         timings.append(
             StepTiming(
                 state=name,
@@ -499,6 +509,7 @@ def _summarise(timeline: _Timeline, now: datetime, ended: bool) -> list[StepTimi
                 retries=failures - (1 if status == "failed" and last.failures else 0),
                 error=last.error if last.outcome in {"failed", "retrying"} else None,
                 first_entered_at=runs[0].entered.isoformat(),
+                retried_errors=list(dict.fromkeys(errors)),
             )
         )
     return timings
@@ -619,21 +630,9 @@ def _environment(side: Mapping[str, Any]) -> str:
     return text
 
 
-_LOG_FIELDS = (
-    ("streamsListed", "log streams listed"),
-    ("streamsSelected", "log streams selected"),
-    ("streamsCopied", "log streams copied"),
-    ("streamsSkipped", "log streams skipped"),
-    ("streamsFailed", "log streams whose copy failed"),
-    ("eventsRead", "events read"),
-    ("eventsWritten", "events written"),
-    ("eventsAlreadyPresent", "events already in the target"),
-    ("eventsTooOld", "events too old for CloudWatch Logs"),
-    ("eventsTruncated", "events truncated to fit"),
-    ("eventsRejected", "events rejected"),
-)
 _GROUP_COLUMNS = (
-    ("streamsListed", "Streams listed"),
+    ("streamsListed", "Listed"),
+    ("streamsSelected", "Selected"),
     ("streamsCopied", "Copied"),
     ("streamsSkipped", "Skipped"),
     ("streamsFailed", "Failed"),
@@ -644,15 +643,91 @@ _GROUP_COLUMNS = (
 _SKIPPED_SHOWN = 20
 
 
+def _sum_line(total: tuple[int | None, str], parts: Sequence[tuple[int | None, str]]) -> str | None:
+    """'7 listed = 1 outside the window + 6 selected': the parts a report has (None: not reported),
+    after their total when it has it; None when it has none of them."""
+    shown = [f"{count} {label}" for count, label in parts if count is not None]
+    if total[0] is None:
+        return ", ".join(shown) or None
+    return f"{total[0]} {total[1]} = " + " + ".join(shown) if shown else f"{total[0]} {total[1]}"
+
+
+def log_copy_lines(logs: Mapping[str, Any]) -> list[str]:
+    """The log copy's figures as sentences whose parts add up to their totals: the streams listed,
+    the streams selected, the events read and the calls made. The Markdown report (which the CLI
+    prints) and the demo print these."""
+    figures = {key: _count(value) for key, value in logs.items()}
+    selected = figures.get("streamsSelected")
+    not_failed = figures.get("streamsNotFailed")
+    if not (logs.get("failedTasksOnly") or not_failed):
+        not_failed = None  # every stream is of interest: not worth a "+ 0"
+    listing = _sum_line(
+        (figures.get("streamsListed"), "listed"),
+        [
+            (figures.get("streamsOutsideWindow"), "outside the window"),
+            (not_failed, "not of a failed task"),
+            (selected, "selected"),
+        ],
+    )
+    copy = _sum_line(
+        (selected, "selected"),
+        [
+            (figures.get("streamsCopied"), "copied"),
+            (figures.get("streamsSkipped"), "skipped"),
+            (figures.get("streamsFailed"), "failed"),
+        ],
+    )
+    lines = []
+    streams = [
+        part for part in (listing, copy) if part and (listing is None or part != f"{selected} selected")
+    ]
+    if streams:
+        lines.append("Log streams: " + "; ".join(streams) + ".")
+    events = _sum_line(
+        (figures.get("eventsRead"), "read"),
+        [
+            (figures.get("eventsWritten"), "written"),
+            (figures.get("eventsAlreadyPresent"), "already in the target"),
+            (figures.get("eventsTooOld"), "too old for CloudWatch Logs"),
+            (figures.get("eventsRejected"), "rejected"),
+        ],
+    )
+    if events:
+        truncated = figures.get("eventsTruncated")
+        lines.append(
+            "Events in the window: "
+            + events
+            + (f" ({truncated} written truncated to fit)" if truncated else "")
+            + "."
+        )
+    calls = [
+        f"{figures[key]} {name}"
+        for key, name in (
+            ("describeLogStreamsCalls", "DescribeLogStreams"),
+            ("getLogEventsCalls", "GetLogEvents"),
+            ("filterLogEventsCalls", "FilterLogEvents"),
+            ("putLogEventsCalls", "PutLogEvents"),
+        )
+        if figures.get(key)
+    ]
+    if calls:
+        lines.append("Calls: " + ", ".join(calls) + ".")
+    return lines
+
+
+def _streams(count: int) -> str:
+    return f"{count} stream" if count == 1 else f"{count} streams"
+
+
 def _logs_section(logs: Mapping[str, Any]) -> list[str]:
     lines = ["## Logs copied", ""]
     if not logs:
         return [*lines, "Not copied.", ""]
     if logs.get("since") and logs.get("until"):
         lines += [f"Log events from {logs['since']} to {logs['until']}.", ""]
-    rows = [(label, logs[key]) for key, label in _LOG_FIELDS if key in logs]
-    if rows:
-        lines += [*_table(("", "count"), rows), ""]
+    figures = log_copy_lines(logs)
+    if figures:
+        lines += [*(f"- {line}" for line in figures), ""]
     groups = [group for group in logs.get("groups") or [] if isinstance(group, Mapping)]
     if groups:
         lines += _table(
@@ -667,16 +742,34 @@ def _logs_section(logs: Mapping[str, Any]) -> list[str]:
             ],
         )
         lines.append("")
-    skipped = [skip for skip in logs.get("skipped") or [] if isinstance(skip, Mapping)]
-    by_reason = logs.get("skippedByReason") or {}
-    if len(skipped) > _SKIPPED_SHOWN and by_reason:
-        lines += [
-            f"- {count} streams skipped: {_cell(reason)}" for reason, count in sorted(by_reason.items())
+    reasons = [
+        f"- {group.get('sourceGroup', group.get('group'))}: not copied, {_cell(group['skippedReason'])}"
+        for group in groups
+        if group.get("skippedReason")
+    ]
+    for key, verb in (("skippedByReason", "skipped"), ("failedByReason", "failed")):
+        by_reason = logs.get(key) or {}
+        reasons += [
+            f"- {_streams(int(count))} {verb}: {_cell(reason)}" for reason, count in sorted(by_reason.items())
         ]
-    else:
-        lines += [f"- skipped `{_cell(skip.get('stream'))}`: {_cell(skip.get('reason'))}" for skip in skipped]
-    if skipped:
-        lines.append("")
+    named = [
+        skip
+        for skip in logs.get("skipped") or []
+        if isinstance(skip, Mapping) and not (skip.get("stream") == "*" and groups)
+    ]
+    if len(named) <= _SKIPPED_SHOWN or not reasons:
+        reasons += [
+            f"- skipped `{_cell(skip.get('stream'))}`: {_cell(skip.get('reason'))}"
+            for skip in named
+            if skip.get("reason") not in (logs.get("failedByReason") or {})
+        ]
+        reasons += [
+            f"- failed `{_cell(skip.get('stream'))}` and the rest of its item: {_cell(skip.get('reason'))}"
+            for skip in named
+            if skip.get("reason") in (logs.get("failedByReason") or {})
+        ]
+    if reasons:
+        lines += [*reasons, ""]
     return lines
 
 
@@ -804,6 +897,32 @@ def _conflicts_lines(imported: Mapping[str, Any]) -> list[str]:
     return [*lines, ""]
 
 
+def _history_lines(imported: Mapping[str, Any]) -> list[str]:
+    """What the import did not carry (by table, with its rows and why) and the history it wrote for
+    the target's next Airflow version (failed tries kept in task_instance_history before Airflow 3)."""
+    lines: list[str] = []
+    not_carried = _field(imported, "not_carried")
+    entries = [entry for entry in not_carried or [] if isinstance(entry, Mapping)]
+    if isinstance(not_carried, list):
+        lines += ["Not carried:", ""]
+        lines += [
+            f"- {_cell(entry.get('table', ''))}: {_cell(entry.get('rows', '?'))} rows, "
+            f"{_cell(entry.get('reason', ''))}"
+            for entry in entries
+        ] or ["- nothing: every table with history was carried"]
+        lines.append("")
+    synthesized = _field(imported, "synthesized")
+    for table, written in sorted(synthesized.items()) if isinstance(synthesized, Mapping) else []:
+        if not isinstance(written, Mapping):
+            continue
+        lines.append(
+            f"Written to {_cell(table)} from {_cell(written.get('from', ''))}: "
+            f"{_cell(written.get('written', 0))} rows ({_cell(written.get('why', ''))})."
+        )
+        lines.append("")
+    return lines
+
+
 def _tables_section(report: MigrationReport) -> list[str]:
     lines = ["## Metadata", ""]
     phases = (
@@ -836,6 +955,7 @@ def _tables_section(report: MigrationReport) -> list[str]:
         )
         lines.append("")
         lines += _conflicts_lines(phase_import)
+        lines += _history_lines(phase_import)
     if not report.tables and not report.cutover_tables:
         lines += ["No tables were moved.", ""]
     exported = report.metadata.get("cutoverExport") or report.metadata.get("export") or {}
@@ -895,6 +1015,7 @@ def render_markdown(report: MigrationReport, *, uri: str | None = None) -> str:
         ),
         "",
     ]
+    lines += overview_section(report)
     lines += _downtime_section(report.downtime)
     if report.failure:
         lines += [
@@ -946,6 +1067,7 @@ def render_markdown(report: MigrationReport, *, uri: str | None = None) -> str:
                     duration(step.seconds),
                     step.status
                     + (f", {step.retries} retried" if step.retries else "")
+                    + (f" after {', '.join(step.retried_errors)}" if step.retried_errors else "")
                     + (f" ({step.error})" if step.error else ""),
                 )
                 for step in report.steps

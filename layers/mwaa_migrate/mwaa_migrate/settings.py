@@ -41,6 +41,10 @@ class Settings(BaseModel):
         alias="STATE_MACHINE_ARN",
         pattern=r"^(arn:aws[a-z-]*:states:[a-z0-9-]+:\d{12}:stateMachine:.+)?$",
     )
+    # Whether the functions that talk to Airflow run in a VPC (the stack's WebserverSubnetIds): the
+    # plan reaches a PRIVATE_ONLY web server through its CLI endpoint then, else through InvokeRestApi.
+    # Unset outside a stack deployed from template.yaml (webserver_transport.choose_route).
+    webserver_functions_in_vpc: bool | None = Field(default=None, alias="WEBSERVER_FUNCTIONS_IN_VPC")
     # The SNS topic that also gets the started/succeeded/failed notifications (unset: EventBridge only).
     notification_topic_arn: str | None = Field(
         default=None,

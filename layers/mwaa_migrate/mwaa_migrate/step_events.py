@@ -12,7 +12,15 @@ from pydantic.alias_generators import to_camel
 from mwaa_migrate.errors import InvalidMigrationRequest
 from mwaa_migrate.execution import execution_name
 from mwaa_migrate.migration_names import migration_id, migration_prefix
-from mwaa_migrate.models import DagDeployment, EnvironmentName, ExecutionId, MigrationPlan, Model, RunId
+from mwaa_migrate.models import (
+    DagDeployment,
+    EnvironmentName,
+    ExecutionId,
+    MigrationPlan,
+    Model,
+    OnIncompatibleDags,
+    RunId,
+)
 
 
 class StepEvent(Model):
@@ -67,6 +75,9 @@ class MetadataConf(Model):
     on_conflict: Literal["fail", "keep-target", "overwrite"] = "fail"
     # The cutover import: unpause the recorded DAGs (false when an upgrade follows).
     unpause_dags: bool = True
+    # The import: the Airflow version the target ends at (the plan's target.finalVersion); a 3.x
+    # target gets its failed tries written to task_instance_history before the upgrade.
+    target_final_version: str | None = Field(default=None, pattern=r"^\d+\.\d+\.\d+$")
 
     @model_validator(mode="after")
     def _names_of_this_migration(self) -> MetadataConf:
@@ -118,6 +129,10 @@ class CheckDagRunEvent(StepEvent):
     attempt: int = Field(default=0, ge=0)
     # The export's result, which the import is verified against.
     exported: dict[str, Any] | None = None
+    # The bulk import's DAG check (dag_compatibility.check_target): the plan's policy and the version
+    # the target is created on.
+    on_incompatible_dags: OnIncompatibleDags = "warn"
+    target_version: str | None = None
 
 
 class FinishMigrationEvent(StepEvent):

@@ -10,7 +10,10 @@ so a re-run or a retried invocation copies nothing again that is already there a
 from __future__ import annotations
 
 import fnmatch
+import io
 import re
+import zipfile
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -37,6 +40,8 @@ VERSIONED_FILES: tuple[tuple[str, str, str, str], ...] = (
 _MARK_SOURCE = "mwaa-migrate-source"
 _MARK_VERSION = "mwaa-migrate-source-version"
 _MARK_ETAG = "mwaa-migrate-source-etag"
+# A copy whose text was rewritten for the target (requirements_file.py) names what it was made for.
+_MARK_REWRITE = "mwaa-migrate-rewritten-for"
 # A DAG that opts out of core.dags_are_paused_at_creation starts unpaused on the target.
 _NOT_PAUSED_UPON_CREATION = re.compile(r"is_paused_upon_creation\s*=\s*False")
 # DAG files read at once while planning (S3 serves parallel GETs; the plan has a Lambda timeout).
@@ -160,27 +165,59 @@ def _dag_keys(s3: S3Client, bucket: str, folder: str) -> list[dict[str, Any]]:
     return objects
 
 
-def unpaused_upon_creation(s3: S3Client, bucket: str, folder: str) -> list[str]:
-    """The source's DAG files that set is_paused_upon_creation=False (they would start unpaused on
-    the target whatever core.dags_are_paused_at_creation says)."""
+def read_dag_sources(s3: S3Client, bucket: str, folder: str) -> dict[str, str]:
+    """The source's DAG files' text (Python files up to 1 MB, not the project's own), by their path
+    in the DAG folder: what the plan's checks read, read once."""
+    prefix = _folder(folder)
     candidates = [
         item["Key"]
-        for item in _dag_keys(s3, bucket, _folder(folder))
+        for item in _dag_keys(s3, bucket, prefix)
         if item["Key"].endswith(".py")
         and not is_project_file(item["Key"])
         and int(item.get("Size", 0)) <= _SCAN_MAX_BYTES
     ]
 
-    def opts_out(key: str) -> bool:
+    def read(key: str) -> str:
         try:
             body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
         except ClientError as error:
             raise from_client_error(error, f"reading s3://{bucket}/{key}") from None
-        return bool(_NOT_PAUSED_UPON_CREATION.search(body.decode("utf-8", errors="replace")))
+        return body.decode("utf-8", errors="replace")
 
     with ThreadPoolExecutor(max_workers=_SCAN_THREADS) as pool:
-        flags = list(pool.map(opts_out, candidates))
-    return [key for key, flag in zip(candidates, flags, strict=True) if flag]
+        texts = list(pool.map(read, candidates))
+    return {key[len(prefix) :]: text for key, text in zip(candidates, texts, strict=True)}
+
+
+def read_source_file(s3: S3Client, bucket: str, item: TargetFile) -> bytes:
+    """One of the source's versioned files (requirements.txt, plugins.zip ...) at the planned version."""
+    arguments: dict[str, Any] = {"Bucket": bucket, "Key": item.source_key}
+    if item.source_version_id:
+        arguments["VersionId"] = item.source_version_id
+    try:
+        return s3.get_object(**arguments)["Body"].read()
+    except ClientError as error:
+        raise from_client_error(error, f"reading s3://{bucket}/{item.source_key}") from None
+
+
+def plugin_sources(archive: bytes) -> dict[str, str]:
+    """The Python files of a plugins.zip (up to 1 MB each), by their path in it."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(archive)) as plugins:
+            return {
+                info.filename: plugins.read(info).decode("utf-8", errors="replace")
+                for info in plugins.infolist()
+                if info.filename.endswith(".py") and not info.is_dir() and info.file_size <= _SCAN_MAX_BYTES
+            }
+    except zipfile.BadZipFile:
+        return {}
+
+
+def unpaused_upon_creation(files: Mapping[str, str], folder: str) -> list[str]:
+    """The source's DAG files (from read_dag_sources) that set is_paused_upon_creation=False: they
+    would start unpaused on the target whatever core.dags_are_paused_at_creation says."""
+    prefix = _folder(folder)
+    return [prefix + name for name, text in files.items() if _NOT_PAUSED_UPON_CREATION.search(text)]
 
 
 def point_request_at_copy(request: dict[str, Any], bucket: str, files: list[TargetFile]) -> None:
@@ -240,11 +277,13 @@ def _copy_of(s3: S3Client, bucket: str, key: str) -> dict[str, Any] | None:
         raise from_client_error(error, f"reading s3://{bucket}/{key}") from None
 
 
-def _is_copy_of(copy: dict[str, Any] | None, source: str, version: str | None, etag: str) -> bool:
+def _is_copy_of(
+    copy: dict[str, Any] | None, source: str, version: str | None, etag: str, rewritten_for: str = ""
+) -> bool:
     if copy is None:
         return False
     marks = copy.get("Metadata", {})
-    if marks.get(_MARK_SOURCE) != source:
+    if marks.get(_MARK_SOURCE) != source or marks.get(_MARK_REWRITE, "") != rewritten_for:
         return False
     if version:
         return bool(marks.get(_MARK_VERSION) == version)
@@ -266,8 +305,11 @@ def copy_object(
     target_bucket: str,
     target_key: str,
     listed_etag: str | None = None,
+    rewrite: TextRewrite | None = None,
 ) -> CopiedFile:
-    """Copy one object (at the given version) unless its copy is already there."""
+    """Copy one object (at the given version) unless its copy is already there; with `rewrite`, the
+    copy holds the rewritten text instead of the source's bytes."""
+    rewritten_for = rewrite.made_for if rewrite else ""
     source = f"s3://{source_bucket}/{source_key}"
     existing = _copy_of(s3, target_bucket, target_key)
     # A DAG file's listing gives its ETag: a copy of that ETag needs no read of the source.
@@ -290,7 +332,7 @@ def copy_object(
         raise from_client_error(error, f"reading {source}") from None
     version = _version(head) or source_version_id
     etag = str(head.get("ETag", ""))
-    if _is_copy_of(existing, source, version, etag):
+    if _is_copy_of(existing, source, version, etag, rewritten_for):
         assert existing is not None
         return CopiedFile(
             kind=kind,
@@ -300,6 +342,52 @@ def copy_object(
             target_version_id=_version(existing),
             copied=False,
         )
+    marks = {**head.get("Metadata", {}), _MARK_SOURCE: source, _MARK_VERSION: version or "", _MARK_ETAG: etag}
+    if rewrite is not None:
+        response = _put_rewritten(
+            s3,
+            source_bucket=source_bucket,
+            source_key=source_key,
+            version=version,
+            target_bucket=target_bucket,
+            target_key=target_key,
+            head=head,
+            marks={**marks, _MARK_REWRITE: rewritten_for},
+            rewrite=rewrite,
+        )
+    else:
+        response = _copy(
+            s3,
+            source_bucket=source_bucket,
+            source_key=source_key,
+            version=version,
+            target_bucket=target_bucket,
+            target_key=target_key,
+            head=head,
+            marks=marks,
+        )
+    return CopiedFile(
+        kind=kind,
+        source_key=source_key,
+        source_version_id=version,
+        target_key=target_key,
+        target_version_id=_version(response),
+        copied=True,
+    )
+
+
+def _copy(
+    s3: S3Client,
+    *,
+    source_bucket: str,
+    source_key: str,
+    version: str | None,
+    target_bucket: str,
+    target_key: str,
+    head: dict[str, Any],
+    marks: dict[str, str],
+) -> dict[str, Any]:
+    source = marks[_MARK_SOURCE]
     copy_source: dict[str, str] = {"Bucket": source_bucket, "Key": source_key}
     if version:
         copy_source["VersionId"] = version
@@ -309,33 +397,66 @@ def copy_object(
         "CopySource": copy_source,
         # The source's own metadata and content headers, plus the mark of what this is a copy of.
         "MetadataDirective": "REPLACE",
-        "Metadata": {
-            **head.get("Metadata", {}),
-            _MARK_SOURCE: source,
-            _MARK_VERSION: version or "",
-            _MARK_ETAG: etag,
-        },
+        "Metadata": marks,
     }
     for header in ("ContentType", "ContentEncoding", "ContentDisposition", "ContentLanguage", "CacheControl"):
         if head.get(header):
             request[header] = head[header]
     try:
         # CopyObject copies up to 5 GB in one call: DAG files, plugins.zip and requirements are far smaller.
-        response = s3.copy_object(**request)
+        return dict(s3.copy_object(**request))
     except ClientError as error:
         raise from_client_error(error, f"copying {source} to s3://{target_bucket}/{target_key}") from None
-    return CopiedFile(
-        kind=kind,
-        source_key=source_key,
-        source_version_id=version,
-        target_key=target_key,
-        target_version_id=_version(dict(response)),
-        copied=True,
-    )
+
+
+@dataclass(frozen=True)
+class TextRewrite:
+    """A change of a text file for the target (its requirements' constraint), and what it is for:
+    a copy made for something else is made again."""
+
+    made_for: str
+    apply: Callable[[str], str]
+
+
+def _put_rewritten(
+    s3: S3Client,
+    *,
+    source_bucket: str,
+    source_key: str,
+    version: str | None,
+    target_bucket: str,
+    target_key: str,
+    head: dict[str, Any],
+    marks: dict[str, str],
+    rewrite: TextRewrite,
+) -> dict[str, Any]:
+    arguments: dict[str, Any] = {"Bucket": source_bucket, "Key": source_key}
+    if version:
+        arguments["VersionId"] = version
+    try:
+        text = s3.get_object(**arguments)["Body"].read().decode("utf-8")
+    except ClientError as error:
+        raise from_client_error(error, f"reading {marks[_MARK_SOURCE]}") from None
+    request: dict[str, Any] = {
+        "Bucket": target_bucket,
+        "Key": target_key,
+        "Body": rewrite.apply(text).encode("utf-8"),
+        "Metadata": marks,
+        "ContentType": head.get("ContentType") or "text/plain; charset=utf-8",
+    }
+    try:
+        return dict(s3.put_object(**request))
+    except ClientError as error:
+        raise from_client_error(error, f"writing s3://{target_bucket}/{target_key}") from None
 
 
 def copy_target_files(
-    s3: S3Client, *, source_bucket: str, target_bucket: str, files: list[TargetFile]
+    s3: S3Client,
+    *,
+    source_bucket: str,
+    target_bucket: str,
+    files: list[TargetFile],
+    rewrites: Mapping[str, TextRewrite] | None = None,
 ) -> FilesCopy:
     """Copy the DAG folder (every object but the project's own DAG files) and the versioned files."""
     result = FilesCopy(source_bucket=source_bucket, target_bucket=target_bucket)
@@ -353,6 +474,7 @@ def copy_target_files(
                     source_version_id=item.source_version_id,
                     target_bucket=target_bucket,
                     target_key=item.target_key,
+                    rewrite=(rewrites or {}).get(item.kind),
                 )
             )
             continue

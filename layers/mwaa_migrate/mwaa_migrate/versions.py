@@ -14,6 +14,26 @@ TARGET_VERSIONS: tuple[str, ...] = ("2.7.2", "2.8.1", "2.9.2", "2.10.1", "2.10.3
 # Versions a source environment may still run: the above plus MWAA's deprecated ones.
 SOURCE_VERSIONS: tuple[str, ...] = ("1.10.12", "2.0.2", "2.2.2", "2.4.3", "2.5.1", "2.6.3", *TARGET_VERSIONS)
 
+# The Python MWAA runs each version on (its constraints files are per Python version).
+PYTHON_VERSIONS: dict[str, str] = {
+    **dict.fromkeys(("2.7.2", "2.8.1", "2.9.2", "2.10.1", "2.10.3", "2.11.0"), "3.11"),
+    "3.0.6": "3.12",
+}
+
+
+def python_version(airflow_version: str) -> str:
+    """The Python MWAA runs an Airflow version on (a newer version than the table: the newest's)."""
+    if airflow_version in PYTHON_VERSIONS:
+        return PYTHON_VERSIONS[airflow_version]
+    newest = max(PYTHON_VERSIONS, key=AirflowVersion.parse)
+    return PYTHON_VERSIONS[newest]
+
+
+# The oldest source the export DAG runs on: the real-Airflow tier migrates from it. Older 2.x
+# environments run on Python 3.7 or 3.10 with metadata schemas the tier has never exported; MWAA
+# upgrades them in place to a supported minor version first.
+OLDEST_EXPORTABLE_SOURCE = "2.7.2"
+
 
 @total_ordering
 @dataclass(frozen=True)
@@ -52,6 +72,13 @@ def _line(version: str) -> tuple[int, int]:
     return parsed.major, parsed.minor
 
 
+_3 = AirflowVersion(3, 0, 0)
+
+
+class UnsupportedSource(ValueError):
+    """The source's version is one this pipeline cannot migrate from (the rule is the source's)."""
+
+
 @dataclass(frozen=True)
 class VersionPath:
     """How the target reaches its version.
@@ -75,8 +102,25 @@ def version_path(source_version: str, target_version: str) -> VersionPath:
     source = AirflowVersion.parse(source_version)
     target = AirflowVersion.parse(target_version)
     if source.major >= 3:
-        raise ValueError(
-            f"the source runs Airflow {source_version}: only Airflow 1.10 and 2.x sources can be migrated"
+        raise UnsupportedSource(
+            f"the source runs Airflow {source_version}: only Airflow 2.x sources can be migrated"
+        )
+    if source < AirflowVersion.parse(OLDEST_EXPORTABLE_SOURCE):
+        supported = ", ".join(
+            v
+            for v in SOURCE_VERSIONS
+            if AirflowVersion.parse(OLDEST_EXPORTABLE_SOURCE) <= AirflowVersion.parse(v) < _3
+        )
+        if source.major < 2:
+            how = "MWAA cannot upgrade Airflow 1.10 in place: move it to Airflow 2 by hand first"
+        else:
+            how = (
+                f"Upgrade the source in place first (MWAA's UpdateEnvironment with AirflowVersion "
+                f"{OLDEST_EXPORTABLE_SOURCE} or newer), then migrate it"
+            )
+        raise UnsupportedSource(
+            f"the source runs Airflow {source_version}, which the export DAG does not run on; sources "
+            f"it supports: {supported}. {how}"
         )
     if target < source:
         raise ValueError(

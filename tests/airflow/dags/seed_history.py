@@ -1,11 +1,14 @@
 """DAGs whose real runs give the source environment its history: successes, a retried task, a
-failing task and its downstream, mapped tasks, XComs, a pool, a connection and a variable in use."""
+failing task and its downstream, mapped tasks, XComs, a pool, a connection and a variable in use,
+and datasets: a producer whose run updates one, a consumer the scheduler runs on that event, and a
+paused consumer (Airflow before 2.10 queues a trigger for it that waits until it is unpaused)."""
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
 
 from airflow import DAG
+from airflow.datasets import Dataset
 from airflow.decorators import task
 
 DEFAULTS = {"owner": "analytics", "retries": 1, "retry_delay": timedelta(seconds=0)}
@@ -93,3 +96,49 @@ with DAG(
         pass
 
     noop()
+
+SALES = Dataset("s3://lake/sales")
+
+with DAG(
+    dag_id="publish_sales",
+    schedule=None,  # triggered once by the tier
+    start_date=datetime(2026, 11, 1),
+    catchup=False,
+    default_args=DEFAULTS,
+    tags=["seed"],
+):
+
+    @task(outlets=[SALES])
+    def publish() -> int:
+        return 7
+
+    publish()
+
+with DAG(
+    dag_id="sales_report",
+    schedule=[SALES],
+    start_date=datetime(2026, 11, 1),
+    catchup=False,
+    default_args=DEFAULTS,
+    tags=["seed"],
+):
+
+    @task
+    def report(**context) -> list:
+        return [event.source_dag_id for event in context["triggering_dataset_events"][SALES.uri]]
+
+    report()
+
+with DAG(
+    dag_id="weekly_rollup",
+    schedule=[SALES],
+    start_date=datetime(2026, 11, 1),
+    catchup=False,
+    tags=["seed"],
+):
+
+    @task
+    def rollup() -> None:
+        pass
+
+    rollup()

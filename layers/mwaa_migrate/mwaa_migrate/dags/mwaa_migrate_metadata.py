@@ -43,8 +43,16 @@ Tables carried, parents first: variable, connection, slot_pool (not default_pool
 user's DAGs: the bulk finished runs ended before the watermark, the delta every other run),
 task_instance (the bulk: not in flight; the delta: in flight ones with their state cleared),
 task_instance_history, task_fail, task_reschedule, task_map, rendered_task_instance_fields, xcom,
-log (the audit log, split at the watermark). A child row is exported only with its parent and
-imported only when its parent is in the target.
+the notes of runs and task instances (the delta carries every note again: people write them on old
+runs too), sla_miss, dataset (by URI; one the target's scheduler made is the target's),
+dataset_event and dagrun_dataset_event (ids resolved through the dataset's URI and the run's key),
+dataset_dag_run_queue (the delta only: pending triggers; those for a DAG the target lacks are left
+out and listed), log (the audit log, split at the watermark). A child row is exported only with its parent and
+imported only when its parent is in the target. Tables with history this format does not carry
+(NOT_CARRIED) are counted and listed in the manifest's and the result's `not_carried`, with the
+tables the target's Airflow lacks and, for a target that becomes Airflow 3 (conf
+targetFinalVersion), what Airflow 3's own migration drops; before that hop the import writes the
+failed tries only task_fail records to task_instance_history (TryHistory).
 
 The import checks the manifest's MAC first, maps columns by name onto the target's tables as
 reflected from its database, fills what changed between versions from the small `RULES` table,
@@ -223,6 +231,12 @@ class IdRef:
     column: str
     table: str
     key: tuple[str, ...]
+    # The row itself lacks the key's columns (dag_run_note has only dag_run_id): the export reads
+    # them from the referenced row, under the same names, and the import compares the target's rows
+    # by `column` against the id it resolves.
+    exported: bool = False
+    # Key columns that may be null (a dataset event's source): compared null-safely (slower).
+    nullable: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -257,6 +271,18 @@ class TableSpec:
     fernet_flags: tuple[tuple[str, str], ...] = ()
     # The target has a unique constraint on the natural key (otherwise the import compares keys).
     unique_key: bool = True
+    # Rows that change after their parent is final (notes): the delta carries every row whose parent
+    # either phase carries, not only the rows of the delta's parents.
+    whole_in_delta: bool = False
+    # Rows the target's own scheduler writes (datasets from the DAG files, dataset triggers): the
+    # import adds those the target lacks; one the target holds by key is the target's (counted
+    # identical, never updated nor a conflict).
+    target_defines: bool = False
+    # State at the cutover, not history (pending dataset triggers): only the delta carries it.
+    delta_only: bool = False
+    # The column naming a DAG the target must know (a foreign key to `dag`): rows for a DAG the
+    # target lacks are not imported, counted as dropped and listed as not carried.
+    requires_dag: str | None = None
 
     @property
     def file(self) -> str:
@@ -267,6 +293,9 @@ class TableSpec:
 
 
 _TI_KEY = ("dag_id", "task_id", "run_id", "map_index")
+# A dataset event has no natural key of its own: its dataset, its time and the task that made it.
+_EVENT_SOURCE = ("source_dag_id", "source_task_id", "source_run_id", "source_map_index")
+_EVENT_KEY = ("uri", "timestamp", *_EVENT_SOURCE)
 _TI_PARENT = Parent("task_instance", _TI_KEY)
 _RUN_PARENT = Parent("dag_run", ("dag_id", "run_id"))
 
@@ -342,6 +371,68 @@ TABLES: tuple[TableSpec, ...] = (
         parent=_TI_PARENT,
         id_refs=(IdRef("dag_run_id", "dag_run", ("dag_id", "run_id")),),
     ),
+    # Notes (Airflow 2.5+): written by people at any time, also on runs finished long ago, so the
+    # delta carries them all again (the import updates the ones changed). Their author (user_id,
+    # the source's own ab_user row) is not carried: the target's users are its own.
+    TableSpec(
+        "dag_run_note",
+        key=("dag_id", "run_id"),
+        local_columns=frozenset({"dag_run_id", "user_id"}),
+        parent=_RUN_PARENT,
+        id_refs=(IdRef("dag_run_id", "dag_run", ("dag_id", "run_id"), exported=True),),
+        whole_in_delta=True,
+    ),
+    TableSpec(
+        "task_instance_note",
+        key=_TI_KEY,
+        local_columns=frozenset({"user_id"}),
+        parent=_TI_PARENT,
+        whole_in_delta=True,
+    ),
+    # SLA misses (gone in Airflow 3): one row per task and logical date, split at the watermark by
+    # when the miss was recorded.
+    TableSpec("sla_miss", key=("task_id", "dag_id", "execution_date"), window_column="timestamp"),
+    # Datasets (2.4+; "assets" after Airflow 3's own migration renames them). Their ids differ
+    # between databases: events refer to them by URI.
+    TableSpec(
+        "dataset",
+        key=("uri",),
+        local_columns=frozenset({"id"}),
+        dag_column=None,
+        target_defines=True,
+    ),
+    TableSpec(
+        "dataset_event",
+        key=_EVENT_KEY,
+        local_columns=frozenset({"id", "dataset_id"}),
+        id_refs=(IdRef("dataset_id", "dataset", ("uri",), exported=True),),
+        dag_column="source_dag_id",
+        window_column="timestamp",
+        unique_key=False,
+    ),
+    # Which dataset events a run was triggered by: carried with the run.
+    TableSpec(
+        "dagrun_dataset_event",
+        key=("dag_id", "run_id", *_EVENT_KEY),
+        local_columns=frozenset({"dag_run_id", "event_id"}),
+        parent=_RUN_PARENT,
+        id_refs=(
+            IdRef("dag_run_id", "dag_run", ("dag_id", "run_id"), exported=True),
+            IdRef("event_id", "dataset_event", _EVENT_KEY, exported=True, nullable=_EVENT_SOURCE),
+        ),
+    ),
+    # Dataset triggers still pending at the cutover (the DAG's runs the source's scheduler had still
+    # to start): the target's scheduler starts them once the DAG is unpaused there.
+    TableSpec(
+        "dataset_dag_run_queue",
+        key=("uri", "target_dag_id"),
+        local_columns=frozenset({"dataset_id"}),
+        id_refs=(IdRef("dataset_id", "dataset", ("uri",), exported=True),),
+        dag_column="target_dag_id",
+        target_defines=True,
+        delta_only=True,
+        requires_dag="target_dag_id",
+    ),
     TableSpec(
         "log",
         # The audit log has no natural key: a row is the same row when every carried column is.
@@ -352,6 +443,14 @@ TABLES: tuple[TableSpec, ...] = (
     ),
 )
 TABLES_BY_NAME: dict[str, TableSpec] = {spec.name: spec for spec in TABLES}
+
+# Tables with history that this format version does not carry, and why: the export counts their
+# rows and both results list them (`not_carried`), so nothing is left behind without a line saying
+# so. Every table with history Airflow 2.4-2.11 keeps is carried today.
+NOT_CARRIED: dict[str, str] = {}
+# Airflow 3 has no SLAs: its own `airflow db migrate` (3.0.6, measured by the real tier) leaves
+# sla_miss's rows in the database, but no Airflow 3 model, UI or API reads them again.
+SLA_MISS_GONE = "Airflow 3 has no SLAs: its migration leaves sla_miss in the database, unread by Airflow 3"
 
 
 def table_spec(name: str) -> TableSpec:
@@ -387,13 +486,21 @@ def _before_watermark(spec: TableSpec, row: Mapping[str, Any], watermark: dateti
     return value is not None and parse_datetime(value) < watermark
 
 
+def row_in_any_export(spec: TableSpec, row: Mapping[str, Any]) -> bool:
+    """Whether either phase carries the row, its parent aside: every row but the protected ones and
+    those of the project's own DAGs."""
+    if spec.key_of(row) in spec.protected_keys:
+        return False
+    return not (spec.dag_column and row.get(spec.dag_column) in PROJECT_DAG_IDS)
+
+
 def row_in_export(spec: TableSpec, row: Mapping[str, Any], window: Window) -> bool:
     """Whether the export of `window` carries the row, its parent aside (the reference semantics of
     PostgresDatabase's SQL filter)."""
-    if spec.key_of(row) in spec.protected_keys:
+    if not row_in_any_export(spec, row):
         return False
-    if spec.dag_column and row.get(spec.dag_column) in PROJECT_DAG_IDS:
-        return False
+    if spec.delta_only:
+        return not window.bulk
     if window.bulk:
         return _before_watermark(spec, row, window.watermark)
     if spec.window_column is None:
@@ -522,10 +629,14 @@ def map_columns(
         for name in target_by_name
         if (name not in spec.local_columns or name in provided) and name not in resolved | newest
     }
+    # The key of a referenced row, exported in place of its id: resolved, not a column of the table.
+    looked_up = {part for ref in spec.id_refs if ref.exported for part in ref.key}
     kept: list[tuple[str, str]] = []
     dropped: list[str] = []
     for column in exported:
         name = renames.get(column.name, column.name)
+        if column.name in looked_up and name not in target_by_name:
+            continue
         if name in carried_target:
             kept.append((name, column.name))
         else:
@@ -1010,6 +1121,8 @@ class Manifest:
     timings: dict[str, str] = field(default_factory=dict)
     # The delta's: waited_seconds, timed_out, still_running.
     drain: dict[str, Any] = field(default_factory=dict)
+    # Tables of the source with history this export does not carry: {"table", "rows", "reason"}.
+    not_carried: tuple[dict[str, Any], ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -1025,6 +1138,7 @@ class Manifest:
             "active_dags": list(self.active_dags),
             "timings": dict(self.timings),
             "drain": dict(self.drain),
+            "not_carried": [dict(entry) for entry in self.not_carried],
             "secrets": self.secrets.to_json(),
         }
 
@@ -1053,6 +1167,11 @@ class Manifest:
         timings, drain = data.get("timings", {}), data.get("drain", {})
         if not isinstance(timings, Mapping) or not isinstance(drain, Mapping):
             raise VerificationError("the manifest's timings or drain are malformed")
+        not_carried = data.get("not_carried", [])
+        if not isinstance(not_carried, list) or not all(
+            isinstance(entry, Mapping) and isinstance(entry.get("table"), str) for entry in not_carried
+        ):
+            raise VerificationError("the manifest's not_carried is malformed")
         return cls(
             phase=str(phase),
             watermark=watermark,
@@ -1066,7 +1185,16 @@ class Manifest:
             active_dags=tuple(str(dag_id) for dag_id in active),
             secrets=SecretsEnvelope.from_json(data.get("secrets")),
             format_version=version,
+            not_carried=tuple(
+                _not_carried(entry["table"], entry.get("rows"), entry.get("reason")) for entry in not_carried
+            ),
         )
+
+
+def _not_carried(table: str, rows: Any, reason: Any) -> dict[str, Any]:
+    """One line of a result's `not_carried`: a table, how many of its rows stay behind, and why."""
+    count = rows if isinstance(rows, int) and not isinstance(rows, bool) and rows >= 0 else 0
+    return {"table": str(table), "rows": count, "reason": str(reason or "")}
 
 
 def json_bytes(data: Any) -> bytes:
@@ -1217,6 +1345,8 @@ class TableCounts:
     missing: int = 0
     # Up to CONFLICTS_LISTED conflicts: {"key": {column: value}, "reason": "refused" | "differs"}.
     listed: list[dict[str, Any]] = field(default_factory=list)
+    # The DAGs of the rows dropped because the target lacks them (TableSpec.requires_dag).
+    dropped_dags: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, int]:
         counts = {
@@ -1234,6 +1364,52 @@ class TableCounts:
     def landed(self) -> bool:
         """The rows left not as exported are exactly the conflicts left to the target."""
         return self.missing == self.conflicts - self.overwritten
+
+
+@dataclass
+class TryHistory:
+    """What synthesize_try_history did. A source older than Airflow 2.10 records a failed try only
+    in task_fail (dag_id, task_id, run_id, map_index, start_date, end_date, duration) and the task
+    instance's try_number: each task_fail row but the one of the task instance's own (last) try
+    becomes a try of task_instance_history with state failed, its times from task_fail, its try
+    number counted back from the task instance's (the latest failure is try_number - 1), and the
+    task's settings (pool, queue, operator, max_tries, ...) from the task instance; what a try's
+    worker recorded (hostname, pid, job, queued time, executor state) is not known: left null.
+    A row the target already holds (the same task instance and start_date) is left alone."""
+
+    # task_fail rows of earlier tries with no task_instance_history row of the same start.
+    candidates: int = 0
+    written: int = 0
+    # Of the candidates: no try number left for them (more failures than the task instance's tries).
+    unnumbered: int = 0
+    # The target lacks task_instance_history or task_fail.
+    unsupported: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "from": "task_fail",
+            "candidates": self.candidates,
+            "written": self.written,
+            "unnumbered": self.unnumbered,
+        }
+
+
+# The columns a synthesized try takes from its task instance: the task's settings, the same for
+# every try. The rest of what a try records is the try's own and not known for an earlier one.
+TRY_COPIED = (
+    "pool",
+    "pool_slots",
+    "queue",
+    "priority_weight",
+    "operator",
+    "custom_operator_name",
+    "max_tries",
+    "executor",
+    "executor_config",
+    "rendered_map_index",
+    "task_display_name",
+)
+TRY_KEY = ("dag_id", "task_id", "run_id", "map_index")
 
 
 def shown_key(spec: TableSpec, row: Mapping[str, Any]) -> dict[str, Any]:
@@ -1266,6 +1442,15 @@ class MetadataDatabase(Protocol):
 
     def read_rows(self, spec: TableSpec) -> Iterator[dict[str, Any]]:
         """Every row of a (small, secret) table, column name -> database value, not yet decrypted."""
+        ...
+
+    def count_rows(self, table: str) -> int | None:
+        """The table's rows (its own DAGs' included); None when this version has no such table."""
+        ...
+
+    def synthesize_try_history(self) -> TryHistory:
+        """Write a task_instance_history row for each failed try that only task_fail records (see
+        TryHistory), so the try survives Airflow 3's migration, which drops task_fail."""
         ...
 
     def newest_import(self) -> str | None:
@@ -1317,6 +1502,7 @@ class MetadataDatabase(Protocol):
 # (it escapes every control character), so each line is one field, byte for byte.
 _COPY_OPTIONS = "(FORMAT csv, DELIMITER E'\\x02', QUOTE E'\\x01', ENCODING 'UTF8')"
 _STAGE = "mwaa_migrate_stage"
+_NULL_SAFE = "IS NOT DISTINCT FROM"
 
 
 def _ident(name: str) -> str:
@@ -1406,9 +1592,29 @@ class PostgresDatabase:
 
     # ---- export
 
-    def _filter(self, spec: TableSpec, alias: str, window: Window, depth: int = 0) -> str:
+    @classmethod
+    def _source(cls, spec: TableSpec) -> str:
+        """What the export reads a table from: the table, with the key of each row its ids refer to
+        joined in when it lacks that key itself (IdRef.exported; that row's own such keys too)."""
+        refs = [ref for ref in spec.id_refs if ref.exported]
+        if not refs:
+            return _ident(spec.name)
+        selected = ["t0.*"]
+        joins = []
+        for number, ref in enumerate(refs):
+            alias = f"j{number}"
+            referenced = (
+                cls._source(table_spec(ref.table)) if ref.table in TABLES_BY_NAME else _ident(ref.table)
+            )
+            selected += [f"{alias}.{_ident(part)}" for part in ref.key]
+            joins.append(f"LEFT JOIN {referenced} {alias} ON {alias}.id = t0.{_ident(ref.column)}")
+        return f"(SELECT {', '.join(selected)} FROM {_ident(spec.name)} t0 {' '.join(joins)})"  # noqa: S608
+
+    def _filter(
+        self, spec: TableSpec, alias: str, window: Window, depth: int = 0, *, whole: bool = False
+    ) -> str:
         """The WHERE condition of the rows of spec the export of `window` carries, parents included
-        (row_in_export's SQL)."""
+        (row_in_export's SQL). `whole`: the rows either phase carries (no window, no states)."""
         conditions: list[str] = []
         own: list[str] = []
         with self.connection.cursor() as cursor:
@@ -1435,7 +1641,11 @@ class PostgresDatabase:
                 own.append(
                     cursor.mogrify(f"{alias}.{_ident(spec.window_column)} < %s", (window.watermark,)).decode()
                 )
-        if window.bulk:
+        if spec.delta_only and window.bulk and not whole:
+            conditions.append("FALSE")
+        if whole:
+            pass
+        elif window.bulk:
             conditions += own
         elif spec.window_column is not None:
             # The complement of the bulk's condition: a null end_date or dttm is not before it.
@@ -1444,9 +1654,10 @@ class PostgresDatabase:
             parent = table_spec(spec.parent.table)
             inner = f"p{depth}"
             joins = " AND ".join(f"{inner}.{_ident(c)} = {alias}.{_ident(c)}" for c in spec.parent.columns)
-            parent_filter = self._filter(parent, inner, window, depth + 1)
+            whole_parent = whole or (spec.whole_in_delta and not window.bulk)
+            parent_filter = self._filter(parent, inner, window, depth + 1, whole=whole_parent)
             conditions.append(
-                f"EXISTS (SELECT 1 FROM {_ident(parent.name)} {inner} WHERE {joins} AND {parent_filter})"  # noqa: S608
+                f"EXISTS (SELECT 1 FROM {self._source(parent)} {inner} WHERE {joins} AND {parent_filter})"  # noqa: S608
             )
         return " AND ".join(conditions) or "TRUE"
 
@@ -1467,9 +1678,8 @@ class PostgresDatabase:
             if column.name in spec.cleared_in_flight and cleared != "FALSE":
                 name = f"CASE WHEN {cleared} THEN NULL ELSE {name} END"
             selected.append(f"{name} AS {_ident(column.name)}")
-        query = (
-            f"SELECT {', '.join(selected)} FROM {_ident(spec.name)} t WHERE {self._filter(spec, 't', window)}"  # noqa: S608
-        )
+        where = self._filter(spec, "t", window)
+        query = f"SELECT {', '.join(selected)} FROM {self._source(spec)} t WHERE {where}"  # noqa: S608
         copy = f"COPY (SELECT row_to_json(r) FROM ({query}) r) TO STDOUT WITH {_COPY_OPTIONS}"  # noqa: S608
         out = _SinkFile(sink)
         with self.connection.cursor() as cursor:
@@ -1490,7 +1700,62 @@ class PostgresDatabase:
         finally:
             cursor.close()
 
+    def count_rows(self, table: str) -> int | None:
+        if self.columns(table) is None:
+            return None
+        with self.connection.cursor() as cursor:
+            cursor.execute(f"SELECT count(*) FROM {_ident(table)}")  # noqa: S608  (see _ident)
+            return int(cursor.fetchone()[0])
+
     # ---- import
+
+    def synthesize_try_history(self) -> TryHistory:
+        history, fails, instances = (
+            self.columns("task_instance_history"),
+            self.columns("task_fail"),
+            self.columns("task_instance"),
+        )
+        if history is None or fails is None or instances is None:
+            return TryHistory(unsupported=True)
+        both = {c.name for c in history} & {c.name for c in instances}
+        copied = [name for name in TRY_COPIED if name in both]
+        key = " AND ".join(f"h.{_ident(c)} = f.{_ident(c)}" for c in TRY_KEY)
+        on = " AND ".join(f"ti.{_ident(c)} = f.{_ident(c)}" for c in TRY_KEY)
+        partition = ", ".join(f"f.{_ident(c)}" for c in TRY_KEY)
+        settings = "".join(f", ti.{_ident(name)} AS {_ident('ti_' + name)}" for name in copied)
+        # Every failure of an earlier try, numbered back from the task instance's own try.
+        earlier = (
+            f"SELECT f.*, ti.try_number - count(*) OVER (PARTITION BY {partition}) - 1"  # noqa: S608
+            f" + row_number() OVER (PARTITION BY {partition} ORDER BY f.start_date NULLS FIRST, f.id)"
+            f" AS try_no{settings} FROM task_fail f JOIN task_instance ti ON {on}"
+            " WHERE f.start_date IS DISTINCT FROM ti.start_date"
+        )
+        missing = (
+            f"FROM ({earlier}) f WHERE NOT EXISTS (SELECT 1 FROM task_instance_history h"  # noqa: S608
+            f" WHERE {key} AND h.start_date IS NOT DISTINCT FROM f.start_date)"
+        )
+        columns = [*TRY_KEY, "try_number", "start_date", "end_date", "duration", "state", *copied]
+        values = [
+            *(f"f.{_ident(c)}" for c in TRY_KEY),
+            "f.try_no",
+            "f.start_date",
+            "f.end_date",
+            "f.duration",
+            "'failed'",
+            *(f"f.{_ident('ti_' + name)}" for name in copied),
+        ]
+        if "updated_at" in {c.name for c in history}:
+            columns.append("updated_at")
+            values.append("COALESCE(f.end_date, f.start_date)")
+        with self.connection.cursor() as cursor:
+            cursor.execute(f"SELECT count(*), count(*) FILTER (WHERE f.try_no < 1) {missing}")
+            candidates, unnumbered = (int(n) for n in cursor.fetchone())
+            cursor.execute(
+                f"INSERT INTO task_instance_history ({', '.join(_ident(c) for c in columns)}) "
+                f"SELECT {', '.join(values)} {missing} AND f.try_no >= 1 ON CONFLICT DO NOTHING"
+            )
+            written = max(cursor.rowcount, 0)
+        return TryHistory(candidates=candidates, written=written, unnumbered=unnumbered)
 
     def newest_import(self) -> str | None:
         with self.connection.cursor() as cursor:
@@ -1523,8 +1788,11 @@ class PostgresDatabase:
             compared = self._compared(cursor, mapping)
             staged = f"FROM {_STAGE} s CROSS JOIN LATERAL {record} {self._ref_joins(mapping, 'LEFT JOIN')}"
             counts.read = self._stage(cursor, lines)
+            self._drop_unknown_dags(cursor, spec, counts)
             self._key_guard = self._range_guard(cursor, spec, target, record)
-            same, equal = self._same_key(spec, target), self._equal(compared, target)
+            same = self._same_key(spec, target, mapping)
+            # A row the target's scheduler defines (a dataset) is the target's once it holds its key.
+            equal = "TRUE" if spec.target_defines else self._equal(compared, target)
             ours = (
                 f"EXISTS (SELECT 1 FROM {_ident(LEDGER_TABLE)} l "  # noqa: S608  (see _ident)
                 f"WHERE l.digest = {self._digest(cursor, spec, compared, target)})"
@@ -1532,7 +1800,7 @@ class PostgresDatabase:
             held = f"EXISTS (SELECT 1 FROM {table} x WHERE {same} AND {equal})"  # noqa: S608
             theirs = f"EXISTS (SELECT 1 FROM {table} x WHERE {same} AND NOT {equal} AND NOT {ours})"  # noqa: S608
             by_key = f"EXISTS (SELECT 1 FROM {table} x WHERE {same})"  # noqa: S608
-            key_columns = [part for part in spec.key if part in target]
+            key_columns = self._key_read(spec, mapping, target)
             listed = ", ".join(f"r.{_ident(part)}" for part in key_columns) or "NULL"
 
             def count(condition: str) -> int:
@@ -1585,6 +1853,19 @@ class PostgresDatabase:
         return counts
 
     @staticmethod
+    def _drop_unknown_dags(cursor: Any, spec: TableSpec, counts: TableCounts) -> None:
+        """Remove the staged rows whose DAG (TableSpec.requires_dag) the target does not know,
+        counted as dropped with their DAGs."""
+        if not spec.requires_dag:
+            return
+        named = cursor.mogrify("s.doc::json ->> %s", (spec.requires_dag,)).decode()
+        unknown = f"NOT EXISTS (SELECT 1 FROM dag d WHERE d.dag_id = {named})"  # noqa: S608
+        cursor.execute(f"SELECT DISTINCT {named} FROM {_STAGE} s WHERE {unknown} ORDER BY 1")  # noqa: S608
+        counts.dropped_dags = [str(dag_id) for (dag_id,) in cursor.fetchall()]
+        cursor.execute(f"DELETE FROM {_STAGE} s WHERE {unknown}")  # noqa: S608
+        counts.dropped = max(cursor.rowcount, 0)
+
+    @staticmethod
     def _stage(cursor: Any, lines: Iterable[bytes]) -> int:
         """COPY the lines into the staging table; the number of lines."""
         cursor.execute(f"DROP TABLE IF EXISTS {_STAGE}")
@@ -1600,6 +1881,13 @@ class PostgresDatabase:
         return source.lines
 
     @staticmethod
+    def _key_read(spec: TableSpec, mapping: ColumnMapping, target: Mapping[str, Column]) -> list[str]:
+        """The natural key's columns the staged rows hold: the target's, and the exported key of a
+        row an id refers to (IdRef.exported)."""
+        exported = {name for name, _ in mapping.source_types}
+        return [part for part in spec.key if part in target or part in exported]
+
+    @staticmethod
     def _digest(
         cursor: Any, spec: TableSpec, compared: Sequence[tuple[str, str]], target: Mapping[str, Column]
     ) -> str:
@@ -1611,21 +1899,36 @@ class PostgresDatabase:
         values = ", ".join([table, *(f"x.{_ident(name)}" for name in names)])
         return f"md5(jsonb_build_array({values})::text)::uuid"
 
-    @staticmethod
-    def _record(spec: TableSpec, mapping: ColumnMapping, target: Mapping[str, Column]) -> str:
+    def _key_type(self, table: str, part: str) -> str:
+        """The SQL type of a key column of a referenced row: its table's, or (read through that
+        table's own references, IdRef.exported) the table it comes from."""
+        for column in self.columns(table) or []:
+            if column.name == part:
+                return column.sql_type
+        spec = TABLES_BY_NAME.get(table)
+        for ref in spec.id_refs if spec else ():
+            if ref.exported and part in ref.key:
+                return self._key_type(ref.table, part)
+        return "text"
+
+    def _record(self, spec: TableSpec, mapping: ColumnMapping, target: Mapping[str, Column]) -> str:
         """One typed read of every exported column the insert needs, each line parsed once."""
         types = dict(mapping.source_types)
         needed: dict[str, str] = {name: types.get(name, "json") for _, name in mapping.kept}
         parts = [part for ref in mapping.id_refs for part in ref.key]
         parts += list(spec.parent.columns) if spec.parent else []
-        parts += [part for part in spec.key if part in target]
+        parts += PostgresDatabase._key_read(spec, mapping, target)
         for part in parts:
             needed.setdefault(part, types.get(part, "json"))
         sources = {source_name: target_name for target_name, source_name in mapping.kept}
+        # Key columns of referenced rows the table lacks: typed as the referenced table types them.
+        referenced = {part: ref.table for ref in mapping.id_refs if ref.exported for part in ref.key}
         definitions = []
         for name, kind in needed.items():
             target_column = target.get(sources.get(name, name))
-            if kind == "bytes" or target_column is None:
+            if kind != "bytes" and target_column is None and name in referenced:
+                sql_type = self._key_type(referenced[name], name)
+            elif kind == "bytes" or target_column is None:
                 sql_type = "json" if kind == "json" else "text"
             else:
                 sql_type = target_column.sql_type
@@ -1650,13 +1953,16 @@ class PostgresDatabase:
             compared.append((ref.column, f"ref{number}.id"))
         return compared
 
-    @staticmethod
-    def _ref_joins(mapping: ColumnMapping, kind: str) -> str:
+    def _ref_joins(self, mapping: ColumnMapping, kind: str) -> str:
         joins = []
         for number, ref in enumerate(mapping.id_refs):
             alias = f"ref{number}"
-            on = " AND ".join(f"{alias}.{_ident(part)} = r.{_ident(part)}" for part in ref.key)
-            joins.append(f"{kind} {_ident(ref.table)} {alias} ON {on}")
+            on = " AND ".join(
+                f"{alias}.{_ident(part)} {_NULL_SAFE if part in ref.nullable else '='} r.{_ident(part)}"
+                for part in ref.key
+            )
+            table = self._source(table_spec(ref.table)) if ref.table in TABLES_BY_NAME else _ident(ref.table)
+            joins.append(f"{kind} {table} {alias} ON {on}")
         return " ".join(joins)
 
     @staticmethod
@@ -1692,9 +1998,8 @@ class PostgresDatabase:
             on = " AND ".join(f"p.{_ident(part)} = r.{_ident(part)}" for part in spec.parent.columns)
             conditions.append(f"EXISTS (SELECT 1 FROM {_ident(spec.parent.table)} p WHERE {on})")  # noqa: S608
         if not spec.unique_key:
-            conditions.append(
-                f"NOT EXISTS (SELECT 1 FROM {_ident(spec.name)} x WHERE {self._same_key(spec, target)})"  # noqa: S608
-            )
+            same = self._same_key(spec, target, mapping)
+            conditions.append(f"NOT EXISTS (SELECT 1 FROM {_ident(spec.name)} x WHERE {same})")  # noqa: S608
         where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
         return (
             f"INSERT INTO {_ident(spec.name)} ({', '.join(inserted)}) "  # noqa: S608  (see _ident)
@@ -1722,10 +2027,15 @@ class PostgresDatabase:
             return ""
         return str(cursor.mogrify(f" AND x.{name} BETWEEN %s AND %s", (low, high)).decode())
 
-    def _same_key(self, spec: TableSpec, target: Mapping[str, Column]) -> str:
+    def _same_key(self, spec: TableSpec, target: Mapping[str, Column], mapping: ColumnMapping) -> str:
         """Row x of the target has the natural key of r. Nullable key columns compare as text with
-        a marker for null, so PostgreSQL can hash the anti-join instead of looping."""
-        parts = []
+        a marker for null, so PostgreSQL can hash the anti-join instead of looping. A key read from
+        a referenced row (IdRef.exported) compares x's id column with the id resolved for r."""
+        parts = [
+            f"x.{_ident(ref.column)} = ref{number}.id"
+            for number, ref in enumerate(mapping.id_refs)
+            if ref.exported and ref.column in target
+        ]
         for part in (part for part in spec.key if part in target):
             column = target[part]
             if not column.nullable:
@@ -1854,6 +2164,14 @@ class RunConf:
     # Names written into the cutover record (optional: the record says "" without them).
     source_environment: str = ""
     target_environment: str = ""
+    # The Airflow version the target ends at (the plan's target.finalVersion; "" when not said): a
+    # 3.x target gets its failed tries written to task_instance_history before MWAA upgrades it.
+    target_final_version: str = ""
+
+    @property
+    def target_becomes_airflow_3(self) -> bool:
+        major = self.target_final_version.split(".", 1)[0]
+        return major.isdigit() and int(major) >= 3
 
     @classmethod
     def from_conf(cls, conf: Mapping[str, Any] | None) -> RunConf:
@@ -1889,7 +2207,7 @@ class RunConf:
                 f"not {on_conflict!r}"
             )
         names: dict[str, str] = {}
-        for name in ("sourceEnvironment", "targetEnvironment"):
+        for name in ("sourceEnvironment", "targetEnvironment", "targetFinalVersion"):
             value = conf.get(name, "")
             if not isinstance(value, str):
                 raise ConfError(f"the DAG run's conf '{name}' must be a string")
@@ -1906,6 +2224,7 @@ class RunConf:
             on_conflict=str(on_conflict),
             source_environment=names["sourceEnvironment"],
             target_environment=names["targetEnvironment"],
+            target_final_version=names["targetFinalVersion"],
         )
 
     def key(self, *parts: str) -> str:
@@ -1941,6 +2260,22 @@ def check_airflow_version(db: MetadataDatabase) -> str:
 
 def carried_columns(spec: TableSpec, columns: Sequence[Column]) -> list[Column]:
     return [column for column in columns if column.name not in spec.local_columns]
+
+
+def exported_columns(db: MetadataDatabase, spec: TableSpec, columns: Sequence[Column]) -> list[Column]:
+    """The carried columns, then the key of each row an id refers to that the table itself lacks
+    (IdRef.exported: dag_run_note's run), as the referenced table types them."""
+    out = carried_columns(spec, columns)
+    names = {column.name for column in out}
+    for ref in spec.id_refs:
+        if not ref.exported:
+            continue
+        referenced = {column.name: column for column in db.columns(ref.table) or []}
+        for part in ref.key:
+            if part not in names:
+                out.append(referenced.get(part, Column(part, "string")))
+                names.add(part)
+    return out
 
 
 def _read_json(storage: Storage, key: str) -> Any:
@@ -2125,7 +2460,7 @@ def _write_export(
             found = db.columns(spec.name)
             if found is None:
                 continue  # a table this Airflow version does not have
-            columns = carried_columns(spec, found)
+            columns = exported_columns(db, spec, found)
             path = os.path.join(folder, spec.file)
             writer = TableWriter(path, box, spec.file)
             try:
@@ -2142,6 +2477,12 @@ def _write_export(
                 file=spec.file, rows=writer.rows, sha256=digest, key=spec.key, columns=tuple(columns)
             )
             log.info("exported %d rows of %s (%s)", writer.rows, spec.name, window.phase)
+    not_carried = []
+    for table, reason in NOT_CARRIED.items():
+        rows = db.count_rows(table)
+        if rows:
+            not_carried.append(_not_carried(table, rows, reason))
+            log.info("%s: %d rows not carried (%s)", table, rows, reason)
     exported_at = now_iso()
     manifest = Manifest(
         migration_id=conf.migration_id,
@@ -2155,6 +2496,7 @@ def _write_export(
         watermark=format_datetime(window.watermark),
         timings={**(timings or {}), "exported_at": exported_at} if timings is not None else {},
         drain=dict(drained or {}),
+        not_carried=tuple(not_carried),
     )
     storage.put(conf.export_key(MANIFEST_FILE, window.phase), json_bytes(with_mac(manifest.to_json(), box)))
     return manifest
@@ -2167,6 +2509,7 @@ def _export_summary(manifest: Manifest) -> dict[str, Any]:
         "tables": {name: entry.rows for name, entry in manifest.tables.items()},
         "active_dags": list(manifest.active_dags),
         "timings": dict(manifest.timings),
+        "not_carried": [dict(entry) for entry in manifest.not_carried],
     }
 
 
@@ -2438,6 +2781,7 @@ def import_tables(
     columns: dict[str, dict[str, Any]] = {}
     conflicts: dict[str, dict[str, Any]] = {}
     problems: list[str] = []
+    not_carried = [dict(entry) for entry in manifest.not_carried]
     with tempfile.TemporaryDirectory(dir=workdir) as folder:
         for spec in TABLES:
             entry = manifest.tables.get(spec.name)
@@ -2447,14 +2791,8 @@ def import_tables(
             path = _download(storage, conf, entry, folder, box)
             if target is None:
                 # This version has no such table (task_fail after Airflow 2.10): read, not imported.
-                counts = TableCounts(read=entry.rows, dropped=entry.rows)
-                tables[spec.name] = counts.to_json()
-                columns[spec.name] = {
-                    "dropped": [c.name for c in entry.columns],
-                    "filled": [],
-                    "table_missing": True,
-                }
-                log.info("%s: the target has no such table; %d rows not imported", spec.name, entry.rows)
+                tables[spec.name], columns[spec.name], lost = _table_missing(db, spec, entry)
+                not_carried += lost
                 continue
             exported = list(entry.columns)
             lines: Iterable[bytes] = file_lines(path, box, entry.file)
@@ -2474,8 +2812,7 @@ def import_tables(
                 "dropped": list(mapping.dropped),
                 "filled": [name for name, _ in mapping.filled],
             }
-            if counts.conflicts:
-                conflicts[spec.name] = _conflict_summary(counts, conf.on_conflict)
+            _outcome(spec, counts, conf.on_conflict, conflicts, not_carried)
             log.info(
                 "%s: read %d, inserted %d, updated %d, identical %d, conflicts %d; dropped %s, filled %s",
                 spec.name,
@@ -2505,15 +2842,96 @@ def import_tables(
     failed = {table: found for table, found in conflicts.items() if found["resolution"] == "failed"}
     if failed:
         raise ConflictError(_conflict_message(failed, conf.on_conflict))
+    synthesized: dict[str, Any] = {}
+    if conf.target_becomes_airflow_3:
+        synthesized, lost = _before_airflow_3(db, conf, manifest, tables)
+        not_carried += lost
     return {
         "phase": conf.phase,
         "tables": tables,
         "columns": columns,
         "conflicts": conflicts,
         "on_conflict": conf.on_conflict,
+        "not_carried": not_carried,
+        "synthesized": synthesized,
         "verified": True,
         "timings": {"import_started_at": started_at, "imported_at": now_iso(), "verified_at": now_iso()},
     }
+
+
+def _outcome(
+    spec: TableSpec,
+    counts: TableCounts,
+    on_conflict: str,
+    conflicts: dict[str, dict[str, Any]],
+    not_carried: list[dict[str, Any]],
+) -> None:
+    """A table's conflicts, and its rows dropped for DAGs the target lacks, into the result's lists."""
+    if counts.conflicts:
+        conflicts[spec.name] = _conflict_summary(counts, on_conflict)
+    if counts.dropped:
+        reason = f"for DAGs the target does not have: {', '.join(counts.dropped_dags)}"
+        not_carried.append(_not_carried(spec.name, counts.dropped, reason))
+
+
+def _table_missing(
+    db: MetadataDatabase, spec: TableSpec, entry: TableEntry
+) -> tuple[dict[str, int], dict[str, Any], list[dict[str, Any]]]:
+    """A table the target's Airflow lacks: its rows read, none imported, and the line saying so."""
+    log.info("%s: the target has no such table; %d rows not imported", spec.name, entry.rows)
+    counts = TableCounts(read=entry.rows, dropped=entry.rows)
+    columns = {"dropped": [c.name for c in entry.columns], "filled": [], "table_missing": True}
+    reason = f"Airflow {db.airflow_version()} has no {spec.name} table"
+    return counts.to_json(), columns, [_not_carried(spec.name, entry.rows, reason)] if entry.rows else []
+
+
+def _before_airflow_3(
+    db: MetadataDatabase, conf: RunConf, manifest: Manifest, tables: Mapping[str, Mapping[str, int]]
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """For a target that becomes Airflow 3: the failed tries only task_fail records written to
+    task_instance_history (Airflow 3's migration drops task_fail), and the lines for what that
+    migration drops. Returns (synthesized, not_carried)."""
+    history = db.synthesize_try_history()
+    lost: list[dict[str, Any]] = []
+    synthesized: dict[str, Any] = {}
+    if history.unsupported:
+        fails = tables.get("task_fail", {}).get("read", 0)
+        if fails:
+            lost.append(
+                _not_carried(
+                    "task_fail",
+                    fails,
+                    f"Airflow {db.airflow_version()} has no task_instance_history to keep the failed tries "
+                    f"in before Airflow {conf.target_final_version} drops task_fail",
+                )
+            )
+    else:
+        synthesized["task_instance_history"] = {
+            **history.to_json(),
+            "why": f"the target becomes Airflow {conf.target_final_version}, whose migration drops "
+            f"task_fail; the source (Airflow {manifest.source_airflow_version}) recorded these failed "
+            "tries only there. Written: state failed, times from task_fail, try numbers counted back "
+            "from the task instance's, the task's settings from the task instance; hostname, pid, job "
+            "and queued time unknown (null)",
+        }
+        if history.unnumbered:
+            lost.append(
+                _not_carried(
+                    "task_fail",
+                    history.unnumbered,
+                    "more failures than the task instance's tries: no try number to write them under "
+                    f"in task_instance_history before Airflow {conf.target_final_version} drops task_fail",
+                )
+            )
+        log.info(
+            "task_instance_history: %d tries written from task_fail (%d candidates)",
+            history.written,
+            history.candidates,
+        )
+    sla = tables.get("sla_miss", {}).get("read", 0)
+    if sla:
+        lost.append(_not_carried("sla_miss", sla, SLA_MISS_GONE))
+    return synthesized, lost
 
 
 def unpause_dags(
@@ -2550,6 +2968,8 @@ def unpause_dags(
         "columns": dict(imported.get("columns", {})),
         "conflicts": dict(imported.get("conflicts", {})),
         "on_conflict": str(imported.get("on_conflict", conf.on_conflict)),
+        "not_carried": list(imported.get("not_carried", [])),
+        "synthesized": dict(imported.get("synthesized", {})),
         "active_dags": list(manifest.active_dags),
         "unpaused_dags": unpaused,
         # Active in the source but unknown to the target (not parsed, or failing to import there).
