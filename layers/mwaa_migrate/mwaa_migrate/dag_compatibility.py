@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from mwaa_migrate.errors import IncompatibleDags
 from mwaa_migrate.models import DagCompatibility, DagFinding, OnIncompatibleDags
+from mwaa_migrate.redaction import redact_text
 from mwaa_migrate.target_files import is_project_file
 from mwaa_migrate.versions import AirflowVersion
 
@@ -129,7 +130,9 @@ def target_findings(
         DagFinding(
             file=file,
             rule="import-error",
-            message=error.strip().splitlines()[-1] if error else "",
+            # The error's last line reaches the plan, the report and the execution's cause: a DAG
+            # file's error may quote a value it read, so secret-looking ones are redacted.
+            message=redact_text(error.strip().splitlines()[-1]) if error.strip() else "",
             breaking=True,
         )
         for file, error in sorted(import_errors.items())
