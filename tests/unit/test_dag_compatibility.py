@@ -166,7 +166,9 @@ def test_the_check_on_the_target_fails_under_fail_and_passes_a_clean_target():
 def test_an_import_error_that_quotes_a_secret_reaches_no_one_with_it():
     found = target_findings(
         "2.10.3",
-        import_errors={"dags/etl.py": "Traceback ...\nValueError: cannot reach postgresql://etl:hunter2@db/x"},
+        import_errors={
+            "dags/etl.py": "Traceback ...\nValueError: cannot reach postgresql://etl:hunter2@db/x"
+        },
         missing_dags=[],
     )
     [finding] = found.findings
