@@ -107,12 +107,14 @@ class Watcher:
         """The source's Airflow version from the plan's output: read once, from the history with its
         data (the history without it, read at each look, has no outputs), up to the plan's exit."""
         if not self._plan_read:
-            self._plan_read = True
             with aws_errors(f"reading the plan of {self.execution_arn}"):
                 paginator = self.pipeline.sfn.get_paginator("get_execution_history")
                 for page in paginator.paginate(executionArn=self.execution_arn, includeExecutionData=True):
                     found, self._planned = planned_source_version(page["events"])
                     if found:
+                        # Read again at the next look until the plan's exit is in the history: the
+                        # task can read as succeeded an instant before its state's exit is written.
+                        self._plan_read = True
                         break
         return self._planned
 

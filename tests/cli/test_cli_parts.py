@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 from unittest import mock
 
@@ -753,6 +754,36 @@ def test_the_heading_names_the_sources_airflow_version_once_the_plan_has_it():
     assert found == (True, "2.7.2")
     assert progress.planned_source_version([{"id": 1, "type": "ExecutionStarted"}]) == (False, None)
     assert progress.render(snapshot)[0] == "Migration prod (Airflow 2.7.2) -> prod-2 (Airflow 2.10.3)"
+
+
+def test_the_source_version_is_read_again_until_the_plans_exit_is_in_the_history():
+    plan_exit = {
+        "id": 3,
+        "type": "TaskStateExited",
+        "stateExitedEventDetails": {
+            "name": "PlanMigration",
+            "output": json.dumps({"plan": {"source": {"name": "prod", "airflowVersion": "2.7.2"}}}),
+        },
+    }
+    histories = iter(
+        [[{"id": 1, "type": "ExecutionStarted"}], [{"id": 1, "type": "ExecutionStarted"}, plan_exit]]
+    )
+
+    class _Paginator:
+        def paginate(self, **_: Any) -> list[dict[str, Any]]:
+            return [{"events": next(histories)}]
+
+    class _Sfn:
+        def get_paginator(self, name: str) -> _Paginator:
+            assert name == "get_execution_history"
+            return _Paginator()
+
+    watcher = progress.Watcher(SimpleNamespace(sfn=_Sfn()), "arn:run-1")  # type: ignore[arg-type]
+
+    # The task read as succeeded an instant before its state's exit was written: not yet, then found.
+    assert watcher.source_version() is None
+    assert watcher.source_version() == "2.7.2"
+    assert watcher.source_version() == "2.7.2"  # read once found: no more history reads
 
 
 def test_a_failure_puts_the_report_command_on_a_line_of_its_own():
