@@ -33,7 +33,13 @@ class Terminal:
         return completed.stdout
 
     def start(self, command: str, env: dict[str, str]) -> None:
-        exports = " ".join(f"{key}={shlex.quote(value)}" for key, value in sorted(env.items()))
+        # The terminal's own size, not the one a parent left in COLUMNS/LINES (pytest-xdist's workers
+        # have COLUMNS=80, which cut the view's lines at 79 characters).
+        exports = " ".join(
+            f"{key}={shlex.quote(value)}"
+            for key, value in sorted(env.items())
+            if key not in {"COLUMNS", "LINES"}
+        )
         self._tmux(
             "new-session", "-d", "-s", "live", "-x", "150", "-y", "50", "-c", str(REPO_ROOT),
             f"env -i {exports} TERM=xterm-256color sh -c {shlex.quote(command)}",
