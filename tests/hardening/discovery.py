@@ -99,4 +99,8 @@ def discover() -> Discovery:
             if expected == "SUCCEEDED":
                 task_states = _task_states(stack.history(arn))
                 end_state = snapshot(stack)
-    return Discovery(calls=tuple(calls.values()), task_states=tuple(task_states), end_state=end_state)
+    # Sorted, not in the order seen: parallel branches interleave differently from run to run, and
+    # pytest-xdist refuses workers whose collected tests differ even in order.
+    ordered_states = sorted(task_states, key=list(TASKS).index)
+    ordered_calls = tuple(calls[key] for key in sorted(calls))
+    return Discovery(calls=ordered_calls, task_states=tuple(ordered_states), end_state=end_state)
