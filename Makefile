@@ -61,7 +61,8 @@ events: $(BIN)/.installed ## re-record events/<function>.json from local runs
 bench: $(BIN)/.installed ## the log copy benchmark: read quota-seconds of today's plan, the planner and the lower bound; throughput against a bare loop
 	$(BIN)/python -m benchmarks.log_copy
 
-docs: $(BIN)/.installed ## redraw the README's state machine diagram, rewrite the input's JSON Schema and the deployer's IAM
+docs: $(BIN)/.installed ## regenerate the state machine's ASL, redraw its README diagram, rewrite the input's JSON Schema and the deployer's IAM
+	$(BIN)/python -m statemachine.definition --write
 	$(BIN)/python -m mwaa_migrate_cli.diagram --write
 	$(BIN)/python -m mwaa_migrate_cli.schema --write
 	$(BIN)/python -m scripts.deployer_policy --write
