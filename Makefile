@@ -63,8 +63,8 @@ bench: $(BIN)/.installed ## the log copy benchmark: read quota-seconds of today'
 
 docs: $(BIN)/.installed ## regenerate the state machine's ASL, redraw its README diagram, rewrite the input's JSON Schema and the deployer's IAM
 	$(BIN)/python -m statemachine.definition --write
-	$(BIN)/python -m mwaa_migrate_cli.diagram --write
-	$(BIN)/python -m mwaa_migrate_cli.schema --write
+	$(BIN)/python -m scripts.state_machine_diagram --write
+	$(BIN)/python -m scripts.request_schema --write
 	$(BIN)/python -m scripts.deployer_policy --write
 
 test: $(BIN)/.installed ## run the test suite (on every core: pytest-xdist)

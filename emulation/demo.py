@@ -17,11 +17,11 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, Any
 
 from pydantic import ValidationError
 
@@ -29,9 +29,6 @@ from emulation.local_stack import TERMINAL, LocalStack
 from emulation.scenario import Expectation, Scenario, UnknownScenario, find
 from mwaa_migrate.execution import APPROVAL_STATE, new_execution_name
 from mwaa_migrate.report import MigrationReport, StepTiming, TableCount, human, log_copy_lines, markdown_key
-
-if TYPE_CHECKING:
-    from mypy_boto3_stepfunctions.type_defs import HistoryEventTypeDef
 
 # Where the demo writes the whole report and the functions' log lines (named at the end).
 OUTPUT_DIR = Path(tempfile.gettempdir()) / "mwaa-migrate-demo"
@@ -74,7 +71,7 @@ class _States:
         self.column = 0
 
 
-def _failed_try(event: HistoryEventTypeDef) -> str:
+def _failed_try(event: Mapping[str, Any]) -> str:
     """`! TransientAwsError: reading ...`: a failed try's error and the first line of its message."""
     details: Any = event.get("taskFailedEventDetails") or event.get("lambdaFunctionFailedEventDetails") or {}
     error = str(details.get("error") or "failed")

@@ -24,6 +24,7 @@ from moto import mock_aws
 from moto.moto_api._internal import mock_random
 from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
 
+from emulation.accounts import ACCOUNT_ID, create_service_role
 from emulation.dag_runtime import MigrationDagRuntime
 from emulation.distributed_map import emulate_distributed_map
 from emulation.lambdas import (
@@ -42,13 +43,12 @@ from emulation.mwaa import DagRunResult, DagRuntime, EmulatedEnvironment, MwaaEm
 from emulation.scenario import Scenario, UnknownScenario
 from emulation.scenario import find as find_scenario
 from mwaa_migrate import clients, settings
-from mwaa_migrate.execution import approval_wait, new_execution_name
+from mwaa_migrate.execution import approval_wait, execution_history, new_execution_name
 
 if TYPE_CHECKING:
-    from mypy_boto3_stepfunctions.type_defs import DescribeExecutionOutputTypeDef, HistoryEventTypeDef
+    from mypy_boto3_stepfunctions.type_defs import DescribeExecutionOutputTypeDef
 
 ASL_PATH = REPO_ROOT / "statemachine" / "migration.asl.json"
-ACCOUNT_ID = "123456789012"
 STATE_MACHINE_NAME = "mwaa-migrate-migration"
 LAMBDA_ROLE = "mwaa-migrate-local-lambda"
 TERMINAL = frozenset({"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"})
@@ -205,21 +205,9 @@ class LocalStack:
         self.state_machine_arn = self._deploy()
 
     def _deploy(self) -> str:
-        role_arn = self.iam.create_role(
-            RoleName=LAMBDA_ROLE,
-            AssumeRolePolicyDocument=json.dumps(
-                {
-                    "Version": "2012-10-17",
-                    "Statement": [
-                        {
-                            "Effect": "Allow",
-                            "Principal": {"Service": ["lambda.amazonaws.com", "states.amazonaws.com"]},
-                            "Action": "sts:AssumeRole",
-                        }
-                    ],
-                }
-            ),
-        )["Role"]["Arn"]
+        role_arn = create_service_role(
+            self.iam, LAMBDA_ROLE, ("lambda.amazonaws.com", "states.amazonaws.com")
+        )
         lambda_client = boto3.client("lambda", region_name=self.region)
         arns: dict[str, str] = {}
         for folder in function_folders():
@@ -279,9 +267,8 @@ class LocalStack:
         else:
             self.sfn.send_task_failure(taskToken=token, error="CutoverRejected", cause="rejected locally")
 
-    def history(self, execution_arn: str) -> list[HistoryEventTypeDef]:
-        paginator = self.sfn.get_paginator("get_execution_history")
-        return [event for page in paginator.paginate(executionArn=execution_arn) for event in page["events"]]
+    def history(self, execution_arn: str) -> list[dict[str, Any]]:
+        return execution_history(self.sfn, execution_arn, with_data=True)
 
     def read_json(self, bucket: str, key: str) -> Any:
         return json.loads(self.s3.get_object(Bucket=bucket, Key=key)["Body"].read())

@@ -13,6 +13,8 @@ from moto.logs.models import logs_backends
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
+from emulation.accounts import ACCOUNT_ID, MWAA_SERVICES, create_service_role
+
 if TYPE_CHECKING:
     from mypy_boto3_logs.type_defs import InputLogEventTypeDef
 
@@ -110,7 +112,7 @@ class Scenario(_Model):
                     Bucket=dag_bucket, Key=source[path_field], Body=b"# " + path_field.encode()
                 )
         for role_arn in {source["ExecutionRoleArn"], self.input.get("targetExecutionRoleArn")} - {None}:
-            _create_role(stack, str(role_arn))
+            create_service_role(stack.iam, str(role_arn), MWAA_SERVICES)
         stack.mwaa_emulator.add_environment(source, metadata=json.loads(json.dumps(self.source_metadata)))
         for module in LOG_MODULES:
             stack.logs.create_log_group(logGroupName=f"airflow-{source['Name']}-{module}")
@@ -207,8 +209,6 @@ def _as_if_written_then(
     created at its first event, last ingested at its last. moto stamps both with the moment of the
     seeding, which would make every stream look active now and the listing select streams whose
     events are all days older than the window (AWS would count them outside it)."""
-    from emulation.local_stack import ACCOUNT_ID  # noqa: PLC0415 (local_stack imports this module)
-
     seeded = logs_backends[ACCOUNT_ID][stack.region].groups[group].streams[stream]
     seeded.creation_time = datetime.fromtimestamp(created_ms / 1000, UTC).replace(tzinfo=None)
     seeded.last_ingestion_time = datetime.fromtimestamp(ingested_ms / 1000, UTC).replace(tzinfo=None)
@@ -224,24 +224,3 @@ def _merged(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
         else:
             result[key] = value
     return result
-
-
-def _create_role(stack: LocalStack, role_arn: str) -> None:
-    path_and_name = role_arn.split(":role/", 1)[-1]
-    path, _, name = path_and_name.rpartition("/")
-    stack.iam.create_role(
-        RoleName=name,
-        Path=f"/{path}/" if path else "/",
-        AssumeRolePolicyDocument=json.dumps(
-            {
-                "Version": "2012-10-17",
-                "Statement": [
-                    {
-                        "Effect": "Allow",
-                        "Principal": {"Service": ["airflow.amazonaws.com", "airflow-env.amazonaws.com"]},
-                        "Action": "sts:AssumeRole",
-                    }
-                ],
-            }
-        ),
-    )

@@ -25,6 +25,7 @@ from botocore.exceptions import (
     ProfileNotFound,
 )
 
+from mwaa_migrate.errors import MigrationConflict, MigrationError
 from mwaa_migrate_cli import local
 from mwaa_migrate_cli.errors import CliError, ExitCode
 
@@ -188,6 +189,9 @@ def aws_errors(doing: str) -> Iterator[None]:
         yield
     except ClientError as error:
         raise _client_error(error, doing) from None
+    except MigrationError as error:  # the shared layer's readers turn ClientErrors into these
+        code = ExitCode.REFUSED if isinstance(error, MigrationConflict) else ExitCode.AWS_ERROR
+        raise CliError(str(error), code) from None
     except ProfileNotFound as error:
         raise CliError(f"{error} (see aws configure list-profiles)", ExitCode.USAGE) from None
     except (NoCredentialsError, PartialCredentialsError):

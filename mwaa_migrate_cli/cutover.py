@@ -22,7 +22,7 @@ from mwaa_migrate import cutover
 from mwaa_migrate.airflow_cli import AirflowCli
 from mwaa_migrate.cutover import Settlement
 from mwaa_migrate.errors import MigrationConflict, MigrationError
-from mwaa_migrate.execution import approval_wait
+from mwaa_migrate.execution import approval_wait, execution_history
 from mwaa_migrate.models import WebserverTransportKind
 from mwaa_migrate.webserver_transport import WebserverTransport, open_transport
 from mwaa_migrate_cli.aws import Pipeline, aws_errors
@@ -37,12 +37,7 @@ _WAIT_OVER_CODES = frozenset({"TaskTimedOut", "TaskDoesNotExist", "InvalidToken"
 def _history(pipeline: Pipeline, execution_arn: str) -> list[dict[str, Any]]:
     """Every event with its data (the TaskScheduled parameters hold the token)."""
     with aws_errors(f"reading the history of {execution_arn}"):
-        paginator = pipeline.sfn.get_paginator("get_execution_history")
-        return [
-            dict(event)
-            for page in paginator.paginate(executionArn=execution_arn, includeExecutionData=True)
-            for event in page["events"]
-        ]
+        return execution_history(pipeline.sfn, execution_arn, with_data=True)
 
 
 def open_wait(pipeline: Pipeline, execution_arn: str) -> tuple[str, str]:

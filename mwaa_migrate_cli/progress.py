@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TextIO
 
-from mwaa_migrate.execution import APPROVAL_STATE
-from mwaa_migrate.report import StepTiming, duration, execution_history, step_timings
+from mwaa_migrate.execution import APPROVAL_STATE, execution_history
+from mwaa_migrate.report import StepTiming, duration, step_timings
 from mwaa_migrate_cli.aws import Pipeline, aws_errors
 from mwaa_migrate_cli.errors import CliError, ExitCode
 
@@ -108,14 +108,10 @@ class Watcher:
         data (the history without it, read at each look, has no outputs), up to the plan's exit."""
         if not self._plan_read:
             with aws_errors(f"reading the plan of {self.execution_arn}"):
-                paginator = self.pipeline.sfn.get_paginator("get_execution_history")
-                for page in paginator.paginate(executionArn=self.execution_arn, includeExecutionData=True):
-                    found, self._planned = planned_source_version(page["events"])
-                    if found:
-                        # Read again at the next look until the plan's exit is in the history: the
-                        # task can read as succeeded an instant before its state's exit is written.
-                        self._plan_read = True
-                        break
+                history = execution_history(self.pipeline.sfn, self.execution_arn, with_data=True)
+            # Read again at the next look until the plan's exit is in the history: the task can read
+            # as succeeded an instant before its state's exit is written.
+            self._plan_read, self._planned = planned_source_version(history)
         return self._planned
 
     def snapshot(self) -> Snapshot:

@@ -31,7 +31,7 @@ States = dict[str, State]
 # Lambda's own transient faults, the project's TransientAwsError (an AWS call that outlasted botocore's
 # retries), and a function that died without an answer (a timeout or a crash: every step is idempotent,
 # so running it again is safe, but not forever).
-_LAMBDA_SERVICE = {
+_LAMBDA_SERVICE: State = {
     "ErrorEquals": [
         "Lambda.ServiceException",
         "Lambda.AWSLambdaException",
@@ -43,7 +43,7 @@ _LAMBDA_SERVICE = {
     "BackoffRate": 2,
     "JitterStrategy": "FULL",
 }
-_TRANSIENT_AWS = {
+_TRANSIENT_AWS: State = {
     "ErrorEquals": ["TransientAwsError"],
     "IntervalSeconds": 2,
     "MaxAttempts": 5,
@@ -51,7 +51,7 @@ _TRANSIENT_AWS = {
     "MaxDelaySeconds": 60,
     "JitterStrategy": "FULL",
 }
-_NO_ANSWER = {
+_NO_ANSWER: State = {
     "ErrorEquals": ["Sandbox.Timedout", "Lambda.Unknown", "Runtime.ExitError"],
     "IntervalSeconds": 10,
     "MaxAttempts": 2,
@@ -112,6 +112,17 @@ def lambda_task(
         state["Catch"] = caught
     state["Next"] = next_state
     return state
+
+
+def function_of(state: State) -> str | None:
+    """The template's name of the function a Task state invokes ("PlanMigration" for
+    ${PlanMigrationFunctionArn}), through lambda:invoke or as the Resource itself; None otherwise."""
+    if state.get("Type") != "Task":
+        return None
+    reference = str(state.get("Parameters", {}).get("FunctionName") or state.get("Resource", ""))
+    if not (reference.startswith("${") and reference.endswith("FunctionArn}")):
+        return None
+    return reference.removeprefix("${").removesuffix("FunctionArn}")
 
 
 def wait(seconds_path: str, next_state: str) -> State:
@@ -308,40 +319,21 @@ def _read_input() -> States:
     }
 
 
-# The plan's fields, each kept as the function returned it (models.MigrationPlan).
-PLAN_FIELDS = (
-    "migrationId",
-    "source",
-    "target",
-    "bucket",
-    "prefix",
-    "policies",
-    "exportDag",
-    "importDag",
-    "logDays",
-    "dryRun",
-    "kmsKeyArn",
-    "warnings",
-    "logGroups",
-    "failedTasksOnly",
-    "cutover",
-    "onConflict",
-    "onIncompatibleDags",
-    "dagCompatibility",
-    "webserver",
-)
-
-
 def _plan_and_grant() -> States:
     return {
-        "PlanMigration": lambda_task(
-            "PlanMigration",
-            {"executionId.$": "$.executionId", "request.$": "$.request"},
-            timeout=240,
-            selected=PLAN_FIELDS,
-            result_path="$.plan",
-            next_state="IsDryRun",
-        ),
+        # The plan passes whole, as the function returns it: the function's ARN as the Resource (the
+        # Task integration that answers with the function's own output, where lambda:invoke wraps it
+        # in Payload and a ResultPath would need its fields one by one).
+        "PlanMigration": {
+            "Type": "Task",
+            "Resource": "${PlanMigrationFunctionArn}",
+            "Parameters": {"executionId.$": "$.executionId", "request.$": "$.request"},
+            "TimeoutSeconds": 240,
+            "ResultPath": "$.plan",
+            "Retry": RETRY,
+            "Catch": TO_RECORD_FAILURE,
+            "Next": "IsDryRun",
+        },
         "IsDryRun": {
             "Type": "Choice",
             "Choices": [{"Variable": "$.plan.dryRun", "BooleanEquals": True, "Next": "DryRunPlanned"}],

@@ -25,7 +25,7 @@ from mwaa_migrate.cutover import Settlement
 from mwaa_migrate.errors import MigrationConflict
 from mwaa_migrate.execution import new_execution_name
 from mwaa_migrate.report import StepTiming
-from mwaa_migrate_cli import cutover, main, plan_view, progress
+from mwaa_migrate_cli import arguments, cutover, executions, main, plan_view, progress, request_args
 from mwaa_migrate_cli.aws import _client_error
 from mwaa_migrate_cli.errors import CliError, ExitCode
 
@@ -33,7 +33,7 @@ STARTED = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 
 
 def _args(*argv: str):
-    return main.build_parser().parse_args(argv)
+    return arguments.build_parser().parse_args(argv)
 
 
 # ------------------------------------------------------------------ the request
@@ -51,7 +51,7 @@ def test_flags_override_the_input_file(tmp_path: Path):
         )
     )
 
-    request = main.migration_request(
+    request = request_args.migration_request(
         _args("start", "--input", str(request_file), "--version", "2.10.3", "--log-days", "7"), dry_run=False
     )
 
@@ -60,7 +60,7 @@ def test_flags_override_the_input_file(tmp_path: Path):
 
 
 def test_an_eventbridge_event_file_gives_its_detail():
-    request = main.migration_request(
+    request = request_args.migration_request(
         _args("plan", "--input", "events/eventbridge_migration_requested.json"), dry_run=True
     )
 
@@ -69,7 +69,7 @@ def test_an_eventbridge_event_file_gives_its_detail():
 
 def test_a_request_breaking_a_rule_is_refused_with_every_field_named():
     with pytest.raises(CliError) as refused:
-        main.migration_request(
+        request_args.migration_request(
             _args("start", "--source", "1bad", "--target", "ok", "--version", "9.9.9"), dry_run=False
         )
 
@@ -80,7 +80,7 @@ def test_a_request_breaking_a_rule_is_refused_with_every_field_named():
 
 def test_execution_names_fit_step_functions_limit_even_for_the_longest_environment_names():
     long = "a" * 80
-    name = main.execution_name(
+    name = executions.execution_name(
         {"sourceEnvironmentName": long, "targetEnvironmentName": "b" * 80}, prefix="dryrun-"
     )
 
@@ -130,7 +130,9 @@ def test_two_starts_of_the_same_request_within_one_second_both_start(machine: _M
     request = {"sourceEnvironmentName": "analytics-prod", "targetEnvironmentName": "analytics-prod-2-10"}
     moment = datetime(2026, 12, 2, 2, 58, 7, tzinfo=UTC)
     with mock.patch("mwaa_migrate.execution.now", return_value=moment):
-        arns = [main._start(machine, main.execution_name(request), request) for _ in range(2)]  # type: ignore[arg-type]
+        arns = [
+            executions.start_execution(machine, executions.execution_name(request), request) for _ in range(2)
+        ]  # type: ignore[arg-type]
 
     assert arns[0] != arns[1]
     listed = machine.sfn.list_executions(stateMachineArn=machine.state_machine_arn)["executions"]
@@ -139,10 +141,10 @@ def test_two_starts_of_the_same_request_within_one_second_both_start(machine: _M
 
 def test_a_start_under_a_name_that_exists_says_its_status_and_what_to_do(machine: _Machine):
     request = {"sourceEnvironmentName": "analytics-prod", "targetEnvironmentName": "analytics-prod-2-10"}
-    main._start(machine, "nightly", request)  # type: ignore[arg-type]
+    executions.start_execution(machine, "nightly", request)  # type: ignore[arg-type]
 
     with pytest.raises(CliError) as refused:
-        main._start(machine, "nightly", request)  # type: ignore[arg-type]
+        executions.start_execution(machine, "nightly", request)  # type: ignore[arg-type]
 
     assert refused.value.code == ExitCode.REFUSED
     status = machine.sfn.describe_execution(executionArn=machine.execution_arn("nightly"))["status"]
@@ -283,7 +285,7 @@ def test_aws_errors_become_one_line_and_a_code(code, exit_code):
 
 
 def test_log_group_flags_become_the_request_lists_and_back():
-    request = main.migration_request(
+    request = request_args.migration_request(
         _args(
             "plan",
             "--source",
@@ -300,16 +302,16 @@ def test_log_group_flags_become_the_request_lists_and_back():
     )
 
     assert (request["logGroups"], request["failedTasksOnly"]) == (["Task", "Scheduler"], True)
-    assert main._request_flags(request)[-2:] == ["--log-groups Task,Scheduler", "--failed-tasks-only"]
+    assert request_args.request_flags(request)[-2:] == ["--log-groups Task,Scheduler", "--failed-tasks-only"]
 
 
 def test_no_log_groups_is_an_empty_list():
-    request = main.migration_request(
+    request = request_args.migration_request(
         _args("start", "--source", "a", "--target", "b", "--version", "2.10.3", "--log-groups", ""),
         dry_run=False,
     )
     assert request["logGroups"] == []
-    assert "--log-groups ''" in main._request_flags(request)
+    assert "--log-groups ''" in request_args.request_flags(request)
 
 
 def test_a_view_taller_than_the_terminal_keeps_the_heading_and_the_latest_states(monkeypatch):
@@ -647,10 +649,10 @@ def test_status_of_a_migration_waiting_for_approval_gives_the_commands():
 
 def test_the_incompatible_dags_flag_becomes_the_request_field_and_back():
     args = _args("start", "--source", "prod", "--target", "prod-3", "--version", "3.0.6")
-    default = main.migration_request(args, dry_run=False)
+    default = request_args.migration_request(args, dry_run=False)
     assert default["onIncompatibleDags"] == "warn"
-    assert not [flag for flag in main._request_flags(default) if "incompatible" in flag]
-    request = main.migration_request(
+    assert not [flag for flag in request_args.request_flags(default) if "incompatible" in flag]
+    request = request_args.migration_request(
         _args(
             "start",
             "--source",
@@ -665,11 +667,11 @@ def test_the_incompatible_dags_flag_becomes_the_request_field_and_back():
         dry_run=False,
     )
     assert request["onIncompatibleDags"] == "fail"
-    assert main._request_flags(request)[-1] == "--on-incompatible-dags fail"
+    assert request_args.request_flags(request)[-1] == "--on-incompatible-dags fail"
 
 
 def test_the_cutover_flags_become_the_request_fields_and_back():
-    request = main.migration_request(
+    request = request_args.migration_request(
         _args(
             "start",
             "--source",
@@ -693,7 +695,7 @@ def test_the_cutover_flags_become_the_request_fields_and_back():
         5,
         "carry",
     )
-    assert main._request_flags(request)[-3:] == [
+    assert request_args.request_flags(request)[-3:] == [
         "--cutover approve",
         "--drain-timeout-minutes 5",
         "--on-drain-timeout carry",
@@ -712,7 +714,7 @@ def test_the_cutover_flags_become_the_request_fields_and_back():
 )
 def test_a_refused_request_speaks_without_the_validation_librarys_wording(argv, message):
     with pytest.raises(CliError) as refused:
-        main.migration_request(_args("start", *argv), dry_run=False)
+        request_args.migration_request(_args("start", *argv), dry_run=False)
 
     assert message in refused.value.line
     assert "Value error" not in refused.value.line
@@ -720,21 +722,21 @@ def test_a_refused_request_speaks_without_the_validation_librarys_wording(argv, 
 
 def test_the_latest_migration_skips_every_dry_run_whatever_its_name_across_pages(machine: _Machine):
     request = {"sourceEnvironmentName": "prod", "targetEnvironmentName": "prod-2"}
-    main._start(machine, "migration", request)  # type: ignore[arg-type]
+    executions.start_execution(machine, "migration", request)  # type: ignore[arg-type]
     # More dry runs than a page of ListExecutions holds (100), none of them named dryrun-...
     for number in range(105):
-        main._start(machine, f"rehearsal-{number}", {**request, "dryRun": True})  # type: ignore[arg-type]
+        executions.start_execution(machine, f"rehearsal-{number}", {**request, "dryRun": True})  # type: ignore[arg-type]
 
-    latest = main._latest(machine)  # type: ignore[arg-type]
+    latest = executions.latest_migration(machine)  # type: ignore[arg-type]
 
     assert latest == machine.execution_arn("migration")
 
 
 def test_only_dry_runs_is_no_migration(machine: _Machine):
-    main._start(machine, "rehearsal", {"sourceEnvironmentName": "prod", "dryRun": True})  # type: ignore[arg-type]
+    executions.start_execution(machine, "rehearsal", {"sourceEnvironmentName": "prod", "dryRun": True})  # type: ignore[arg-type]
 
     with pytest.raises(CliError) as missing:
-        main._latest(machine)  # type: ignore[arg-type]
+        executions.latest_migration(machine)  # type: ignore[arg-type]
 
     assert missing.value.code == ExitCode.NOT_FOUND
 

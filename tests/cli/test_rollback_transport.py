@@ -13,7 +13,7 @@ import boto3
 from mwaa_migrate.airflow_cli import AirflowCli
 from mwaa_migrate.cutover import Settlement
 from mwaa_migrate.webserver_transport import RestApiTransport
-from mwaa_migrate_cli import cutover, main
+from mwaa_migrate_cli import arguments, cutover, main
 
 
 def _history(export_transport: str | None, import_transport: str | None) -> list[dict[str, Any]]:
@@ -78,11 +78,11 @@ def test_rollback_opens_invoke_rest_api_where_the_plan_chose_it():
 def test_a_bucket_given_on_the_command_line_keeps_the_plans_transports():
     planned = cutover.planned(_history("rest_api", "cli"))
     assert planned is not None
-    args = main.build_parser().parse_args(["rollback", "run-1", "--bucket", "other-bucket", "--yes"])
+    args = arguments.build_parser().parse_args(["rollback", "run-1", "--bucket", "other-bucket", "--yes"])
 
     with (
         mock.patch.object(cutover, "migration_of_execution", return_value=planned),
-        mock.patch.object(main, "_execution", return_value="arn:run-1"),
+        mock.patch.object(main, "execution_arn_of", return_value="arn:run-1"),
     ):
         migration = main._rollback_migration(_Pipeline(mwaa=None), args)  # type: ignore[arg-type]
 

@@ -13,6 +13,7 @@ from typing import Any
 from emulation.faults import Call, FaultInjector, instant_botocore_retries
 from emulation.local_stack import ASL_PATH, LocalStack, scenario_path
 from emulation.scenario import EnvironmentFailure, Scenario
+from statemachine.definition import function_of
 from tests.hardening.end_state import snapshot
 
 
@@ -51,9 +52,9 @@ def task_states_of(states: dict[str, Any], *, in_map: bool = False) -> dict[str,
     """Task state name -> the function it invokes, through Parallel and Map states, from the ASL."""
     found: dict[str, TaskState] = {}
     for name, state in states.items():
-        function = state.get("Parameters", {}).get("FunctionName", "")
-        if state["Type"] == "Task" and function.startswith("${"):
-            found[name] = TaskState(function.removeprefix("${").removesuffix("Arn}"), in_map)
+        function = function_of(state)
+        if function is not None:
+            found[name] = TaskState(f"{function}Function", in_map)
         for branch in state.get("Branches", []):
             found.update(task_states_of(branch["States"], in_map=in_map))
         processor = state.get("ItemProcessor") or state.get("Iterator")

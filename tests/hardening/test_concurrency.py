@@ -14,8 +14,9 @@ from typing import Any
 import boto3
 from cfnlint.decode import cfn_yaml
 
+from emulation.accounts import ACCOUNT_ID
 from emulation.lambdas import REPO_ROOT
-from emulation.local_stack import ACCOUNT_ID, LocalStack
+from emulation.local_stack import LocalStack
 from mwaa_migrate.lock import lock_key
 from tests.hardening.end_state import differences, snapshot
 

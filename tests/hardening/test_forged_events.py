@@ -43,6 +43,8 @@ def scheduled_payload(stack: LocalStack, execution_arn: str, state: str) -> dict
         elif inside and event["type"] == "TaskScheduled":
             payload = json.loads(event["taskScheduledEventDetails"]["parameters"])["Payload"]
             return dict(payload)
+        elif inside and event["type"] == "LambdaFunctionScheduled":  # the function's ARN as Resource
+            return dict(json.loads(event["lambdaFunctionScheduledEventDetails"]["input"]))
     raise AssertionError(f"{state} was never scheduled")
 
 

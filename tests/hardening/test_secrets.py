@@ -24,7 +24,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-import emulation.mwaa
+import emulation.mwaa.control_api
 from emulation.faults import instant_botocore_retries
 from emulation.local_stack import LocalStack
 from emulation.mwaa import MwaaEmulator
@@ -129,7 +129,7 @@ def test_no_secret_appears_in_any_log_or_output_of_a_migration(capfd: pytest.Cap
         return tokens[-1]
 
     with (
-        mock.patch.object(emulation.mwaa.secrets, "token_urlsafe", token),
+        mock.patch.object(emulation.mwaa.control_api.secrets, "token_urlsafe", token),
         mock.patch.dict("os.environ", {"POWERTOOLS_LOG_LEVEL": "DEBUG"}),
         _all_logging() as records,
         instant_botocore_retries(),

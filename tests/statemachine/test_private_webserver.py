@@ -62,9 +62,8 @@ def test_a_private_source_is_migrated_through_invoke_rest_api(outside_any_vpc, p
     assert described["status"] == "SUCCEEDED", described.get("cause")
     plan = _plan(described)
     assert plan["exportDag"]["transport"] == plan["importDag"]["transport"] == "rest_api"
-    if "webserver" in plan:  # once the state machine's PlanMigration ResultSelector carries it
-        assert plan["webserver"]["source"]["transport"] == "rest_api"
-        assert "outside any VPC" in plan["webserver"]["source"]["reason"]
+    assert plan["webserver"]["source"]["transport"] == "rest_api"
+    assert "outside any VPC" in plan["webserver"]["source"]["reason"]
     # No CLI token, no CLI command: every call to Airflow went through MWAA's API.
     assert stack.mwaa_emulator.cli_commands == []
     assert not [call for call in stack.mwaa_emulator.calls if call[0] in {"CreateCliToken", "Cli"}]

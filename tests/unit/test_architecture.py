@@ -37,6 +37,9 @@ def test_every_path_the_page_names_exists():
         ROOT / "scripts",
         ROOT / "statemachine",
         ROOT / "layers" / "mwaa_migrate",
+        ROOT / "mwaa_migrate_cli",
+        ROOT / "emulation",
+        ROOT / "emulation" / "mwaa",
     ]
     missing = [
         name for name in sorted(named) if not any((base / name.rstrip("/")).exists() for base in bases)

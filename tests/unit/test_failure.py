@@ -51,7 +51,11 @@ def test_the_failed_task_is_found_even_when_a_parallel_branch_moved_on(sfn):
         ),
         _entered(5, "RecordFailure", 4),
     ]
-    stubber.add_response("get_execution_history", {"events": events}, {"executionArn": EXECUTION})
+    stubber.add_response(
+        "get_execution_history",
+        {"events": events},
+        {"executionArn": EXECUTION, "includeExecutionData": False},
+    )
     assert failed_state(client, EXECUTION) == "CloneEnvironment"
 
 
@@ -62,7 +66,11 @@ def test_a_fail_state_names_itself(sfn):
         _entered(2, "TargetTimedOut", 1, kind="FailStateEntered"),
         _entered(3, "RecordFailure", 2),
     ]
-    stubber.add_response("get_execution_history", {"events": events}, {"executionArn": EXECUTION})
+    stubber.add_response(
+        "get_execution_history",
+        {"events": events},
+        {"executionArn": EXECUTION, "includeExecutionData": False},
+    )
     assert failed_state(client, EXECUTION) == "TargetTimedOut"
 
 
@@ -84,7 +92,11 @@ def test_what_happened_after_the_failure_path_is_ignored(sfn):
         _entered(3, "RecordFailure", 2),
         _entered(4, "MigrationFailed", 3, kind="FailStateEntered"),
     ]
-    stubber.add_response("get_execution_history", {"events": events}, {"executionArn": EXECUTION})
+    stubber.add_response(
+        "get_execution_history",
+        {"events": events},
+        {"executionArn": EXECUTION, "includeExecutionData": False},
+    )
     assert failed_state(client, EXECUTION) == "PlanMigration"
 
 
@@ -93,7 +105,7 @@ def test_every_page_of_the_history_is_read(sfn):
     stubber.add_response(
         "get_execution_history",
         {"events": [_entered(1, "CopyTaskLogs", 0), _event(2, "TaskScheduled", 1)], "nextToken": "page-2"},
-        {"executionArn": EXECUTION},
+        {"executionArn": EXECUTION, "includeExecutionData": False},
     )
     stubber.add_response(
         "get_execution_history",
@@ -113,7 +125,7 @@ def test_every_page_of_the_history_is_read(sfn):
                 _entered(4, "RecordFailure", 3),
             ]
         },
-        {"executionArn": EXECUTION, "nextToken": "page-2"},
+        {"executionArn": EXECUTION, "includeExecutionData": False, "nextToken": "page-2"},
     )
     assert failed_state(client, EXECUTION) == "CopyTaskLogs"
 

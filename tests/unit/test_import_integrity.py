@@ -22,8 +22,9 @@ from emulation.mwaa import DagRunResult, EmulatedEnvironment
 from mwaa_migrate.dags import mwaa_migrate_metadata as metadata
 from mwaa_migrate.errors import DagRunFailed
 from mwaa_migrate.metadata_dags import read_export, read_verified_import
+from mwaa_migrate.models import MigrationPlan
 from mwaa_migrate.report import MigrationReport, render_markdown, table_counts
-from mwaa_migrate_cli import main as cli
+from mwaa_migrate_cli import arguments, request_args
 
 if TYPE_CHECKING:
     from mypy_boto3_kms import KMSClient
@@ -513,7 +514,7 @@ def test_the_report_lists_conflicts_by_table_and_key(
 
 
 def test_the_on_conflict_flag_becomes_the_request_field_and_back() -> None:
-    args = cli.build_parser().parse_args(
+    args = arguments.build_parser().parse_args(
         [
             "start",
             "--source",
@@ -527,10 +528,10 @@ def test_the_on_conflict_flag_becomes_the_request_field_and_back() -> None:
         ]
     )
 
-    request = cli.migration_request(args, dry_run=False)
+    request = request_args.migration_request(args, dry_run=False)
 
     assert request["onConflict"] == "keep-target"
-    assert cli._request_flags(request)[-1] == "--on-conflict keep-target"
+    assert request_args.request_flags(request)[-1] == "--on-conflict keep-target"
 
 
 def test_the_state_machine_passes_the_plans_on_conflict_to_both_imports_only() -> None:
@@ -548,9 +549,12 @@ def test_the_state_machine_passes_the_plans_on_conflict_to_both_imports_only() -
                 walk(state["ItemProcessor"]["States"])
 
     walk(definition["States"])
-    plan = definition["States"]["PlanMigration"]["ResultSelector"]
+    planning = definition["States"]["PlanMigration"]
 
-    assert plan["onConflict.$"] == "$.Payload.onConflict"
+    # The plan passes whole (models.MigrationPlan carries onConflict) into $.plan.
+    assert "ResultSelector" not in planning
+    assert planning["ResultPath"] == "$.plan"
+    assert "on_conflict" in MigrationPlan.model_fields
     imports = {name for name, conf in confs.items() if conf.get("onConflict.$") == "$.plan.onConflict"}
     assert imports == {"TriggerImportDag", "TriggerCutoverImport"}
     assert {conf.get("phase") for name, conf in confs.items() if name in imports} == {"bulk", "cutover"}

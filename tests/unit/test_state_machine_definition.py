@@ -59,3 +59,12 @@ def test_the_export_and_the_import_run_through_the_same_loop_in_both_phases() ->
     # A loop that times out inside the Parallel fails the branch; outside it goes to RecordFailure.
     assert states["ExportRunTimedOut"]["Type"] == "Fail"
     assert states["ImportRunTimedOut"]["Next"] == "RecordFailure"
+
+
+def test_the_plan_passes_whole_as_the_function_returns_it() -> None:
+    planning = definition.definition()["States"]["PlanMigration"]
+
+    # No field list to keep in step with models.MigrationPlan: the function's output is $.plan.
+    assert "ResultSelector" not in planning
+    assert planning["ResultPath"] == "$.plan"
+    assert definition.function_of(planning) == "PlanMigration"

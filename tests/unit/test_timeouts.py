@@ -22,6 +22,7 @@ from botocore.config import Config
 from cfnlint.decode import cfn_yaml
 
 from mwaa_migrate import airflow_cli, clients
+from statemachine.definition import function_of
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE_PATH = ROOT / "template.yaml"
@@ -115,7 +116,9 @@ def _tasks(states: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
 
 
 def _function_of(task: dict[str, Any]) -> str:
-    return str(task["Parameters"]["FunctionName"]).removeprefix("${").removesuffix("Arn}")
+    function = function_of(task)
+    assert function is not None, task
+    return f"{function}Function"
 
 
 # ------------------------------------------------------------------------------ the calls' worst case

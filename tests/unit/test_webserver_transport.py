@@ -336,7 +336,7 @@ def test_an_airflow_role_that_may_not_do_it_is_access_denied(world, rest, monkey
     def forbidden(*args: Any, **kwargs: Any) -> tuple[int, Any]:
         return 403, {"detail": "Forbidden", "status": 403, "title": "Forbidden", "type": "x"}
 
-    monkeypatch.setattr("emulation.rest_api._AirflowRestApi.answer", forbidden)
+    monkeypatch.setattr("emulation.mwaa.rest_api._AirflowRestApi.answer", forbidden)
 
     with pytest.raises(AwsAccessDenied, match="Airflow role User"):
         rest.set_paused("d", paused=True)

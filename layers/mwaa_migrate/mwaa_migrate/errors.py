@@ -56,9 +56,14 @@ class AwsAccessDenied(MigrationError):
     """An AWS call was refused: fix the permissions, then run again. Not retried."""
 
 
+def error_code(error: ClientError) -> str:
+    """The AWS error code of a ClientError ("NoSuchKey", "ThrottlingException", ...)."""
+    return str(error.response.get("Error", {}).get("Code", ""))
+
+
 def from_client_error(error: ClientError, doing: str) -> MigrationError:
     """Turn a botocore ClientError into the project's error, saying what was being done."""
-    code = error.response.get("Error", {}).get("Code", "Unknown")
+    code = error_code(error) or "Unknown"
     message = error.response.get("Error", {}).get("Message", "")
     status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
     text = f"{doing}: {code}: {message}"

@@ -1,5 +1,5 @@
-"""Step Functions executions: their names, the clock the run's records use, and the approval
-wait as the execution's history shows it."""
+"""Step Functions executions: their names, the clock the run's records use, their history (read
+in one place) and what it tells: each task's result, the approval wait."""
 
 from __future__ import annotations
 
@@ -66,6 +66,48 @@ class ApprovalWait:
     @property
     def waiting(self) -> bool:
         return self.token is not None
+
+
+def execution_history(sfn: SFNClient, execution_arn: str, *, with_data: bool = False) -> list[dict[str, Any]]:
+    """Every event of an execution's history, oldest first; with the states' inputs and outputs only
+    when `with_data` (they make the read large, and most readers need names and times)."""
+    try:
+        paginator = sfn.get_paginator("get_execution_history")
+        return [
+            dict(event)
+            for page in paginator.paginate(executionArn=execution_arn, includeExecutionData=with_data)
+            for event in page["events"]
+        ]
+    except ClientError as error:
+        raise from_client_error(error, f"reading the history of {execution_arn}") from None
+
+
+def task_results(history: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The last result of each Task state that succeeded, by state name, from a history read with its
+    data: the Payload of a lambda:invoke task, the output itself of a task whose Resource is the
+    function (PlanMigration). A parallel branch interleaves its events with others', so each task's
+    end is followed back through previousEventId to the state it belongs to."""
+    events = {int(event["id"]): event for event in history}
+    results: dict[str, dict[str, Any]] = {}
+    for event_id in sorted(events):
+        event = events[event_id]
+        direct = event.get("lambdaFunctionSucceededEventDetails")
+        details = event.get("taskSucceededEventDetails") or direct
+        if not details:
+            continue
+        cursor = events.get(int(event.get("previousEventId") or 0))
+        while cursor is not None and "stateEnteredEventDetails" not in cursor:
+            cursor = events.get(int(cursor.get("previousEventId") or 0))
+        if cursor is None:
+            continue
+        try:
+            output = json.loads(details.get("output") or "{}")
+        except ValueError:
+            continue
+        result = output if direct else output.get("Payload") if isinstance(output, dict) else None
+        if isinstance(result, dict):
+            results[str(cursor["stateEnteredEventDetails"]["name"])] = result
+    return results
 
 
 def _task_token(event: Mapping[str, Any]) -> str | None:

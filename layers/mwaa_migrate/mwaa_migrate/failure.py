@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
+from mwaa_migrate.execution import execution_history
 from mwaa_migrate.models import MigrationPlan, Model
 from mwaa_migrate.observability import logger
 from mwaa_migrate.redaction import redact_text
@@ -51,12 +52,7 @@ def failed_state(sfn: SFNClient, execution_id: str) -> str:
     """The name of the state whose failure was caught, read from the execution's own history: the
     Fail state entered, or the state whose task failed last (followed back through previousEventId,
     since a parallel branch may have entered other states in between)."""
-    paginator = sfn.get_paginator("get_execution_history")
-    events = {
-        event["id"]: event
-        for page in paginator.paginate(executionArn=execution_id)
-        for event in page["events"]
-    }
+    events = {event["id"]: event for event in execution_history(sfn, execution_id)}
     # Only what happened before the failure path was entered (the last time, on a re-invocation).
     entered_failure_path = [
         event["id"]
@@ -69,12 +65,12 @@ def failed_state(sfn: SFNClient, execution_id: str) -> str:
     ):
         entered = event.get("stateEnteredEventDetails")
         if event["type"] == "FailStateEntered" and entered:
-            return entered["name"]
+            return str(entered["name"])
         if event["type"] in _FAILURE_EVENTS:
             cursor = events.get(event.get("previousEventId", 0))
             while cursor is not None:
                 if "stateEnteredEventDetails" in cursor:
-                    return cursor["stateEnteredEventDetails"]["name"]
+                    return str(cursor["stateEnteredEventDetails"]["name"])
                 cursor = events.get(cursor.get("previousEventId", 0))
             return "unknown"
     return "unknown"

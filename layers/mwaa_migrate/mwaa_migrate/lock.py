@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 
 from botocore.exceptions import ClientError
 
-from mwaa_migrate.errors import MigrationError, from_client_error
+from mwaa_migrate.errors import MigrationError, error_code, from_client_error
 from mwaa_migrate.execution import now
 from mwaa_migrate.observability import logger
 
@@ -58,16 +58,12 @@ def lock_key(target_environment: str) -> str:
     return f"{LOCK_PREFIX}/{target_environment}.json"
 
 
-def _code(error: ClientError) -> str:
-    return str(error.response.get("Error", {}).get("Code", ""))
-
-
 def read_lock(s3: S3Client, bucket: str, target_environment: str) -> Lock | None:
     key = lock_key(target_environment)
     try:
         answer = s3.get_object(Bucket=bucket, Key=key)
     except ClientError as error:
-        if _code(error) in {"NoSuchKey", "404"}:
+        if error_code(error) in {"NoSuchKey", "404"}:
             return None
         raise from_client_error(error, f"reading the migration lock s3://{bucket}/{key}") from None
     body = json.loads(answer["Body"].read())
@@ -85,7 +81,7 @@ def _is_running(sfn: SFNClient, execution_id: str) -> bool:
     try:
         return sfn.describe_execution(executionArn=execution_id)["status"] == "RUNNING"
     except ClientError as error:
-        if _code(error) in {"ExecutionDoesNotExist", "InvalidArn"}:
+        if error_code(error) in {"ExecutionDoesNotExist", "InvalidArn"}:
             return False
         raise from_client_error(error, f"reading the status of {execution_id}") from None
 
@@ -115,7 +111,7 @@ def acquire(
             s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType="application/json", IfNoneMatch="*")
             return
         except ClientError as error:
-            if _code(error) not in _LOST_RACE:
+            if error_code(error) not in _LOST_RACE:
                 raise from_client_error(error, doing) from None
         current = read_lock(s3, bucket, target_environment)
         if current is None:
@@ -132,7 +128,7 @@ def acquire(
                 Bucket=bucket, Key=key, Body=body, ContentType="application/json", IfMatch=current.etag
             )
         except ClientError as error:
-            if _code(error) not in _LOST_RACE:
+            if error_code(error) not in _LOST_RACE:
                 raise from_client_error(error, doing) from None
             continue  # someone else took it over first: look again
         logger.warning(

@@ -12,7 +12,7 @@ from botocore.exceptions import ClientError
 from mwaa_migrate.cutover import settle_after_failure, standing, target_went_live
 from mwaa_migrate.dag_compatibility import target_dag_warnings
 from mwaa_migrate.errors import from_client_error
-from mwaa_migrate.execution import now
+from mwaa_migrate.execution import execution_history, now, task_results
 from mwaa_migrate.failure import error_from_state, failed_state, plan_from_state, readable_cause
 from mwaa_migrate.grants import StackGrants, delete_policies, policies_to_remove
 from mwaa_migrate.lock import Holder, holder, release
@@ -255,33 +255,6 @@ def record_failure(
 STOPPED_STATUSES = frozenset({"ABORTED", "TIMED_OUT"})
 
 
-def _task_outputs(sfn: SFNClient, execution_arn: str) -> dict[str, dict[str, Any]]:
-    """The last Lambda result (its Payload) of each Task state that succeeded, by state name."""
-    paginator = sfn.get_paginator("get_execution_history")
-    events = {
-        event["id"]: event
-        for page in paginator.paginate(executionArn=execution_arn)
-        for event in page["events"]
-    }
-    outputs: dict[str, dict[str, Any]] = {}
-    for event in sorted(events.values(), key=lambda item: item["id"]):
-        details = event.get("taskSucceededEventDetails")
-        if not details:
-            continue
-        cursor = events.get(event.get("previousEventId", 0))
-        while cursor is not None and "stateEnteredEventDetails" not in cursor:
-            cursor = events.get(cursor.get("previousEventId", 0))
-        if cursor is None:
-            continue
-        try:
-            payload = json.loads(details.get("output") or "{}").get("Payload")
-        except ValueError:
-            continue
-        if isinstance(payload, dict):
-            outputs[cursor["stateEnteredEventDetails"]["name"]] = payload
-    return outputs
-
-
 def settle_stopped_execution(
     execution_arn: str,
     *,
@@ -307,7 +280,7 @@ def settle_stopped_execution(
     if described["status"] not in STOPPED_STATUSES:
         logger.warning("the execution is not stopped: ignored", extra={"status": described["status"]})
         return None
-    outputs = _task_outputs(sfn, execution_arn)
+    outputs = task_results(execution_history(sfn, execution_arn, with_data=True))
     if "RecordFailure" in outputs or "FinishMigration" in outputs:
         return None  # its own last step ran: the outcome is recorded
     try:

@@ -21,7 +21,7 @@ from botocore.exceptions import ClientError
 from pydantic import Field
 
 from mwaa_migrate.errors import from_client_error
-from mwaa_migrate.execution import execution_name
+from mwaa_migrate.execution import execution_history, execution_name
 from mwaa_migrate.models import Model
 
 # Which settings are sensitive and what their values are replaced with (redaction.py, shared with the
@@ -513,19 +513,6 @@ def _summarise(timeline: _Timeline, now: datetime, ended: bool) -> list[StepTimi
             )
         )
     return timings
-
-
-def execution_history(sfn: SFNClient, execution_arn: str) -> list[dict[str, Any]]:
-    """Every event of an execution's history, oldest first (without the states' data)."""
-    try:
-        paginator = sfn.get_paginator("get_execution_history")
-        return [
-            dict(event)
-            for page in paginator.paginate(executionArn=execution_arn, includeExecutionData=False)
-            for event in page["events"]
-        ]
-    except ClientError as error:
-        raise from_client_error(error, f"reading the history of {execution_arn}") from None
 
 
 def finished_steps(sfn: SFNClient, execution_arn: str) -> list[StepTiming]:

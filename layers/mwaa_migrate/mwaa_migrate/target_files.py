@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 from pydantic import Field
 
-from mwaa_migrate.errors import InvalidMigrationRequest, MigrationConflict, from_client_error
+from mwaa_migrate.errors import InvalidMigrationRequest, MigrationConflict, error_code, from_client_error
 from mwaa_migrate.models import Model, TargetFile
 
 if TYPE_CHECKING:
@@ -71,10 +71,6 @@ def is_project_file(key: str) -> bool:
     return fnmatch.fnmatchcase(key.rsplit("/", 1)[-1], PROJECT_FILES)
 
 
-def _code(error: ClientError) -> str:
-    return str(error.response.get("Error", {}).get("Code", ""))
-
-
 # ------------------------------------------------------------------------------------ plan time
 
 
@@ -90,7 +86,7 @@ def _require_versioned_bucket(s3: S3Client, bucket: str, field_name: str) -> Non
     try:
         status = s3.get_bucket_versioning(Bucket=bucket).get("Status")
     except ClientError as error:
-        if _code(error) in {"404", "NoSuchBucket", "NotFound"}:
+        if error_code(error) in {"404", "NoSuchBucket", "NotFound"}:
             raise InvalidMigrationRequest(f"{field_name}: bucket {bucket} does not exist") from None
         raise from_client_error(error, f"reading the versioning of bucket {bucket}") from None
     if status != "Enabled":
@@ -111,7 +107,7 @@ def _source_version(
         head = s3.head_object(**arguments)
     except ClientError as error:
         if (
-            _code(error) in _NOT_FOUND
+            error_code(error) in _NOT_FOUND
             or error.response.get("ResponseMetadata", {}).get("HTTPStatusCode") == 404
         ):
             named = f" version {version_id}" if version_id else ""
@@ -159,7 +155,7 @@ def _dag_keys(s3: S3Client, bucket: str, folder: str) -> list[dict[str, Any]]:
         for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=folder):
             objects.extend(dict(item) for item in page.get("Contents", []))
     except ClientError as error:
-        if _code(error) == "NoSuchBucket":
+        if error_code(error) == "NoSuchBucket":
             raise MigrationConflict(f"the source's bucket {bucket} does not exist") from None
         raise from_client_error(error, f"listing s3://{bucket}/{folder}") from None
     return objects
@@ -270,7 +266,7 @@ def _copy_of(s3: S3Client, bucket: str, key: str) -> dict[str, Any] | None:
         return dict(s3.head_object(Bucket=bucket, Key=key))
     except ClientError as error:
         if (
-            _code(error) in _NOT_FOUND
+            error_code(error) in _NOT_FOUND
             or error.response.get("ResponseMetadata", {}).get("HTTPStatusCode") == 404
         ):
             return None

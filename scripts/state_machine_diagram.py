@@ -2,9 +2,9 @@
 picture in the README). The README holds the generated block between two markers; a test keeps it
 identical to what this module generates, so the picture never drifts from the definition.
 
-    python -m mwaa_migrate_cli.diagram            print the Markdown block
-    python -m mwaa_migrate_cli.diagram --write    put it into README.md (make docs)
-    python -m mwaa_migrate_cli.diagram --check    exit 1 if README.md's block is not current
+    python -m scripts.state_machine_diagram            print the Markdown block
+    python -m scripts.state_machine_diagram --write    put it into README.md (make docs)
+    python -m scripts.state_machine_diagram --check    exit 1 if README.md's block is not current
 """
 
 from __future__ import annotations

@@ -13,8 +13,9 @@ from cfnlint.decode import cfn_yaml
 from emulation.lambdas import REPO_ROOT
 from mwaa_migrate.models import MigrationRequest, parse_model
 from mwaa_migrate.notifications import DETAIL_TYPES, MigrationNotification
-from mwaa_migrate_cli import diagram, schema
 from mwaa_migrate_cli.errors import ExitCode
+from scripts import request_schema as schema
+from scripts import state_machine_diagram as diagram
 
 README = (REPO_ROOT / "README.md").read_text()
 ASL = json.loads((REPO_ROOT / "statemachine" / "migration.asl.json").read_text())

@@ -32,11 +32,21 @@ import json
 import time
 from typing import TYPE_CHECKING, Any
 
-from emulation import mwaa as emulated
+from emulation.mwaa.airflow_cli import CommandError, EmulatedAirflowCli
+from emulation.mwaa.environment import READY
+from emulation.mwaa.responses import (
+    ApiError,
+    Response,
+    error_response,
+    json_body,
+    json_response,
+    validation_error,
+)
 from mwaa_migrate.versions import AirflowVersion
 
 if TYPE_CHECKING:
-    from emulation.mwaa import EmulatedEnvironment, MwaaEmulator
+    from emulation.mwaa.control_api import MwaaEmulator
+    from emulation.mwaa.environment import EmulatedEnvironment
 
 OPERATION = "InvokeRestApi"
 MIN_VERSION = AirflowVersion(2, 4, 3)
@@ -57,25 +67,23 @@ class RestApi:
         # (environment, method, path) of every call that reached Airflow.
         self.requests: list[tuple[str, str, str]] = []
 
-    def handle(self, name: str, body: bytes) -> emulated._Response:
+    def handle(self, name: str, body: bytes) -> Response:
         emulator = self._emulator
         with emulator._lock:
             emulator.calls.append((OPERATION, name))
             try:
-                request = {**emulated._json_body(body), "Name": name}
+                request = {**json_body(body), "Name": name}
                 emulator._validate(OPERATION, request)
                 delay = emulator._take_delay(OPERATION)
                 emulator._raise_fault(OPERATION)
                 environment = emulator._require(name)
                 if AirflowVersion.parse(environment.airflow_version) < MIN_VERSION:
-                    raise emulated._validation("Update your environment to use InvokeRestApi")
-                if environment.status not in emulated._READY:
-                    raise emulated._ApiError(
-                        "RestApiServerException", f"Environment {name} is {environment.status}"
-                    )
+                    raise validation_error("Update your environment to use InvokeRestApi")
+                if environment.status not in READY:
+                    raise ApiError("RestApiServerException", f"Environment {name} is {environment.status}")
                 self.requests.append((name, request["Method"], request["Path"]))
-            except emulated._ApiError as error:
-                return emulated._error_response(error)
+            except ApiError as error:
+                return error_response(error)
         with environment._cli_lock:
             status, payload = _AirflowRestApi(emulator, environment).answer(
                 request["Method"], request["Path"], request.get("QueryParameters") or {}, request.get("Body")
@@ -99,13 +107,13 @@ class RestApi:
             return _rest_error("RestApiServerException", status, payload)
         if status >= 400:
             return _rest_error("RestApiClientException", status, payload)
-        return emulated._json_response({"RestApiStatusCode": status, "RestApiResponse": payload})
+        return json_response({"RestApiStatusCode": status, "RestApiResponse": payload})
 
 
-def _rest_error(code: str, status: int, payload: Any) -> emulated._Response:
+def _rest_error(code: str, status: int, payload: Any) -> Response:
     """RestApiClientException / RestApiServerException: HTTP 400 (the model's), Airflow's answer inside."""
     detail = payload.get("detail") if isinstance(payload, dict) else None
-    response = emulated._json_response(
+    response = json_response(
         {
             "message": str(detail or f"The Apache Airflow REST API answered {status}"),
             "RestApiStatusCode": status,
@@ -137,7 +145,7 @@ class _AirflowRestApi:
     """Airflow's REST API of one environment (called with its CLI lock held: one Airflow process)."""
 
     def __init__(self, emulator: MwaaEmulator, environment: EmulatedEnvironment) -> None:
-        self.cli = emulated._Airflow(emulator, environment)
+        self.cli = EmulatedAirflowCli(emulator, environment)
         self.environment = environment
         self.version = AirflowVersion.parse(environment.airflow_version)
         self.airflow3 = self.version.major >= 3
@@ -295,7 +303,7 @@ class _AirflowRestApi:
         )
         try:
             self.cli.dags_trigger(arguments)
-        except emulated._CommandError as error:
+        except CommandError as error:
             raise _bad_request(str(error).strip()) from None
         run = self.cli._runs(dag_id)[-1]
         if self.airflow3:

@@ -3,8 +3,8 @@ with (mwaa_migrate.models.MigrationRequest), with the Airflow versions MWAA acce
 inputs of events/ as examples. docs/migration-request.schema.json holds it; a test keeps that file
 identical to what this module generates.
 
-    python -m mwaa_migrate_cli.schema            print the schema
-    python -m mwaa_migrate_cli.schema --write    write docs/migration-request.schema.json (make docs)
+    python -m scripts.request_schema            print the schema
+    python -m scripts.request_schema --write    write docs/migration-request.schema.json (make docs)
 """
 
 from __future__ import annotations
