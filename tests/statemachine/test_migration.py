@@ -237,3 +237,29 @@ def _target_event_count(stack):
             )["events"]
         )
     return total
+
+
+def test_target_settings_give_the_target_its_own_class_size_and_network(scenario, local_stack):
+    stack = local_stack(scenario)
+    settings = {
+        "EnvironmentClass": "mw1.large",
+        "MaxWorkers": 12,
+        "NetworkConfiguration": {
+            "SubnetIds": ["subnet-new-a", "subnet-new-b"],
+            "SecurityGroupIds": ["sg-new"],
+        },
+        "Tags": {"cost-center": "42"},
+    }
+
+    described = run(stack, execution_input={**scenario.input, "targetSettings": settings})
+
+    assert described["status"] == "SUCCEEDED", described.get("cause")
+    target = stack.mwaa.get_environment(Name=TARGET)["Environment"]
+    source = stack.mwaa.get_environment(Name=SOURCE)["Environment"]
+    assert (target["EnvironmentClass"], target["MaxWorkers"]) == ("mw1.large", 12)
+    assert target["NetworkConfiguration"] == settings["NetworkConfiguration"]
+    assert target["Tags"]["cost-center"] == "42"
+    assert target["Tags"][SOURCE_TAG] == SOURCE
+    # What targetSettings do not name is the source's.
+    assert target["WeeklyMaintenanceWindowStart"] == source["WeeklyMaintenanceWindowStart"]
+    assert target["EnvironmentClass"] != source["EnvironmentClass"]

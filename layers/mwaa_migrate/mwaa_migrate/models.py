@@ -17,6 +17,7 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 
 from mwaa_migrate.errors import InvalidMigrationRequest
+from mwaa_migrate.target_settings import settings_problems
 from mwaa_migrate.versions import TARGET_VERSIONS
 
 # MWAA's own rules (botocore model: EnvironmentName, IamRoleArn, S3 bucket names).
@@ -102,6 +103,19 @@ class MigrationRequest(Model):
     # Where the target's own copy of DAGs, plugins, requirements and startup script goes (default:
     # the source's bucket, under a prefix of the target's own).
     target_bucket: BucketName | None = None
+    # CreateEnvironment members for the target instead of the source's (target_settings.py): a new
+    # network, class, size or access mode. Configuration options and tags merge key by key.
+    target_settings: dict[str, Any] | None = None
+
+    @field_validator("target_settings")
+    @classmethod
+    def _target_settings_in_createenvironments_shape(
+        cls, settings: dict[str, Any] | None
+    ) -> dict[str, Any] | None:
+        problems = settings_problems(settings) if settings else []
+        if problems:
+            raise ValueError("; ".join(problems))
+        return settings
 
     @field_validator("log_groups")
     @classmethod

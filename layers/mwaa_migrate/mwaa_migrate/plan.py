@@ -43,6 +43,7 @@ from mwaa_migrate.target_files import (
     read_source_file,
     unpaused_upon_creation,
 )
+from mwaa_migrate.target_settings import apply_target_settings
 from mwaa_migrate.versions import UnsupportedSource, VersionPath, version_path
 from mwaa_migrate.webserver_transport import choose_routes
 
@@ -341,6 +342,9 @@ def plan_migration(
         final_version=path.final_version,
     )
     warnings.extend(request_warnings)
+    replaced = apply_target_settings(create_request, request.target_settings)
+    if replaced:
+        warnings.append(f"targetSettings replace the source's {', '.join(replaced)} on the target")
     webserver = choose_routes(source, create_request, functions_in_vpc=functions_in_vpc)
     if path.final_version == source["AirflowVersion"]:
         # A real use (a new VPC, class or account settings), but never what an upgrade meant to do.
