@@ -20,6 +20,7 @@ mwaa-migrate: plan, start, follow and read the report of an MWAA migration.
     mwaa-migrate approve [EXECUTION]                                   start the cutover it waits for
     mwaa-migrate reject [EXECUTION] [--reason TEXT]                    end it; the source keeps running
     mwaa-migrate rollback [EXECUTION] [--yes]                          the source runs the DAGs again
+    mwaa-migrate template ENVIRONMENT [--output FILE]                  the environment as CloudFormation
     mwaa-migrate local up                                              the local emulation, for --local
 
 The commands act on the state machine of a deployed stack (--stack-name, default mwaa-migrate),
@@ -200,6 +201,14 @@ def build_parser() -> argparse.ArgumentParser:
     report = commands.add_parser("report", parents=[connection], help="a migration's report")
     report.add_argument("execution", nargs="?", help="execution name or ARN (default: the latest migration)")
     report.add_argument("--json", action="store_true", help="print the report as JSON (default: Markdown)")
+
+    template = commands.add_parser(
+        "template",
+        parents=[connection],
+        help="an MWAA environment (a migration's target) as a CloudFormation template, to keep in a stack",
+    )
+    template.add_argument("environment", help="the environment's name")
+    template.add_argument("--output", metavar="FILE", help="write the template there (default: print it)")
 
     approve = commands.add_parser(
         "approve", parents=[connection], help="approve the cutover a migration waits for (cutover: approve)"

@@ -9,12 +9,14 @@ import json
 import os
 import sys
 from dataclasses import replace
+from pathlib import Path
 
 from mwaa_migrate.execution import DRY_RUN_PREFIX
 from mwaa_migrate.report import MigrationReport, render_markdown
 from mwaa_migrate_cli import cutover, local, plan_view, progress
 from mwaa_migrate_cli.arguments import PROGRAM, build_parser
 from mwaa_migrate_cli.aws import DEFAULT_STACK_NAME, Pipeline, Target, aws_errors
+from mwaa_migrate_cli.cloudformation import RESOURCE_TYPE, environment_template
 from mwaa_migrate_cli.errors import CliError, ExitCode
 from mwaa_migrate_cli.executions import (
     DryRun,
@@ -239,6 +241,31 @@ def command_rollback(args: argparse.Namespace) -> int:
     return ExitCode.OK
 
 
+def command_template(args: argparse.Namespace) -> int:
+    pipeline = _pipeline(args)
+    with aws_errors(f"reading environment {args.environment}"):
+        try:
+            description = pipeline.mwaa.get_environment(Name=args.environment)["Environment"]
+        except pipeline.mwaa.exceptions.ResourceNotFoundException:
+            raise CliError(f"environment {args.environment} does not exist", ExitCode.NOT_FOUND) from None
+    template, left_out = environment_template(dict(description))
+    text = json.dumps(template, indent=2, default=str) + "\n"
+    if args.output:
+        try:
+            Path(args.output).write_text(text)
+        except OSError as error:
+            raise CliError(f"cannot write {args.output}: {error.strerror}", ExitCode.USAGE) from None
+        print(f"Wrote {args.output}: {args.environment} as {RESOURCE_TYPE} (DeletionPolicy Retain).")
+    else:
+        sys.stdout.write(text)
+    secret = sorted(template.get("Parameters") or {})
+    if secret:
+        print(f"NoEcho parameters to give on deploy: {', '.join(secret)}", file=sys.stderr)
+    for line in left_out:
+        print(f"Not in the template: {line}", file=sys.stderr)
+    return ExitCode.OK
+
+
 def command_local(args: argparse.Namespace) -> int:
     def ready(emulation: local.Emulation) -> None:
         print(
@@ -269,6 +296,7 @@ COMMANDS = {
     "approve": command_approve,
     "reject": command_reject,
     "rollback": command_rollback,
+    "template": command_template,
     "local": command_local,
 }
 

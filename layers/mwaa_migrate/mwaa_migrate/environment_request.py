@@ -45,11 +45,18 @@ def _project(value: Any, shape: Shape) -> Any:
     return value
 
 
+def create_request_fields(description: dict[str, Any]) -> dict[str, Any]:
+    """What of an environment's description (GetEnvironment) a CreateEnvironment request carries,
+    values as they are: option values included, so only for where secrets may go."""
+    fields: dict[str, Any] = _project(description, create_environment_input())
+    return fields
+
+
 def source_settings(source: dict[str, Any]) -> dict[str, Any]:
     """The source's own settings as a CreateEnvironment request would carry them (read-only output
     fields dropped), to compare the clone's request with. Airflow configuration option values are
     redacted: the plan that carries these is kept in the execution's history."""
-    settings: dict[str, Any] = _project(source, create_environment_input())
+    settings = create_request_fields(source)
     if settings.get(CONFIGURATION_OPTIONS):
         settings[CONFIGURATION_OPTIONS] = shown_options(settings[CONFIGURATION_OPTIONS])
     return settings
