@@ -20,6 +20,7 @@ mwaa-migrate: plan, start, follow and read the report of an MWAA migration.
     mwaa-migrate approve [EXECUTION]                                   start the cutover it waits for
     mwaa-migrate reject [EXECUTION] [--reason TEXT]                    end it; the source keeps running
     mwaa-migrate rollback [EXECUTION] [--yes]                          the source runs the DAGs again
+    mwaa-migrate init [--source NAME --target NAME --version X.Y.Z]    a request to start from, explained
     mwaa-migrate template ENVIRONMENT [--output FILE]                  the environment as CloudFormation
     mwaa-migrate local up                                              the local emulation, for --local
 
@@ -201,6 +202,17 @@ def build_parser() -> argparse.ArgumentParser:
     report = commands.add_parser("report", parents=[connection], help="a migration's report")
     report.add_argument("execution", nargs="?", help="execution name or ARN (default: the latest migration)")
     report.add_argument("--json", action="store_true", help="print the report as JSON (default: Markdown)")
+
+    init = commands.add_parser(
+        "init", help="write a migration request with every field at its default, each one explained"
+    )
+    init.add_argument("--source", help="the MWAA environment to migrate (default: a placeholder)")
+    init.add_argument("--target", help="the new environment's name (default: a placeholder)")
+    init.add_argument("--version", help="the target's Airflow version (default: the newest Airflow 2)")
+    init.add_argument(
+        "--output", metavar="FILE", default="migration-request.json", help="where to write it (%(default)s)"
+    )
+    init.add_argument("--force", action="store_true", help="replace FILE if it exists")
 
     template = commands.add_parser(
         "template",

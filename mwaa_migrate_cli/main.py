@@ -7,11 +7,17 @@ import argparse
 import io
 import json
 import os
+import shlex
+import shutil
 import sys
+import textwrap
 from dataclasses import replace
 from pathlib import Path
 
+from pydantic import ValidationError
+
 from mwaa_migrate.execution import DRY_RUN_PREFIX
+from mwaa_migrate.models import describe_validation_error
 from mwaa_migrate.report import MigrationReport, render_markdown
 from mwaa_migrate_cli import cutover, local, plan_view, progress
 from mwaa_migrate_cli.arguments import PROGRAM, build_parser
@@ -27,7 +33,7 @@ from mwaa_migrate_cli.executions import (
     run_plan,
     start_execution,
 )
-from mwaa_migrate_cli.request_args import migration_request, request_flags
+from mwaa_migrate_cli.request_args import field_notes, migration_request, request_flags, starter_request
 
 # How long `start` waits for the plan it runs first (one Lambda: seconds).
 PLAN_TIMEOUT_SECONDS = 300.0
@@ -241,6 +247,29 @@ def command_rollback(args: argparse.Namespace) -> int:
     return ExitCode.OK
 
 
+def command_init(args: argparse.Namespace) -> int:
+    try:
+        request = starter_request(args.source, args.target, args.version)
+    except ValidationError as error:
+        raise CliError(describe_validation_error(error), ExitCode.USAGE) from None
+    path = Path(args.output)
+    if path.exists() and not args.force:
+        raise CliError(f"{path} exists: --force replaces it, or give another --output", ExitCode.USAGE)
+    try:
+        path.write_text(json.dumps(request, indent=2) + "\n")
+    except OSError as error:
+        raise CliError(f"cannot write {path}: {error.strerror}", ExitCode.USAGE) from None
+    width = max(len(field) for field, _ in field_notes())
+    columns = max(shutil.get_terminal_size((100, 24)).columns, 60)
+    print(f"Wrote {path}: every field at its default (null: not set). What each one means:\n")
+    for field, note in field_notes():
+        lead = f"  {field:<{width}}  "
+        print(textwrap.fill(note, width=columns - 1, initial_indent=lead, subsequent_indent=" " * len(lead)))
+    print("\nIts JSON Schema: docs/migration-request.schema.json.")
+    print(f"Next: {PROGRAM} plan --input {shlex.quote(str(path))}")
+    return ExitCode.OK
+
+
 def command_template(args: argparse.Namespace) -> int:
     pipeline = _pipeline(args)
     with aws_errors(f"reading environment {args.environment}"):
@@ -296,6 +325,7 @@ COMMANDS = {
     "approve": command_approve,
     "reject": command_reject,
     "rollback": command_rollback,
+    "init": command_init,
     "template": command_template,
     "local": command_local,
 }

@@ -12,6 +12,7 @@ from typing import Any
 
 from mwaa_migrate.errors import InvalidMigrationRequest
 from mwaa_migrate.models import MigrationRequest, parse_model
+from mwaa_migrate.versions import TARGET_VERSIONS, AirflowVersion
 from mwaa_migrate_cli.errors import CliError, ExitCode
 
 
@@ -90,3 +91,33 @@ def request_flags(request: dict[str, Any]) -> list[str]:
         f"{flag} {request[key]}" for key, flag, default in defaults if request.get(key, default) != default
     ]
     return shown
+
+
+# What `mwaa-migrate init` writes where no flag names the environments.
+PLACEHOLDER_SOURCE = "my-source-environment"
+# The newest Airflow 2 MWAA runs: an Airflow 3 target asks for DAG changes first (the plan lists them).
+STARTER_VERSION = max((v for v in TARGET_VERSIONS if v.startswith("2.")), key=AirflowVersion.parse)
+
+
+def starter_request(source: str | None, target: str | None, version: str | None) -> dict[str, Any]:
+    """A request with every field at its default (so that each one can be seen and changed), the
+    environments and the version from the flags or placeholders; valid as it stands."""
+    source = source or PLACEHOLDER_SOURCE
+    version = version or STARTER_VERSION
+    request = MigrationRequest.model_validate(
+        {
+            "sourceEnvironmentName": source,
+            # analytics-prod -> analytics-prod-2-11: the version in the name, as the examples do.
+            "targetEnvironmentName": target or f"{source}-{'-'.join(version.split('.')[:2])}",
+            "targetAirflowVersion": version,
+        }
+    )
+    return request.model_dump(mode="json", by_alias=True)
+
+
+def field_notes() -> list[tuple[str, str]]:
+    """Each request field and what it means (the model's own descriptions)."""
+    return [
+        (field.alias or name, field.description or "")
+        for name, field in MigrationRequest.model_fields.items()
+    ]

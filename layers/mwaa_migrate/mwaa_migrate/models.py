@@ -72,40 +72,99 @@ class Model(BaseModel):
 class MigrationRequest(Model):
     """The state machine's input, from the console, EventBridge's detail or the local runner."""
 
-    source_environment_name: EnvironmentName
-    target_environment_name: EnvironmentName
-    target_airflow_version: TargetVersion
-    target_execution_role_arn: RoleArn | None = None
-    migration_bucket: BucketName | None = None
+    # Each field's description is the JSON Schema's (docs/) and what `mwaa-migrate init` explains.
+    source_environment_name: EnvironmentName = Field(
+        description="The MWAA environment to migrate: it must exist and be AVAILABLE."
+    )
+    target_environment_name: EnvironmentName = Field(
+        description="The new environment: a name that is free, or the target of an earlier run of this "
+        "migration (reused)."
+    )
+    target_airflow_version: TargetVersion = Field(
+        description="The Airflow version the target runs: one MWAA accepts, not older than the source's."
+    )
+    target_execution_role_arn: RoleArn | None = Field(
+        default=None,
+        description="The target's execution role (default: the source's): it matches the stack's "
+        "ExecutionRoleArnPattern and only MWAA may assume it.",
+    )
+    migration_bucket: BucketName | None = Field(
+        default=None, description="The stack's migration bucket (the only one allowed; default: that one)."
+    )
     # The request's numbers and switches are taken as JSON types exactly: "3" is no number of days
     # and "no" no answer to "dry run?".
-    log_days: int = Field(default=3, ge=1, le=14, strict=True)
-    # The source's log groups to copy: Task by default, the others on request; [] copies none.
-    log_groups: list[LogGroupKind] = Field(default_factory=_task_logs_only)
-    # Copy only the Task logs of task instances that failed (every attempt of each), not all.
-    failed_tasks_only: bool = Field(default=False, strict=True)
-    dry_run: bool = Field(default=False, strict=True)
-    # The downtime window: "approve" waits after the bulk copy for `mwaa-migrate approve`.
-    cutover: CutoverMode = "auto"
-    # Hours an approval may take before the migration ends (the source never paused).
-    approval_timeout_hours: int = Field(default=24, ge=1, le=720, strict=True)
-    # Minutes to wait, after the pause, for the source's running and queued tasks to finish.
-    drain_timeout_minutes: int = Field(default=30, ge=0, le=720, strict=True)
-    on_drain_timeout: DrainTimeoutAction = "fail"
-    # A row the target refused or holds differently (not as an import of this migration left it):
-    # "fail" the import (nothing changed), keep the target's row, or overwrite it with the source's.
-    on_conflict: OnConflict = "fail"
-    # DAG files that will not run on the target version (the plan's scan, the target's import
-    # errors): "fail" stops the migration before the source is paused, "warn" reports them.
-    on_incompatible_dags: OnIncompatibleDags = "warn"
-    # A target this pipeline created that ended CREATE_FAILED is deleted and created again.
-    replace_failed_target: bool = Field(default=True, strict=True)
-    # Where the target's own copy of DAGs, plugins, requirements and startup script goes (default:
-    # the source's bucket, under a prefix of the target's own).
-    target_bucket: BucketName | None = None
-    # CreateEnvironment members for the target instead of the source's (target_settings.py): a new
-    # network, class, size or access mode. Configuration options and tags merge key by key.
-    target_settings: dict[str, Any] | None = None
+    log_days: int = Field(
+        default=3,
+        ge=1,
+        le=14,
+        strict=True,
+        description="Days of task logs to copy, counted back from the start.",
+    )
+    log_groups: list[LogGroupKind] = Field(
+        default_factory=_task_logs_only,
+        description="The source's log groups to copy: Task by default, the others on request; [] copies "
+        "none.",
+    )
+    failed_tasks_only: bool = Field(
+        default=False,
+        strict=True,
+        description="Copy only the Task logs of task instances that failed (every attempt of each).",
+    )
+    dry_run: bool = Field(
+        default=False,
+        strict=True,
+        description="Plan only: nothing changes, the plan is the execution's output.",
+    )
+    cutover: CutoverMode = Field(
+        default="auto",
+        description="auto: the downtime window follows the bulk copy at once; approve: the migration waits "
+        "after the bulk copy, production untouched, for `mwaa-migrate approve` or `reject`.",
+    )
+    approval_timeout_hours: int = Field(
+        default=24,
+        ge=1,
+        le=720,
+        strict=True,
+        description="Hours an approval may take; without an answer the migration ends, the source never "
+        "paused.",
+    )
+    drain_timeout_minutes: int = Field(
+        default=30,
+        ge=0,
+        le=720,
+        strict=True,
+        description="Minutes to wait, after the pause, for the source's running and queued tasks to finish.",
+    )
+    on_drain_timeout: DrainTimeoutAction = Field(
+        default="fail",
+        description="At the drain's deadline: fail (the source runs its DAGs again) or carry (the runs still "
+        "going are carried over as they stand).",
+    )
+    on_conflict: OnConflict = Field(
+        default="fail",
+        description="A row the target refuses or holds differently: fail the import (nothing changed), "
+        "keep-target, or overwrite it with the source's.",
+    )
+    on_incompatible_dags: OnIncompatibleDags = Field(
+        default="warn",
+        description="DAG files that will not run on the target's Airflow: warn (listed in the plan and the "
+        "report) or fail (the migration stops before the source is paused).",
+    )
+    replace_failed_target: bool = Field(
+        default=True,
+        strict=True,
+        description="A target this pipeline created that ended CREATE_FAILED is deleted and created again.",
+    )
+    target_bucket: BucketName | None = Field(
+        default=None,
+        description="Where the target's own copy of DAGs, plugins, requirements and startup script goes "
+        "(default: the source's bucket, under a prefix of the target's own).",
+    )
+    target_settings: dict[str, Any] | None = Field(
+        default=None,
+        description="CreateEnvironment members for the target instead of the source's (network, class, "
+        "size, access mode ...); AirflowConfigurationOptions and Tags merge key by key.",
+    )
 
     @field_validator("target_settings")
     @classmethod
