@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TextIO
 
-from mwaa_migrate.execution import APPROVAL_STATE, execution_history
-from mwaa_migrate.report import StepTiming, duration, step_timings
+from mwaa_migrate.execution import APPROVAL_STATE, StepTiming, execution_history, step_timings
+from mwaa_migrate.report_markdown import duration
 from mwaa_migrate_cli.aws import Pipeline, aws_errors
 from mwaa_migrate_cli.errors import CliError, ExitCode
 

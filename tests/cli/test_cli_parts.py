@@ -23,8 +23,7 @@ from moto import mock_aws
 
 from mwaa_migrate.cutover import Settlement
 from mwaa_migrate.errors import MigrationConflict
-from mwaa_migrate.execution import new_execution_name
-from mwaa_migrate.report import StepTiming
+from mwaa_migrate.execution import StepTiming, new_execution_name
 from mwaa_migrate_cli import arguments, cutover, executions, main, plan_view, progress, request_args
 from mwaa_migrate_cli.aws import _client_error
 from mwaa_migrate_cli.errors import CliError, ExitCode

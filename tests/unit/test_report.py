@@ -12,23 +12,12 @@ import pytest
 from botocore.stub import Stubber
 from moto import mock_aws
 
-from mwaa_migrate.report import (
-    REDACTED,
-    MigrationReport,
-    SettingsSummary,
-    StepTiming,
-    downtime_of,
-    duration,
-    finished_steps,
-    log_copy_lines,
-    markdown_key,
-    redact_request,
-    render_markdown,
-    settings_diff,
-    step_timings,
-    table_counts,
-    write_report,
-)
+from mwaa_migrate.execution import StepTiming, finished_steps, step_timings
+from mwaa_migrate.migration_bucket import markdown_key, write_report
+from mwaa_migrate.redaction import REDACTED
+from mwaa_migrate.report import MigrationReport, downtime_of, table_counts
+from mwaa_migrate.report_markdown import duration, log_copy_lines, render_markdown
+from mwaa_migrate.settings_diff import SettingsSummary, redact_request, settings_diff
 
 EXECUTION = "arn:aws:states:us-east-1:123456789012:execution:mwaa-migrate-migration:run-1"
 T0 = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)

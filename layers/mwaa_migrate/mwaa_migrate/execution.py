@@ -8,11 +8,13 @@ import secrets
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from botocore.exceptions import ClientError
+from pydantic import Field
 
 from mwaa_migrate.errors import InvalidMigrationRequest, from_client_error
+from mwaa_migrate.models import Model
 
 if TYPE_CHECKING:
     from mypy_boto3_stepfunctions import SFNClient
@@ -173,3 +175,218 @@ def require_running_execution(
             f"for {named[0]} to {named[1]}"
         )
     return request
+
+
+# ---------------------------------------------------------------------------- step timings
+
+
+class StepTiming(Model):
+    """One state of the state machine as the execution went through it (loops add up)."""
+
+    state: str
+    type: str
+    runs: int
+    seconds: float
+    status: Literal["succeeded", "failed", "running", "stopped"]
+    retries: int = 0
+    error: str | None = None
+    first_entered_at: str
+    # The errors of the tries the state retried (distinct, first seen first): what a retry was for,
+    # e.g. TransientAwsError for a call throttled past botocore's own retries.
+    retried_errors: list[str] = Field(default_factory=list)
+
+
+# History events of states that take time or end a path; Pass, Choice and Succeed take none.
+_TIMED_TYPES = ("Task", "Wait", "Parallel", "Map", "Fail")
+# A task's try that failed (it may be retried).
+_TASK_FAILED_EVENTS = frozenset(
+    {
+        "TaskFailed",
+        "TaskTimedOut",
+        "TaskStartFailed",
+        "TaskSubmitFailed",
+        "LambdaFunctionFailed",
+        "LambdaFunctionTimedOut",
+        "LambdaFunctionStartFailed",
+        "LambdaFunctionScheduleFailed",
+    }
+)
+# What comes right before the exit of a state that failed.
+_FAILED_EVENTS = _TASK_FAILED_EVENTS | {
+    "ParallelStateFailed",
+    "ParallelStateAborted",
+    "MapStateFailed",
+    "MapStateAborted",
+    "MapRunFailed",
+    "MapRunAborted",
+}
+_SUCCEEDED_EVENTS = frozenset({"TaskSucceeded", "LambdaFunctionSucceeded"})
+
+
+_SCHEDULED_EVENTS = frozenset({"TaskScheduled", "LambdaFunctionScheduled"})
+
+
+@dataclass
+class _Run:
+    """One entry into a state, until it exits."""
+
+    name: str
+    type: str
+    entered: datetime
+    exited: datetime | None = None
+    # None until the state's work ends: "succeeded", "failed", or "retrying" (failed, scheduled again).
+    outcome: str | None = None
+    failures: int = 0
+    error: str | None = None
+    # The error of each failed try, in order.
+    errors: list[str] = field(default_factory=list)
+    # Closed because the Parallel or Map around it failed, not by its own exit.
+    stopped: bool = False
+
+
+@dataclass
+class _Timeline:
+    runs: dict[int, _Run] = field(default_factory=dict)
+    order: list[str] = field(default_factory=list)
+
+
+def _event_error(event: Mapping[str, Any]) -> str | None:
+    for key, details in event.items():
+        if key.endswith("EventDetails") and isinstance(details, Mapping) and details.get("error"):
+            return str(details["error"])
+    return None
+
+
+def _previous(events: Mapping[int, Mapping[str, Any]], event: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    return events.get(int(event.get("previousEventId") or 0))
+
+
+def _owning_run(
+    events: Mapping[int, Mapping[str, Any]],
+    runs: Mapping[int, _Run],
+    event: Mapping[str, Any],
+    name: str | None,
+) -> tuple[int, _Run] | None:
+    """The state run an event belongs to: follow previousEventId back to a state's entry (of the
+    same name, for an exit: a Parallel's exit comes right after its branches' last events)."""
+    cursor = _previous(events, event)
+    while cursor is not None:
+        run = runs.get(int(cursor["id"]))
+        if run is not None and (name is None or run.name == name):
+            return int(cursor["id"]), run
+        cursor = _previous(events, cursor)
+    return None
+
+
+def _record(timeline: _Timeline, events: Mapping[int, Mapping[str, Any]], event: Mapping[str, Any]) -> None:
+    kind = str(event["type"])
+    timestamp: datetime = event["timestamp"]
+    if kind.endswith("StateEntered"):
+        state_type = kind.removesuffix("StateEntered")
+        if state_type not in _TIMED_TYPES:
+            return
+        name = str(event["stateEnteredEventDetails"]["name"])
+        run = _Run(name=name, type=state_type, entered=timestamp)
+        if state_type == "Fail":
+            run.exited, run.outcome = timestamp, "failed"
+        timeline.runs[int(event["id"])] = run
+        if name not in timeline.order:
+            timeline.order.append(name)
+    elif kind.endswith("StateExited"):
+        owner = _owning_run(events, timeline.runs, event, str(event["stateExitedEventDetails"]["name"]))
+        if owner is None:
+            return
+        entry_id, run = owner
+        run.exited = timestamp
+        previous = _previous(events, event) or {}
+        if previous.get("type") in _FAILED_EVENTS:
+            run.outcome = "failed"
+            if run.type in {"Parallel", "Map"}:
+                _stop_inside(timeline, entry_id, int(event["id"]), timestamp)
+        elif run.outcome != "failed" or run.type != "Task":
+            run.outcome = "succeeded"
+    elif kind in _TASK_FAILED_EVENTS | _SUCCEEDED_EVENTS | _SCHEDULED_EVENTS:
+        owner = _owning_run(events, timeline.runs, event, None)
+        if owner is None or owner[1].exited is not None or owner[1].type != "Task":
+            return
+        run = owner[1]
+        if kind in _TASK_FAILED_EVENTS:
+            run.failures += 1
+            run.outcome, run.error = "failed", _event_error(event) or run.error
+            run.errors.append(_event_error(event) or "unknown")
+        elif kind in _SUCCEEDED_EVENTS:
+            run.outcome = "succeeded"
+        elif run.outcome == "failed":
+            run.outcome = "retrying"
+
+
+def _stop_inside(timeline: _Timeline, entered_id: int, exited_id: int, timestamp: datetime) -> None:
+    """A failed Parallel or Map ends every run still open inside it."""
+    for run_id, run in timeline.runs.items():
+        if entered_id < run_id < exited_id and run.exited is None:
+            run.exited, run.stopped = timestamp, True
+
+
+def step_timings(
+    history: Iterable[Mapping[str, Any]], *, now: datetime | None = None, ended: bool = False
+) -> list[StepTiming]:
+    """The states an execution entered, in the order it first entered them, each with how often it
+    ran, how long it took in all (a run still going counts up to `now`), and how it ended.
+    `ended`: the execution is over, so a state still open was stopped, not running."""
+    events = {int(event["id"]): event for event in history}
+    timeline = _Timeline()
+    for event_id in sorted(events):
+        _record(timeline, events, events[event_id])
+    return _summarise(timeline, now or datetime.now(UTC), ended)
+
+
+def _status(run: _Run, ended: bool) -> Literal["succeeded", "failed", "running", "stopped"]:
+    if run.outcome == "failed" and (run.exited is not None or ended):
+        return "failed"
+    if run.stopped or (run.exited is None and ended):
+        return "stopped"
+    if run.exited is None:
+        return "running"
+    return "succeeded"
+
+
+def _summarise(timeline: _Timeline, now: datetime, ended: bool) -> list[StepTiming]:
+    by_name: dict[str, list[_Run]] = {}
+    for run in timeline.runs.values():
+        by_name.setdefault(run.name, []).append(run)
+    timings = []
+    for name in timeline.order:
+        runs = by_name[name]
+        statuses = [_status(run, ended) for run in runs]
+        # A loop is running while any of its runs is; otherwise its last run says how it ended.
+        status = "running" if "running" in statuses else statuses[-1]
+        failures = sum(run.failures for run in runs)
+        last = runs[-1]
+        errors = [error for run in runs for error in run.errors]
+        if status == "failed" and last.failures:
+            errors = errors[:-1]  # the last failure was not retried: it ended the step
+        timings.append(
+            StepTiming(
+                state=name,
+                type=last.type,
+                runs=len(runs),
+                seconds=round(
+                    max(sum(((r.exited or now) - r.entered).total_seconds() for r in runs), 0.0), 3
+                ),
+                status=status,
+                retries=failures - (1 if status == "failed" and last.failures else 0),
+                error=last.error if last.outcome in {"failed", "retrying"} else None,
+                first_entered_at=runs[0].entered.isoformat(),
+                retried_errors=list(dict.fromkeys(errors)),
+            )
+        )
+    return timings
+
+
+def finished_steps(sfn: SFNClient, execution_arn: str) -> list[StepTiming]:
+    """The steps of an execution up to the state now running, which calls this to write its report:
+    everything before it is over (a state still open there was stopped)."""
+    history = execution_history(sfn, execution_arn)
+    entries = [event for event in history if str(event["type"]).endswith("StateEntered")]
+    current = max((int(event["id"]) for event in entries), default=None)
+    return step_timings([event for event in history if int(event["id"]) != current], ended=True)
