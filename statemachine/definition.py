@@ -23,6 +23,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from mwaa_migrate.models import MigrationPlan
+
 ASL_PATH = Path(__file__).resolve().parent / "migration.asl.json"
 
 State = dict[str, Any]
@@ -319,21 +321,22 @@ def _read_input() -> States:
     }
 
 
+# The plan's fields as the state machine carries them (their JSON names).
+PLAN_FIELDS = tuple(str(field.alias or name) for name, field in MigrationPlan.model_fields.items())
+
+
 def _plan_and_grant() -> States:
     return {
-        # The plan passes whole, as the function returns it: the function's ARN as the Resource (the
-        # Task integration that answers with the function's own output, where lambda:invoke wraps it
-        # in Payload and a ResultPath would need its fields one by one).
-        "PlanMigration": {
-            "Type": "Task",
-            "Resource": "${PlanMigrationFunctionArn}",
-            "Parameters": {"executionId.$": "$.executionId", "request.$": "$.request"},
-            "TimeoutSeconds": 240,
-            "ResultPath": "$.plan",
-            "Retry": RETRY,
-            "Catch": TO_RECORD_FAILURE,
-            "Next": "IsDryRun",
-        },
+        # The plan passes whole: every field of the plan's model, so that a field added to the model
+        # is carried without a list to keep in step (a test checks a real plan carries them all).
+        "PlanMigration": lambda_task(
+            "PlanMigration",
+            {"executionId.$": "$.executionId", "request.$": "$.request"},
+            timeout=240,
+            selected=PLAN_FIELDS,
+            result_path="$.plan",
+            next_state="IsDryRun",
+        ),
         "IsDryRun": {
             "Type": "Choice",
             "Choices": [{"Variable": "$.plan.dryRun", "BooleanEquals": True, "Next": "DryRunPlanned"}],

@@ -22,7 +22,6 @@ from emulation.mwaa import DagRunResult, EmulatedEnvironment
 from mwaa_migrate.dags import mwaa_migrate_metadata as metadata
 from mwaa_migrate.errors import DagRunFailed
 from mwaa_migrate.metadata_dags import read_export, read_verified_import
-from mwaa_migrate.models import MigrationPlan
 from mwaa_migrate.report import MigrationReport, table_counts
 from mwaa_migrate.report_markdown import render_markdown
 from mwaa_migrate_cli import arguments, request_args
@@ -550,12 +549,9 @@ def test_the_state_machine_passes_the_plans_on_conflict_to_both_imports_only() -
                 walk(state["ItemProcessor"]["States"])
 
     walk(definition["States"])
-    planning = definition["States"]["PlanMigration"]
+    plan = definition["States"]["PlanMigration"]["ResultSelector"]
 
-    # The plan passes whole (models.MigrationPlan carries onConflict) into $.plan.
-    assert "ResultSelector" not in planning
-    assert planning["ResultPath"] == "$.plan"
-    assert "on_conflict" in MigrationPlan.model_fields
+    assert plan["onConflict.$"] == "$.Payload.onConflict"
     imports = {name for name, conf in confs.items() if conf.get("onConflict.$") == "$.plan.onConflict"}
     assert imports == {"TriggerImportDag", "TriggerCutoverImport"}
     assert {conf.get("phase") for name, conf in confs.items() if name in imports} == {"bulk", "cutover"}

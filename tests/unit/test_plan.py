@@ -15,7 +15,7 @@ from moto import mock_aws
 from emulation.mwaa import MwaaEmulator
 from mwaa_migrate.environment_request import SOURCE_TAG
 from mwaa_migrate.errors import IncompatibleDags, InvalidMigrationRequest, MigrationConflict
-from mwaa_migrate.models import MigrationRequest
+from mwaa_migrate.models import MigrationPlan, MigrationRequest
 from mwaa_migrate.plan import plan_migration
 from mwaa_migrate.secret_options import configuration_key
 
@@ -103,6 +103,8 @@ def test_the_plan_holds_the_request_the_policies_and_the_dags(aws):
     assert plan.export_dag.files == ["mwaa_migrate_metadata.py", "mwaa_migrate_export.py"]
     assert plan.source.task_logs_enabled is True
     json.dumps(plan.to_event())  # the state machine carries it as JSON
+    # Every field, none left out as null: the state machine's ResultSelector names them all.
+    assert set(plan.to_event()) == {str(field.alias) for field in MigrationPlan.model_fields.values()}
 
 
 def _objects(s3) -> dict[str, list[str]]:

@@ -86,9 +86,9 @@ def execution_history(sfn: SFNClient, execution_arn: str, *, with_data: bool = F
 
 def task_results(history: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
     """The last result of each Task state that succeeded, by state name, from a history read with its
-    data: the Payload of a lambda:invoke task, the output itself of a task whose Resource is the
-    function (PlanMigration). A parallel branch interleaves its events with others', so each task's
-    end is followed back through previousEventId to the state it belongs to."""
+    data: the Payload of a lambda:invoke task (every task of this state machine), or the output itself
+    of a task whose Resource is the function's ARN. A parallel branch interleaves its events with
+    others', so each task's end is followed back through previousEventId to the state it belongs to."""
     events = {int(event["id"]): event for event in history}
     results: dict[str, dict[str, Any]] = {}
     for event_id in sorted(events):
