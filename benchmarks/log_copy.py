@@ -17,8 +17,9 @@ Two workloads are seeded and each is copied, in the same process, three ways:
 Workloads: "today" (200 streams, 200,000 events, sizes varied as before) and "mwaa" (MWAA's task
 logs: 5,000 streams of 200 events, one per task attempt, plus a few busy tasks of 50,000 events).
 
-CloudWatch Logs' quotas are per account and Region, in calls a second (`LOGS_QUOTAS_TPS`): the time a
-plan needs on AWS is at least its calls of each API divided by that API's quota. Read quota-seconds
+CloudWatch Logs' quotas are per account and Region, in calls a second (`LOGS_QUOTAS_TPS`, us-east-1's
+documented defaults; FilterLogEvents' is 10 in most other Regions): the time a plan needs on AWS is at
+least its calls of each API divided by that API's quota. Read quota-seconds
 sum that over DescribeLogStreams, GetLogEvents and FilterLogEvents; write quota-seconds over
 CreateLogStream and PutLogEvents; the critical path is the larger. The lower bound is the fewest calls
 any plan could make under the APIs' page limits: a DescribeLogStreams page per 50 streams; every event
@@ -365,7 +366,7 @@ def show(results: Results) -> None:
     quotas = ", ".join(f"{api} {LOGS_QUOTAS_TPS[api]:,.0f}" for api in READS + WRITES)
     print(
         f"{results.workload}: {results.total:,} events in {results.streams:,} streams "
-        f"(moto with the limits; quotas {quotas} TPS)"
+        f"(moto with the limits; us-east-1's quotas {quotas} TPS)"
     )
     header = f"{'per-stream':>12}{'planner':>12}{'lower bound':>13}{'today/planner':>15}{'planner/bound':>15}"
     print(f"  {'':30}{header}")

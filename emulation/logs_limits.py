@@ -33,8 +33,9 @@ quota, per account and Region, shared by every caller in the process (every Dist
 thread). A call past its budget is answered as AWS answers it, HTTP 400 `ThrottlingException` "Rate
 exceeded", before the backend does anything, so botocore's retry handles it and a throttled
 PutLogEvents stored nothing. Concurrency above the quota then only adds retries, as on AWS. The
-budgets are the documented defaults (`mwaa_migrate.log_copy.LOGS_QUOTAS_TPS`) unless given; each is a
-token bucket holding one second of calls.
+budgets are the documented defaults unless given: us-east-1's (`mwaa_migrate.log_copy.LOGS_QUOTAS_TPS`),
+or another Region's (`region=`: its read quotas differ, `logs_quotas_tps`); each is a token bucket
+holding one second of calls.
 
     with mock_aws(), enforce_logs_limits(), enforce_quotas({"GetLogEvents": 5}) as quotas:
         ...
@@ -486,17 +487,20 @@ class Quotas:
 
 @contextmanager
 def enforce_quotas(
-    tps: Mapping[str, float] | None = None, *, clock: Callable[[], float] = time.monotonic
+    tps: Mapping[str, float] | None = None,
+    *,
+    clock: Callable[[], float] = time.monotonic,
+    region: str = "us-east-1",
 ) -> Iterator[Quotas]:
-    """Throttle the CloudWatch Logs APIs past their quotas (the documented defaults, overridden by
-    `tps`), for every client in the process; yield the buckets to read what was allowed and throttled.
+    """Throttle the CloudWatch Logs APIs past their quotas (`region`'s documented defaults, overridden
+    by `tps`), for every client in the process; yield the buckets to read what was allowed and throttled.
     Use it inside `mock_aws()` (after `enforce_logs_limits()`, so that a throttled call is refused before
     those limits are checked and recorded)."""
     # Imported here: the layer's modules create Powertools' logger when imported, and the emulation
     # is imported before LocalStack sets the service name and level they read.
-    from mwaa_migrate.log_copy import LOGS_QUOTAS_TPS  # noqa: PLC0415
+    from mwaa_migrate.log_copy import logs_quotas_tps  # noqa: PLC0415
 
-    quotas = Quotas({**LOGS_QUOTAS_TPS, **(tps or {})}, clock)
+    quotas = Quotas({**logs_quotas_tps(region), **(tps or {})}, clock)
     with ExitStack() as stack:
         for api, name in _QUOTA_METHODS.items():
             throttled = _throttled(getattr(LogsBackend, name), api, quotas)

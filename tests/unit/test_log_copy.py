@@ -526,6 +526,19 @@ def test_events_spanning_more_than_24_hours_go_in_several_batches(aws: Aws) -> N
     assert_limits_kept(aws.puts)
 
 
+def test_a_batch_joins_the_end_of_one_get_page_to_the_start_of_the_next(aws: Aws) -> None:
+    # Every 9 s for 30 hours: GetLogEvents pages of 10,000 events, batches of 24 hours (9,600 events).
+    source = [(aws.now_ms - 31 * HOUR + i * 9_000, f"event {i}") for i in range(12_345)]
+    aws.seed(stream_name(1), source)
+
+    progress = aws.copy(**window(aws))
+
+    assert progress.get_calls == 3
+    assert [call.events for call in aws.puts.calls] == [9_600, 2_745]  # 400 of page 1, 2,345 of page 2
+    assert aws.held(stream_name(1)) == source
+    assert_limits_kept(aws.puts)
+
+
 def test_an_event_over_the_event_limit_is_written_truncated_counted_and_noted(aws: Aws) -> None:
     big = "€" * 400_000  # 1,200,000 bytes: more than one event (or batch) may hold
     aws.seed(

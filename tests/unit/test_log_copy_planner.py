@@ -24,6 +24,7 @@ from mwaa_migrate.log_copy import (
     StreamToCopy,
     WorkItem,
     log_copy_max_concurrency,
+    logs_quotas_tps,
     plan_reads,
 )
 from mwaa_migrate.log_listing import stream_facts
@@ -174,6 +175,15 @@ def test_the_maps_default_concurrency_is_the_one_the_quotas_call_for() -> None:
     template = yaml.load((ROOT / "template.yaml").read_text(), Loader=Loader)  # noqa: S506 (SafeLoader)
 
     assert template["Parameters"]["LogCopyMaxConcurrency"]["Default"] == log_copy_max_concurrency() == 10
+
+
+def test_the_default_concurrency_is_the_same_in_every_region() -> None:
+    # CreateLogStream's 50 a second is every Region's; the read quotas differ (FilterLogEvents 5 to 25).
+    regions = ("us-east-1", "us-west-2", "eu-west-1", "eu-central-1", "eu-west-3", "ap-southeast-2")
+
+    assert {log_copy_max_concurrency(logs_quotas_tps(region)) for region in regions} == {10}
+    assert [logs_quotas_tps(region)["FilterLogEvents"] for region in regions] == [25, 10, 10, 5, 10, 10]
+    assert [logs_quotas_tps(region)["GetLogEvents"] for region in regions] == [25, 10, 10, 10, 30, 25]
 
 
 # --------------------------------------------------------------------------------------------------

@@ -340,6 +340,20 @@ def test_a_call_past_its_quota_is_answered_as_aws_throttles_and_stores_nothing(
     assert stored(logs) == 1
 
 
+def test_another_regions_quotas_are_its_documented_ones(logs: CloudWatchLogsClient) -> None:
+    once = boto3.client(
+        "logs", region_name=REGION, config=Config(retries={"mode": "standard", "total_max_attempts": 1})
+    )
+
+    with enforce_quotas(clock=lambda: 0.0, region="eu-central-1") as quotas:  # FilterLogEvents: 5 there
+        for _ in range(5):
+            once.filter_log_events(logGroupName=GROUP)
+        with pytest.raises(ClientError):
+            once.filter_log_events(logGroupName=GROUP)
+
+    assert (quotas.allowed("FilterLogEvents"), quotas.throttled("FilterLogEvents")) == (5, 1)
+
+
 def _read_concurrently(callers: int, calls: int) -> list[int]:
     """`callers` threads, each with its own client, making `calls` GetLogEvents each: the retries
     botocore made for each call."""

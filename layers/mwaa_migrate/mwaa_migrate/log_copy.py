@@ -60,10 +60,14 @@ margins left is refused.
 from __future__ import annotations
 
 import math
+from bisect import bisect_left, bisect_right
 from collections import Counter, deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime, timedelta
+from functools import partial
+from itertools import accumulate, compress, count
+from operator import add, itemgetter, not_
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple, cast
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -289,28 +293,56 @@ def plan_batches(
 ) -> Iterator[list[LogEvent]]:
     """Group chronological events, in order, into the fewest PutLogEvents batches that keep to the
     limits: at most `max_events` events and `max_bytes` bytes, and a span below `max_span_ms`.
-    Each batch is full: the event after it would have broken a limit."""
-    batch: list[LogEvent] = []
-    batch_bytes = 0
-    # The batch's first and last timestamps, kept in locals: this runs once per event copied.
-    first = last = 0
-    for event in events:
-        timestamp, _, size, _, _ = event
-        if size > max_bytes:
-            raise ValueError(f"an event of {size} bytes can never fit a batch of {max_bytes}")
-        if batch:
-            if timestamp < last:
-                raise ValueError("events must be in chronological order")
-            if len(batch) >= max_events or batch_bytes + size > max_bytes or timestamp - first >= max_span_ms:
-                yield batch
-                batch, batch_bytes, first = [], 0, timestamp
-        else:
-            first = timestamp
-        batch.append(event)
-        batch_bytes += size
-        last = timestamp
-    if batch:
-        yield batch
+    Each batch is full: the event after it would have broken a limit. (The copy cuts its columns of
+    events with the same `batch_ends`.)"""
+    listed = list(events)
+    timestamps = [event.timestamp for event in listed]
+    if timestamps != sorted(timestamps):
+        raise ValueError("events must be in chronological order")
+    start = 0
+    for end in batch_ends(
+        timestamps,
+        [event.size for event in listed],
+        max_events=max_events,
+        max_bytes=max_bytes,
+        max_span_ms=max_span_ms,
+    ):
+        yield listed[start:end]
+        start = end
+
+
+def batch_ends(
+    timestamps: Sequence[int],
+    sizes: Iterable[int],
+    start: int = 0,
+    *,
+    max_events: int = MAX_BATCH_EVENTS,
+    max_bytes: int = MAX_BATCH_BYTES,
+    max_span_ms: int = MAX_BATCH_SPAN_MS,
+) -> list[int]:
+    """Where each batch of `plan_batches` ends, for events from `start` on given as columns
+    (chronological timestamps, sizes): the end (exclusive) of each batch, greedily, the last one at
+    the end of the events. A batch's end is the first of three bounds: `max_events` on, the last event
+    within `max_bytes` (by running totals of the sizes) and the first at `max_span_ms` or more after
+    its first (both found by bisection: the copy cuts 10,000-event batches without a step an event)."""
+    totals = list(accumulate(sizes, initial=0))
+    count = len(timestamps)
+    ends: list[int] = []
+    first = start
+    while first < count:
+        end = min(
+            count,
+            first + max_events,
+            bisect_right(totals, totals[first] + max_bytes, first + 1) - 1,
+            bisect_left(timestamps, timestamps[first] + max_span_ms, first + 1),
+        )
+        if end <= first:
+            raise ValueError(
+                f"an event of {totals[first + 1] - totals[first]} bytes can never fit a batch of {max_bytes}"
+            )
+        ends.append(end)
+        first = end
+    return ends
 
 
 def count_rejected(info: RejectedLogEventsInfoTypeDef | None, batch_size: int) -> int:
@@ -344,9 +376,13 @@ GET_LOG_EVENTS: ReadApi = "GetLogEvents"
 FILTER_LOG_EVENTS: ReadApi = "FilterLogEvents"
 
 # CloudWatch Logs' default quotas in transactions per second, per account and Region and shared with
-# everything else there (the CloudWatch Logs quotas page; adjustable through Service Quotas, and older
-# pages still say 5 for the read APIs). PutLogEvents' is 5,000 in us-east-1, us-west-2 and eu-west-1,
-# 800 to 1,500 in other Regions.
+# everything else there, as the "CloudWatch Logs quotas" page gives them (Amazon CloudWatch Logs User
+# Guide, https://docs.aws.amazon.com/AmazonCloudWatch/latest/logs/cloudwatch_limits_cwl.html, read
+# 2026-12): these are us-east-1's, where the emulation and the benchmark run; `logs_quotas_tps` has
+# the Regions whose read quotas differ. GetLogEvents and FilterLogEvents cannot be raised;
+# DescribeLogStreams, CreateLogStream and PutLogEvents can, through Service Quotas. (Older versions
+# of the page said 5 for FilterLogEvents and DescribeLogStreams and 10 for GetLogEvents, and gave
+# PutLogEvents 800 to 1,500 by Region: it is now 5,000 in every Region.)
 LOGS_QUOTAS_TPS: dict[str, float] = {
     "GetLogEvents": 25,
     "FilterLogEvents": 25,
@@ -354,6 +390,38 @@ LOGS_QUOTAS_TPS: dict[str, float] = {
     "CreateLogStream": 50,
     "PutLogEvents": 5_000,
 }
+# The page's other figures for the read APIs: GetLogEvents is 25 a second except in these Regions,
+# FilterLogEvents 10 except in these (us-east-1's 25 above among them).
+_GET_LOG_EVENTS_TPS_BY_REGION: dict[str, float] = {
+    "us-west-2": 10,
+    "ap-northeast-3": 10,
+    "ap-southeast-3": 10,
+    "ca-west-1": 10,
+    "eu-central-1": 10,
+    "eu-west-1": 10,
+    "eu-west-3": 30,
+    "il-central-1": 10,
+}
+_FILTER_LOG_EVENTS_TPS_BY_REGION: dict[str, float] = {
+    "us-east-1": 25,
+    "ap-northeast-3": 5,
+    "ap-southeast-3": 5,
+    "ca-west-1": 5,
+    "eu-central-1": 5,
+    "il-central-1": 5,
+}
+_FILTER_LOG_EVENTS_TPS_ELSEWHERE = 10
+
+
+def logs_quotas_tps(region: str) -> dict[str, float]:
+    """The default quotas of `region` (`LOGS_QUOTAS_TPS` is us-east-1's)."""
+    return {
+        **LOGS_QUOTAS_TPS,
+        "GetLogEvents": _GET_LOG_EVENTS_TPS_BY_REGION.get(region, LOGS_QUOTAS_TPS["GetLogEvents"]),
+        "FilterLogEvents": _FILTER_LOG_EVENTS_TPS_BY_REGION.get(region, _FILTER_LOG_EVENTS_TPS_ELSEWHERE),
+    }
+
+
 # The time of one CloudWatch Logs call from a Lambda in the same Region (tens of ms to about 100 ms):
 # the longer end, so that the concurrency below does not overshoot when calls are quick.
 LOGS_CALL_SECONDS = 0.1
@@ -368,8 +436,12 @@ def log_copy_max_concurrency(
     (Little's law). Per stream of an MWAA-shaped item the copy makes one CreateLogStream, one
     PutLogEvents and a small share of a FilterLogEvents page: half its calls are CreateLogStream, the
     quota no read plan can spare (a target stream per source stream), so N = quota x call_seconds / 0.5
-    children just fill it. Reads then stay far below theirs (a FilterLogEvents page per ~25 streams);
-    more children would only be throttled and retried."""
+    children just fill it. Reads then stay far below theirs (a FilterLogEvents page per ~25 streams:
+    about 2 a second, under the 5 of the Regions with the lowest FilterLogEvents quota); more children
+    would only be throttled and retried. CreateLogStream's quota is the same in every Region, so is
+    this default. Items of large streams read by GetLogEvents (a call per page, each followed by a
+    PutLogEvents) can outrun a 10-a-second GetLogEvents quota at this concurrency: they are throttled
+    and retried, not lost. `call_seconds` is an estimate, not a documented figure."""
     share_of_creates = 0.5
     return max(1, math.floor(quotas["CreateLogStream"] * call_seconds / share_of_creates))
 
@@ -476,6 +548,109 @@ class _Position(NamedTuple):
     ordinal: int
 
 
+_TIMESTAMP = itemgetter("timestamp")
+_MESSAGE = itemgetter("message")
+_PLUS_OVERHEAD = partial(add, EVENT_OVERHEAD_BYTES)
+
+
+@dataclass
+class _Events:
+    """A run of one source stream's events, in the stream's order, as it will be written: columns
+    rather than an object an event, because the copy handles every event of the history and a column
+    is built and cut at C speed (`_Events.of`, `batch_ends`), where an object an event costs a few
+    Python steps each. `before` is the position of the stream's event just before the first one
+    (None: none read before); an event's position is counted from it on demand (`position`)."""
+
+    timestamps: list[int]
+    messages: list[str]
+    # As PutLogEvents counts them: UTF-8 bytes of the message + 26.
+    sizes: list[int]
+    # Indexes of the events written truncated (larger than an event may be).
+    truncated: list[int]
+    before: _Position | None
+
+    def __len__(self) -> int:
+        return len(self.timestamps)
+
+    @classmethod
+    def of(
+        cls,
+        run: _Run,
+        timestamps: list[int],
+        messages: list[str],
+        *,
+        start_ms: int,
+        before: _Position | None,
+        where: str,
+    ) -> _Events:
+        """The events with start_ms <= timestamp < until of a stream's next events as read, checked
+        to be in order, sized, and truncated with a marker where larger than an event may be."""
+        until_ms = run.until_ms
+        if timestamps and (min(timestamps) < start_ms or max(timestamps) >= until_ms):
+            kept = [(t, m) for t, m in zip(timestamps, messages, strict=True) if start_ms <= t < until_ms]
+            timestamps, messages = [t for t, _ in kept], [m for _, m in kept]
+        if timestamps != sorted(timestamps) or (
+            before is not None and timestamps and timestamps[0] < before.timestamp
+        ):
+            raise MigrationConflict(f"{where} out of order")
+        # Characters first: the bytes of an ASCII message. Only messages that might be larger than an
+        # event may be (4 bytes a character at most) are measured, and only non-ASCII ones encoded.
+        sizes = list(map(len, messages))
+        truncated: list[int] = []
+        max_event_bytes = run.max_event_bytes
+        if sizes and max(sizes) * 4 + EVENT_OVERHEAD_BYTES > max_event_bytes:
+            messages = list(messages)
+            for index, length in enumerate(sizes):
+                if length * 4 + EVENT_OVERHEAD_BYTES > max_event_bytes:
+                    event = LogEvent.of(timestamps[index], messages[index], max_event_bytes=max_event_bytes)
+                    messages[index] = event.message
+                    sizes[index] = event.size - EVENT_OVERHEAD_BYTES
+                    if event.truncated:
+                        truncated.append(index)
+        for index in compress(count(), map(not_, map(str.isascii, messages))):
+            sizes[index] = len(_utf8(messages[index]))
+        return cls(timestamps, messages, list(map(_PLUS_OVERHEAD, sizes)), truncated, before)
+
+    def position(self, index: int) -> _Position:
+        """The position of the event at `index`: its timestamp and its rank among the stream's events
+        with that timestamp."""
+        timestamp = self.timestamps[index]
+        first = bisect_left(self.timestamps, timestamp, 0, index)
+        ordinal = index - first + 1
+        if first == 0 and self.before is not None and self.before.timestamp == timestamp:
+            ordinal += self.before.ordinal
+        return _Position(timestamp, ordinal)
+
+    def index_after(self, position: _Position, start: int) -> int:
+        """The index of the first event from `start` on whose position is after `position`."""
+        timestamps = self.timestamps
+        low = bisect_left(timestamps, position.timestamp, start)
+        high = bisect_right(timestamps, position.timestamp, low)
+        if low == high:
+            return low
+        return min(high, low + max(0, position.ordinal - self.position(low).ordinal + 1))
+
+    def after_index(self, index: int) -> _Events:
+        """The events from `index` on."""
+        return _Events(
+            self.timestamps[index:],
+            self.messages[index:],
+            self.sizes[index:],
+            [at - index for at in self.truncated if at >= index],
+            self.position(index - 1) if index > 0 else self.before,
+        )
+
+    def followed_by(self, later: _Events) -> _Events:
+        """These events, then `later` (the stream's next ones)."""
+        return _Events(
+            self.timestamps + later.timestamps,
+            self.messages + later.messages,
+            self.sizes + later.sizes,
+            self.truncated + [at + len(self) for at in later.truncated],
+            self.before,
+        )
+
+
 @dataclass
 class _Counts:
     streams_done: int = 0
@@ -580,6 +755,8 @@ class _StreamState:
     # The position the target holds beyond the checkpoint (learnt once, before the first write).
     present: _Position | None = None
     target_known: bool = False
+    # Whether an event to write was found: every later one is to write too (the handled are a prefix).
+    writing: bool = False
     events_in_window: int = 0
     truncated: int = 0
     rejected: int = 0
@@ -667,7 +844,7 @@ def _copy_streams(
         first = step.streams[0].source
         if run.out_of_time():
             return _resume_cursor(resume_at, first)
-        read: dict[str, list[LogEvent]] | None = None
+        read: dict[str, _Events] | None = None
         if step.api == FILTER_LOG_EVENTS:
             try:
                 read = _read_batch(run, step.streams)
@@ -685,7 +862,7 @@ def _copy_streams(
             if run.out_of_time():
                 return resumed or LogCopyCursor(stream=stream.source)
             events = None if read is None else read[stream.source]
-            if events == [] and facts_promise_events(stream, run.since_ms, run.until_ms):
+            if events is not None and not events and facts_promise_events(stream, run.since_ms, run.until_ms):
                 # Listed with events in the window, found with none: gone or expired since. Reading it
                 # alone says which (a gone stream is skipped with the reason).
                 events = None
@@ -747,7 +924,7 @@ def no_target_group(target_group: str) -> MigrationConflict:
 
 
 def _copy_stream(
-    run: _Run, stream: StreamToCopy, resumed: LogCopyCursor | None, read: list[LogEvent] | None = None
+    run: _Run, stream: StreamToCopy, resumed: LogCopyCursor | None, read: _Events | None = None
 ) -> bool | SkippedStream | LogCopyCursor:
     """Copy one stream: True when events of the window were found (and are all handled), False when it
     had none, a SkippedStream, or the cursor to resume at when time ran out. `read` is the stream's
@@ -760,10 +937,8 @@ def _copy_stream(
     state = _StreamState(source=stream.source, target=stream.target_name, handled=resumed_at)
     start_ms = max(run.since_ms, resumed_at.timestamp) if resumed_at is not None else run.since_ms
     try:
-        source = _read_source(run, stream.source, start_ms) if read is None else iter(read)
-        for batch in plan_batches(_events_to_write(run, state, source, resumed_at)):
-            run.check_time()
-            _write(run, state, batch)
+        source = _read_source(run, stream.source, start_ms) if read is None else iter((read,))
+        _write_stream(run, state, source, resumed_at)
     except _OutOfTimeError:
         return state.cursor()
     except _SkipStreamError as skip:
@@ -781,29 +956,60 @@ def _copy_stream(
     return state.events_in_window > 0 or resumed_at is not None
 
 
-def _events_to_write(
-    run: _Run, state: _StreamState, source: Iterator[LogEvent], resumed_at: _Position | None
-) -> Iterator[LogEvent]:
-    """The source events to write; those before them are counted here. Events come in position order,
-    and every test below marks a prefix of them, so the handled ones always precede the ones to write."""
-    oldest_ms = run.oldest_ms
-    for event in source:
-        state.events_in_window += 1
-        if resumed_at is not None and (event.timestamp, event.ordinal) <= resumed_at:
-            continue  # an earlier call handled and counted it
-        if event.timestamp < oldest_ms:
-            run.counts.events_too_old += 1
-        else:
-            if not state.target_known:
-                state.present = _learn_target(run, state, resumed_at)
-                state.target_known = True
-            if state.present is None or (event.timestamp, event.ordinal) > state.present:
-                yield event
-                continue
-            run.counts.events_already_present += 1
-        run.counts.events_read += 1
-        state.handled = _Position(event.timestamp, event.ordinal)
+def _write_stream(
+    run: _Run, state: _StreamState, source: Iterator[_Events], resumed_at: _Position | None
+) -> None:
+    """Write the source's runs of events (pages, or a batch's whole stream) in the fewest batches:
+    a batch is written once full, the last one at the stream's end, so a batch may join the end of
+    one page to the start of the next."""
+    pending: _Events | None = None  # events to write whose batch is not full yet
+    for events in source:
+        state.events_in_window += len(events)
+        start = 0 if state.writing else _skip_handled(run, state, events, resumed_at)
+        if start == len(events):
+            continue
+        state.writing = True
+        if pending is not None:
+            events = pending.followed_by(events)  # noqa: PLW2901 (the pending batch joins this run)
+            start = 0
+        # The last batch may still grow with the next run's events: it is written with them, or at the
+        # stream's end.
+        *full, _ = batch_ends(events.timestamps, events.sizes, start)
+        first = start
+        for end in full:
+            run.check_time()
+            _write(run, state, events, first, end)
+            first = end
+        pending = events.after_index(first)
+    if pending is not None:
+        run.check_time()
+        _write(run, state, pending, 0, len(pending))
+
+
+def _skip_handled(run: _Run, state: _StreamState, events: _Events, resumed_at: _Position | None) -> int:
+    """Count the events not to write and return the index of the first one to write. They are a
+    prefix, found by bisection (positions and timestamps grow along a stream): those up to the
+    checkpoint (an earlier call handled and counted them), then those too old to write, then those
+    the target stream holds already (learnt, with the target's creation, at the first event that is
+    neither)."""
+    counts = run.counts
+    timestamps = events.timestamps
+    after_checkpoint = events.index_after(resumed_at, 0) if resumed_at is not None else 0
+    young = max(after_checkpoint, bisect_left(timestamps, run.oldest_ms))
+    counts.events_too_old += young - after_checkpoint
+    first = young
+    if young < len(timestamps):
+        if not state.target_known:
+            state.present = _learn_target(run, state, resumed_at)
+            state.target_known = True
+        if state.present is not None:
+            first = events.index_after(state.present, young)
+        counts.events_already_present += first - young
+    counts.events_read += first - after_checkpoint
+    if first > after_checkpoint:
+        state.handled = events.position(first - 1)
         run.moved = True
+    return first
 
 
 def _learn_target(run: _Run, state: _StreamState, resumed_at: _Position | None) -> _Position | None:
@@ -837,51 +1043,50 @@ def _learn_target(run: _Run, state: _StreamState, resumed_at: _Position | None) 
     return tail.position
 
 
-def _read_source(run: _Run, stream: str, start_ms: int) -> Iterator[LogEvent]:
-    """The source stream's events with start_ms <= timestamp < until, page by page to the end (the
-    same forward token coming back), each with its ordinal among the events of its timestamp."""
+def _read_source(run: _Run, stream: str, start_ms: int) -> Iterator[_Events]:
+    """The source stream's events with start_ms <= timestamp < until, a page at a time to the end (the
+    same forward token coming back)."""
     request: dict[str, Any] = {
         "logGroupName": run.source_group,
         "logStreamName": stream,
         "startTime": start_ms,
-        # Exclusive on AWS, inclusive on moto: the filter below makes it exclusive on both.
+        # Exclusive on AWS, inclusive on moto: the window is applied again to what comes back.
         "endTime": run.until_ms,
         "startFromHead": True,
     }
-    previous: int | None = None
-    ordinal = 0
-    max_event_bytes = run.max_event_bytes
-    until_ms = run.until_ms
+    before: _Position | None = None
+    doing = f"reading {run.source_group}/{stream}"
     while True:
         run.check_time()
-        response = run.get_log_events(request, f"reading {run.source_group}/{stream}")
-        for item in response["events"]:
-            timestamp = item["timestamp"]
-            if not start_ms <= timestamp < until_ms:
-                continue
-            if previous is not None and timestamp < previous:
-                raise MigrationConflict(f"GetLogEvents returned {run.source_group}/{stream} out of order")
-            ordinal = ordinal + 1 if timestamp == previous else 1
-            previous = timestamp
-            message = item["message"]
-            if len(message) * 4 + EVENT_OVERHEAD_BYTES <= max_event_bytes:  # the usual case, made short
-                size = len(message) if message.isascii() else len(_utf8(message))
-                yield LogEvent(timestamp, message, size + EVENT_OVERHEAD_BYTES, False, ordinal)
-            else:
-                yield LogEvent.of(timestamp, message, ordinal=ordinal, max_event_bytes=max_event_bytes)
+        response = run.get_log_events(request, doing)
+        page = response["events"]
+        events = _Events.of(
+            run,
+            list(map(_TIMESTAMP, page)),
+            list(map(_MESSAGE, page)),
+            start_ms=start_ms,
+            before=before,
+            where=f"GetLogEvents returned {run.source_group}/{stream}",
+        )
+        if events:
+            before = events.position(len(events) - 1)
+            yield events
         token = response["nextForwardToken"]
         if token == request.get("nextToken"):
             return
         request["nextToken"] = token
 
 
-def _read_batch(run: _Run, streams: tuple[StreamToCopy, ...]) -> dict[str, list[LogEvent]]:
+def _read_batch(run: _Run, streams: tuple[StreamToCopy, ...]) -> dict[str, _Events]:
     """Every event of the window of up to 100 streams, by FilterLogEvents, grouped back by stream.
 
     Pages come interleaved by time across the streams and may cut between events of one timestamp;
-    nextToken carries on exactly where a page stopped, and each stream's ordinals are counted over
-    the whole read, so a cut loses and doubles nothing. `endTime` is inclusive here: until - 1."""
-    found: dict[str, list[LogEvent]] = {stream.source: [] for stream in streams}
+    nextToken carries on exactly where a page stopped, and a stream's events are gathered over the
+    whole read before their positions are counted, so a cut loses and doubles nothing. `endTime` is
+    inclusive here: until - 1."""
+    # Per stream, its events' timestamps and messages as they come (the one step an event: the rest
+    # is done a stream at a time by `_Events.of`).
+    found: dict[str, tuple[list[int], list[str]]] = {stream.source: ([], []) for stream in streams}
     request: dict[str, Any] = {
         "logGroupName": run.source_group,
         "logStreamNames": list(found),
@@ -889,45 +1094,47 @@ def _read_batch(run: _Run, streams: tuple[StreamToCopy, ...]) -> dict[str, list[
         "endTime": run.until_ms - 1,
     }
     doing = f"reading {len(found)} streams of {run.source_group}"
-    since_ms, until_ms, max_event_bytes = run.since_ms, run.until_ms, run.max_event_bytes
-    held = 0
+    held = 0  # bytes of the events held so far (message + 26 each)
     while True:
         run.check_time()
         response = run.filter_log_events(request, doing)
-        for item in response["events"]:
-            events = found.get(item["logStreamName"])
-            timestamp = item["timestamp"]
-            if events is None or not since_ms <= timestamp < until_ms:
-                continue
-            previous = events[-1] if events else None
-            if previous is not None and timestamp < previous.timestamp:
-                raise MigrationConflict(f"FilterLogEvents returned {item.get('logStreamName')} out of order")
-            ordinal = previous.ordinal + 1 if previous is not None and previous.timestamp == timestamp else 1
-            message = item["message"]
-            if len(message) * 4 + EVENT_OVERHEAD_BYTES <= max_event_bytes:  # the usual case, made short
-                size = len(message) if message.isascii() else len(_utf8(message))
-                # tuple.__new__: the NamedTuple's own __new__ is a Python call, and this runs per event.
-                event = _new_event(
-                    LogEvent, (timestamp, message, size + EVENT_OVERHEAD_BYTES, False, ordinal)
-                )
-            else:
-                event = LogEvent.of(timestamp, message, ordinal=ordinal, max_event_bytes=max_event_bytes)
-            events.append(event)
-            held += event.size
+        page = response["events"]
+        for item in page:
+            columns = found.get(item["logStreamName"])
+            if columns is not None:  # AWS answers for the streams named only
+                columns[0].append(item["timestamp"])
+                columns[1].append(item["message"])
+        held += _bytes(list(map(_MESSAGE, page)))
         if held > run.batch_bytes:
-            raise _BatchTooLargeError([_resized(stream, found[stream.source]) for stream in streams])
+            raise _BatchTooLargeError([_resized(stream, found[stream.source][1]) for stream in streams])
         token = response.get("nextToken")
-        if not token or (token == request.get("nextToken") and not response["events"]):
-            return found
+        if not token or (token == request.get("nextToken") and not page):
+            break
         request["nextToken"] = token
+    return {
+        name: _Events.of(
+            run,
+            timestamps,
+            messages,
+            start_ms=run.since_ms,
+            before=None,
+            where=f"FilterLogEvents returned {name}",
+        )
+        for name, (timestamps, messages) in found.items()
+    }
 
 
-_new_event = tuple.__new__
+def _bytes(messages: list[str]) -> int:
+    """The events' bytes as PutLogEvents counts them (message + 26 each); only non-ASCII ones encoded."""
+    held = sum(map(len, messages)) + EVENT_OVERHEAD_BYTES * len(messages)
+    for message in compress(messages, map(not_, map(str.isascii, messages))):
+        held += len(_utf8(message)) - len(message)
+    return held
 
 
-def _resized(stream: StreamToCopy, events: list[LogEvent]) -> StreamToCopy:
+def _resized(stream: StreamToCopy, messages: list[str]) -> StreamToCopy:
     """The stream with at least the bytes a read found in it as its known size."""
-    held = sum(event.size for event in events)
+    held = _bytes(messages)
     facts = stream.facts or StreamFacts()
     if held <= (facts.stored_bytes or 0):
         return stream
@@ -1009,34 +1216,40 @@ def _check_target_prefix(run: _Run, source_stream: str, tail: _Tail) -> str | No
     return FOREIGN_TARGET
 
 
-def _write(run: _Run, state: _StreamState, batch: list[LogEvent]) -> None:
+def _write(run: _Run, state: _StreamState, events: _Events, first: int, end: int) -> None:
+    """Write events[first:end] as one PutLogEvents batch."""
     target = f"{run.target_group}/{state.target}"
+    size = end - first
     try:
         response = run.logs.put_log_events(
             logGroupName=run.target_group,
             logStreamName=state.target,
-            # Unpacked, not by attribute: this runs once per event copied.
-            logEvents=[{"timestamp": timestamp, "message": message} for timestamp, message, _, _, _ in batch],
+            logEvents=[
+                {"timestamp": timestamp, "message": message}
+                for timestamp, message in zip(
+                    events.timestamps[first:end], events.messages[first:end], strict=True
+                )
+            ],
         )
     except ClientError as error:
         # A 5xx becomes a TransientAwsError: the state's retry resumes from the checkpoint.
-        raise from_client_error(error, f"writing {len(batch)} events to {target}") from error
+        raise from_client_error(error, f"writing {size} events to {target}") from error
     except BotoCoreError as error:
-        raise _unsure(error, f"writing {len(batch)} events to {target}") from error
-    rejected = count_rejected(response.get("rejectedLogEventsInfo"), len(batch))
+        raise _unsure(error, f"writing {size} events to {target}") from error
+    rejected = count_rejected(response.get("rejectedLogEventsInfo"), size)
     if rejected:
         logger.warning(
             "PutLogEvents left events out",
             extra={"stream": target, "rejected": rejected, "info": response.get("rejectedLogEventsInfo")},
         )
-    truncated = [event[3] for event in batch].count(True)
+    truncated = sum(first <= index < end for index in events.truncated)
     counts = run.counts
     counts.put_calls += 1
-    counts.events_read += len(batch)
-    counts.events_written += len(batch) - rejected
+    counts.events_read += size
+    counts.events_written += size - rejected
     counts.events_rejected += rejected
     counts.events_truncated += truncated
     state.truncated += truncated
     state.rejected += rejected
-    state.handled = _Position(batch[-1].timestamp, batch[-1].ordinal)
+    state.handled = events.position(end - 1)
     run.moved = True
