@@ -63,7 +63,7 @@ import math
 from bisect import bisect_left, bisect_right
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from itertools import accumulate, compress, count
@@ -77,8 +77,11 @@ from mwaa_migrate.errors import (
     InvalidMigrationRequest,
     MigrationConflict,
     TransientAwsError,
+    error_code,
     from_client_error,
 )
+from mwaa_migrate.log_counts import EventCounts
+from mwaa_migrate.log_names import epoch_millis
 from mwaa_migrate.models import BucketName, EnvironmentName, ExecutionId, LogGroupKind, Model
 from mwaa_migrate.observability import logger
 
@@ -113,7 +116,6 @@ SOURCE_GONE = "the source stream no longer exists (deleted or expired)"
 _NOT_FOUND = "ResourceNotFoundException"
 _PUT_NEEDS_RETRY = "needs-retry.cloudwatch-logs.PutLogEvents"
 _EXISTS = "ResourceAlreadyExistsException"
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def log_group_name(environment_name: str, kind: str) -> str:
@@ -203,29 +205,30 @@ class StreamNote(Model):
     note: str
 
 
-class LogCopyProgress(Model):
-    """What the calls of one item did so far. The counters of successive calls add up
-    (`combined_with`); every event handled is counted once:
-    events_read = events_written + events_rejected + events_already_present + events_too_old."""
+class CopyCounts(EventCounts):
+    """What the calls of one item counted: streams finished (each once), of which with events copied
+    and skipped, target streams created, events (EventCounts) and calls."""
 
-    done: bool
-    resume_at: LogCopyCursor | None = None
-    # Streams of the item finished (each counted once), of which with events copied, and skipped.
     streams_done: int = 0
     streams_copied: int = 0
     streams_skipped: int = 0
     # Target streams this copy created (the others existed already).
     streams_created: int = 0
-    events_read: int = 0
-    events_written: int = 0
-    events_already_present: int = 0
-    events_too_old: int = 0
-    events_truncated: int = 0
-    events_rejected: int = 0
     put_calls: int = 0
     get_calls: int = 0
     # FilterLogEvents pages (many small streams a call); get_calls stays GetLogEvents' alone.
     filter_calls: int = 0
+
+
+COUNTER_FIELDS = tuple(CopyCounts.model_fields)
+
+
+class LogCopyProgress(CopyCounts):
+    """What the calls of one item did so far. The counters of successive calls add up
+    (`combined_with`); every event handled is counted once (EventCounts)."""
+
+    done: bool
+    resume_at: LogCopyCursor | None = None
     skipped: list[SkippedStream] = Field(default_factory=list)
     notes: list[StreamNote] = Field(default_factory=list)
 
@@ -532,7 +535,7 @@ def _read[R](call: Callable[..., R], request: dict[str, Any], doing: str) -> R:
     try:
         return call(**request)
     except ClientError as error:
-        if _code(error) == _NOT_FOUND:
+        if error_code(error) == _NOT_FOUND:
             raise _StreamNotFoundError from error
         raise from_client_error(error, doing) from error
     except BotoCoreError as error:
@@ -651,24 +654,8 @@ class _Events:
         )
 
 
-@dataclass
-class _Counts:
-    streams_done: int = 0
-    streams_copied: int = 0
-    streams_skipped: int = 0
-    streams_created: int = 0
-    events_read: int = 0
-    events_written: int = 0
-    events_already_present: int = 0
-    events_too_old: int = 0
-    events_truncated: int = 0
-    events_rejected: int = 0
-    put_calls: int = 0
-    get_calls: int = 0
-    filter_calls: int = 0
-
-
-COUNTER_FIELDS = tuple(item.name for item in fields(_Counts))
+class _Counts(CopyCounts, frozen=False):
+    """The counters of the call under way, added to as it goes."""
 
 
 class _OutOfTimeError(Exception):
@@ -741,7 +728,7 @@ class _Run:
                 "resume_at": resume_at,
                 "skipped": self.skipped[:MAX_LISTED],
                 "notes": self.notes[:MAX_LISTED],
-                **asdict(self.counts),
+                **self.counts.model_dump(by_alias=False),
             }
         )
 
@@ -808,7 +795,7 @@ def copy_work_item(
     retention = item.target_retention_days
     max_age = MAX_EVENT_AGE if retention is None else min(MAX_EVENT_AGE, timedelta(days=retention))
     # Every event kept must still be young enough at the last write this call may make.
-    oldest_ms = _millis(now() - max_age) + budget_ms
+    oldest_ms = epoch_millis(now() - max_age) + budget_ms
     run = _Run(
         logs=logs,
         source_group=item.source_group,
@@ -904,15 +891,7 @@ def _window(since: datetime, until: datetime) -> tuple[int, int]:
         raise InvalidMigrationRequest(
             f"since ({since.isoformat()}) must be before until ({until.isoformat()})"
         )
-    return _millis(since), _millis(until)
-
-
-def _millis(moment: datetime) -> int:
-    return (moment - _EPOCH) // timedelta(milliseconds=1)
-
-
-def _code(error: ClientError) -> str:
-    return str(error.response.get("Error", {}).get("Code", ""))
+    return epoch_millis(since), epoch_millis(until)
 
 
 def no_target_group(target_group: str) -> MigrationConflict:
@@ -1018,7 +997,7 @@ def _learn_target(run: _Run, state: _StreamState, resumed_at: _Position | None) 
     try:
         run.logs.create_log_stream(logGroupName=run.target_group, logStreamName=state.target)
     except ClientError as error:
-        code = _code(error)
+        code = error_code(error)
         if code == _NOT_FOUND:
             raise no_target_group(run.target_group) from error
         if code != _EXISTS:

@@ -41,6 +41,7 @@ from mwaa_migrate.errors import (
     InvalidMigrationRequest,
     MigrationConflict,
     TransientAwsError,
+    error_code,
     from_client_error,
 )
 from mwaa_migrate.execution import execution_name
@@ -55,9 +56,11 @@ from mwaa_migrate.log_copy import (
     log_group_name,
     no_target_group,
 )
+from mwaa_migrate.log_counts import ListingCounts
 from mwaa_migrate.log_names import (
     DagRuns,
     FailedTaskInstances,
+    epoch_millis,
     parse_task_stream,
     target_stream_name,
 )
@@ -105,18 +108,12 @@ class ListLogStreamsEvent(Model):
     progress: dict[str, Any] | None = None
 
 
-class GroupListing(Model):
-    """What the listing found in one log group."""
+class GroupListing(ListingCounts):
+    """What the listing found in one log group (ListingCounts: its streams, and what became of them)."""
 
     group: LogGroupKind
     source_group: str
     target_group: str
-    # Every stream DescribeLogStreams returned, and what became of them.
-    streams_listed: int = 0
-    streams_selected: int = 0
-    streams_outside_window: int = 0
-    streams_not_failed: int = 0
-    streams_renamed: int = 0
     target_retention_days: int | None = None
     target_exists: bool = True
     # Set when the whole group is skipped.
@@ -236,7 +233,7 @@ class _Export:
         try:
             return self._s3.get_object(Bucket=self._bucket, Key=key)["Body"].read()
         except ClientError as error:
-            if _code(error) in {"NoSuchKey", "404", "NotFound"}:
+            if error_code(error) in {"NoSuchKey", "404", "NotFound"}:
                 return None
             raise from_client_error(error, f"reading s3://{self._bucket}/{key}") from error
 
@@ -353,7 +350,7 @@ def list_log_streams(
     export = _Exports(s3, kms or _no_kms, event)
     failed, groups = _failed_task_instances(export, listing)
     cursor = listing.resume_at or ListingCursor(group=0)
-    since_ms, until_ms = _millis(listing.since), _millis(listing.until)
+    since_ms, until_ms = epoch_millis(listing.since), epoch_millis(listing.until)
     describe_calls = listing.describe_calls
     parts = listing.parts
     notes = list(listing.notes)
@@ -496,7 +493,7 @@ def _describe_page(
     try:
         response = logs.describe_log_streams(**request)
     except ClientError as error:
-        if _code(error) == _NOT_FOUND:
+        if error_code(error) == _NOT_FOUND:
             raise MigrationConflict(
                 f"the source log group {group} disappeared while it was listed"
             ) from error
@@ -623,11 +620,3 @@ def items_size(streams: int, max_concurrency: int) -> int:
         return 1
     items = max(math.ceil(streams / MAX_STREAMS_PER_ITEM), min(streams, max_concurrency))
     return math.ceil(streams / items)
-
-
-def _millis(moment: datetime) -> int:
-    return int(moment.timestamp() * 1000)
-
-
-def _code(error: ClientError) -> str:
-    return str(error.response.get("Error", {}).get("Code", ""))

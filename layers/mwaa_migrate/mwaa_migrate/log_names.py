@@ -23,7 +23,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from mwaa_migrate.versions import AirflowVersion
@@ -212,3 +212,12 @@ class FailedTaskInstances:
         if stream.execution_date is not None:
             return (stream.dag_id, stream.task_id, stream.execution_date) in self.by_date
         return False
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def epoch_millis(moment: datetime) -> int:
+    """A moment as CloudWatch Logs counts time: whole milliseconds since the epoch (integer
+    arithmetic: a float's rounding could move an event across a window's edge)."""
+    return (moment - _EPOCH) // timedelta(milliseconds=1)

@@ -37,22 +37,17 @@ from pydantic import Field
 from mwaa_migrate.errors import MigrationConflict, from_client_error
 from mwaa_migrate.failure import readable_cause
 from mwaa_migrate.log_copy import MAX_LISTED, LogCopyProgress, StreamNote, WorkItem
+from mwaa_migrate.log_counts import EVENT_COUNTERS, LISTING_COUNTERS, EventCounts, ListingCounts
 from mwaa_migrate.log_listing import LogListing
 from mwaa_migrate.models import ExecutionId, LogGroupKind, Model
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
+# What became of the selected streams: streams_selected = their sum.
+_OUTCOME_COUNTERS = ("streams_copied", "streams_skipped", "streams_failed")
 # Parallel S3 reads of the item results.
 _READERS = 16
-_EVENT_COUNTERS = (
-    "events_read",
-    "events_written",
-    "events_already_present",
-    "events_too_old",
-    "events_truncated",
-    "events_rejected",
-)
 
 
 # Why a selected stream was not copied, when the copy found nothing to copy in it.
@@ -115,29 +110,21 @@ class ReportedSkip(Model):
     reason: str
 
 
-class GroupReport(Model):
+class GroupReport(ListingCounts, EventCounts):
+    """One group: what the listing found (ListingCounts), what became of the selected streams, and the
+    events (EventCounts)."""
+
     group: LogGroupKind
     source_group: str
     target_group: str
-    streams_listed: int = 0
-    streams_selected: int = 0
-    streams_outside_window: int = 0
-    streams_not_failed: int = 0
-    streams_renamed: int = 0
     streams_copied: int = 0
     streams_skipped: int = 0
     # Streams of work items whose copy failed (tolerated by the map's failure threshold).
     streams_failed: int = 0
-    events_read: int = 0
-    events_written: int = 0
-    events_already_present: int = 0
-    events_too_old: int = 0
-    events_truncated: int = 0
-    events_rejected: int = 0
     skipped_reason: str | None = None
 
 
-class LogCopyReport(Model):
+class LogCopyReport(ListingCounts, EventCounts):
     """The `logs` section of the migration report. The totals are over every group:
     streams_listed = streams_outside_window + streams_not_failed + streams_selected, and
     streams_selected = streams_copied + streams_skipped + streams_failed (by reason:
@@ -148,19 +135,9 @@ class LogCopyReport(Model):
     failed_tasks_only: bool
     complete: bool
     groups: list[GroupReport]
-    streams_listed: int = 0
-    streams_outside_window: int = 0
-    streams_not_failed: int = 0
-    streams_selected: int = 0
     streams_copied: int = 0
     streams_skipped: int = 0
     streams_failed: int = 0
-    events_read: int = 0
-    events_written: int = 0
-    events_already_present: int = 0
-    events_too_old: int = 0
-    events_truncated: int = 0
-    events_rejected: int = 0
     items: int = 0
     items_failed: int = 0
     describe_log_streams_calls: int = 0
@@ -246,19 +223,9 @@ def summarize_log_copy(s3: S3Client, listing: LogListing) -> LogCopyReport:
     groups: dict[str, dict[str, Any]] = {
         group.group: {
             **group.model_dump(
-                include={
-                    "group",
-                    "source_group",
-                    "target_group",
-                    "streams_listed",
-                    "streams_selected",
-                    "streams_outside_window",
-                    "streams_not_failed",
-                    "streams_renamed",
-                    "skipped_reason",
-                }
+                include={"group", "source_group", "target_group", *LISTING_COUNTERS, "skipped_reason"}
             ),
-            **dict.fromkeys(("streams_copied", "streams_skipped", "streams_failed", *_EVENT_COUNTERS), 0),
+            **dict.fromkeys((*_OUTCOME_COUNTERS, *EVENT_COUNTERS), 0),
         }
         for group in listing.groups
     }
@@ -288,7 +255,7 @@ def summarize_log_copy(s3: S3Client, listing: LogListing) -> LogCopyReport:
         if result.streams > accounted:
             totals["streams_failed"] += result.streams - accounted
             failed_reasons[UNACCOUNTED] += result.streams - accounted
-        for name in _EVENT_COUNTERS:
+        for name in EVENT_COUNTERS:
             totals[name] += getattr(progress, name)
         calls["get"] += progress.get_calls
         calls["put"] += progress.put_calls
@@ -316,14 +283,11 @@ def summarize_log_copy(s3: S3Client, listing: LogListing) -> LogCopyReport:
     totals = {
         name: sum(getattr(report, name) for report in reports)
         for name in (
-            "streams_listed",
-            "streams_outside_window",
-            "streams_not_failed",
-            "streams_selected",
+            *LISTING_COUNTERS,
             "streams_copied",
             "streams_skipped",
             "streams_failed",
-            *_EVENT_COUNTERS,
+            *EVENT_COUNTERS,
         )
     }
     return LogCopyReport(
