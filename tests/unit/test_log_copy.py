@@ -38,9 +38,9 @@ from mwaa_migrate.log_copy import (
     WorkItem,
     copy_work_item,
     count_rejected,
-    log_group_name,
     plan_batches,
 )
+from mwaa_migrate.log_names import log_group_name
 
 if TYPE_CHECKING:
     from mypy_boto3_logs import CloudWatchLogsClient

@@ -118,15 +118,6 @@ _PUT_NEEDS_RETRY = "needs-retry.cloudwatch-logs.PutLogEvents"
 _EXISTS = "ResourceAlreadyExistsException"
 
 
-def log_group_name(environment_name: str, kind: str) -> str:
-    """The CloudWatch Logs group MWAA writes one kind of an environment's logs to."""
-    return f"airflow-{environment_name}-{kind}"
-
-
-def task_log_group(environment_name: str) -> str:
-    return log_group_name(environment_name, "Task")
-
-
 # ---------------------------------------------------------------------------------------------------
 # Work items and results
 

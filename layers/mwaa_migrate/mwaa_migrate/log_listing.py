@@ -53,7 +53,6 @@ from mwaa_migrate.log_copy import (
     StreamNote,
     StreamToCopy,
     WorkItem,
-    log_group_name,
     no_target_group,
 )
 from mwaa_migrate.log_counts import ListingCounts
@@ -61,6 +60,7 @@ from mwaa_migrate.log_names import (
     DagRuns,
     FailedTaskInstances,
     epoch_millis,
+    log_group_name,
     parse_task_stream,
     target_stream_name,
 )
@@ -412,8 +412,8 @@ def _start(logs: CloudWatchLogsClient, event: ListLogStreamsEvent) -> LogListing
     until = event.window_end
     if until.tzinfo is None:
         raise InvalidMigrationRequest("windowEnd must carry a time zone")
-    source_groups = _log_groups(logs, f"airflow-{event.source_environment_name}-")
-    target_groups = _log_groups(logs, f"airflow-{event.target_environment_name}-")
+    source_groups = _log_groups(logs, log_group_name(event.source_environment_name, ""))
+    target_groups = _log_groups(logs, log_group_name(event.target_environment_name, ""))
     groups = []
     for kind in event.log_groups:
         source_group = log_group_name(event.source_environment_name, kind)

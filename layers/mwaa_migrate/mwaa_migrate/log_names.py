@@ -221,3 +221,9 @@ def epoch_millis(moment: datetime) -> int:
     """A moment as CloudWatch Logs counts time: whole milliseconds since the epoch (integer
     arithmetic: a float's rounding could move an event across a window's edge)."""
     return (moment - _EPOCH) // timedelta(milliseconds=1)
+
+
+def log_group_name(environment_name: str, kind: str) -> str:
+    """The CloudWatch Logs group MWAA writes one kind of an environment's logs to (`kind` "" gives
+    the prefix every group of the environment starts with)."""
+    return f"airflow-{environment_name}-{kind}"
