@@ -11,8 +11,10 @@ and N/2 audit log rows. Then, each in its own process with the installation's ow
 - `COPY ... FROM STDIN` of those rows into a fresh database (the writing ceiling), then the import
   into another fresh database.
 
-Printed: seconds, rows/s, the ratio to COPY, and each process's peak resident memory (flat
-memory means the same peak whatever N). Figures, not assertions: nothing here fails on speed.
+Printed: seconds, rows/s, the ratio to COPY, each process's peak resident memory (flat memory
+means the same peak whatever N), and the CPU seconds of the PostgreSQL backend and of the process
+with the backend's ratio to COPY's: on a machine shared with other work the seconds vary from run
+to run much more than the CPU seconds do. Figures, not assertions: nothing here fails on speed.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from emulation.lambdas import REPO_ROOT
 from emulation.real_airflow import POSTGRES_PORT, AirflowEnvironment, AirflowInstallation
@@ -61,7 +64,7 @@ ANALYZE;
 """
 
 
-def phase(installation: AirflowInstallation, name: str, database: str, folder: Path) -> dict[str, float]:
+def phase(installation: AirflowInstallation, name: str, database: str, folder: Path) -> dict[str, Any]:
     dsn = f"host=127.0.0.1 port={POSTGRES_PORT} user=postgres dbname={database}"
     result = subprocess.run(  # noqa: S603
         [str(installation.python), str(PHASE), name, dsn, str(folder)],
@@ -72,7 +75,7 @@ def phase(installation: AirflowInstallation, name: str, database: str, folder: P
     )
     if result.returncode != 0:
         raise RuntimeError(f"the {name} phase failed:\n{result.stderr[-3000:]}")
-    measured: dict[str, float] = json.loads(result.stdout)
+    measured: dict[str, Any] = json.loads(result.stdout)
     return measured
 
 
@@ -96,7 +99,10 @@ def run(size: int, installation: AirflowInstallation, work: Path) -> None:
         print(
             f"\n{size:,} task instances ({total:,} rows: {', '.join(f'{t} {n:,}' for t, n in rows.items())})"
         )
-        print(f"  {'':<10}{'seconds':>9}{'rows/s':>12}{'vs COPY':>9}{'peak RSS':>11}")
+        print(
+            f"  {'':<10}{'seconds':>9}{'rows/s':>12}{'vs COPY':>9}{'peak RSS':>11}"
+            f"{'server CPU':>12}{'vs COPY':>9}{'client CPU':>12}"
+        )
         for label, measured, ceiling in (
             ("COPY TO", copy_out, None),
             ("export", export, copy_out),
@@ -104,9 +110,17 @@ def run(size: int, installation: AirflowInstallation, work: Path) -> None:
             ("import", imported, copy_in),
         ):
             ratio = f"{measured['seconds'] / ceiling['seconds']:.2f}x" if ceiling else ""
+            server = measured.get("server_cpu_s")
+            cpu_ratio = (
+                f"{server / ceiling['server_cpu_s']:.2f}x"
+                if ceiling and server and ceiling.get("server_cpu_s")
+                else ""
+            )
             print(
                 f"  {label:<10}{measured['seconds']:>9.2f}{total / measured['seconds']:>12,.0f}"
                 f"{ratio:>9}{measured['peak_rss_mb']:>8.0f} MB"
+                f"{(f'{server:.2f} s' if server is not None else '-'):>12}{cpu_ratio:>9}"
+                f"{measured['client_cpu_s']:>10.2f} s"
             )
         assert imported["rows"] == total, f"the import inserted {imported['rows']} of {total} rows"
     finally:

@@ -6,7 +6,9 @@ cryptography) and the DAG folder's library on PYTHONPATH, as in an MWAA environm
 PHASE is `export` (the export DAG's export_tables), `import` (the import DAG's import_tables),
 `copy-out` (PostgreSQL's COPY ... TO STDOUT of the same tables and rows, the ceiling for reading)
 or `copy-in` (COPY ... FROM STDIN of those rows into the same tables of a fresh database, the
-ceiling for writing). Prints one JSON object: seconds, rows, peak resident memory of this process.
+ceiling for writing). Prints one JSON object: seconds, rows, peak resident memory of this process,
+and the CPU seconds of this process and of its PostgreSQL backend (read from /proc: the server is
+local), which other work on a shared machine changes less than it changes the seconds.
 
 The downtime benchmark (benchmarks/downtime.py) runs whole DAGs, task by task as DAG_TASKS lists
 them, each task committed on its own as in Airflow: `bulk-export` / `cutover-export` (the export
@@ -56,6 +58,9 @@ class FolderStorage:
             raise metadata.MissingObjectError(key)
         return (self.root / key).read_bytes()
 
+    def exists(self, key: str) -> bool:
+        return (self.root / key).exists()
+
     def put_file(self, key: str, path: str) -> None:
         os.replace(path, self._path(key))
         Path(path).touch()  # the caller removes its temporary file
@@ -65,18 +70,22 @@ class FolderStorage:
 
 
 class LocalKeys:
-    """metadata.KeyService with one data key kept in the folder (one KMS call is not measured)."""
+    """metadata.KeyService with each data key kept in the folder under its "ciphertext" (a random
+    name), as KMS gives each export its own key (one KMS call is not what is measured)."""
 
     def __init__(self, root: Path) -> None:
-        self.path = root / "data.key"
+        self.root = root
+
+    def _path(self, ciphertext: bytes) -> Path:
+        return self.root / f"data-{ciphertext.hex()}.key"
 
     def generate_data_key(self, key_id: str, context: dict[str, str]) -> tuple[bytes, bytes]:
-        key = os.urandom(32)
-        self.path.write_bytes(key)
-        return key, b"local"
+        key, ciphertext = os.urandom(32), os.urandom(16)
+        self._path(ciphertext).write_bytes(key)
+        return key, ciphertext
 
     def decrypt(self, key_id: str, ciphertext: bytes, context: dict[str, str]) -> bytes:
-        return self.path.read_bytes()
+        return self._path(ciphertext).read_bytes()
 
 
 # The downtime benchmark's phases: (DAG, the conf's phase).
@@ -129,10 +138,35 @@ def _copy_columns(db: metadata.PostgresDatabase, table: str) -> list[str]:
     return [column.name for column in metadata.carried_columns(spec, db.columns(table) or [])]
 
 
+class BackendCpu:
+    """User + system CPU seconds of the connection's PostgreSQL backend (a local server), read
+    from /proc; None when it cannot be read."""
+
+    def __init__(self, connection: object) -> None:
+        with connection.cursor() as cursor:  # type: ignore[attr-defined]
+            cursor.execute("SELECT pg_backend_pid()")
+            self.pid = int(cursor.fetchone()[0])
+        connection.commit()  # type: ignore[attr-defined]
+        self.started = self.seconds()
+
+    def seconds(self) -> float | None:
+        try:
+            fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return None
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def used(self) -> float | None:
+        now = self.seconds()
+        return round(now - self.started, 2) if now is not None and self.started is not None else None
+
+
 def main() -> None:
     phase, dsn, folder = sys.argv[1], sys.argv[2], Path(sys.argv[3])
     folder.mkdir(parents=True, exist_ok=True)
     connection = psycopg2.connect(dsn)
+    backend = BackendCpu(connection)
+    client_before = time.process_time()
     db = metadata.PostgresDatabase(connection, airflow_version="2.10.3", fernet=None)
     storage, keys = FolderStorage(folder), LocalKeys(folder)
     rows = 0
@@ -177,7 +211,14 @@ def main() -> None:
     connection.commit()
     seconds = time.perf_counter() - started
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    measured = {"phase": phase, "seconds": seconds, "rows": rows, "peak_rss_mb": round(peak, 1)}
+    measured: dict[str, object] = {
+        "phase": phase,
+        "seconds": seconds,
+        "rows": rows,
+        "peak_rss_mb": round(peak, 1),
+        "client_cpu_s": round(time.process_time() - client_before, 2),
+        "server_cpu_s": backend.used(),
+    }
     if phase in DAG_PHASES:
         measured["tasks"] = tasks
     json.dump(measured, sys.stdout)

@@ -57,21 +57,25 @@ failed tries only task_fail records to task_instance_history (TryHistory).
 The import checks the manifest's MAC first, maps columns by name onto the target's tables as
 reflected from its database, fills what changed between versions from the small `RULES` table,
 inserts parents first and resolves ids by natural key. A row the target holds with the exported
-values is identical; one it holds as an earlier import of this migration left it (the ledger table
-`mwaa_migrate_ledger` in the target's database: a digest per row version an import left there) is
-updated; one it refuses or holds otherwise is a conflict, which fails the import unless onConflict
-is keep-target or overwrite. Then it checks read = inserted + updated + identical + conflicts as the
-database counted them, and that the rows not in the target as exported are exactly the conflicts
-left to the target (a second import of either phase changes nothing). It writes
-`s3://{bucket}/{prefix}/import/{phase}/result.json`, with the conflicts by table and key.
+values is identical; one it holds as an earlier import of this migration left it (the ledger in
+the target's database: on PostgreSQL, `mwaa_migrate_ledger_xid`, the transactions imports wrote rows
+in, which a row version's xmin names, and `mwaa_migrate_ledger`, a digest per row an import found as
+exported without writing it) is updated; one it refuses or holds otherwise is a conflict, which
+fails the import unless onConflict is keep-target or overwrite. Then it checks read = inserted +
+updated + identical + conflicts as the database counted them, and that the rows not in the target
+as exported are exactly the conflicts left to the target (a second import of either phase changes
+nothing). It writes `s3://{bucket}/{prefix}/import/{phase}/result.json`, with the conflicts by
+table and key.
 
 The steps run against two interfaces, `Storage` and `MetadataDatabase`. `PostgresDatabase` is the
 real one (Airflow's metadata database, in the DAG's task, through its SQLAlchemy session): tables
 stream out with `COPY (SELECT ...) TO STDOUT` and secret tables through a server-side cursor, and
-stream in with `COPY ... FROM STDIN` into a staging table, then set-based statements per table
-(`UPDATE ... FROM` by natural key, `INSERT ... SELECT ... ON CONFLICT DO NOTHING`, and
-counts before and after), so memory stays flat however many rows there are. The project's emulator
-implements the same interface over in-memory tables (emulation/dag_runtime.py's `RowwiseTables`).
+stream in with `COPY ... FROM STDIN` into a staging table, each line parsed once into typed
+columns, then set-based statements per table (`UPDATE ... FROM` by natural key, `INSERT ... SELECT`,
+with `ON CONFLICT DO NOTHING` unless the target holds none of the rows by key, and counts before
+and after: one join of the rows with the table for both checks and the ledger), so memory stays
+flat however many rows there are. The project's emulator implements the same interface over
+in-memory tables (emulation/dag_runtime.py's `RowwiseTables`).
 """
 
 from __future__ import annotations
@@ -145,6 +149,9 @@ RECORD_FILE = "record.json"
 # The import's record, in the target's own database, of every row version an import of this
 # migration left there (docs/cutover.md): the rows it may update again without calling it a conflict.
 LEDGER_TABLE = "mwaa_migrate_ledger"
+# The ledger's other half (PostgreSQL): the transactions an import wrote rows in. A row version
+# whose xmin is one of them is as an import left it, without a digest of its own.
+LEDGER_XID_TABLE = "mwaa_migrate_ledger_xid"
 
 # What the import does with a conflict: a row the target refused (another unique constraint, a
 # missing parent) or holds differently and that no import of this migration wrote.
@@ -1014,9 +1021,8 @@ def file_lines(path: str, box: SecretBox, name: str) -> Iterator[bytes]:
         yield rest
 
 
-def verify_file(path: str, entry: TableEntry, box: SecretBox) -> None:
-    """Check a downloaded table file against its manifest entry: sha256, every part decrypts, gzip,
-    row count, and every line a JSON object of the manifest's columns. Streams; keeps nothing."""
+def check_sha256(path: str, entry: TableEntry) -> None:
+    """The downloaded file is the one the manifest names, byte for byte."""
     digest = hashlib.sha256()
     with open(path, "rb") as file:
         for chunk in iter(lambda: file.read(_CHUNK), b""):
@@ -1026,6 +1032,12 @@ def verify_file(path: str, entry: TableEntry, box: SecretBox) -> None:
             f"{entry.file}: sha256 {digest.hexdigest()} does not match the manifest's {entry.sha256}; "
             "the file changed or is corrupt"
         )
+
+
+def verify_file(path: str, entry: TableEntry, box: SecretBox) -> None:
+    """Check a downloaded table file against its manifest entry: sha256, every part decrypts, gzip,
+    row count, and every line a JSON object of the manifest's columns. Streams; keeps nothing."""
+    check_sha256(path, entry)
     known = {column.name for column in entry.columns}
     count = 0
     for count, line in enumerate(file_lines(path, box, entry.file), start=1):
@@ -1502,6 +1514,17 @@ class MetadataDatabase(Protocol):
 # (it escapes every control character), so each line is one field, byte for byte.
 _COPY_OPTIONS = "(FORMAT csv, DELIMITER E'\\x02', QUOTE E'\\x01', ENCODING 'UTF8')"
 _STAGE = "mwaa_migrate_stage"
+# The staged lines parsed once into typed columns (json_to_record), which every statement reads.
+_ROWS = "mwaa_migrate_rows"
+# From this many rows, the import's joins of them with a table are by hash or merge, never row by
+# row, with this much memory for them (PostgresDatabase.import_table and _check_landed).
+_HASHED_FROM = 10_000
+_HASHED = {"enable_nestloop": "off", "work_mem": "64MB"}
+_UNIQUE_VIOLATION = "23505"  # SQLSTATE unique_violation
+# Target row x's version was written by an import (LEDGER_XID_TABLE). xmin is 32 bits: an import's
+# xid could only come back after some four billion transactions, not within a migration.
+_WRITTEN_BY_IMPORT = f'(x.xmin::text::bigint IN (SELECT xid FROM "{LEDGER_XID_TABLE}"))'  # noqa: S608
+
 _NULL_SAFE = "IS NOT DISTINCT FROM"
 
 
@@ -1526,6 +1549,32 @@ def _column_kind(sql_type: str) -> str:
     if base == "bytea":
         return "bytes"
     return "string"
+
+
+@dataclass(frozen=True)
+class _Checked:
+    """The SQL pieces of an import's check (PostgresDatabase.import_table)."""
+
+    staged: str  # FROM the typed rows r, the id references resolved
+    table: str
+    same: str  # target row x has r's natural key
+    equal: str  # and r's values
+    digest: str  # the ledger's digest of x
+    stamp: str  # the export's exported_at
+
+
+def _hashed(rows: int, *, when: bool = True) -> Mapping[str, str]:
+    """The settings for joining this many rows with a table: _HASHED from _HASHED_FROM rows."""
+    return _HASHED if when and rows >= _HASHED_FROM else {}
+
+
+def _set_local(cursor: Any, settings: Mapping[str, str]) -> dict[str, str]:
+    """Set PostgreSQL settings for the transaction; returns their values before."""
+    previous: dict[str, str] = {}
+    for name, value in settings.items():
+        cursor.execute("SELECT current_setting(%s), set_config(%s, %s, true)", (name, name, value))
+        previous[name] = str(cursor.fetchone()[0])
+    return previous
 
 
 class PostgresDatabase:
@@ -1681,7 +1730,7 @@ class PostgresDatabase:
         where = self._filter(spec, "t", window)
         query = f"SELECT {', '.join(selected)} FROM {self._source(spec)} t WHERE {where}"  # noqa: S608
         copy = f"COPY (SELECT row_to_json(r) FROM ({query}) r) TO STDOUT WITH {_COPY_OPTIONS}"  # noqa: S608
-        out = _SinkFile(sink)
+        out = _sink_file(sink)
         with self.connection.cursor() as cursor:
             cursor.copy_expert(copy, out, size=_CHUNK)
         out.flush()
@@ -1750,20 +1799,26 @@ class PostgresDatabase:
         with self.connection.cursor() as cursor:
             cursor.execute(f"SELECT count(*), count(*) FILTER (WHERE f.try_no < 1) {missing}")
             candidates, unnumbered = (int(n) for n in cursor.fetchone())
+            # In a savepoint of its own: these rows are synthesized, not exported, so their
+            # transaction is not one the ledger calls an import's (PostgresDatabase._write).
+            cursor.execute("SAVEPOINT mwaa_migrate_synthesize")
             cursor.execute(
                 f"INSERT INTO task_instance_history ({', '.join(_ident(c) for c in columns)}) "
                 f"SELECT {', '.join(values)} {missing} AND f.try_no >= 1 ON CONFLICT DO NOTHING"
             )
             written = max(cursor.rowcount, 0)
+            cursor.execute("RELEASE SAVEPOINT mwaa_migrate_synthesize")
         return TryHistory(candidates=candidates, written=written, unnumbered=unnumbered)
 
     def newest_import(self) -> str | None:
+        found = []
         with self.connection.cursor() as cursor:
-            cursor.execute("SELECT to_regclass(%s) IS NOT NULL", (LEDGER_TABLE,))
-            if not cursor.fetchone()[0]:
-                return None
-            cursor.execute(f"SELECT max(exported_at) FROM {_ident(LEDGER_TABLE)}")  # noqa: S608
-            newest = cursor.fetchone()[0]
+            for table in (LEDGER_TABLE, LEDGER_XID_TABLE):
+                cursor.execute("SELECT to_regclass(%s) IS NOT NULL", (table,))
+                if cursor.fetchone()[0]:
+                    cursor.execute(f"SELECT max(exported_at) FROM {_ident(table)}")  # noqa: S608
+                    found.append(cursor.fetchone()[0])
+        newest = max((value for value in found if value is not None), default=None)
         return format_datetime(newest) if newest is not None else None
 
     def import_table(
@@ -1786,16 +1841,21 @@ class PostgresDatabase:
         table = _ident(spec.name)
         with self.connection.cursor() as cursor:
             compared = self._compared(cursor, mapping)
-            staged = f"FROM {_STAGE} s CROSS JOIN LATERAL {record} {self._ref_joins(mapping, 'LEFT JOIN')}"
+            staged = f"FROM {_ROWS} r {self._ref_joins(mapping, 'LEFT JOIN')}"
             counts.read = self._stage(cursor, lines)
             self._drop_unknown_dags(cursor, spec, counts)
-            self._key_guard = self._range_guard(cursor, spec, target, record)
+            self._parse(cursor, record)
+            # No index serves the key of a table without a unique one (null-safe comparisons): an
+            # index loop there reads the rows in range once for each row, which does not end at a
+            # million (the audit log). Those join by hash (_check_landed: every table, afterwards).
+            previous = _set_local(cursor, _hashed(counts.read - counts.dropped, when=not spec.unique_key))
+            self._key_guard = self._range_guard(cursor, spec, target)
             same = self._same_key(spec, target, mapping)
             # A row the target's scheduler defines (a dataset) is the target's once it holds its key.
             equal = "TRUE" if spec.target_defines else self._equal(compared, target)
             ours = (
-                f"EXISTS (SELECT 1 FROM {_ident(LEDGER_TABLE)} l "  # noqa: S608  (see _ident)
-                f"WHERE l.digest = {self._digest(cursor, spec, compared, target)})"
+                f"(EXISTS (SELECT 1 FROM {_ident(LEDGER_TABLE)} l "  # noqa: S608  (see _ident)
+                f"WHERE l.digest = {self._digest(cursor, spec, compared, target)}) OR {_WRITTEN_BY_IMPORT})"
             )
             held = f"EXISTS (SELECT 1 FROM {table} x WHERE {same} AND {equal})"  # noqa: S608
             theirs = f"EXISTS (SELECT 1 FROM {table} x WHERE {same} AND NOT {equal} AND NOT {ours})"  # noqa: S608
@@ -1823,34 +1883,114 @@ class PostgresDatabase:
             update_from = (
                 f"UPDATE {table} x SET "  # noqa: S608  (see _ident)
                 + ", ".join(f"{_ident(name)} = {expression}" for name, expression in compared)
-                + f" FROM {_STAGE} s CROSS JOIN LATERAL {record} {self._ref_joins(mapping, 'JOIN')}"
+                + f" FROM {_ROWS} r {self._ref_joins(mapping, 'JOIN')}"
                 f" WHERE {same} AND NOT {equal}"
             )
+            stamp = cursor.mogrify("%s::timestamptz", (exported_at,)).decode()
             if counts.identical + differing < counts.read:
-                # Only this migration's own earlier copies: the ledger holds their digests.
-                cursor.execute(f"{update_from} AND {ours}")
-                counts.updated = max(cursor.rowcount, 0)
+                # Only this migration's own earlier copies: the ledger says so.
+                counts.updated = self._write(cursor, f"{update_from} AND {ours}", stamp, "x.xmin")
             if differing and on_conflict == ON_CONFLICT_OVERWRITE:
-                cursor.execute(update_from)
-                counts.overwritten = max(cursor.rowcount, 0)
+                counts.overwritten = self._write(cursor, update_from, stamp, "x.xmin")
             if counts.identical + counts.updated + differing < counts.read:
-                cursor.execute(self._insert(cursor, spec, mapping, target, record))
-                counts.inserted = max(cursor.rowcount, 0)
-            counts.refused = count(f"NOT {by_key}")
+                insert = self._insert(cursor, spec, mapping, target)
+                counts.inserted = self._insert_rows(
+                    cursor, insert, stamp, held=counts.identical + counts.updated + differing
+                )
+            digest = self._digest(cursor, spec, compared, target)
+            counts.refused, counts.missing = self._check_landed(
+                cursor, spec, _Checked(staged, table, same, equal, digest, stamp), counts
+            )
             if counts.refused:
                 listing(f"NOT {by_key}", "refused")
             counts.conflicts = differing + counts.refused
-            counts.missing = count(f"NOT {held}")
-            stamp = cursor.mogrify("%s::timestamptz", (exported_at,)).decode()
-            cursor.execute(
-                f"INSERT INTO {_ident(LEDGER_TABLE)} AS l (digest, exported_at) "
-                f"SELECT DISTINCT {self._digest(cursor, spec, compared, target)}, {stamp} {staged} "
-                f"JOIN {table} x ON {same} AND {equal} ON CONFLICT (digest) "
-                "DO UPDATE SET exported_at = GREATEST(l.exported_at, EXCLUDED.exported_at)"
-            )
-            cursor.execute(f"DROP TABLE {_STAGE}")
+            _set_local(cursor, previous)
+            cursor.execute(f"DROP TABLE {_ROWS}")
             self._key_guard = ""
         return counts
+
+    @staticmethod
+    def _write(cursor: Any, statement: str, stamp: str, xmin: str = "xmin") -> int:
+        """Run an INSERT or UPDATE of exported rows; the rows written. The transaction that wrote
+        them (each row version's xmin; a savepoint's own) goes into the ledger, so they are known as
+        an import left them without a digest per row."""
+        cursor.execute(
+            f"WITH written AS ({statement} RETURNING {xmin} AS written_by) "  # noqa: S608  (see _ident)
+            "SELECT count(*), min(written_by::text), max(written_by::text) FROM written"
+        )
+        count, low, high = cursor.fetchone()
+        for xid in {low, high} - {None}:
+            cursor.execute(
+                f"INSERT INTO {_ident(LEDGER_XID_TABLE)} AS l (xid, exported_at) "  # noqa: S608
+                f"VALUES (%s, {stamp}) ON CONFLICT (xid) "
+                "DO UPDATE SET exported_at = GREATEST(l.exported_at, EXCLUDED.exported_at)",
+                (int(xid),),
+            )
+        return int(count)
+
+    @staticmethod
+    def _insert_rows(cursor: Any, insert: str, stamp: str, *, held: int) -> int:
+        """Run the insert; the rows inserted. ON CONFLICT DO NOTHING (a row the target refuses is
+        left out, and counted a conflict by the check) costs a speculative insertion per row, a
+        quarter of the insert. When the target holds none of the rows by key (the bulk into a new
+        environment), the plain insert is tried first in a savepoint; a unique violation (another
+        unique constraint, a key twice) undoes it, and the insert runs again with the clause."""
+        if not held:
+            cursor.execute("SAVEPOINT mwaa_migrate_insert")
+            try:
+                inserted = PostgresDatabase._write(cursor, insert, stamp)
+            except Exception as error:
+                if getattr(error, "pgcode", None) != _UNIQUE_VIOLATION:
+                    raise
+                cursor.execute("ROLLBACK TO SAVEPOINT mwaa_migrate_insert")
+                cursor.execute("RELEASE SAVEPOINT mwaa_migrate_insert")
+            else:
+                cursor.execute("RELEASE SAVEPOINT mwaa_migrate_insert")
+                return inserted
+        return PostgresDatabase._write(cursor, f"{insert} ON CONFLICT DO NOTHING", stamp)
+
+    @staticmethod
+    def _check_landed(
+        cursor: Any, spec: TableSpec, checked: _Checked, counts: TableCounts
+    ) -> tuple[int, int]:
+        """After the insert, one pass over the rows and the table: the rows it lacks by natural key
+        (refused) and as exported (missing), as the database counts them, and the ledger entry of
+        every row it holds as exported. A row matches at most one of a unique key's; a table without
+        one may hold a row more than once, so its matches are grouped by row."""
+        rows = counts.read - counts.dropped
+        ledger = (
+            f"INSERT INTO {_ident(LEDGER_TABLE)} AS l (digest, exported_at) "  # noqa: S608  (see _ident)
+            f"SELECT DISTINCT digest, {checked.stamp} FROM checked WHERE digest IS NOT NULL "
+            "ON CONFLICT (digest) DO UPDATE SET exported_at = GREATEST(l.exported_at, EXCLUDED.exported_at)"
+        )
+        found = "x.ctid IS NOT NULL"
+        held = f"{found} AND {checked.equal}"
+        # A row an import wrote is in the ledger by its transaction; any other held as exported
+        # (the target's own, found identical) by its digest.
+        kept = f"{held} AND NOT {_WRITTEN_BY_IMPORT}"
+        joined = f"{checked.staged} LEFT JOIN {checked.table} x ON {checked.same}"
+        queries = [
+            f"SELECT bool_or({found}) AS found, bool_or({held}) AS held, "
+            f"min(CASE WHEN {kept} THEN {checked.digest}::text END)::uuid AS digest {joined} GROUP BY r.ctid"
+        ]
+        if spec.unique_key:
+            single = f"CASE WHEN {kept} THEN {checked.digest} END"
+            queries.insert(0, f"SELECT {found} AS found, {held} AS held, {single} AS digest {joined}")
+        if counts.inserted >= _HASHED_FROM:
+            cursor.execute(f"ANALYZE {checked.table}")  # its size now, for the join's plan
+        # A hash or merge join for many rows: the planner's estimates for a staging table never
+        # analysed and a table just filled otherwise loop over an index, several times as slow.
+        previous = _set_local(cursor, _hashed(rows))
+        for query in queries:
+            cursor.execute(
+                f"WITH checked AS ({query}), ledger AS ({ledger}) SELECT count(*), "  # noqa: S608
+                "count(*) FILTER (WHERE NOT found), count(*) FILTER (WHERE NOT held) FROM checked"
+            )
+            matched, refused, missing = (int(n) for n in cursor.fetchone())
+            if matched == rows:
+                break
+        _set_local(cursor, previous)
+        return refused, missing
 
     @staticmethod
     def _drop_unknown_dags(cursor: Any, spec: TableSpec, counts: TableCounts) -> None:
@@ -1866,6 +2006,18 @@ class PostgresDatabase:
         counts.dropped = max(cursor.rowcount, 0)
 
     @staticmethod
+    def _parse(cursor: Any, record: str) -> None:
+        """The staged lines as typed rows, each line parsed once (every later statement reads these)."""
+        cursor.execute(f"DROP TABLE IF EXISTS {_ROWS}")
+        cursor.execute(
+            f"CREATE TEMP TABLE {_ROWS} ON COMMIT DROP AS "  # noqa: S608  (see _ident)
+            f"SELECT r.* FROM {_STAGE} s CROSS JOIN LATERAL {record}"
+        )
+        cursor.execute(f"DROP TABLE {_STAGE}")
+        # Not analysed (a tenth of the parse): the planner sizes it from its pages, and the check
+        # that joins it with the whole table is told not to loop (_check_landed).
+
+    @staticmethod
     def _stage(cursor: Any, lines: Iterable[bytes]) -> int:
         """COPY the lines into the staging table; the number of lines."""
         cursor.execute(f"DROP TABLE IF EXISTS {_STAGE}")
@@ -1874,10 +2026,12 @@ class PostgresDatabase:
             f"CREATE TABLE IF NOT EXISTS {_ident(LEDGER_TABLE)} "
             "(digest uuid PRIMARY KEY, exported_at timestamptz NOT NULL)"
         )
+        cursor.execute(
+            f"CREATE TABLE IF NOT EXISTS {_ident(LEDGER_XID_TABLE)} "
+            "(xid bigint PRIMARY KEY, exported_at timestamptz NOT NULL)"
+        )
         source = _LineReader(lines)
         cursor.copy_expert(f"COPY {_STAGE} (doc) FROM STDIN WITH {_COPY_OPTIONS}", source, size=_CHUNK)
-        # Planned with the staged rows' real count, not a guess for a table never analysed.
-        cursor.execute(f"ANALYZE {_STAGE}")
         return source.lines
 
     @staticmethod
@@ -1978,10 +2132,11 @@ class PostgresDatabase:
         return "(" + (" AND ".join(parts) or "TRUE") + ")"
 
     def _insert(
-        self, cursor: Any, spec: TableSpec, mapping: ColumnMapping, target: Mapping[str, Column], record: str
+        self, cursor: Any, spec: TableSpec, mapping: ColumnMapping, target: Mapping[str, Column]
     ) -> str:
         """INSERT ... SELECT of the staged rows the target lacks: columns mapped by name and RULES,
-        ids resolved by natural key, children only under parents the target has."""
+        ids resolved by natural key, children only under parents the target has (without its
+        ON CONFLICT clause: see _insert_rows)."""
         inserted: list[str] = []
         values: list[str] = []
         for name, expression in self._compared(cursor, mapping):
@@ -2003,11 +2158,11 @@ class PostgresDatabase:
         where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
         return (
             f"INSERT INTO {_ident(spec.name)} ({', '.join(inserted)}) "  # noqa: S608  (see _ident)
-            f"SELECT {', '.join(values)} FROM {_STAGE} s CROSS JOIN LATERAL {record} "
-            f"{self._ref_joins(mapping, 'JOIN')} {where} ON CONFLICT DO NOTHING"
+            f"SELECT {', '.join(values)} FROM {_ROWS} r "
+            f"{self._ref_joins(mapping, 'JOIN')} {where}"
         )
 
-    def _range_guard(self, cursor: Any, spec: TableSpec, target: Mapping[str, Column], record: str) -> str:
+    def _range_guard(self, cursor: Any, spec: TableSpec, target: Mapping[str, Column]) -> str:
         """For a table without a unique key (the audit log): the staged rows' range of the first
         datetime column of the key, as a condition on x. The key comparisons are null-safe, which
         no index serves; this one is (idx_log_dttm), so they read the rows of the delta's days,
@@ -2020,7 +2175,7 @@ class PostgresDatabase:
         name = _ident(column)
         cursor.execute(
             f"SELECT min(r.{name}), max(r.{name}), count(*) FILTER (WHERE r.{name} IS NULL) "  # noqa: S608
-            f"FROM {_STAGE} s CROSS JOIN LATERAL {record}"
+            f"FROM {_ROWS} r"
         )
         low, high, nulls = cursor.fetchone()
         if low is None or nulls:
@@ -2089,31 +2244,25 @@ class PostgresDatabase:
             return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
 
-class _SinkFile:
-    """The file-like object psycopg2's copy_expert writes COPY's output to, one row per call:
-    gathered into chunks before they go on, so the per-row cost stays in C."""
+class _SinkFile(io.RawIOBase):
+    """Where COPY's output goes on to the sink in chunks. psycopg2's copy_expert calls `write` once
+    per row: wrapped in an io.BufferedWriter (`_sink_file`), those calls stay in C and this one's
+    `write` runs once a chunk, not once a row."""
 
     def __init__(self, sink: LineSink) -> None:
         self.sink = sink
-        self._parts: list[bytes] = []
-        self._size = 0
+
+    def writable(self) -> bool:
+        return True
 
     def write(self, data: Any) -> int:
-        chunk = (
-            data
-            if isinstance(data, bytes)
-            else (data.encode("utf-8") if isinstance(data, str) else bytes(data))
-        )
-        self._parts.append(chunk)
-        self._size += len(chunk)
-        if self._size >= _CHUNK:
-            self.flush()
+        chunk = bytes(data)
+        self.sink(chunk)
         return len(chunk)
 
-    def flush(self) -> None:
-        if self._parts:
-            self.sink(b"".join(self._parts))
-            self._parts, self._size = [], 0
+
+def _sink_file(sink: LineSink) -> io.BufferedWriter:
+    return io.BufferedWriter(_SinkFile(sink), buffer_size=_CHUNK)
 
 
 class _LineReader:
@@ -2634,6 +2783,17 @@ def _download(storage: Storage, conf: RunConf, entry: TableEntry, folder: str, b
     return path
 
 
+def _download_checked(storage: Storage, conf: RunConf, entry: TableEntry, folder: str) -> str:
+    """A table file for the import, its sha256 checked before it is read. Reading it checks the rest
+    as it streams into the database (every part decrypts in order, the gzip stream is whole, the
+    row count); the database parses every line as a JSON object, so a file verify_export passed
+    is not parsed a second time in Python."""
+    path = os.path.join(folder, entry.file)
+    storage.get_file(conf.export_key(entry.file), path)
+    check_sha256(path, entry)
+    return path
+
+
 def read_table(storage: Storage, conf: RunConf, entry: TableEntry, box: SecretBox) -> list[dict[str, Any]]:
     """A whole table file in memory (small tables and tests)."""
     return decode_table(storage.get(conf.export_key(entry.file)), entry, box)
@@ -2788,9 +2948,10 @@ def import_tables(
             if entry is None:
                 continue
             target = db.columns(spec.name)
-            path = _download(storage, conf, entry, folder, box)
+            path = _download_checked(storage, conf, entry, folder)
             if target is None:
                 # This version has no such table (task_fail after Airflow 2.10): read, not imported.
+                verify_file(path, entry, box)
                 tables[spec.name], columns[spec.name], lost = _table_missing(db, spec, entry)
                 not_carried += lost
                 continue
