@@ -45,10 +45,18 @@ def test_a_setting_the_request_may_not_carry_is_refused_naming_the_member_and_th
 
 
 def test_a_refusal_never_repeats_a_configuration_options_value():
-    said = _refusal({"AirflowConfigurationOptions": {"smtp.smtp_password": 123456789}})
+    said = _refusal({"AirflowConfigurationOptions": {"core.parallelism": 123456789}})
 
-    assert "AirflowConfigurationOptions.smtp.smtp_password" in said
+    assert "AirflowConfigurationOptions.core.parallelism" in said
     assert "123456789" not in said
+
+
+def test_an_option_named_as_a_secret_is_refused_since_the_request_stays_in_the_history():
+    said = _refusal({"AirflowConfigurationOptions": {"smtp.smtp_password": SECRET, "core.parallelism": "64"}})
+
+    assert "AirflowConfigurationOptions.smtp.smtp_password: names a secret" in said
+    assert "core.parallelism" not in said
+    assert SECRET not in said
 
 
 def test_options_and_tags_merge_key_by_key_and_other_members_replace_the_sources():
@@ -83,7 +91,7 @@ def test_the_plan_creates_the_target_with_its_own_settings_and_keeps_option_valu
             "EnvironmentClass": "mw1.large",
             "MaxWorkers": 8,
             "NetworkConfiguration": {"SubnetIds": ["subnet-9", "subnet-8"], "SecurityGroupIds": ["sg-9"]},
-            "AirflowConfigurationOptions": {"smtp.smtp_password": SECRET},
+            "AirflowConfigurationOptions": {"webserver.instance_name": SECRET},
             "Tags": {"cost-center": "42"},
         },
     )
@@ -100,7 +108,8 @@ def test_the_plan_creates_the_target_with_its_own_settings_and_keeps_option_valu
     # The source's logging is kept: targetSettings did not name it.
     assert created["LoggingConfiguration"]["TaskLogs"] == SOURCE["LoggingConfiguration"]["TaskLogs"]
     assert any("targetSettings replace the source's" in warning for warning in plan.warnings)
-    # The option's value is in the encrypted object CloneEnvironment reads, never in the plan.
+    # An option's value (any may be sensitive) is in the encrypted object CloneEnvironment reads, never
+    # in the plan.
     assert SECRET not in str(plan.to_event())
     assert plan.target.configuration is not None
     options = load_configuration(
@@ -109,7 +118,7 @@ def test_the_plan_creates_the_target_with_its_own_settings_and_keeps_option_valu
         migration_id=plan.migration_id,
         names=set(created["AirflowConfigurationOptions"]),
     )
-    assert options["smtp.smtp_password"] == SECRET
+    assert options["webserver.instance_name"] == SECRET
 
 
 def test_every_problem_is_said_at_once():

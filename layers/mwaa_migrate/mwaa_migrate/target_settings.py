@@ -16,6 +16,8 @@ import botocore.session
 from botocore.model import ListShape, MapShape, Shape, StructureShape
 from botocore.validate import ParamValidator
 
+from mwaa_migrate.redaction import CONFIGURATION_OPTIONS, SECRET_NAME
+
 # Members the pipeline sets itself, or another request field does: where to say it instead.
 RESERVED = {
     "Name": "targetEnvironmentName",
@@ -68,6 +70,17 @@ def settings_problems(settings: dict[str, Any]) -> list[str]:
         elif name not in shape.members:
             settable = ", ".join(member for member in shape.members if member not in RESERVED)
             problems.append(f"{name}: not a CreateEnvironment member (one of {settable})")
+    # The request is the execution's input, kept in its history for anyone who may read it: an option
+    # whose name says it holds a secret is not taken here (the plan carries no option value either).
+    options = settings.get(CONFIGURATION_OPTIONS)
+    if isinstance(options, dict):
+        problems += [
+            f"{CONFIGURATION_OPTIONS}.{option}: names a secret, and a request is kept in the execution's "
+            "history: set it on the source before the migration, or on the target after it (or keep it in "
+            "a secrets backend)"
+            for option in options
+            if SECRET_NAME.search(str(option))
+        ]
     tags = settings.get("Tags")
     if isinstance(tags, dict):
         problems += [
