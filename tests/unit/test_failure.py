@@ -54,7 +54,7 @@ def test_the_failed_task_is_found_even_when_a_parallel_branch_moved_on(sfn):
     stubber.add_response(
         "get_execution_history",
         {"events": events},
-        {"executionArn": EXECUTION, "includeExecutionData": False},
+        {"executionArn": EXECUTION, "includeExecutionData": True},
     )
     assert failed_state(client, EXECUTION) == "CloneEnvironment"
 
@@ -69,7 +69,7 @@ def test_a_fail_state_names_itself(sfn):
     stubber.add_response(
         "get_execution_history",
         {"events": events},
-        {"executionArn": EXECUTION, "includeExecutionData": False},
+        {"executionArn": EXECUTION, "includeExecutionData": True},
     )
     assert failed_state(client, EXECUTION) == "TargetTimedOut"
 
@@ -95,7 +95,7 @@ def test_what_happened_after_the_failure_path_is_ignored(sfn):
     stubber.add_response(
         "get_execution_history",
         {"events": events},
-        {"executionArn": EXECUTION, "includeExecutionData": False},
+        {"executionArn": EXECUTION, "includeExecutionData": True},
     )
     assert failed_state(client, EXECUTION) == "PlanMigration"
 
@@ -105,7 +105,7 @@ def test_every_page_of_the_history_is_read(sfn):
     stubber.add_response(
         "get_execution_history",
         {"events": [_entered(1, "CopyTaskLogs", 0), _event(2, "TaskScheduled", 1)], "nextToken": "page-2"},
-        {"executionArn": EXECUTION, "includeExecutionData": False},
+        {"executionArn": EXECUTION, "includeExecutionData": True},
     )
     stubber.add_response(
         "get_execution_history",
@@ -125,7 +125,7 @@ def test_every_page_of_the_history_is_read(sfn):
                 _entered(4, "RecordFailure", 3),
             ]
         },
-        {"executionArn": EXECUTION, "includeExecutionData": False, "nextToken": "page-2"},
+        {"executionArn": EXECUTION, "includeExecutionData": True, "nextToken": "page-2"},
     )
     assert failed_state(client, EXECUTION) == "CopyTaskLogs"
 

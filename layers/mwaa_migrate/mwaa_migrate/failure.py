@@ -52,7 +52,10 @@ def failed_state(sfn: SFNClient, execution_id: str) -> str:
     """The name of the state whose failure was caught, read from the execution's own history: the
     Fail state entered, or the state whose task failed last (followed back through previousEventId,
     since a parallel branch may have entered other states in between)."""
-    events = {event["id"]: event for event in execution_history(sfn, execution_id)}
+    # With the states' data, though only names are read: moto's history without it fails to serialize
+    # some failed executions' events (a TaskScheduled timeout that is not a number), and the failure
+    # path must not fail on the emulation's account.
+    events = {event["id"]: event for event in execution_history(sfn, execution_id, with_data=True)}
     # Only what happened before the failure path was entered (the last time, on a re-invocation).
     entered_failure_path = [
         event["id"]
