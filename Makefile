@@ -80,7 +80,7 @@ test-airflow: $(BIN)/.installed ## the real tier: migrations between real Airflo
 
 airflow-config-changes: $(BIN)/.installed ## rewrite the plan's tables of renamed/removed Airflow options from Airflow 2.11 itself
 	scripts/airflow_venvs.sh 2.11.0
-	AIRFLOW_HOME=$$(mktemp -d) .airflow/venvs/2.11.0/bin/python scripts/airflow_config_changes.py > layers/mwaa_migrate/mwaa_migrate/airflow_config_changes.json
+	AIRFLOW_HOME=$$(mktemp -d) .airflow/venvs/2.11.0/bin/python scripts/airflow_config_changes.py > layers/mwaa_migrate/mwaa_migrate/environment/airflow_config_changes.json
 
 bench-metadata: $(BIN)/.installed ## the metadata benchmark: export/import of 1M task instances against COPY
 	$(BIN)/python -m benchmarks.metadata_benchmark

@@ -51,7 +51,7 @@ from moto.logs.models import logs_backends
 
 from emulation.logs_limits import enforce_logs_limits, event_size
 from mwaa_migrate import clients
-from mwaa_migrate.log_copy import (
+from mwaa_migrate.logs.log_copy import (
     LOGS_QUOTAS_TPS,
     MAX_BATCH_BYTES,
     MAX_BATCH_EVENTS,
@@ -62,8 +62,8 @@ from mwaa_migrate.log_copy import (
     WorkItem,
     copy_work_item,
 )
-from mwaa_migrate.log_listing import DESCRIBE_PAGE, ListLogStreamsEvent, list_log_streams, result_key
-from mwaa_migrate.log_report import ItemResult, summarize_log_copy, write_item_result
+from mwaa_migrate.logs.log_listing import DESCRIBE_PAGE, ListLogStreamsEvent, list_log_streams, result_key
+from mwaa_migrate.logs.log_report import ItemResult, summarize_log_copy, write_item_result
 from mwaa_migrate.observability import logger
 
 REGION = "us-east-1"

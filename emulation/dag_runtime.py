@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 from emulation.mwaa import DagRunResult, EmulatedEnvironment
 from mwaa_migrate.dags import mwaa_migrate_metadata as metadata
 from mwaa_migrate.dags.mwaa_migrate_metadata import Column, ColumnMapping, TableCounts, TableSpec, Window
-from mwaa_migrate.versions import AirflowVersion
+from mwaa_migrate.environment.versions import AirflowVersion
 
 if TYPE_CHECKING:
     from mypy_boto3_kms import KMSClient

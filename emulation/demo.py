@@ -29,8 +29,8 @@ from emulation.local_stack import TERMINAL, LocalStack
 from emulation.scenario import Expectation, Scenario, UnknownScenario, find
 from mwaa_migrate.execution import APPROVAL_STATE, StepTiming, new_execution_name
 from mwaa_migrate.migration_bucket import markdown_key
-from mwaa_migrate.report import MigrationReport, TableCount
-from mwaa_migrate.report_markdown import human, log_copy_lines
+from mwaa_migrate.run.report import MigrationReport, TableCount
+from mwaa_migrate.run.report_markdown import human, log_copy_lines
 
 # Where the demo writes the whole report and the functions' log lines (named at the end).
 OUTPUT_DIR = Path(tempfile.gettempdir()) / "mwaa-migrate-demo"

@@ -53,7 +53,8 @@ from botocore.config import Config
 from botocore.exceptions import ReadTimeoutError
 from moto.core.botocore_stubber import BotocoreStubber
 
-from mwaa_migrate import airflow_cli, clients
+from mwaa_migrate import clients
+from mwaa_migrate.environment import airflow_cli
 
 if TYPE_CHECKING:
     from types import TracebackType

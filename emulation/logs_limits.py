@@ -33,7 +33,7 @@ quota, per account and Region, shared by every caller in the process (every Dist
 thread). A call past its budget is answered as AWS answers it, HTTP 400 `ThrottlingException` "Rate
 exceeded", before the backend does anything, so botocore's retry handles it and a throttled
 PutLogEvents stored nothing. Concurrency above the quota then only adds retries, as on AWS. The
-budgets are the documented defaults unless given: us-east-1's (`mwaa_migrate.log_copy.LOGS_QUOTAS_TPS`),
+budgets are the documented defaults unless given: us-east-1's (`mwaa_migrate.logs.log_copy.LOGS_QUOTAS_TPS`),
 or another Region's (`region=`: its read quotas differ, `logs_quotas_tps`); each is a token bucket
 holding one second of calls.
 
@@ -498,7 +498,7 @@ def enforce_quotas(
     those limits are checked and recorded)."""
     # Imported here: the layer's modules create Powertools' logger when imported, and the emulation
     # is imported before LocalStack sets the service name and level they read.
-    from mwaa_migrate.log_copy import logs_quotas_tps  # noqa: PLC0415
+    from mwaa_migrate.logs.log_copy import logs_quotas_tps  # noqa: PLC0415
 
     quotas = Quotas({**logs_quotas_tps(region), **(tps or {})}, clock)
     with ExitStack() as stack:

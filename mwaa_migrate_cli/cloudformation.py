@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from mwaa_migrate.environment_request import create_request_fields
+from mwaa_migrate.environment.environment_request import create_request_fields
 from mwaa_migrate.redaction import CONFIGURATION_OPTIONS, SECRET_NAME
 
 RESOURCE_TYPE = "AWS::MWAA::Environment"

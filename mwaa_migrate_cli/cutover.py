@@ -18,13 +18,13 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from mwaa_migrate import cutover
-from mwaa_migrate.airflow_cli import AirflowCli
-from mwaa_migrate.cutover import Settlement
+from mwaa_migrate.environment.airflow_cli import AirflowCli
+from mwaa_migrate.environment.webserver_transport import WebserverTransport, open_transport
 from mwaa_migrate.errors import MigrationConflict, MigrationError
 from mwaa_migrate.execution import approval_wait, execution_history
 from mwaa_migrate.models import WebserverTransportKind
-from mwaa_migrate.webserver_transport import WebserverTransport, open_transport
+from mwaa_migrate.run import cutover
+from mwaa_migrate.run.cutover import Settlement
 from mwaa_migrate_cli.aws import Pipeline, aws_errors
 from mwaa_migrate_cli.errors import CliError, ExitCode
 

@@ -115,7 +115,7 @@ def _capture_notifications(stack: LocalStack) -> str:
     """An EventBridge rule that routes the pipeline's notifications to a queue: what a team would do."""
     # Imported here, once the emulation has set the handlers' environment: importing it creates the
     # handlers' logger, which reads its level and service name from that environment.
-    from mwaa_migrate.notifications import DETAIL_TYPES, EVENT_SOURCE  # noqa: PLC0415
+    from mwaa_migrate.run.notifications import DETAIL_TYPES, EVENT_SOURCE  # noqa: PLC0415
 
     sqs = boto3.client("sqs", region_name=stack.region)
     events = boto3.client("events", region_name=stack.region)

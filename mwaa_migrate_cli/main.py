@@ -18,8 +18,8 @@ from pydantic import ValidationError
 
 from mwaa_migrate.execution import DRY_RUN_PREFIX
 from mwaa_migrate.models import describe_validation_error
-from mwaa_migrate.report import MigrationReport
-from mwaa_migrate.report_markdown import render_markdown
+from mwaa_migrate.run.report import MigrationReport
+from mwaa_migrate.run.report_markdown import render_markdown
 from mwaa_migrate_cli import cutover, local, plan_view, progress
 from mwaa_migrate_cli.arguments import PROGRAM, build_parser
 from mwaa_migrate_cli.aws import DEFAULT_STACK_NAME, Pipeline, Target, aws_errors

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from mwaa_migrate.redaction import REDACTED
-from mwaa_migrate.settings_diff import flatten, redact_request, settings_diff
+from mwaa_migrate.run.settings_diff import flatten, redact_request, settings_diff
 
 _MARKS = {"changed": "~", "added": "+", "removed": "-"}
 

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TextIO
 
 from mwaa_migrate.execution import APPROVAL_STATE, StepTiming, execution_history, step_timings
-from mwaa_migrate.report_markdown import duration
+from mwaa_migrate.run.report_markdown import duration
 from mwaa_migrate_cli.aws import Pipeline, aws_errors
 from mwaa_migrate_cli.errors import CliError, ExitCode
 

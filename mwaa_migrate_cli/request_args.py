@@ -10,9 +10,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from mwaa_migrate.environment.versions import TARGET_VERSIONS, AirflowVersion
 from mwaa_migrate.errors import InvalidMigrationRequest
 from mwaa_migrate.models import MigrationRequest, parse_model
-from mwaa_migrate.versions import TARGET_VERSIONS, AirflowVersion
 from mwaa_migrate_cli.errors import CliError, ExitCode
 
 

@@ -1,6 +1,6 @@
 """Airflow's own tables of configuration options that were renamed or removed, as JSON for the plan
-(layers/mwaa_migrate/mwaa_migrate/airflow_config_changes.json): read from an installed Airflow, not
-written by hand.
+(layers/mwaa_migrate/mwaa_migrate/environment/airflow_config_changes.json): read from an installed
+Airflow, not written by hand.
 
 Run with the Python of an Airflow 2.11 virtualenv (the real tier's), the last 2.x, which holds both:
 - `AirflowConfigParser.deprecated_options` and `many_to_one_deprecated_options`: every option renamed
@@ -9,7 +9,7 @@ Run with the Python of an Airflow 2.11 virtualenv (the real tier's), the last 2.
   table `airflow config lint` checks an airflow.cfg against before an upgrade to 3).
 
     AIRFLOW_HOME=$(mktemp -d) .airflow/venvs/2.11.0/bin/python scripts/airflow_config_changes.py > \
-        layers/mwaa_migrate/mwaa_migrate/airflow_config_changes.json
+        layers/mwaa_migrate/mwaa_migrate/environment/airflow_config_changes.json
 
 (`make airflow-config-changes`; a test of the real tier fails while the file differs.)
 """

@@ -21,7 +21,7 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore")  # parliament imports pkg_resources, deprecated
     from parliament import analyze_policy_string
 
-from mwaa_migrate.grants import migration_policies
+from mwaa_migrate.run.grants import migration_policies
 
 ROOT = Path(__file__).resolve().parents[1]
 ACCOUNT, REGION, PARTITION, STACK = "123456789012", "us-east-1", "aws", "mwaa-migrate"

@@ -15,8 +15,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from mwaa_migrate.environment.versions import TARGET_VERSIONS
 from mwaa_migrate.models import MigrationRequest
-from mwaa_migrate.versions import TARGET_VERSIONS
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SCHEMA_PATH = REPO_ROOT / "docs" / "migration-request.schema.json"

@@ -44,7 +44,7 @@ from emulation.mwaa.service_model import (
     service_model,
     structure_of,
 )
-from mwaa_migrate.versions import TARGET_VERSIONS, AirflowVersion, newest_target
+from mwaa_migrate.environment.versions import TARGET_VERSIONS, AirflowVersion, newest_target
 
 if TYPE_CHECKING:
     from mypy_boto3_logs import CloudWatchLogsClient

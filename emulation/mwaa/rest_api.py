@@ -42,7 +42,7 @@ from emulation.mwaa.responses import (
     json_response,
     validation_error,
 )
-from mwaa_migrate.versions import AirflowVersion
+from mwaa_migrate.environment.versions import AirflowVersion
 
 if TYPE_CHECKING:
     from emulation.mwaa.control_api import MwaaEmulator

@@ -12,8 +12,8 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from mwaa_migrate import clients
 from mwaa_migrate.execution import now
 from mwaa_migrate.models import parse_model
-from mwaa_migrate.notifications import awaiting_approval, publish
 from mwaa_migrate.observability import bind_execution, logger, tracer
+from mwaa_migrate.run.notifications import awaiting_approval, publish
 from mwaa_migrate.settings import settings
 from mwaa_migrate.step_events import AwaitApprovalEvent
 

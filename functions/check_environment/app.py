@@ -5,7 +5,7 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from mwaa_migrate import clients
-from mwaa_migrate.environment_status import check_environment
+from mwaa_migrate.environment.environment_status import check_environment
 from mwaa_migrate.models import parse_model
 from mwaa_migrate.observability import logger, tracer
 from mwaa_migrate.step_events import CheckEnvironmentEvent

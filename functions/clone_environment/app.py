@@ -7,7 +7,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from mwaa_migrate import clients
-from mwaa_migrate.clone import DELETE_WAIT_SECONDS, clone_environment
+from mwaa_migrate.environment.clone import DELETE_WAIT_SECONDS, clone_environment
 from mwaa_migrate.models import parse_model
 from mwaa_migrate.observability import bind_execution, logger, metrics, tracer
 from mwaa_migrate.step_events import PlanStepEvent

@@ -5,7 +5,7 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from mwaa_migrate import clients
-from mwaa_migrate.metadata_dags import deploy_dag
+from mwaa_migrate.metadata.metadata_dags import deploy_dag
 from mwaa_migrate.models import parse_model
 from mwaa_migrate.observability import logger, tracer
 from mwaa_migrate.step_events import DeployDagEvent

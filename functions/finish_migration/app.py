@@ -6,11 +6,11 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from mwaa_migrate import clients
-from mwaa_migrate.grants import StackGrants
 from mwaa_migrate.models import parse_model
-from mwaa_migrate.notifications import ended, publish
 from mwaa_migrate.observability import bind_execution, logger, metrics, tracer
-from mwaa_migrate.outcome import finish_migration
+from mwaa_migrate.run.grants import StackGrants
+from mwaa_migrate.run.notifications import ended, publish
+from mwaa_migrate.run.outcome import finish_migration
 from mwaa_migrate.settings import settings
 from mwaa_migrate.step_events import FinishMigrationEvent
 

@@ -5,14 +5,14 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from mwaa_migrate import clients
-from mwaa_migrate.environment_status import get_environment
+from mwaa_migrate.environment.environment_status import get_environment
 from mwaa_migrate.errors import InvalidMigrationRequest
 from mwaa_migrate.execution import require_running_execution
-from mwaa_migrate.grants import StackGrants, derive_policies, put_policies
-from mwaa_migrate.lock import acquire
 from mwaa_migrate.models import parse_model
-from mwaa_migrate.notifications import publish, started
 from mwaa_migrate.observability import bind_execution, logger, tracer
+from mwaa_migrate.run.grants import StackGrants, derive_policies, put_policies
+from mwaa_migrate.run.lock import acquire
+from mwaa_migrate.run.notifications import publish, started
 from mwaa_migrate.settings import settings
 from mwaa_migrate.step_events import PlanStepEvent
 
@@ -44,7 +44,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         stack=StackGrants.of(settings()),
     )
     # One migration per target environment at a time: a second execution stops here, having changed
-    # nothing (mwaa_migrate.lock).
+    # nothing (mwaa_migrate.run.lock).
     acquire(
         clients.s3(),
         clients.stepfunctions(),

@@ -6,7 +6,7 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from mwaa_migrate import clients
-from mwaa_migrate.log_listing import ListLogStreamsEvent, list_log_streams
+from mwaa_migrate.logs.log_listing import ListLogStreamsEvent, list_log_streams
 from mwaa_migrate.models import parse_model
 from mwaa_migrate.observability import bind_execution, logger, tracer
 

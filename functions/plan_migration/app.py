@@ -8,7 +8,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from mwaa_migrate import clients
 from mwaa_migrate.models import MigrationRequest, parse_model
 from mwaa_migrate.observability import bind_execution, logger, metrics, tracer
-from mwaa_migrate.plan import plan_migration
+from mwaa_migrate.run.plan import plan_migration
 from mwaa_migrate.settings import settings
 from mwaa_migrate.step_events import PlanMigrationEvent
 

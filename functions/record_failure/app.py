@@ -6,14 +6,14 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from mwaa_migrate import clients
-from mwaa_migrate.grants import StackGrants
+from mwaa_migrate.environment.webserver_transport import transports
 from mwaa_migrate.models import parse_model
-from mwaa_migrate.notifications import failed, publish
 from mwaa_migrate.observability import logger, metrics, tracer
-from mwaa_migrate.outcome import record_failure
+from mwaa_migrate.run.grants import StackGrants
+from mwaa_migrate.run.notifications import failed, publish
+from mwaa_migrate.run.outcome import record_failure
 from mwaa_migrate.settings import settings
 from mwaa_migrate.step_events import RecordFailureEvent
-from mwaa_migrate.webserver_transport import transports
 
 
 @logger.inject_lambda_context(log_event=False, clear_state=True)

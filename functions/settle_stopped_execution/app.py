@@ -8,14 +8,14 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from mwaa_migrate import clients
-from mwaa_migrate.grants import StackGrants
+from mwaa_migrate.environment.webserver_transport import transports
 from mwaa_migrate.models import parse_model
-from mwaa_migrate.notifications import ended, publish
 from mwaa_migrate.observability import logger, tracer
-from mwaa_migrate.outcome import settle_stopped_execution
+from mwaa_migrate.run.grants import StackGrants
+from mwaa_migrate.run.notifications import ended, publish
+from mwaa_migrate.run.outcome import settle_stopped_execution
 from mwaa_migrate.settings import settings
 from mwaa_migrate.step_events import ExecutionStatusChange
-from mwaa_migrate.webserver_transport import transports
 
 
 @logger.inject_lambda_context(log_event=False, clear_state=True)

@@ -6,12 +6,12 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from mwaa_migrate import clients
-from mwaa_migrate.cutover import start_target_dags
+from mwaa_migrate.environment.webserver_transport import open_transport
 from mwaa_migrate.models import parse_model
 from mwaa_migrate.observability import bind_execution, logger, tracer
+from mwaa_migrate.run.cutover import start_target_dags
 from mwaa_migrate.settings import settings
 from mwaa_migrate.step_events import StartTargetDagsEvent
-from mwaa_migrate.webserver_transport import open_transport
 
 
 @logger.inject_lambda_context(log_event=False, clear_state=True)

@@ -7,8 +7,8 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from mwaa_migrate import clients
-from mwaa_migrate.log_listing import LogListing
-from mwaa_migrate.log_report import SummarizeLogCopyEvent, explain_log_copy_failure, summarize_log_copy
+from mwaa_migrate.logs.log_listing import LogListing
+from mwaa_migrate.logs.log_report import SummarizeLogCopyEvent, explain_log_copy_failure, summarize_log_copy
 from mwaa_migrate.models import parse_model
 from mwaa_migrate.observability import logger, tracer
 

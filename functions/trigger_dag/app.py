@@ -6,12 +6,12 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from mwaa_migrate import clients
-from mwaa_migrate.metadata_dags import trigger_dag
+from mwaa_migrate.environment.webserver_transport import open_transport
+from mwaa_migrate.metadata.metadata_dags import trigger_dag
 from mwaa_migrate.models import parse_model
 from mwaa_migrate.observability import logger, tracer
 from mwaa_migrate.settings import settings
 from mwaa_migrate.step_events import TriggerDagEvent
-from mwaa_migrate.webserver_transport import open_transport
 
 
 @logger.inject_lambda_context(log_event=False, clear_state=True)

@@ -16,7 +16,7 @@ from emulation.real_airflow import AirflowInstallation
 
 pytestmark = pytest.mark.airflow
 
-SHIPPED = REPO_ROOT / "layers" / "mwaa_migrate" / "mwaa_migrate" / "airflow_config_changes.json"
+SHIPPED = REPO_ROOT / "layers/mwaa_migrate/mwaa_migrate/environment/airflow_config_changes.json"
 
 
 def test_the_shipped_tables_are_what_airflow_2_11_says(

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from mwaa_migrate.versions import (
+from mwaa_migrate.environment.versions import (
     OLDEST_EXPORTABLE_SOURCE,
     SOURCE_VERSIONS,
     AirflowVersion,

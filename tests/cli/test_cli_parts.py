@@ -21,9 +21,9 @@ from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 from moto import mock_aws
 
-from mwaa_migrate.cutover import Settlement
 from mwaa_migrate.errors import MigrationConflict
 from mwaa_migrate.execution import StepTiming, new_execution_name
+from mwaa_migrate.run.cutover import Settlement
 from mwaa_migrate_cli import arguments, cutover, executions, main, plan_view, progress, request_args
 from mwaa_migrate_cli.aws import _client_error
 from mwaa_migrate_cli.errors import CliError, ExitCode
@@ -602,7 +602,7 @@ def test_rollback_with_yes_moves_the_dags_back_through_both_environments_cli(cap
 
     with (
         mock.patch.object(main, "_pipeline", return_value=pipeline),
-        mock.patch("mwaa_migrate.cutover.rollback", return_value=settlement) as rollback,
+        mock.patch("mwaa_migrate.run.cutover.rollback", return_value=settlement) as rollback,
     ):
         code = main.main(["rollback", "--source", "prod", "--target", "prod-2", "--yes", "--local"])
 
@@ -628,7 +628,7 @@ def test_rollback_of_nothing_recorded_is_refused(capsys):
 
     with (
         mock.patch.object(main, "_pipeline", return_value=pipeline),
-        mock.patch("mwaa_migrate.cutover.rollback", side_effect=conflict),
+        mock.patch("mwaa_migrate.run.cutover.rollback", side_effect=conflict),
     ):
         code = main.main(["rollback", "--source", "prod", "--target", "prod-2", "--yes"])
 

@@ -14,7 +14,7 @@ import cfnlint
 import pytest
 
 from emulation.mwaa import MwaaEmulator
-from mwaa_migrate.environment_request import create_environment_input
+from mwaa_migrate.environment.environment_request import create_environment_input
 from mwaa_migrate_cli import main
 from mwaa_migrate_cli.cloudformation import NOT_IN_CLOUDFORMATION, RESOURCE_TYPE, environment_template
 

@@ -10,9 +10,9 @@ from unittest import mock
 
 import boto3
 
-from mwaa_migrate.airflow_cli import AirflowCli
-from mwaa_migrate.cutover import Settlement
-from mwaa_migrate.webserver_transport import RestApiTransport
+from mwaa_migrate.environment.airflow_cli import AirflowCli
+from mwaa_migrate.environment.webserver_transport import RestApiTransport
+from mwaa_migrate.run.cutover import Settlement
 from mwaa_migrate_cli import arguments, cutover, main
 
 
@@ -66,7 +66,7 @@ def test_rollback_opens_invoke_rest_api_where_the_plan_chose_it():
     pipeline = _Pipeline(mwaa=boto3.client("mwaa", region_name="us-east-1"))
     settled = Settlement(running="source", line="Rolled back.")
 
-    with mock.patch("mwaa_migrate.cutover.rollback", return_value=settled) as rollback:
+    with mock.patch("mwaa_migrate.run.cutover.rollback", return_value=settled) as rollback:
         cutover.rollback(pipeline, migration)  # type: ignore[arg-type]
 
     called = rollback.call_args.kwargs

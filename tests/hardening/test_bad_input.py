@@ -33,9 +33,9 @@ from emulation.lambdas import (
 )
 from emulation.local_stack import LocalStack
 from mwaa_migrate import step_events
+from mwaa_migrate.environment.versions import TARGET_VERSIONS
 from mwaa_migrate.errors import InvalidMigrationRequest
 from mwaa_migrate.models import MigrationRequest, parse_model
-from mwaa_migrate.versions import TARGET_VERSIONS
 from tests.hardening.discovery import default_scenario
 from tests.hardening.end_state import snapshot
 

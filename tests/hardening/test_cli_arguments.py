@@ -20,8 +20,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from emulation.lambdas import REPO_ROOT
-from mwaa_migrate.airflow_cli import AirflowCli
-from mwaa_migrate.metadata_dags import check_dag_run, trigger_dag
+from mwaa_migrate.environment.airflow_cli import AirflowCli
+from mwaa_migrate.metadata.metadata_dags import check_dag_run, trigger_dag
 from mwaa_migrate.models import parse_model
 from mwaa_migrate.step_events import CheckDagRunEvent, TriggerDagEvent
 from tests.hardening.test_bad_input import refusal_of

@@ -28,14 +28,14 @@ import emulation.mwaa.control_api
 from emulation.faults import instant_botocore_retries
 from emulation.local_stack import LocalStack
 from emulation.mwaa import MwaaEmulator
-from mwaa_migrate.clone import clone_environment
-from mwaa_migrate.environment_request import PAUSED_AT_CREATION
-from mwaa_migrate.environment_status import get_environment
+from mwaa_migrate.environment.clone import clone_environment
+from mwaa_migrate.environment.environment_request import PAUSED_AT_CREATION
+from mwaa_migrate.environment.environment_status import get_environment
 from mwaa_migrate.errors import MigrationConflict
 from mwaa_migrate.models import MigrationRequest
-from mwaa_migrate.notifications import EVENT_SOURCE
-from mwaa_migrate.plan import plan_migration
 from mwaa_migrate.redaction import REDACTED
+from mwaa_migrate.run.notifications import EVENT_SOURCE
+from mwaa_migrate.run.plan import plan_migration
 from mwaa_migrate_cli import plan_view
 from tests.hardening.discovery import default_scenario
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 from urllib.parse import parse_qs, unquote
 
-from mwaa_migrate.webserver_transport import REST_API_AIRFLOW_ROLE
+from mwaa_migrate.environment.webserver_transport import REST_API_AIRFLOW_ROLE
 from tests.iam.evaluator import ContextValue, Request
 
 

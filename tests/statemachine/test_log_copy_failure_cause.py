@@ -16,8 +16,8 @@ from botocore.exceptions import ClientError
 from emulation.local_stack import LocalStack, Timing
 from emulation.scenario import Scenario, TaskLogStream
 from mwaa_migrate.errors import from_client_error
-from mwaa_migrate.log_report import ITEM_CAUSE_LIMIT
-from mwaa_migrate.notifications import EVENT_SOURCE
+from mwaa_migrate.logs.log_report import ITEM_CAUSE_LIMIT
+from mwaa_migrate.run.notifications import EVENT_SOURCE
 from tests.statemachine.conftest import run
 
 BUCKET = "mwaa-migrate-local"

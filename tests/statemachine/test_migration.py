@@ -6,7 +6,7 @@ import json
 
 from emulation.local_stack import scenario_path
 from emulation.scenario import EnvironmentFailure, Fault, Scenario
-from mwaa_migrate.environment_request import SOURCE_TAG
+from mwaa_migrate.environment.environment_request import SOURCE_TAG
 from tests.statemachine.conftest import run
 
 SOURCE = "analytics-prod"

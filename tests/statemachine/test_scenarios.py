@@ -16,10 +16,10 @@ from emulation.lambdas import REPO_ROOT
 from emulation.local_stack import scenario_path
 from emulation.scenario import Scenario, UnknownScenario, find
 from mwaa_migrate import clients
-from mwaa_migrate.log_names import parse_task_stream
-from mwaa_migrate.log_report import LogCopyReport
-from mwaa_migrate.report import MigrationReport
-from mwaa_migrate.report_markdown import log_copy_lines, render_markdown
+from mwaa_migrate.logs.log_names import parse_task_stream
+from mwaa_migrate.logs.log_report import LogCopyReport
+from mwaa_migrate.run.report import MigrationReport
+from mwaa_migrate.run.report_markdown import log_copy_lines, render_markdown
 from tests.statemachine.conftest import run
 
 SCENARIOS = sorted(path.stem for path in (REPO_ROOT / "scenarios").glob("*.json"))

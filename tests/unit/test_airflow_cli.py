@@ -14,7 +14,7 @@ from botocore.config import Config
 from botocore.stub import Stubber
 
 from emulation.mwaa import DagRunResult, EmulatedEnvironment, MwaaEmulator
-from mwaa_migrate.airflow_cli import AirflowCli, CliOutput, default_http, extract_json
+from mwaa_migrate.environment.airflow_cli import AirflowCli, CliOutput, default_http, extract_json
 from mwaa_migrate.errors import AwsAccessDenied, MigrationConflict, TransientAwsError
 
 TERMINAL = {"success", "failed"}

@@ -1,5 +1,5 @@
-"""ARCHITECTURE.md stays in step with the tree: every path it names exists, and every top-level
-folder and every module of the shared layer is named."""
+"""ARCHITECTURE.md stays in step with the tree: every path it names exists, every top-level folder is
+named, and each of the shared layer's folders is listed on its own line with exactly its modules."""
 
 from __future__ import annotations
 
@@ -37,6 +37,7 @@ def test_every_path_the_page_names_exists():
         ROOT / "scripts",
         ROOT / "statemachine",
         ROOT / "layers" / "mwaa_migrate",
+        *(folder for folder in LAYER.iterdir() if folder.is_dir()),
         ROOT / "mwaa_migrate_cli",
         ROOT / "emulation",
         ROOT / "emulation" / "mwaa",
@@ -53,7 +54,24 @@ def test_every_top_level_folder_is_named():
     assert sorted(folder for folder in folders if folder not in named) == []
 
 
-def test_every_module_of_the_shared_layer_is_named():
-    modules = {path.name for path in LAYER.glob("*.py")} - {"__init__.py"}
-    named = _named()
-    assert sorted(module for module in modules if module not in named) == []
+def _layer_lines() -> dict[str, set[str]]:
+    """The modules each line of the layer's list names, by the folder it opens with ("" for the top)."""
+    section = PAGE[PAGE.index("The shared layer (") : PAGE.index("## A request's way")]
+    lines: dict[str, set[str]] = {}
+    for item in re.split(r"\n- ", section)[1:]:
+        folder = re.match(r"`([a-z_]+)/`:", item)
+        modules = set(re.findall(r"`([a-z_]+\.py)`", item))
+        lines[folder.group(1) if folder else ""] = modules
+    return lines
+
+
+def _layer_folders() -> dict[str, set[str]]:
+    folders = {"": LAYER, **{path.name: path for path in LAYER.iterdir() if (path / "__init__.py").exists()}}
+    return {
+        name: {module.name for module in path.glob("*.py")} - {"__init__.py"}
+        for name, path in folders.items()
+    }
+
+
+def test_each_folder_of_the_shared_layer_is_listed_with_exactly_its_modules():
+    assert _layer_lines() == _layer_folders()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mwaa_migrate.config_migration import (
+from mwaa_migrate.environment.config_migration import (
     Airflow3Change,
     ConfigChanges,
     RenamedOption,

@@ -10,9 +10,9 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from mwaa_migrate.airflow_cli import AirflowCli, CliOutput
-from mwaa_migrate.cutover import rollback, settle_after_failure, start_target_dags
+from mwaa_migrate.environment.airflow_cli import AirflowCli, CliOutput
 from mwaa_migrate.errors import MigrationConflict
+from mwaa_migrate.run.cutover import rollback, settle_after_failure, start_target_dags
 
 BUCKET = "mwaa-migrate-test"
 PREFIX = "migrations/prod/prod-2"

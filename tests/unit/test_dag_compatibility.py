@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from mwaa_migrate.dag_compatibility import (
+from mwaa_migrate.environment.dag_compatibility import (
     check_target,
     enforce,
     scan_dag_files,
@@ -13,8 +13,8 @@ from mwaa_migrate.dag_compatibility import (
     target_findings,
     warning_lines,
 )
+from mwaa_migrate.environment.webserver_transport import DagImportError
 from mwaa_migrate.errors import IncompatibleDags
-from mwaa_migrate.webserver_transport import DagImportError
 
 AIRFLOW_2_STYLE = """\
 from datetime import datetime

@@ -12,7 +12,7 @@ from cfnlint.decode import cfn_yaml
 
 from emulation.lambdas import REPO_ROOT
 from mwaa_migrate.models import MigrationRequest, parse_model
-from mwaa_migrate.notifications import DETAIL_TYPES, MigrationNotification
+from mwaa_migrate.run.notifications import DETAIL_TYPES, MigrationNotification
 from mwaa_migrate_cli.errors import ExitCode
 from scripts import request_schema as schema
 from scripts import state_machine_diagram as diagram
@@ -208,7 +208,7 @@ def _fail_state_errors(states: dict[str, Any]) -> set[str]:
 
 def test_every_error_a_migration_can_end_with_is_in_when_things_go_wrong():
     import mwaa_migrate.errors as errors_module  # noqa: PLC0415
-    from mwaa_migrate.lock import MigrationInProgress  # noqa: PLC0415
+    from mwaa_migrate.run.lock import MigrationInProgress  # noqa: PLC0415
 
     raised = {
         name

@@ -1,7 +1,7 @@
 import botocore.session
 from botocore.validate import ParamValidator
 
-from mwaa_migrate.environment_request import (
+from mwaa_migrate.environment.environment_request import (
     CREATED_BY_TAG,
     PAUSED_AT_CREATION,
     SOURCE_TAG,

@@ -2,7 +2,7 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from mwaa_migrate.environment_status import check_environment
+from mwaa_migrate.environment.environment_status import check_environment
 from mwaa_migrate.errors import EnvironmentFailed, TransientAwsError
 
 

@@ -9,7 +9,7 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from mwaa_migrate.failure import error_from_state, failed_state, readable_cause
+from mwaa_migrate.run.failure import error_from_state, failed_state, readable_cause
 
 EXECUTION = "arn:aws:states:us-east-1:123456789012:execution:mwaa-migrate-migration:run-1"
 WHEN = datetime(2026, 11, 23, tzinfo=UTC)

@@ -4,8 +4,8 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from mwaa_migrate.grants import delete_policies, migration_policies, policy_name, put_policies, role_name
-from mwaa_migrate.migration_names import migration_id
+from mwaa_migrate.run.grants import delete_policies, migration_policies, policy_name, put_policies, role_name
+from mwaa_migrate.run.migration_names import migration_id
 
 KEY_ARN = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
 

@@ -21,9 +21,9 @@ from emulation.lambdas import REPO_ROOT
 from emulation.mwaa import DagRunResult, EmulatedEnvironment
 from mwaa_migrate.dags import mwaa_migrate_metadata as metadata
 from mwaa_migrate.errors import DagRunFailed
-from mwaa_migrate.metadata_dags import read_export, read_verified_import
-from mwaa_migrate.report import MigrationReport, table_counts
-from mwaa_migrate.report_markdown import render_markdown
+from mwaa_migrate.metadata.metadata_dags import read_export, read_verified_import
+from mwaa_migrate.run.report import MigrationReport, table_counts
+from mwaa_migrate.run.report_markdown import render_markdown
 from mwaa_migrate_cli import arguments, request_args
 
 if TYPE_CHECKING:

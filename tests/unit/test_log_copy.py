@@ -23,7 +23,7 @@ from moto.logs.models import LogsBackend, LogStream, logs_backends
 from emulation.logs_limits import PutLogEventsLog, enforce_logs_limits
 from mwaa_migrate import clients
 from mwaa_migrate.errors import InvalidMigrationRequest, MigrationConflict, TransientAwsError
-from mwaa_migrate.log_copy import (
+from mwaa_migrate.logs.log_copy import (
     FOREIGN_TARGET,
     MAX_BATCH_BYTES,
     MAX_BATCH_EVENTS,
@@ -40,7 +40,7 @@ from mwaa_migrate.log_copy import (
     count_rejected,
     plan_batches,
 )
-from mwaa_migrate.log_names import log_group_name
+from mwaa_migrate.logs.log_names import log_group_name
 
 if TYPE_CHECKING:
     from mypy_boto3_logs import CloudWatchLogsClient

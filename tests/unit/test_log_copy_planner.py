@@ -13,7 +13,7 @@ import pytest
 import yaml
 from moto.logs.models import LogGroup, LogsBackend
 
-from mwaa_migrate.log_copy import (
+from mwaa_migrate.logs.log_copy import (
     FILTER_LOG_EVENTS,
     GET_LOG_EVENTS,
     MAX_FILTER_STREAMS,
@@ -27,7 +27,7 @@ from mwaa_migrate.log_copy import (
     logs_quotas_tps,
     plan_reads,
 )
-from mwaa_migrate.log_listing import stream_facts
+from mwaa_migrate.logs.log_listing import stream_facts
 from tests.unit.test_log_copy import (
     DAY,
     HOUR,

@@ -19,8 +19,8 @@ from emulation.logs_limits import enforce_logs_limits
 from mwaa_migrate import clients
 from mwaa_migrate.dags import mwaa_migrate_metadata as metadata
 from mwaa_migrate.errors import MigrationConflict
-from mwaa_migrate.log_copy import WorkItem
-from mwaa_migrate.log_listing import (
+from mwaa_migrate.logs.log_copy import WorkItem
+from mwaa_migrate.logs.log_listing import (
     MAX_STREAMS_PER_ITEM,
     ListLogStreamsEvent,
     LogListing,

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from mwaa_migrate.log_names import (
+from mwaa_migrate.logs.log_names import (
     DagRuns,
     FailedTaskInstances,
     TaskStream,

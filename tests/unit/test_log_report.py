@@ -12,9 +12,9 @@ from moto import mock_aws
 
 from mwaa_migrate import clients
 from mwaa_migrate.errors import MigrationConflict
-from mwaa_migrate.log_copy import LogCopyProgress, SkippedStream, StreamNote, StreamToCopy, WorkItem
-from mwaa_migrate.log_listing import GroupListing, LogListing, result_key
-from mwaa_migrate.log_report import (
+from mwaa_migrate.logs.log_copy import LogCopyProgress, SkippedStream, StreamNote, StreamToCopy, WorkItem
+from mwaa_migrate.logs.log_listing import GroupListing, LogListing, result_key
+from mwaa_migrate.logs.log_report import (
     NO_EVENTS_IN_WINDOW,
     UNACCOUNTED,
     ItemResult,

@@ -12,8 +12,8 @@ import pytest
 from moto import mock_aws
 
 from mwaa_migrate import clients
-from mwaa_migrate.log_listing import GroupListing, LogListing
-from mwaa_migrate.log_report import ITEM_CAUSE_LIMIT, explain_log_copy_failure, failed_map_items
+from mwaa_migrate.logs.log_listing import GroupListing, LogListing
+from mwaa_migrate.logs.log_report import ITEM_CAUSE_LIMIT, explain_log_copy_failure, failed_map_items
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client

@@ -11,9 +11,9 @@ import pytest
 from moto import mock_aws
 
 from emulation.mwaa import DagRunResult, EmulatedEnvironment, MwaaEmulator
-from mwaa_migrate.airflow_cli import AirflowCli
+from mwaa_migrate.environment.airflow_cli import AirflowCli
 from mwaa_migrate.errors import DagRunFailed, MigrationConflict
-from mwaa_migrate.metadata_dags import (
+from mwaa_migrate.metadata.metadata_dags import (
     EXPORT_DAG,
     IMPORT_DAG,
     MetadataResult,

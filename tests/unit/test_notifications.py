@@ -13,7 +13,7 @@ from moto import mock_aws
 
 from emulation.lambdas import REPO_ROOT
 from mwaa_migrate.models import MigrationPlan
-from mwaa_migrate.notifications import (
+from mwaa_migrate.run.notifications import (
     DETAIL_TYPES,
     EVENT_SOURCE,
     MigrationNotification,
@@ -23,7 +23,7 @@ from mwaa_migrate.notifications import (
     publish,
     started,
 )
-from mwaa_migrate.outcome import Outcome
+from mwaa_migrate.run.outcome import Outcome
 from mwaa_migrate.step_events import AwaitApprovalEvent
 
 EXECUTION = "arn:aws:states:us-east-1:123456789012:execution:mwaa-migrate-migration:run-1"

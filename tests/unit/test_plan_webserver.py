@@ -9,7 +9,7 @@ import pytest
 
 from mwaa_migrate.errors import InvalidMigrationRequest
 from mwaa_migrate.models import MigrationPlan, MigrationRequest
-from mwaa_migrate.plan import plan_migration
+from mwaa_migrate.run.plan import plan_migration
 from tests.unit.test_plan import KEY_ARN, ROLE_PATTERN, SOURCE, aws  # noqa: F401 (the fixture)
 
 
@@ -79,7 +79,7 @@ def test_a_refused_route_changes_nothing(aws, monkeypatch):  # noqa: F811
     def refuse(*args: Any, **kwargs: Any) -> None:
         raise InvalidMigrationRequest("sourceEnvironmentName: no way to its Airflow")
 
-    monkeypatch.setattr("mwaa_migrate.plan.choose_routes", refuse)
+    monkeypatch.setattr("mwaa_migrate.run.plan.choose_routes", refuse)
 
     with pytest.raises(InvalidMigrationRequest, match="no way to its Airflow"):
         _plan(aws, functions_in_vpc=False)

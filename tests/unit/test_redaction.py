@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from mwaa_migrate.failure import readable_cause
 from mwaa_migrate.redaction import REDACTED, is_sensitive, redact_text, shown_options
+from mwaa_migrate.run.failure import readable_cause
 
 
 def test_every_option_value_is_hidden_but_the_harmless_ones():

@@ -13,9 +13,9 @@ from moto import mock_aws
 
 from mwaa_migrate.execution import StepTiming
 from mwaa_migrate.migration_bucket import markdown_key, write_report
-from mwaa_migrate.report import MigrationReport, downtime_of, table_counts
-from mwaa_migrate.report_markdown import duration, log_copy_lines, render_markdown
-from mwaa_migrate.settings_diff import SettingsSummary, settings_diff
+from mwaa_migrate.run.report import MigrationReport, downtime_of, table_counts
+from mwaa_migrate.run.report_markdown import duration, log_copy_lines, render_markdown
+from mwaa_migrate.run.settings_diff import SettingsSummary, settings_diff
 
 EXECUTION = "arn:aws:states:us-east-1:123456789012:execution:mwaa-migrate-migration:run-1"
 T0 = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)

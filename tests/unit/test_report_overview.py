@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from mwaa_migrate.execution import StepTiming
-from mwaa_migrate.report import Downtime, Failure, MigrationReport, table_counts
-from mwaa_migrate.report_overview import overview_diagram, overview_section
+from mwaa_migrate.run.report import Downtime, Failure, MigrationReport, table_counts
+from mwaa_migrate.run.report_overview import overview_diagram, overview_section
 
 
 def _step(state: str) -> StepTiming:

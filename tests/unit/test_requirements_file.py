@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mwaa_migrate.requirements_file import airflow_constraints_url, rewrite_constraints
+from mwaa_migrate.environment.requirements_file import airflow_constraints_url, rewrite_constraints
 
 OLD = "https://raw.githubusercontent.com/apache/airflow/constraints-2.7.2/constraints-3.11.txt"
 

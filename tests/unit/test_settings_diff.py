@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from mwaa_migrate.redaction import REDACTED
-from mwaa_migrate.settings_diff import redact_request, settings_diff
+from mwaa_migrate.run.settings_diff import redact_request, settings_diff
 
 EXECUTION = "arn:aws:states:us-east-1:123456789012:execution:mwaa-migrate-migration:run-1"
 T0 = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)

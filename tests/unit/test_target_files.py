@@ -12,12 +12,12 @@ import pytest
 from moto import mock_aws
 
 from emulation.mwaa import MwaaEmulator
-from mwaa_migrate.clone import clone_environment
-from mwaa_migrate.environment_request import SOURCE_TAG
+from mwaa_migrate.environment.clone import clone_environment
+from mwaa_migrate.environment.environment_request import SOURCE_TAG
+from mwaa_migrate.environment.requirements_file import requirements_rewrite
+from mwaa_migrate.environment.target_files import copy_target_files
 from mwaa_migrate.models import MigrationPlan, MigrationRequest, TargetFile
-from mwaa_migrate.plan import plan_migration
-from mwaa_migrate.requirements_file import requirements_rewrite
-from mwaa_migrate.target_files import copy_target_files
+from mwaa_migrate.run.plan import plan_migration
 
 SOURCE = {
     "Name": "analytics",

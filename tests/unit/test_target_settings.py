@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
+from mwaa_migrate.environment.secret_options import load_configuration
+from mwaa_migrate.environment.target_settings import apply_target_settings, request_problems
 from mwaa_migrate.errors import InvalidMigrationRequest
 from mwaa_migrate.models import MigrationRequest, parse_model
-from mwaa_migrate.secret_options import load_configuration
-from mwaa_migrate.target_settings import apply_target_settings, request_problems
 from tests.unit.test_plan import SOURCE, _objects, _plan, aws  # noqa: F401 (aws is a fixture)
 
 REQUEST = {

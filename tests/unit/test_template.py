@@ -103,7 +103,7 @@ FUNCTION_ACTIONS: dict[str, frozenset[str]] = {
             "iam:PutRolePolicy",
             "iam:GetRolePolicy",
             *NOTIFICATION_ACTIONS,
-            # the migration lock (mwaa_migrate.lock)
+            # the migration lock (mwaa_migrate.run.lock)
             "s3:PutObject",
             "s3:GetObject",
             "s3:ListBucket",
@@ -166,7 +166,7 @@ FUNCTION_ACTIONS: dict[str, frozenset[str]] = {
             "s3:GetObject",
             "states:GetExecutionHistory",
             *NOTIFICATION_ACTIONS,
-            # releasing the migration lock (mwaa_migrate.lock)
+            # releasing the migration lock (mwaa_migrate.run.lock)
             "s3:DeleteObject",
             "s3:ListBucket",
         }
@@ -199,7 +199,7 @@ FUNCTION_ACTIONS: dict[str, frozenset[str]] = {
             "s3:GetObject",
             "states:GetExecutionHistory",
             *NOTIFICATION_ACTIONS,
-            # releasing the migration lock (mwaa_migrate.lock)
+            # releasing the migration lock (mwaa_migrate.run.lock)
             "s3:DeleteObject",
             "s3:ListBucket",
         }

@@ -21,7 +21,8 @@ import urllib3
 from botocore.config import Config
 from cfnlint.decode import cfn_yaml
 
-from mwaa_migrate import airflow_cli, clients
+from mwaa_migrate import clients
+from mwaa_migrate.environment import airflow_cli
 from statemachine.definition import function_of
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -1,6 +1,6 @@
 import pytest
 
-from mwaa_migrate.versions import (
+from mwaa_migrate.environment.versions import (
     OLDEST_EXPORTABLE_SOURCE,
     SOURCE_VERSIONS,
     TARGET_VERSIONS,

@@ -12,17 +12,8 @@ import pytest
 from moto import mock_aws
 
 from emulation.mwaa import DagRunResult, EmulatedEnvironment, MwaaEmulator
-from mwaa_migrate.airflow_cli import AirflowCli
-from mwaa_migrate.cutover import set_paused
-from mwaa_migrate.errors import (
-    AwsAccessDenied,
-    DagRunFailed,
-    InvalidMigrationRequest,
-    MigrationConflict,
-    TransientAwsError,
-)
-from mwaa_migrate.metadata_dags import EXPORT_DAG, check_dag_run, deploy_dag, deployment, trigger_dag
-from mwaa_migrate.webserver_transport import (
+from mwaa_migrate.environment.airflow_cli import AirflowCli
+from mwaa_migrate.environment.webserver_transport import (
     MAX_PATH,
     CliTransport,
     RestApiTransport,
@@ -32,6 +23,15 @@ from mwaa_migrate.webserver_transport import (
     choose_routes,
     open_transport,
 )
+from mwaa_migrate.errors import (
+    AwsAccessDenied,
+    DagRunFailed,
+    InvalidMigrationRequest,
+    MigrationConflict,
+    TransientAwsError,
+)
+from mwaa_migrate.metadata.metadata_dags import EXPORT_DAG, check_dag_run, deploy_dag, deployment, trigger_dag
+from mwaa_migrate.run.cutover import set_paused
 
 # ---------------------------------------------------------------- the decision
 

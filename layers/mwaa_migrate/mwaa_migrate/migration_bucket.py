@@ -10,12 +10,12 @@ from botocore.exceptions import ClientError
 
 from mwaa_migrate.errors import from_client_error
 from mwaa_migrate.execution import execution_name
-from mwaa_migrate.report_markdown import render_markdown
+from mwaa_migrate.run.report_markdown import render_markdown
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
-    from mwaa_migrate.report import MigrationReport
+    from mwaa_migrate.run.report import MigrationReport
 
 
 def report_key(prefix: str, execution_id: str) -> str:

@@ -16,9 +16,9 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
+from mwaa_migrate.environment.target_settings import settings_problems
+from mwaa_migrate.environment.versions import TARGET_VERSIONS
 from mwaa_migrate.errors import InvalidMigrationRequest
-from mwaa_migrate.target_settings import settings_problems
-from mwaa_migrate.versions import TARGET_VERSIONS
 
 # MWAA's own rules (botocore model: EnvironmentName, IamRoleArn, S3 bucket names).
 EnvironmentName = Annotated[str, Field(min_length=1, max_length=80, pattern=r"^[a-zA-Z][0-9a-zA-Z_-]*$")]

@@ -11,7 +11,6 @@ from pydantic.alias_generators import to_camel
 
 from mwaa_migrate.errors import InvalidMigrationRequest
 from mwaa_migrate.execution import execution_name
-from mwaa_migrate.migration_names import migration_id, migration_prefix
 from mwaa_migrate.models import (
     DagDeployment,
     EnvironmentName,
@@ -21,6 +20,7 @@ from mwaa_migrate.models import (
     OnIncompatibleDags,
     RunId,
 )
+from mwaa_migrate.run.migration_names import migration_id, migration_prefix
 
 
 class StepEvent(Model):

@@ -13,7 +13,7 @@ from typing import Any
 import botocore.session
 from botocore.model import Shape, StructureShape
 
-from mwaa_migrate.config_migration import migrate_configuration
+from mwaa_migrate.environment.config_migration import migrate_configuration
 from mwaa_migrate.redaction import CONFIGURATION_OPTIONS, shown_options
 
 # Tag that marks an environment as the target of one migration, so a re-run can reuse it.

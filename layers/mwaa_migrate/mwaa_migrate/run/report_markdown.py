@@ -9,8 +9,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from mwaa_migrate.redaction import REDACTED
-from mwaa_migrate.report import Downtime, MigrationReport, count_of, field_of, instant_of
-from mwaa_migrate.report_overview import overview_section
+from mwaa_migrate.run.report import Downtime, MigrationReport, count_of, field_of, instant_of
+from mwaa_migrate.run.report_overview import overview_section
 
 if TYPE_CHECKING:
     from mwaa_migrate.execution import StepTiming

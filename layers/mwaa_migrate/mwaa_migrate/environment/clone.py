@@ -1,4 +1,4 @@
-"""Step 2: give the target its own copy of the source's files and create it from the plan, or find
+"""Give the target its own copy of the source's files and create it from the plan, or find
 it from an earlier run; a CREATE_FAILED target of this migration is deleted and created again."""
 
 from __future__ import annotations
@@ -11,19 +11,19 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 from pydantic import Field
 
-from mwaa_migrate.environment_request import SOURCE_TAG
-from mwaa_migrate.environment_status import get_environment
-from mwaa_migrate.errors import MigrationConflict, from_client_error
-from mwaa_migrate.models import MigrationPlan, Model
-from mwaa_migrate.requirements_file import requirements_rewrite
-from mwaa_migrate.secret_options import load_configuration
-from mwaa_migrate.target_files import (
+from mwaa_migrate.environment.environment_request import SOURCE_TAG
+from mwaa_migrate.environment.environment_status import get_environment
+from mwaa_migrate.environment.requirements_file import requirements_rewrite
+from mwaa_migrate.environment.secret_options import load_configuration
+from mwaa_migrate.environment.target_files import (
     CopiedFile,
     FilesCopy,
     bucket_name,
     complete_create_request,
     copy_target_files,
 )
+from mwaa_migrate.errors import MigrationConflict, from_client_error
+from mwaa_migrate.models import MigrationPlan, Model
 
 if TYPE_CHECKING:
     from mypy_boto3_mwaa import MWAAClient

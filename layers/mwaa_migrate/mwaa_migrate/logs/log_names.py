@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from mwaa_migrate.versions import AirflowVersion
+from mwaa_migrate.environment.versions import AirflowVersion
 
 # The first Airflow version MWAA runs that names task log streams dag_id=.../attempt=N.log.
 NEW_NAMES_SINCE = AirflowVersion(2, 4, 0)

@@ -20,7 +20,7 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-from mwaa_migrate.versions import AirflowVersion
+from mwaa_migrate.environment.versions import AirflowVersion
 
 TABLES = "airflow_config_changes.json"
 
@@ -70,7 +70,7 @@ def _parse(data: dict[str, Any]) -> ConfigChanges:
 @cache
 def airflow_config_changes() -> ConfigChanges:
     """Airflow's tables, as shipped in the package."""
-    text = resources.files("mwaa_migrate").joinpath(TABLES).read_text(encoding="utf-8")
+    text = resources.files("mwaa_migrate.environment").joinpath(TABLES).read_text(encoding="utf-8")
     return _parse(json.loads(text))
 
 

@@ -21,17 +21,17 @@ from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from botocore.exceptions import BotoCoreError, ClientError
 
 from mwaa_migrate.execution import execution_name
-from mwaa_migrate.failure import plan_from_state
-from mwaa_migrate.migration_names import migration_id
 from mwaa_migrate.models import MigrationPlan, Model
 from mwaa_migrate.observability import logger
 from mwaa_migrate.redaction import redact_text
+from mwaa_migrate.run.failure import plan_from_state
+from mwaa_migrate.run.migration_names import migration_id
 
 if TYPE_CHECKING:
     from mypy_boto3_events import EventBridgeClient
     from mypy_boto3_sns import SNSClient
 
-    from mwaa_migrate.outcome import Outcome
+    from mwaa_migrate.run.outcome import Outcome
 
 EVENT_SOURCE = "mwaa.migration"
 DETAIL_TYPES = {

@@ -13,7 +13,7 @@ from pydantic import Field
 
 from mwaa_migrate.execution import StepTiming
 from mwaa_migrate.models import Model
-from mwaa_migrate.settings_diff import SettingsSummary
+from mwaa_migrate.run.settings_diff import SettingsSummary
 
 
 class Failure(Model):

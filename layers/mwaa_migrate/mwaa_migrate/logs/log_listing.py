@@ -45,7 +45,7 @@ from mwaa_migrate.errors import (
     from_client_error,
 )
 from mwaa_migrate.execution import execution_name
-from mwaa_migrate.log_copy import (
+from mwaa_migrate.logs.log_copy import (
     DEFAULT_SAFETY_MARGIN_MS,
     MAX_FILTER_STREAMS,
     MAX_LISTED,
@@ -55,8 +55,8 @@ from mwaa_migrate.log_copy import (
     WorkItem,
     no_target_group,
 )
-from mwaa_migrate.log_counts import ListingCounts
-from mwaa_migrate.log_names import (
+from mwaa_migrate.logs.log_counts import ListingCounts
+from mwaa_migrate.logs.log_names import (
     DagRuns,
     FailedTaskInstances,
     epoch_millis,

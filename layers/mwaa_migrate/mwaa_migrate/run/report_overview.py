@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from mwaa_migrate.report import MigrationReport, TableCount
+    from mwaa_migrate.run.report import MigrationReport, TableCount
 
 # Mermaid reads ";" as the end of a statement and "#" as the start of an entity code.
 _UNSAFE = str.maketrans({";": ",", "#": "no. ", "\n": " ", "\r": " "})

@@ -16,8 +16,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from mwaa_migrate.target_files import TextRewrite
-from mwaa_migrate.versions import AirflowVersion, python_version
+from mwaa_migrate.environment.target_files import TextRewrite
+from mwaa_migrate.environment.versions import AirflowVersion, python_version
 
 # `--constraint URL`, `-c URL`, `--constraint=URL`, quoted or not.
 _CONSTRAINT = re.compile(

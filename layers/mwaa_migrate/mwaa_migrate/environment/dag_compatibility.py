@@ -18,14 +18,14 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
+from mwaa_migrate.environment.target_files import is_project_file
+from mwaa_migrate.environment.versions import AirflowVersion
 from mwaa_migrate.errors import IncompatibleDags
 from mwaa_migrate.models import DagCompatibility, DagFinding, OnIncompatibleDags
 from mwaa_migrate.redaction import redact_text
-from mwaa_migrate.target_files import is_project_file
-from mwaa_migrate.versions import AirflowVersion
 
 if TYPE_CHECKING:
-    from mwaa_migrate.webserver_transport import WebserverTransport
+    from mwaa_migrate.environment.webserver_transport import WebserverTransport
 
 # ruff's rules for a DAG that will not run on Airflow 3, and for what still runs but is deprecated.
 BREAKING_RULES = ("AIR301", "AIR302", "AIR303")

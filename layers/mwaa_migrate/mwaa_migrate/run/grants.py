@@ -15,15 +15,15 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
-from mwaa_migrate.errors import InvalidMigrationRequest, from_client_error
-from mwaa_migrate.execution_roles import (
+from mwaa_migrate.environment.execution_roles import (
     arn_pattern,
     require_allowed_role,
     require_execution_role,
     role_resource,
 )
-from mwaa_migrate.migration_names import migration_id, migration_prefix
+from mwaa_migrate.errors import InvalidMigrationRequest, from_client_error
 from mwaa_migrate.models import MigrationPlan, Model, RolePolicy
+from mwaa_migrate.run.migration_names import migration_id, migration_prefix
 
 if TYPE_CHECKING:
     from mypy_boto3_iam import IAMClient

@@ -80,8 +80,8 @@ from mwaa_migrate.errors import (
     error_code,
     from_client_error,
 )
-from mwaa_migrate.log_counts import EventCounts
-from mwaa_migrate.log_names import epoch_millis
+from mwaa_migrate.logs.log_counts import EventCounts
+from mwaa_migrate.logs.log_names import epoch_millis
 from mwaa_migrate.models import BucketName, EnvironmentName, ExecutionId, LogGroupKind, Model
 from mwaa_migrate.observability import logger
 

@@ -26,7 +26,8 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from botocore.exceptions import ClientError
 
-from mwaa_migrate.airflow_cli import AirflowCli
+from mwaa_migrate.environment.airflow_cli import AirflowCli
+from mwaa_migrate.environment.versions import AirflowVersion
 from mwaa_migrate.errors import (
     AwsAccessDenied,
     InvalidMigrationRequest,
@@ -36,7 +37,6 @@ from mwaa_migrate.errors import (
 )
 from mwaa_migrate.models import WebserverRoute, WebserverRoutes, WebserverTransportKind
 from mwaa_migrate.redaction import redact_text
-from mwaa_migrate.versions import AirflowVersion
 
 if TYPE_CHECKING:
     from mypy_boto3_mwaa import MWAAClient

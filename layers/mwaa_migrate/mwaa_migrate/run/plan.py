@@ -1,4 +1,4 @@
-"""Step 1: validate the request against AWS and work out the whole migration, changing nothing."""
+"""Validate the request against AWS and work out the whole migration, changing nothing."""
 
 from __future__ import annotations
 
@@ -7,22 +7,34 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
-from mwaa_migrate.dag_compatibility import enforce as enforce_dag_compatibility
-from mwaa_migrate.dag_compatibility import scan_dag_files
-from mwaa_migrate.dag_compatibility import warning_lines as dag_warning_lines
-from mwaa_migrate.environment_request import SOURCE_TAG, build_create_request, source_settings
-from mwaa_migrate.environment_status import get_environment
+from mwaa_migrate.environment.dag_compatibility import enforce as enforce_dag_compatibility
+from mwaa_migrate.environment.dag_compatibility import scan_dag_files
+from mwaa_migrate.environment.dag_compatibility import warning_lines as dag_warning_lines
+from mwaa_migrate.environment.environment_request import SOURCE_TAG, build_create_request, source_settings
+from mwaa_migrate.environment.environment_status import get_environment
+from mwaa_migrate.environment.execution_roles import require_allowed_role, require_execution_role
+from mwaa_migrate.environment.requirements_file import rewrite_constraints
+from mwaa_migrate.environment.secret_options import store_configuration
+from mwaa_migrate.environment.target_files import (
+    FilesPlan,
+    plan_target_files,
+    plugin_sources,
+    point_request_at_copy,
+    read_dag_sources,
+    read_source_file,
+    unpaused_upon_creation,
+)
+from mwaa_migrate.environment.target_settings import apply_target_settings
+from mwaa_migrate.environment.versions import UnsupportedSource, VersionPath, version_path
+from mwaa_migrate.environment.webserver_transport import choose_routes
 from mwaa_migrate.errors import InvalidMigrationRequest, MigrationConflict, from_client_error
-from mwaa_migrate.execution_roles import require_allowed_role, require_execution_role
-from mwaa_migrate.grants import migration_policies
-from mwaa_migrate.metadata_dags import (
+from mwaa_migrate.metadata.metadata_dags import (
     EXPORT_DAG,
     IMPORT_DAG,
     deployment,
     read_cutover_record,
     read_json_if_any,
 )
-from mwaa_migrate.migration_names import migration_id, migration_prefix
 from mwaa_migrate.models import (
     CutoverSettings,
     DagCompatibility,
@@ -32,20 +44,8 @@ from mwaa_migrate.models import (
     TargetEnvironment,
 )
 from mwaa_migrate.redaction import shown_options
-from mwaa_migrate.requirements_file import rewrite_constraints
-from mwaa_migrate.secret_options import store_configuration
-from mwaa_migrate.target_files import (
-    FilesPlan,
-    plan_target_files,
-    plugin_sources,
-    point_request_at_copy,
-    read_dag_sources,
-    read_source_file,
-    unpaused_upon_creation,
-)
-from mwaa_migrate.target_settings import apply_target_settings
-from mwaa_migrate.versions import UnsupportedSource, VersionPath, version_path
-from mwaa_migrate.webserver_transport import choose_routes
+from mwaa_migrate.run.grants import migration_policies
+from mwaa_migrate.run.migration_names import migration_id, migration_prefix
 
 if TYPE_CHECKING:
     from mypy_boto3_iam import IAMClient

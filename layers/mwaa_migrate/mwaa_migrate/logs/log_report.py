@@ -35,11 +35,11 @@ from botocore.exceptions import ClientError
 from pydantic import Field
 
 from mwaa_migrate.errors import MigrationConflict, from_client_error
-from mwaa_migrate.failure import readable_cause
-from mwaa_migrate.log_copy import MAX_LISTED, LogCopyProgress, StreamNote, WorkItem
-from mwaa_migrate.log_counts import EVENT_COUNTERS, LISTING_COUNTERS, EventCounts, ListingCounts
-from mwaa_migrate.log_listing import LogListing
+from mwaa_migrate.logs.log_copy import MAX_LISTED, LogCopyProgress, StreamNote, WorkItem
+from mwaa_migrate.logs.log_counts import EVENT_COUNTERS, LISTING_COUNTERS, EventCounts, ListingCounts
+from mwaa_migrate.logs.log_listing import LogListing
 from mwaa_migrate.models import ExecutionId, LogGroupKind, Model
+from mwaa_migrate.run.failure import readable_cause
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client

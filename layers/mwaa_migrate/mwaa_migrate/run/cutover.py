@@ -15,9 +15,10 @@ from typing import TYPE_CHECKING, Any, Literal
 from botocore.exceptions import BotoCoreError
 from pydantic import Field
 
+from mwaa_migrate.environment.webserver_transport import WebserverTransport, as_transport
 from mwaa_migrate.errors import MigrationConflict, MigrationError
 from mwaa_migrate.execution import now
-from mwaa_migrate.metadata_dags import (
+from mwaa_migrate.metadata.metadata_dags import (
     EXPORT_DAG,
     IMPORT_DAG,
     import_result_key,
@@ -27,12 +28,11 @@ from mwaa_migrate.metadata_dags import (
 )
 from mwaa_migrate.models import Model
 from mwaa_migrate.observability import logger
-from mwaa_migrate.webserver_transport import WebserverTransport, as_transport
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
-    from mwaa_migrate.airflow_cli import AirflowCli
+    from mwaa_migrate.environment.airflow_cli import AirflowCli
 
 Side = Literal["source", "target"]
 

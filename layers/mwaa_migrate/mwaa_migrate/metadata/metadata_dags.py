@@ -1,4 +1,4 @@
-"""Step 5: place the project's export/import DAGs in an environment's DAG folder, trigger them
+"""Place the project's export/import DAGs in an environment's DAG folder, trigger them
 through the transport the plan chose for the environment (its CLI endpoint or InvokeRestApi,
 webserver_transport.py) and follow their runs to a verified result."""
 
@@ -14,15 +14,15 @@ from typing import TYPE_CHECKING, Any, Literal
 from botocore.exceptions import ClientError
 from pydantic import Field
 
+from mwaa_migrate.environment.webserver_transport import WebserverTransport, as_transport
 from mwaa_migrate.errors import DagRunFailed, MigrationConflict, from_client_error
 from mwaa_migrate.models import DagDeployment, Model, WebserverTransportKind
-from mwaa_migrate.webserver_transport import WebserverTransport, as_transport
 
 if TYPE_CHECKING:
     from mypy_boto3_logs import CloudWatchLogsClient
     from mypy_boto3_s3 import S3Client
 
-    from mwaa_migrate.airflow_cli import AirflowCli
+    from mwaa_migrate.environment.airflow_cli import AirflowCli
 
 LIBRARY_FILE = "mwaa_migrate_metadata.py"
 TERMINAL_FAILED = frozenset({"failed", "upstream_failed"})

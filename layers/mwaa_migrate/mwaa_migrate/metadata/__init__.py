@@ -1,0 +1,1 @@
+"""The metadata: deploying, triggering, following and verifying the project's export and import DAGs."""
