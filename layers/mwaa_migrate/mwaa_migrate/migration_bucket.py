@@ -1,14 +1,14 @@
-"""The migration bucket's objects that say how a migration went: where its reports are, and writing one
-(JSON for machines, Markdown beside it for people)."""
+"""The migration bucket's objects: its JSON records read and written in one way, where the reports
+are, and writing one (JSON for machines, Markdown beside it for people)."""
 
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
-from mwaa_migrate.errors import from_client_error
+from mwaa_migrate.errors import MigrationConflict, error_code, from_client_error
 from mwaa_migrate.execution import execution_name
 from mwaa_migrate.run.report_markdown import render_markdown
 
@@ -16,6 +16,52 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
     from mwaa_migrate.run.report import MigrationReport
+
+
+_NOT_FOUND = {"NoSuchKey", "404", "NotFound"}
+
+
+def read_bytes(s3: S3Client, bucket: str, key: str) -> bytes:
+    try:
+        return s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    except ClientError as error:
+        raise from_client_error(error, f"reading s3://{bucket}/{key}") from None
+
+
+def read_json_if_any(s3: S3Client, bucket: str, key: str) -> dict[str, Any] | None:
+    """A JSON object of the migration bucket, or None when there is none at the key."""
+    try:
+        body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    except ClientError as error:
+        if error_code(error) in _NOT_FOUND:
+            return None
+        raise from_client_error(error, f"reading s3://{bucket}/{key}") from None
+    try:
+        data = json.loads(body)
+    except ValueError:
+        raise MigrationConflict(f"s3://{bucket}/{key} is not JSON") from None
+    if not isinstance(data, dict):
+        raise MigrationConflict(f"s3://{bucket}/{key} is not a JSON object")
+    return data
+
+
+def read_json(s3: S3Client, bucket: str, key: str) -> dict[str, Any]:
+    """A JSON object the migration wrote before: its absence is a conflict, not an empty record."""
+    data = read_json_if_any(s3, bucket, key)
+    if data is None:
+        raise MigrationConflict(f"s3://{bucket}/{key} does not exist")
+    return data
+
+
+def write_json(s3: S3Client, bucket: str, key: str, data: Any, *, what: str = "") -> str:
+    """Write a JSON record (compact: machines read it); returns its URI."""
+    uri = f"s3://{bucket}/{key}"
+    body = json.dumps(data, separators=(",", ":"), ensure_ascii=False, sort_keys=True).encode()
+    try:
+        s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType="application/json")
+    except ClientError as error:
+        raise from_client_error(error, f"writing {what + ' to ' if what else ''}{uri}") from None
+    return uri
 
 
 def report_key(prefix: str, execution_id: str) -> str:

@@ -3,7 +3,6 @@ it from an earlier run; a CREATE_FAILED target of this migration is deleted and 
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -23,6 +22,7 @@ from mwaa_migrate.environment.target_files import (
     copy_target_files,
 )
 from mwaa_migrate.errors import MigrationConflict, from_client_error
+from mwaa_migrate.migration_bucket import write_json
 from mwaa_migrate.models import MigrationPlan, Model
 
 if TYPE_CHECKING:
@@ -104,13 +104,9 @@ def _delete_until_gone(
 
 
 def _record_files(s3: S3Client, plan: MigrationPlan, copy: FilesCopy) -> str:
-    key = files_record_key(plan.prefix)
-    body = json.dumps(copy.to_event(), indent=2, sort_keys=True).encode()
-    try:
-        s3.put_object(Bucket=plan.bucket, Key=key, Body=body, ContentType="application/json")
-    except ClientError as error:
-        raise from_client_error(error, f"recording the copied files at s3://{plan.bucket}/{key}") from None
-    return f"s3://{plan.bucket}/{key}"
+    return write_json(
+        s3, plan.bucket, files_record_key(plan.prefix), copy.to_event(), what="the copied files"
+    )
 
 
 def _copy_files(s3: S3Client, plan: MigrationPlan) -> tuple[FilesCopy, str | None]:

@@ -100,11 +100,8 @@ def _source_version(
     s3: S3Client, bucket: str, key: str, version_id: str | None, field_name: str
 ) -> str | None:
     """The version the source runs: the one it names, or the current one if it names none."""
-    arguments: dict[str, Any] = {"Bucket": bucket, "Key": key}
-    if version_id:
-        arguments["VersionId"] = version_id
     try:
-        head = s3.head_object(**arguments)
+        head = s3.head_object(**_object_arguments(bucket, key, version_id))
     except ClientError as error:
         if (
             error_code(error) in _NOT_FOUND
@@ -187,11 +184,10 @@ def read_dag_sources(s3: S3Client, bucket: str, folder: str) -> dict[str, str]:
 
 def read_source_file(s3: S3Client, bucket: str, item: TargetFile) -> bytes:
     """One of the source's versioned files (requirements.txt, plugins.zip ...) at the planned version."""
-    arguments: dict[str, Any] = {"Bucket": bucket, "Key": item.source_key}
-    if item.source_version_id:
-        arguments["VersionId"] = item.source_version_id
     try:
-        return s3.get_object(**arguments)["Body"].read()
+        return s3.get_object(**_object_arguments(bucket, item.source_key, item.source_version_id))[
+            "Body"
+        ].read()
     except ClientError as error:
         raise from_client_error(error, f"reading s3://{bucket}/{item.source_key}") from None
 
@@ -319,11 +315,10 @@ def copy_object(
             target_version_id=_version(existing),
             copied=False,
         )
-    arguments: dict[str, Any] = {"Bucket": source_bucket, "Key": source_key}
-    if source_version_id:
-        arguments["VersionId"] = source_version_id
     try:
-        head: dict[str, Any] = dict(s3.head_object(**arguments))
+        head: dict[str, Any] = dict(
+            s3.head_object(**_object_arguments(source_bucket, source_key, source_version_id))
+        )
     except ClientError as error:
         raise from_client_error(error, f"reading {source}") from None
     version = _version(head) or source_version_id
@@ -339,29 +334,16 @@ def copy_object(
             copied=False,
         )
     marks = {**head.get("Metadata", {}), _MARK_SOURCE: source, _MARK_VERSION: version or "", _MARK_ETAG: etag}
+    placement = _Placement(
+        source=_object_arguments(source_bucket, source_key, version),
+        target_bucket=target_bucket,
+        target_key=target_key,
+        head=head,
+    )
     if rewrite is not None:
-        response = _put_rewritten(
-            s3,
-            source_bucket=source_bucket,
-            source_key=source_key,
-            version=version,
-            target_bucket=target_bucket,
-            target_key=target_key,
-            head=head,
-            marks={**marks, _MARK_REWRITE: rewritten_for},
-            rewrite=rewrite,
-        )
+        response = _put_rewritten(s3, placement, {**marks, _MARK_REWRITE: rewritten_for}, rewrite)
     else:
-        response = _copy(
-            s3,
-            source_bucket=source_bucket,
-            source_key=source_key,
-            version=version,
-            target_bucket=target_bucket,
-            target_key=target_key,
-            head=head,
-            marks=marks,
-        )
+        response = _copy(s3, placement, marks)
     return CopiedFile(
         kind=kind,
         source_key=source_key,
@@ -372,37 +354,46 @@ def copy_object(
     )
 
 
-def _copy(
-    s3: S3Client,
-    *,
-    source_bucket: str,
-    source_key: str,
-    version: str | None,
-    target_bucket: str,
-    target_key: str,
-    head: dict[str, Any],
-    marks: dict[str, str],
-) -> dict[str, Any]:
-    source = marks[_MARK_SOURCE]
-    copy_source: dict[str, str] = {"Bucket": source_bucket, "Key": source_key}
-    if version:
-        copy_source["VersionId"] = version
+def _object_arguments(bucket: str, key: str, version: str | None) -> dict[str, Any]:
+    """An object's Bucket, Key and (when there is one) VersionId, as S3's calls take them."""
+    return {"Bucket": bucket, "Key": key, **({"VersionId": version} if version else {})}
+
+
+@dataclass(frozen=True)
+class _Placement:
+    """One source object (its head already read) and where its copy goes."""
+
+    source: dict[str, Any]
+    target_bucket: str
+    target_key: str
+    head: dict[str, Any]
+
+    @property
+    def source_uri(self) -> str:
+        return f"s3://{self.source['Bucket']}/{self.source['Key']}"
+
+    @property
+    def target_uri(self) -> str:
+        return f"s3://{self.target_bucket}/{self.target_key}"
+
+
+def _copy(s3: S3Client, placement: _Placement, marks: dict[str, str]) -> dict[str, Any]:
     request: dict[str, Any] = {
-        "Bucket": target_bucket,
-        "Key": target_key,
-        "CopySource": copy_source,
+        "Bucket": placement.target_bucket,
+        "Key": placement.target_key,
+        "CopySource": placement.source,
         # The source's own metadata and content headers, plus the mark of what this is a copy of.
         "MetadataDirective": "REPLACE",
         "Metadata": marks,
     }
     for header in ("ContentType", "ContentEncoding", "ContentDisposition", "ContentLanguage", "CacheControl"):
-        if head.get(header):
-            request[header] = head[header]
+        if placement.head.get(header):
+            request[header] = placement.head[header]
     try:
         # CopyObject copies up to 5 GB in one call: DAG files, plugins.zip and requirements are far smaller.
         return dict(s3.copy_object(**request))
     except ClientError as error:
-        raise from_client_error(error, f"copying {source} to s3://{target_bucket}/{target_key}") from None
+        raise from_client_error(error, f"copying {placement.source_uri} to {placement.target_uri}") from None
 
 
 @dataclass(frozen=True)
@@ -415,35 +406,23 @@ class TextRewrite:
 
 
 def _put_rewritten(
-    s3: S3Client,
-    *,
-    source_bucket: str,
-    source_key: str,
-    version: str | None,
-    target_bucket: str,
-    target_key: str,
-    head: dict[str, Any],
-    marks: dict[str, str],
-    rewrite: TextRewrite,
+    s3: S3Client, placement: _Placement, marks: dict[str, str], rewrite: TextRewrite
 ) -> dict[str, Any]:
-    arguments: dict[str, Any] = {"Bucket": source_bucket, "Key": source_key}
-    if version:
-        arguments["VersionId"] = version
     try:
-        text = s3.get_object(**arguments)["Body"].read().decode("utf-8")
+        text = s3.get_object(**placement.source)["Body"].read().decode("utf-8")
     except ClientError as error:
-        raise from_client_error(error, f"reading {marks[_MARK_SOURCE]}") from None
+        raise from_client_error(error, f"reading {placement.source_uri}") from None
     request: dict[str, Any] = {
-        "Bucket": target_bucket,
-        "Key": target_key,
+        "Bucket": placement.target_bucket,
+        "Key": placement.target_key,
         "Body": rewrite.apply(text).encode("utf-8"),
         "Metadata": marks,
-        "ContentType": head.get("ContentType") or "text/plain; charset=utf-8",
+        "ContentType": placement.head.get("ContentType") or "text/plain; charset=utf-8",
     }
     try:
         return dict(s3.put_object(**request))
     except ClientError as error:
-        raise from_client_error(error, f"writing s3://{target_bucket}/{target_key}") from None
+        raise from_client_error(error, f"writing {placement.target_uri}") from None
 
 
 def copy_target_files(

@@ -64,6 +64,7 @@ from mwaa_migrate.logs.log_names import (
     parse_task_stream,
     target_stream_name,
 )
+from mwaa_migrate.migration_bucket import read_json, write_json
 from mwaa_migrate.models import BucketName, EnvironmentName, ExecutionId, LogGroupKind, Model
 from mwaa_migrate.observability import logger
 
@@ -550,27 +551,11 @@ def _select(
     return group.model_copy(update=counts)
 
 
-def _write_json(s3: S3Client, bucket: str, key: str, data: Any) -> None:
-    body = json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode()
-    try:
-        s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType="application/json")
-    except ClientError as error:
-        raise from_client_error(error, f"writing s3://{bucket}/{key}") from error
-
-
-def _read_json(s3: S3Client, bucket: str, key: str) -> Any:
-    try:
-        body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
-    except ClientError as error:
-        raise from_client_error(error, f"reading s3://{bucket}/{key}") from error
-    return json.loads(body)
-
-
 def _write_part(s3: S3Client, listing: LogListing, parts: int, group: str, found: list[StreamToCopy]) -> int:
     """Write the streams found since the last part (if any) as the next part; the new part count."""
     if not found:
         return parts
-    _write_json(
+    write_json(
         s3,
         listing.bucket,
         listing.part_key(parts + 1),
@@ -582,7 +567,7 @@ def _write_part(s3: S3Client, listing: LogListing, parts: int, group: str, found
 
 def _parts(s3: S3Client, listing: LogListing) -> Iterator[tuple[str, list[StreamToCopy]]]:
     for number in range(1, listing.parts + 1):
-        part = _read_json(s3, listing.bucket, listing.part_key(number))
+        part = read_json(s3, listing.bucket, listing.part_key(number))
         yield part["group"], [StreamToCopy.model_validate(stream) for stream in part["streams"]]
 
 
@@ -606,9 +591,9 @@ def _write_items(s3: S3Client, listing: LogListing, *, max_concurrency: int) -> 
                     streams=streams[start : start + size],
                 ).to_event()
             )
-    _write_json(s3, listing.bucket, listing.items_key, items)
+    write_json(s3, listing.bucket, listing.items_key, items)
     done = listing.model_copy(update={"done": True, "resume_at": None, "items": len(items), "streams": total})
-    _write_json(s3, listing.bucket, listing.listing_key, done.to_event())
+    write_json(s3, listing.bucket, listing.listing_key, done.to_event())
     logger.info("log streams listed", extra={"listing": done.to_event()})
     return done
 

@@ -38,6 +38,7 @@ from mwaa_migrate.errors import MigrationConflict, from_client_error
 from mwaa_migrate.logs.log_copy import MAX_LISTED, LogCopyProgress, StreamNote, WorkItem
 from mwaa_migrate.logs.log_counts import EVENT_COUNTERS, LISTING_COUNTERS, EventCounts, ListingCounts
 from mwaa_migrate.logs.log_listing import LogListing
+from mwaa_migrate.migration_bucket import read_bytes, write_json
 from mwaa_migrate.models import ExecutionId, LogGroupKind, Model
 from mwaa_migrate.run.failure import readable_cause
 
@@ -185,11 +186,7 @@ def _unreconciled(where: str, figures: GroupReport | LogCopyReport) -> list[str]
 
 
 def write_item_result(s3: S3Client, bucket: str, key: str, result: ItemResult) -> None:
-    body = json.dumps(result.to_event(), separators=(",", ":"), ensure_ascii=False).encode()
-    try:
-        s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType="application/json")
-    except ClientError as error:
-        raise from_client_error(error, f"writing the log copy result s3://{bucket}/{key}") from error
+    write_json(s3, bucket, key, result.to_event(), what="the log copy result")
 
 
 def _result_keys(s3: S3Client, bucket: str, prefix: str) -> list[str]:
@@ -202,17 +199,10 @@ def _result_keys(s3: S3Client, bucket: str, prefix: str) -> list[str]:
     return keys
 
 
-def _read(s3: S3Client, bucket: str, key: str) -> bytes:
-    try:
-        return s3.get_object(Bucket=bucket, Key=key)["Body"].read()
-    except ClientError as error:
-        raise from_client_error(error, f"reading s3://{bucket}/{key}") from error
-
-
 def _results(s3: S3Client, listing: LogListing) -> Iterator[ItemResult]:
     keys = _result_keys(s3, listing.bucket, listing.results_prefix)
     with ThreadPoolExecutor(max_workers=_READERS) as pool:
-        for body in pool.map(lambda key: _read(s3, listing.bucket, key), keys):
+        for body in pool.map(lambda key: read_bytes(s3, listing.bucket, key), keys):
             yield ItemResult.model_validate_json(body)
 
 
@@ -316,7 +306,7 @@ _UNLISTED = "more streams skipped than a work item's result lists: CopyLogStream
 
 
 def _items(s3: S3Client, listing: LogListing) -> list[WorkItem]:
-    items = json.loads(_read(s3, listing.bucket, listing.items_key))
+    items = json.loads(read_bytes(s3, listing.bucket, listing.items_key))
     return [WorkItem.model_validate(item) for item in items]
 
 
@@ -360,10 +350,10 @@ def failed_map_items(s3: S3Client, listing: LogListing) -> list[FailedItem]:
     manifest_key = _latest_manifest(s3, listing)
     if manifest_key is None:
         return []
-    manifest = json.loads(_read(s3, listing.bucket, manifest_key))
+    manifest = json.loads(read_bytes(s3, listing.bucket, manifest_key))
     failed: list[FailedItem] = []
     for result_file in manifest.get("ResultFiles", {}).get("FAILED", []):
-        body = _read(s3, listing.bucket, str(result_file["Key"])).decode()
+        body = read_bytes(s3, listing.bucket, str(result_file["Key"])).decode()
         # OutputType JSON (the default) is one array; JSONL is one execution a line.
         stripped = body.strip()
         executions = (

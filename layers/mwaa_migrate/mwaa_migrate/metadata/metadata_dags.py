@@ -14,8 +14,11 @@ from typing import TYPE_CHECKING, Any, Literal
 from botocore.exceptions import ClientError
 from pydantic import Field
 
+from mwaa_migrate.dags import mwaa_migrate_metadata as library
 from mwaa_migrate.environment.webserver_transport import WebserverTransport, as_transport
 from mwaa_migrate.errors import DagRunFailed, MigrationConflict, from_client_error
+from mwaa_migrate.logs.log_names import log_group_name
+from mwaa_migrate.migration_bucket import read_json, read_json_if_any
 from mwaa_migrate.models import DagDeployment, Model, WebserverTransportKind
 
 if TYPE_CHECKING:
@@ -24,15 +27,21 @@ if TYPE_CHECKING:
 
     from mwaa_migrate.environment.airflow_cli import AirflowCli
 
-LIBRARY_FILE = "mwaa_migrate_metadata.py"
+LIBRARY_FILE = f"{library.__name__.rsplit('.', 1)[-1]}.py"
 TERMINAL_FAILED = frozenset({"failed", "upstream_failed"})
 _LOG_TAIL_LINES = 20
 
 
 @dataclass(frozen=True)
 class ProjectDag:
+    """One of the project's DAGs: its id (the library's, which the DAG file uses too) and its file,
+    which is named after it."""
+
     dag_id: str
-    file: str
+
+    @property
+    def file(self) -> str:
+        return f"{self.dag_id}.py"
 
     @property
     def files(self) -> tuple[str, ...]:
@@ -40,8 +49,8 @@ class ProjectDag:
         return (LIBRARY_FILE, self.file)
 
 
-EXPORT_DAG = ProjectDag("mwaa_migrate_export", "mwaa_migrate_export.py")
-IMPORT_DAG = ProjectDag("mwaa_migrate_import", "mwaa_migrate_import.py")
+EXPORT_DAG = ProjectDag(library.EXPORT_DAG_ID)
+IMPORT_DAG = ProjectDag(library.IMPORT_DAG_ID)
 
 
 def deployment(
@@ -176,7 +185,7 @@ def _task_log_tail(
     logs: CloudWatchLogsClient, environment: str, dag_id: str, run_id: str, task_id: str
 ) -> str:
     """The end of the task's last attempt's log (Airflow 2.4+ stream names), or '' if there is none."""
-    group = f"airflow-{environment}-Task"
+    group = log_group_name(environment, "Task")
     prefix = f"dag_id={dag_id}/run_id={run_id}/task_id={task_id}/"
     try:
         streams = logs.describe_log_streams(logGroupName=group, logStreamNamePrefix=prefix)["logStreams"]
@@ -225,30 +234,6 @@ def _failure_message(
         if tail:
             message += f"; its log ends:\n{tail}"
     return message
-
-
-def read_json(s3: S3Client, bucket: str, key: str) -> dict[str, Any]:
-    data = read_json_if_any(s3, bucket, key)
-    if data is None:
-        raise MigrationConflict(f"s3://{bucket}/{key} does not exist")
-    return data
-
-
-def read_json_if_any(s3: S3Client, bucket: str, key: str) -> dict[str, Any] | None:
-    """A JSON object of the migration bucket, or None when there is none at the key."""
-    try:
-        body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
-    except ClientError as error:
-        if error.response.get("Error", {}).get("Code") in {"NoSuchKey", "404", "NotFound"}:
-            return None
-        raise from_client_error(error, f"reading s3://{bucket}/{key}") from None
-    try:
-        data = json.loads(body)
-    except ValueError:
-        raise MigrationConflict(f"s3://{bucket}/{key} is not JSON") from None
-    if not isinstance(data, dict):
-        raise MigrationConflict(f"s3://{bucket}/{key} is not a JSON object")
-    return data
 
 
 Phase = Literal["bulk", "cutover"]

@@ -23,9 +23,9 @@ from mwaa_migrate.metadata.metadata_dags import (
     IMPORT_DAG,
     import_result_key,
     read_cutover_record,
-    read_json_if_any,
     write_cutover_record_state,
 )
+from mwaa_migrate.migration_bucket import read_json_if_any
 from mwaa_migrate.models import Model
 from mwaa_migrate.observability import logger
 

@@ -33,8 +33,8 @@ from mwaa_migrate.metadata.metadata_dags import (
     IMPORT_DAG,
     deployment,
     read_cutover_record,
-    read_json_if_any,
 )
+from mwaa_migrate.migration_bucket import read_json_if_any
 from mwaa_migrate.models import (
     CutoverSettings,
     DagCompatibility,
