@@ -117,21 +117,18 @@ def choose_routes(
 ) -> WebserverRoutes:
     """The plan's routes: the source as GetEnvironment describes it, the target as it will be
     created (MWAA's default access mode is PRIVATE_ONLY)."""
+
+    def route(field: str, environment: dict[str, Any]) -> WebserverRoute:
+        return choose_route(
+            field=field,
+            environment_name=str(environment["Name"]),
+            access_mode=str(environment.get("WebserverAccessMode") or "PRIVATE_ONLY"),
+            airflow_version=str(environment["AirflowVersion"]),
+            functions_in_vpc=functions_in_vpc,
+        )
+
     return WebserverRoutes(
-        source=choose_route(
-            field="sourceEnvironmentName",
-            environment_name=str(source["Name"]),
-            access_mode=str(source.get("WebserverAccessMode") or "PRIVATE_ONLY"),
-            airflow_version=str(source["AirflowVersion"]),
-            functions_in_vpc=functions_in_vpc,
-        ),
-        target=choose_route(
-            field="targetEnvironmentName",
-            environment_name=str(create_request["Name"]),
-            access_mode=str(create_request.get("WebserverAccessMode") or "PRIVATE_ONLY"),
-            airflow_version=str(create_request["AirflowVersion"]),
-            functions_in_vpc=functions_in_vpc,
-        ),
+        source=route("sourceEnvironmentName", source), target=route("targetEnvironmentName", create_request)
     )
 
 

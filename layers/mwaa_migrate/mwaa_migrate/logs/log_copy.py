@@ -80,7 +80,7 @@ from mwaa_migrate.errors import (
     error_code,
     from_client_error,
 )
-from mwaa_migrate.logs.log_counts import EventCounts
+from mwaa_migrate.logs.log_counts import COUNTER_FIELDS, CopyCounts
 from mwaa_migrate.logs.log_names import epoch_millis
 from mwaa_migrate.models import BucketName, EnvironmentName, ExecutionId, LogGroupKind, Model
 from mwaa_migrate.observability import logger
@@ -194,24 +194,6 @@ class StreamNote(Model):
 
     stream: str
     note: str
-
-
-class CopyCounts(EventCounts):
-    """What the calls of one item counted: streams finished (each once), of which with events copied
-    and skipped, target streams created, events (EventCounts) and calls."""
-
-    streams_done: int = 0
-    streams_copied: int = 0
-    streams_skipped: int = 0
-    # Target streams this copy created (the others existed already).
-    streams_created: int = 0
-    put_calls: int = 0
-    get_calls: int = 0
-    # FilterLogEvents pages (many small streams a call); get_calls stays GetLogEvents' alone.
-    filter_calls: int = 0
-
-
-COUNTER_FIELDS = tuple(CopyCounts.model_fields)
 
 
 class LogCopyProgress(CopyCounts):

@@ -1,6 +1,6 @@
-"""The log copy's counters, each defined once: what a listing found among a group's streams, and what
-a copy did to the events. The copy's progress, the listing and the report carry them under these
-names and add them up by these names."""
+"""The log copy's counters, each defined once: what a listing found among a group's streams, what
+a copy did to the events, and what one work item's calls counted. The copy's progress, the listing
+and the report carry them under these names and add them up by these names."""
 
 from __future__ import annotations
 
@@ -32,5 +32,21 @@ class EventCounts(Model):
     events_rejected: int = 0
 
 
+class CopyCounts(EventCounts):
+    """What the calls of one item counted: streams finished (each once), of which with events copied
+    and skipped, target streams created, events (EventCounts) and calls."""
+
+    streams_done: int = 0
+    streams_copied: int = 0
+    streams_skipped: int = 0
+    # Target streams this copy created (the others existed already).
+    streams_created: int = 0
+    put_calls: int = 0
+    get_calls: int = 0
+    # FilterLogEvents pages (many small streams a call); get_calls stays GetLogEvents' alone.
+    filter_calls: int = 0
+
+
 LISTING_COUNTERS = tuple(ListingCounts.model_fields)
 EVENT_COUNTERS = tuple(EventCounts.model_fields)
+COUNTER_FIELDS = tuple(CopyCounts.model_fields)
