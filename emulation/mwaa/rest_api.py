@@ -85,7 +85,7 @@ class RestApi:
             except ApiError as error:
                 return error_response(error)
         with environment._cli_lock:
-            status, payload = _AirflowRestApi(emulator, environment).answer(
+            status, payload = AirflowRestApi(emulator, environment).answer(
                 request["Method"], request["Path"], request.get("QueryParameters") or {}, request.get("Body")
             )
         if delay > self.timeout:
@@ -141,7 +141,7 @@ def _bad_request(detail: str) -> _HttpError:
     return _HttpError(400, "Bad Request", detail)
 
 
-class _AirflowRestApi:
+class AirflowRestApi:
     """Airflow's REST API of one environment (called with its CLI lock held: one Airflow process)."""
 
     def __init__(self, emulator: MwaaEmulator, environment: EmulatedEnvironment) -> None:

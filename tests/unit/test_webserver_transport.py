@@ -12,9 +12,11 @@ import pytest
 from moto import mock_aws
 
 from emulation.mwaa import DagRunResult, EmulatedEnvironment, MwaaEmulator
+from emulation.self_managed import SelfManagedWebserver
 from mwaa_migrate.environment.airflow_cli import AirflowCli
 from mwaa_migrate.environment.webserver_transport import (
     MAX_PATH,
+    AirflowApiTransport,
     CliTransport,
     RestApiTransport,
     WebserverTransport,
@@ -22,6 +24,7 @@ from mwaa_migrate.environment.webserver_transport import (
     choose_route,
     choose_routes,
     open_transport,
+    read_credentials,
 )
 from mwaa_migrate.errors import (
     AwsAccessDenied,
@@ -161,9 +164,25 @@ def world(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
             }
 
 
-@pytest.fixture(params=["cli", "rest_api"])
-def airflow(request: pytest.FixtureRequest, world: dict[str, Any]) -> WebserverTransport:
-    return open_transport(request.param, world["mwaa"], "analytics", scheme="http")
+# A self-managed Airflow's credentials (the emulated web server's): never in a message.
+USERNAME, PASSWORD = "migrator", "s3cr3t-Pa55word"
+
+
+@pytest.fixture
+def webserver(world: dict[str, Any]) -> Iterator[SelfManagedWebserver]:
+    with SelfManagedWebserver(world["emulator"], "analytics", username=USERNAME, password=PASSWORD) as server:
+        yield server
+
+
+@pytest.fixture(params=["cli", "rest_api", "airflow_api"])
+def airflow(request: pytest.FixtureRequest, world: dict[str, Any]) -> Iterator[WebserverTransport]:
+    if request.param != "airflow_api":
+        yield open_transport(request.param, world["mwaa"], "analytics", scheme="http")
+        return
+    with SelfManagedWebserver(world["emulator"], "analytics", username=USERNAME, password=PASSWORD) as server:
+        yield AirflowApiTransport(
+            server.api_url, {"username": USERNAME, "password": PASSWORD}, environment_name="analytics"
+        )
 
 
 def _trigger_until_parsed(world: dict[str, Any], airflow: WebserverTransport) -> None:
@@ -336,7 +355,7 @@ def test_an_airflow_role_that_may_not_do_it_is_access_denied(world, rest, monkey
     def forbidden(*args: Any, **kwargs: Any) -> tuple[int, Any]:
         return 403, {"detail": "Forbidden", "status": 403, "title": "Forbidden", "type": "x"}
 
-    monkeypatch.setattr("emulation.mwaa.rest_api._AirflowRestApi.answer", forbidden)
+    monkeypatch.setattr("emulation.mwaa.rest_api.AirflowRestApi.answer", forbidden)
 
     with pytest.raises(AwsAccessDenied, match="Airflow role User"):
         rest.set_paused("d", paused=True)
@@ -346,3 +365,83 @@ def test_the_rest_transport_holds_no_secret():
     assert repr(RestApiTransport(boto3.client("mwaa", region_name="us-east-1"), "prod")) == (
         "RestApiTransport('prod')"
     )
+
+
+# ---------------------------------------------------------------- a self-managed Airflow's REST API
+
+
+@pytest.fixture
+def direct(webserver: SelfManagedWebserver) -> AirflowApiTransport:
+    return AirflowApiTransport(
+        webserver.api_url, {"username": USERNAME, "password": PASSWORD}, environment_name="onprem"
+    )
+
+
+def test_a_self_managed_airflow_takes_a_path_invoke_rest_api_could_not_carry(world, webserver, direct):
+    long_id = "d" * MAX_PATH
+    world["emulator"].environment("analytics").metadata["dag"] = [
+        {"dag_id": long_id, "is_paused": False},
+        {"dag_id": f"{long_id}_v2", "is_paused": False},
+    ]
+
+    direct.set_paused(long_id, paused=True)
+
+    assert direct.dags() == {long_id: True, f"{long_id}_v2": False}
+    assert ("PATCH", f"/dags/{long_id}") in webserver.requests
+
+
+def test_wrong_credentials_are_access_denied_without_showing_them(world, webserver):
+    wrong = AirflowApiTransport(
+        webserver.api_url, {"username": USERNAME, "password": "not-" + PASSWORD}, environment_name="onprem"
+    )
+
+    with pytest.raises(AwsAccessDenied, match="HTTP 401") as denied:
+        wrong.dags()
+
+    assert PASSWORD not in str(denied.value)
+    assert PASSWORD not in repr(wrong)
+
+
+def test_a_bearer_token_is_sent_as_one(world, webserver):
+    token = AirflowApiTransport(webserver.api_url, {"token": "t0ken"}, environment_name="onprem")
+
+    # The emulated web server takes basic auth only: a token is refused, as such a server would.
+    with pytest.raises(AwsAccessDenied, match="HTTP 401"):
+        token.dags()
+
+
+def test_a_web_server_that_does_not_answer_is_transient(world):
+    with SelfManagedWebserver(world["emulator"], "analytics", username="u", password="p") as server:
+        url = server.api_url
+    # The server is closed: the connection is refused.
+    gone = AirflowApiTransport(url, {"username": "u", "password": "p"}, environment_name="onprem")
+
+    with pytest.raises(TransientAwsError, match="listing the DAGs on onprem"):
+        gone.dags()
+
+
+@pytest.mark.parametrize(
+    "credentials", [{}, {"username": "u"}, {"password": "p"}, {"token": ""}, {"username": 1, "password": "p"}]
+)
+def test_credentials_without_a_usable_login_are_refused_naming_the_field(credentials):
+    with pytest.raises(InvalidMigrationRequest, match="credentialsSecretArn"):
+        AirflowApiTransport("https://airflow.example.com/api/v1", credentials, environment_name="onprem")
+
+
+def test_a_url_that_is_not_http_is_refused_naming_the_field():
+    with pytest.raises(InvalidMigrationRequest, match="restApiUrl"):
+        AirflowApiTransport("ftp://airflow/api/v1", {"token": "t"}, environment_name="onprem")
+
+
+def test_the_credentials_are_read_from_secrets_manager():
+    with mock_aws():
+        secrets = boto3.client("secretsmanager", region_name="us-east-1")
+        arn = secrets.create_secret(
+            Name="airflow", SecretString=f'{{"username": "{USERNAME}", "password": "{PASSWORD}"}}'
+        )["ARN"]
+        bad = secrets.create_secret(Name="bad", SecretString="not json")["ARN"]
+
+        assert read_credentials(secrets, arn) == {"username": USERNAME, "password": PASSWORD}
+        with pytest.raises(InvalidMigrationRequest, match="is not a JSON object") as refused:
+            read_credentials(secrets, bad)
+        assert "not json" not in str(refused.value)

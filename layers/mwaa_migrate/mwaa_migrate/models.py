@@ -282,7 +282,7 @@ class RolePolicy(Model):
 
 # How the functions reach an environment's Airflow (webserver_transport.py): its web server's CLI
 # endpoint, or Airflow's REST API through MWAA's InvokeRestApi.
-WebserverTransportKind = Literal["cli", "rest_api"]
+WebserverTransportKind = Literal["cli", "rest_api", "airflow_api"]
 
 
 class WebserverRoute(Model):

@@ -1,6 +1,6 @@
 """How the pipeline reaches an environment's Airflow, and which way the plan chooses.
 
-Two transports do the same few things (list the DAGs and whether each is paused, list import errors,
+Three transports do the same few things (list the DAGs and whether each is paused, list import errors,
 pause or unpause a DAG, trigger a run with a conf, read a run's state and its task instances' states):
 
 * ``cli``: the web server's CLI endpoint (airflow_cli.py), a CLI token from CreateCliToken, then an
@@ -12,6 +12,12 @@ pause or unpause a DAG, trigger a run with a conf, read a run's state and its ta
   so runs and task instances are found through the list endpoints), a 10 s timeout, 6 MB answers
   (pages of 100). The call is mapped to the Airflow role of the caller's IAM policy's resource
   ``arn:aws:airflow:REGION:ACCOUNT:role/ENVIRONMENT/ROLE`` (REST_API_AIRFLOW_ROLE).
+* ``airflow_api``: a self-managed Airflow's stable REST API, called directly over HTTPS with the
+  credentials of a Secrets Manager secret (AirflowApiTransport); the functions need a route to its
+  web server (the same VPC settings).
+
+``rest_api`` and ``airflow_api`` share every operation (StableRestApi) and differ only in how a call
+travels.
 
 The plan chooses per environment (choose_route) and says why; every function that talks to Airflow
 opens the transport the plan chose (open_transport).
@@ -20,10 +26,12 @@ opens the transport the plan chose (open_transport).
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from urllib.parse import quote, urlencode
 
+import urllib3
 from botocore.exceptions import ClientError
 
 from mwaa_migrate.environment.airflow_cli import AirflowCli
@@ -40,6 +48,7 @@ from mwaa_migrate.redaction import redact_text
 
 if TYPE_CHECKING:
     from mypy_boto3_mwaa import MWAAClient
+    from mypy_boto3_secretsmanager import SecretsManagerClient
 
 # InvokeRestApi serves environments on Airflow 2.4.3 and later (MWAA user guide, "Using the Apache
 # Airflow REST API"); older ones answer "Update your environment to use InvokeRestApi".
@@ -52,6 +61,8 @@ REST_API_AIRFLOW_ROLE = "User"
 MAX_PATH = 64
 # Airflow's REST API answers at most 100 items a page (api.maximum_page_limit): well under 6 MB.
 PAGE_LIMIT = 100
+# A direct call to a self-managed Airflow's web server: as long as InvokeRestApi lets Airflow take.
+DIRECT_TIMEOUT_SECONDS = 10.0
 _TAIL = 500
 
 
@@ -236,19 +247,23 @@ class _Answer:
     body: Any
 
 
-class RestApiTransport:
-    """Airflow's stable REST API through MWAA's InvokeRestApi (boto3's `mwaa` client, which retries
-    throttling itself). No token: IAM authorises the call, so nothing secret is carried or logged."""
+class StableRestApi:
+    """The operations on Airflow's stable REST API, whichever way its calls travel (`_send`)."""
 
-    kind: WebserverTransportKind = "rest_api"
+    environment_name: str
+    # The longest path a call may carry (InvokeRestApi's 64; a direct call has no such limit).
+    max_path = MAX_PATH
+    # What the caller acts as, for a refusal's message.
+    acting_as = ""
 
-    def __init__(self, mwaa: MWAAClient, environment_name: str) -> None:
-        self._mwaa = mwaa
-        self.environment_name = environment_name
+    def __init__(self) -> None:
         self._airflow3: bool | None = None
 
-    def __repr__(self) -> str:
-        return f"RestApiTransport({self.environment_name!r})"
+    def _send(
+        self, method: str, path: str, where: str, query: dict[str, Any] | None, body: dict[str, Any] | None
+    ) -> _Answer:
+        """One call; raises TransientAwsError when the call itself failed in a way worth retrying."""
+        raise NotImplementedError
 
     # ---- the operations
 
@@ -270,7 +285,7 @@ class RestApiTransport:
         doing = f"{'pausing' if paused else 'unpausing'} {dag_id}"
         path = f"/dags/{dag_id}"
         body = {"is_paused": paused}
-        if len(path) <= MAX_PATH:
+        if len(path) <= self.max_path:
             answer = self._call("PATCH", path, doing, query={"update_mask": ["is_paused"]}, body=body)
             if answer.status == 404:
                 raise MigrationConflict(f"{doing} on {self.environment_name}: no such DAG")
@@ -308,7 +323,7 @@ class RestApiTransport:
     def run_state(self, dag_id: str, run_id: str) -> str | None:
         path = f"/dags/{dag_id}/dagRuns/{run_id}"
         doing = f"reading run {run_id} of {dag_id}"
-        if len(path) <= MAX_PATH:
+        if len(path) <= self.max_path:
             answer = self._call("GET", path, doing)
             if answer.status == 404:
                 return None
@@ -322,7 +337,7 @@ class RestApiTransport:
     def task_states(self, dag_id: str, run_id: str) -> list[tuple[str, str]]:
         path = f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances"
         doing = f"reading the task instances of run {run_id} of {dag_id}"
-        if len(path) <= MAX_PATH:
+        if len(path) <= self.max_path:
             instances: Iterator[Any] = self._pages(path, "task_instances", doing)
         else:
             # The batch endpoint, filtered by DAG here and by run below.
@@ -335,7 +350,7 @@ class RestApiTransport:
             if isinstance(ti, dict) and ti.get("dag_run_id", run_id) == run_id
         ]
 
-    # ---- InvokeRestApi
+    # ---- the calls
 
     def _is_airflow3(self) -> bool:
         if self._airflow3 is None:
@@ -376,16 +391,48 @@ class RestApiTransport:
         query: dict[str, Any] | None = None,
         body: dict[str, Any] | None = None,
     ) -> _Answer:
-        """One InvokeRestApi call. Answers 2xx, 404 and 409 (the caller decides what they mean);
-        raises the project's error for every other answer."""
-        if len(path) > MAX_PATH:
-            raise ValueError(f"{path!r} is longer than InvokeRestApi's {MAX_PATH} characters")
+        """One call. Answers 2xx, 404 and 409 (the caller decides what they mean); raises the
+        project's error for every other answer."""
+        if len(path) > self.max_path:
+            raise ValueError(f"{path!r} is longer than the {self.max_path} characters a path may have")
+        where = f"{doing} on {self.environment_name} ({self.route} {method} {path})"
+        answer = self._send(method, path, where, query, body)
+        status = answer.status
+        if status == 429 or status >= 500:
+            raise TransientAwsError(f"{where}: HTTP {status}: {_detail(answer.body)}")
+        if status in {401, 403}:
+            raise AwsAccessDenied(f"{where}: HTTP {status}: {_detail(answer.body)}{self.acting_as}")
+        if status >= 400 and status not in {404, 409}:
+            raise MigrationConflict(f"{where}: HTTP {status}: {_detail(answer.body)}")
+        return answer
+
+    route = ""
+
+
+class RestApiTransport(StableRestApi):
+    """Airflow's stable REST API through MWAA's InvokeRestApi (boto3's `mwaa` client, which retries
+    throttling itself). No token: IAM authorises the call, so nothing secret is carried or logged."""
+
+    kind: WebserverTransportKind = "rest_api"
+    route = "InvokeRestApi"
+    acting_as = f" (the functions' InvokeRestApi calls act as Airflow role {REST_API_AIRFLOW_ROLE})"
+
+    def __init__(self, mwaa: MWAAClient, environment_name: str) -> None:
+        super().__init__()
+        self._mwaa = mwaa
+        self.environment_name = environment_name
+
+    def __repr__(self) -> str:
+        return f"RestApiTransport({self.environment_name!r})"
+
+    def _send(
+        self, method: str, path: str, where: str, query: dict[str, Any] | None, body: dict[str, Any] | None
+    ) -> _Answer:
         arguments: dict[str, Any] = {"Name": self.environment_name, "Path": path, "Method": method}
         if query:
             arguments["QueryParameters"] = query
         if body is not None:
             arguments["Body"] = body
-        where = f"{doing} on {self.environment_name} (InvokeRestApi {method} {path})"
         try:
             response = self._mwaa.invoke_rest_api(**arguments)
         except ClientError as error:
@@ -394,17 +441,96 @@ class RestApiTransport:
                 raise from_client_error(error, where) from None
             status = int(error.response.get("RestApiStatusCode") or 0)  # type: ignore[call-overload]
             answer = _Answer(status, error.response.get("RestApiResponse"))
-            if code == "RestApiServerException" or status == 429 or status >= 500:
+            if code == "RestApiServerException":
                 raise TransientAwsError(f"{where}: HTTP {status}: {_detail(answer.body)}") from None
-            if status in {401, 403}:
-                raise AwsAccessDenied(
-                    f"{where}: HTTP {status}: {_detail(answer.body)} (the functions' InvokeRestApi calls act "
-                    f"as Airflow role {REST_API_AIRFLOW_ROLE})"
-                ) from None
-            if status in {404, 409}:
-                return answer
-            raise MigrationConflict(f"{where}: HTTP {status}: {_detail(answer.body)}") from None
+            return answer
         return _Answer(int(response.get("RestApiStatusCode") or 200), response.get("RestApiResponse"))
+
+
+class AirflowApiTransport(StableRestApi):
+    """A self-managed Airflow's stable REST API, called directly over HTTPS (`base_url` ends with
+    `/api/v1`), with the credentials of a Secrets Manager secret: `{"username", "password"}` (basic
+    auth) or `{"token"}` (a bearer token). The credentials stay in this object: never in an event,
+    a log line or a message (`__repr__` names only the URL)."""
+
+    kind: WebserverTransportKind = "airflow_api"
+    route = "REST API"
+    max_path = 2000
+
+    def __init__(
+        self,
+        base_url: str,
+        credentials: Mapping[str, Any],
+        *,
+        environment_name: str,
+        timeout_seconds: float = DIRECT_TIMEOUT_SECONDS,
+        pool: urllib3.PoolManager | None = None,
+    ) -> None:
+        super().__init__()
+        if not base_url.startswith(("https://", "http://")):
+            raise InvalidMigrationRequest(f"restApiUrl: {base_url!r} is not an http(s) URL")
+        self.base_url = base_url.rstrip("/")
+        self.environment_name = environment_name
+        self._headers = {"Accept": "application/json", **_authorization(credentials)}
+        self._timeout = urllib3.Timeout(total=timeout_seconds)
+        self._pool = pool or urllib3.PoolManager(retries=False)
+
+    def __repr__(self) -> str:
+        return f"AirflowApiTransport({self.base_url!r})"
+
+    def _send(
+        self, method: str, path: str, where: str, query: dict[str, Any] | None, body: dict[str, Any] | None
+    ) -> _Answer:
+        url = self.base_url + quote(path) + (f"?{urlencode(query, doseq=True)}" if query else "")
+        headers = dict(self._headers)
+        payload = None
+        if body is not None:
+            headers["Content-Type"] = "application/json"
+            payload = json.dumps(body).encode()
+        try:
+            response = self._pool.request(
+                method, url, body=payload, headers=headers, timeout=self._timeout, redirect=False
+            )
+        except urllib3.exceptions.HTTPError as error:
+            # Not reached, refused, timed out: the state's Retry tries again.
+            raise TransientAwsError(
+                f"{where}: {type(error).__name__}: {redact_text(str(error))[:_TAIL]}"
+            ) from None
+        try:
+            answer_body = json.loads(response.data) if response.data else None
+        except ValueError:
+            answer_body = response.data.decode("utf-8", "replace")
+        return _Answer(response.status, answer_body)
+
+
+def _authorization(credentials: Mapping[str, Any]) -> dict[str, str]:
+    token = credentials.get("token")
+    if isinstance(token, str) and token:
+        return {"Authorization": f"Bearer {token}"}
+    username, password = credentials.get("username"), credentials.get("password")
+    if isinstance(username, str) and username and isinstance(password, str):
+        return urllib3.make_headers(basic_auth=f"{username}:{password}")
+    raise InvalidMigrationRequest(
+        "credentialsSecretArn: the secret must be JSON with username and password, or with token"
+    )
+
+
+def read_credentials(secretsmanager: SecretsManagerClient, secret_arn: str) -> dict[str, Any]:
+    """The self-managed Airflow's credentials from Secrets Manager (never returned to an event)."""
+    try:
+        text = secretsmanager.get_secret_value(SecretId=secret_arn).get("SecretString") or ""
+    except ClientError as error:
+        raise from_client_error(error, f"reading the Airflow credentials secret {secret_arn}") from None
+    try:
+        credentials = json.loads(text)
+    except ValueError:
+        credentials = None
+    if not isinstance(credentials, dict):
+        raise InvalidMigrationRequest(
+            f"credentialsSecretArn: the secret {secret_arn} is not a JSON object "
+            "(username and password, or token)"
+        )
+    return credentials
 
 
 def _page(body: Any, key: str) -> tuple[list[Any], int]:
