@@ -62,9 +62,10 @@ from mwaa_migrate.logs.log_copy import (
     WorkItem,
     copy_work_item,
 )
-from mwaa_migrate.logs.log_listing import DESCRIBE_PAGE, ListLogStreamsEvent, list_log_streams, result_key
+from mwaa_migrate.logs.log_listing import DESCRIBE_PAGE, list_log_streams, result_key
 from mwaa_migrate.logs.log_report import ItemResult, summarize_log_copy, write_item_result
 from mwaa_migrate.observability import logger
+from mwaa_migrate.step_events import ListLogStreamsEvent
 
 REGION = "us-east-1"
 BUCKET = "mwaa-migrate-bench"

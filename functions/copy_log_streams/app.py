@@ -7,11 +7,12 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from mwaa_migrate import clients
-from mwaa_migrate.logs.log_copy import CopyLogStreamsEvent, LogCopyProgress, copy_work_item
+from mwaa_migrate.logs.log_copy import LogCopyProgress, copy_work_item
 from mwaa_migrate.logs.log_listing import result_key
 from mwaa_migrate.logs.log_report import ItemResult, write_item_result
 from mwaa_migrate.models import parse_model
 from mwaa_migrate.observability import bind_execution, logger, metrics, tracer
+from mwaa_migrate.step_events import CopyLogStreamsEvent
 
 
 @logger.inject_lambda_context(log_event=False, clear_state=True)

@@ -6,9 +6,10 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from mwaa_migrate import clients
-from mwaa_migrate.logs.log_listing import ListLogStreamsEvent, list_log_streams
+from mwaa_migrate.logs.log_listing import list_log_streams
 from mwaa_migrate.models import parse_model
 from mwaa_migrate.observability import bind_execution, logger, tracer
+from mwaa_migrate.step_events import ListLogStreamsEvent
 
 
 @logger.inject_lambda_context(log_event=False, clear_state=True)

@@ -8,9 +8,10 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from mwaa_migrate import clients
 from mwaa_migrate.logs.log_listing import LogListing
-from mwaa_migrate.logs.log_report import SummarizeLogCopyEvent, explain_log_copy_failure, summarize_log_copy
+from mwaa_migrate.logs.log_report import explain_log_copy_failure, summarize_log_copy
 from mwaa_migrate.models import parse_model
 from mwaa_migrate.observability import logger, tracer
+from mwaa_migrate.step_events import SummarizeLogCopyEvent
 
 
 @logger.inject_lambda_context(log_event=False, clear_state=True)

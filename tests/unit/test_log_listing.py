@@ -22,11 +22,11 @@ from mwaa_migrate.errors import MigrationConflict
 from mwaa_migrate.logs.log_copy import WorkItem
 from mwaa_migrate.logs.log_listing import (
     MAX_STREAMS_PER_ITEM,
-    ListLogStreamsEvent,
     LogListing,
     items_size,
     list_log_streams,
 )
+from mwaa_migrate.step_events import ListLogStreamsEvent
 
 if TYPE_CHECKING:
     from mypy_boto3_logs import CloudWatchLogsClient

@@ -4,6 +4,7 @@ A handler validates its event against one of these before it touches AWS."""
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import ConfigDict, Field, model_validator
@@ -11,10 +12,13 @@ from pydantic.alias_generators import to_camel
 
 from mwaa_migrate.errors import InvalidMigrationRequest
 from mwaa_migrate.execution import execution_name
+from mwaa_migrate.logs.log_copy import WorkItem
 from mwaa_migrate.models import (
+    BucketName,
     DagDeployment,
     EnvironmentName,
     ExecutionId,
+    LogGroupKind,
     MigrationPlan,
     Model,
     OnIncompatibleDags,
@@ -169,6 +173,52 @@ class RecordFailureEvent(StepEvent):
 
 # EventBridge's events carry more than is read of them: the rest is ignored, not refused.
 _AWS_EVENT = ConfigDict(extra="ignore", populate_by_name=True, alias_generator=to_camel, frozen=True)
+
+
+class ListLogStreamsEvent(StepEvent):
+    """ListLogStreams' payload: the request's log choices, the window and where to write."""
+
+    source_environment_name: EnvironmentName
+    target_environment_name: EnvironmentName
+    target_airflow_version: str
+    log_groups: list[LogGroupKind]
+    failed_tasks_only: bool = False
+    log_days: int = Field(ge=1, le=14)
+    # The window ends when the execution started, so every call lists the same window.
+    window_end: datetime
+    bucket: BucketName
+    prefix: str = Field(min_length=1)
+    # The export's data key is bound to the migration: opening it takes the migration's id.
+    migration_id: str = Field(min_length=1)
+    # The Distributed Map's MaxConcurrency: the listing makes at least this many items when it can.
+    max_concurrency: int = Field(default=10, ge=1, le=10_000)
+    calls: int = Field(default=0, ge=0)
+    progress: dict[str, Any] | None = None
+
+
+class CopyLogStreamsEvent(StepEvent):
+    """CopyLogStreams' payload: one work item of the Distributed Map, and the progress so far."""
+
+    source_environment_name: EnvironmentName
+    target_environment_name: EnvironmentName
+    # The window the listing used: since <= timestamp < until.
+    since: datetime
+    until: datetime
+    bucket: BucketName
+    results_prefix: str = Field(min_length=1)
+    index: int = Field(ge=0)
+    item: WorkItem
+    # Calls of the copy for this item so far: the state machine bounds the loop with it.
+    calls: int = Field(default=0, ge=0)
+    progress: dict[str, Any] | None = None
+
+
+class SummarizeLogCopyEvent(StepEvent):
+    # ListLogStreams' final output.
+    listing: dict[str, Any]
+    # The Distributed Map's own error ({"Error", "Cause"}, as its Catch puts it) when the Map failed:
+    # then the step explains the failure instead of summarizing.
+    map_run_error: dict[str, Any] | None = None
 
 
 class ExecutionStatusDetail(Model):

@@ -82,7 +82,7 @@ from mwaa_migrate.errors import (
 )
 from mwaa_migrate.logs.log_counts import COUNTER_FIELDS, CopyCounts
 from mwaa_migrate.logs.log_names import epoch_millis
-from mwaa_migrate.models import BucketName, EnvironmentName, ExecutionId, LogGroupKind, Model
+from mwaa_migrate.models import LogGroupKind, Model
 from mwaa_migrate.observability import logger
 
 if TYPE_CHECKING:
@@ -154,24 +154,6 @@ class WorkItem(Model):
     # The target group's retention when the streams were listed; None: it never expires.
     target_retention_days: int | None = None
     streams: list[StreamToCopy] = Field(min_length=1)
-
-
-class CopyLogStreamsEvent(Model):
-    """CopyLogStreams' payload: one work item of the Distributed Map, and the progress so far."""
-
-    execution_id: ExecutionId
-    source_environment_name: EnvironmentName
-    target_environment_name: EnvironmentName
-    # The window the listing used: since <= timestamp < until.
-    since: datetime
-    until: datetime
-    bucket: BucketName
-    results_prefix: str = Field(min_length=1)
-    index: int = Field(ge=0)
-    item: WorkItem
-    # Calls of the copy for this item so far: the state machine bounds the loop with it.
-    calls: int = Field(default=0, ge=0)
-    progress: dict[str, Any] | None = None
 
 
 class LogCopyCursor(Model):

@@ -65,7 +65,7 @@ from mwaa_migrate.logs.log_names import (
     target_stream_name,
 )
 from mwaa_migrate.migration_bucket import read_json, write_json
-from mwaa_migrate.models import BucketName, EnvironmentName, ExecutionId, LogGroupKind, Model
+from mwaa_migrate.models import LogGroupKind, Model
 from mwaa_migrate.observability import logger
 
 if TYPE_CHECKING:
@@ -73,6 +73,8 @@ if TYPE_CHECKING:
     from mypy_boto3_logs import CloudWatchLogsClient
     from mypy_boto3_logs.type_defs import LogStreamTypeDef
     from mypy_boto3_s3 import S3Client
+
+    from mwaa_migrate.step_events import ListLogStreamsEvent
 
 # As many streams as one FilterLogEvents call names: a work item of small streams is one read batch,
 # and a batch's last page is part full, so fewer, fuller batches read in fewer calls.
@@ -85,28 +87,6 @@ DESCRIBE_PAGE = 50
 # the window.
 STREAM_ACTIVITY_SLACK_MS = 2 * 60 * 60 * 1000
 _NOT_FOUND = "ResourceNotFoundException"
-
-
-class ListLogStreamsEvent(Model):
-    """ListLogStreams' payload: the request's log choices, the window and where to write."""
-
-    execution_id: ExecutionId
-    source_environment_name: EnvironmentName
-    target_environment_name: EnvironmentName
-    target_airflow_version: str
-    log_groups: list[LogGroupKind]
-    failed_tasks_only: bool = False
-    log_days: int = Field(ge=1, le=14)
-    # The window ends when the execution started, so every call lists the same window.
-    window_end: datetime
-    bucket: BucketName
-    prefix: str = Field(min_length=1)
-    # The export's data key is bound to the migration: opening it takes the migration's id.
-    migration_id: str = Field(min_length=1)
-    # The Distributed Map's MaxConcurrency: the listing makes at least this many items when it can.
-    max_concurrency: int = Field(default=10, ge=1, le=10_000)
-    calls: int = Field(default=0, ge=0)
-    progress: dict[str, Any] | None = None
 
 
 class GroupListing(ListingCounts):

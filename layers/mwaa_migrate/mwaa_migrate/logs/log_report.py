@@ -39,7 +39,7 @@ from mwaa_migrate.logs.log_copy import MAX_LISTED, LogCopyProgress, StreamNote, 
 from mwaa_migrate.logs.log_counts import EVENT_COUNTERS, LISTING_COUNTERS, EventCounts, ListingCounts
 from mwaa_migrate.logs.log_listing import LogListing
 from mwaa_migrate.migration_bucket import read_bytes, write_json
-from mwaa_migrate.models import ExecutionId, LogGroupKind, Model
+from mwaa_migrate.models import LogGroupKind, Model
 from mwaa_migrate.run.failure import readable_cause
 
 if TYPE_CHECKING:
@@ -65,15 +65,6 @@ class ItemResult(Model):
     group: LogGroupKind
     streams: int
     progress: LogCopyProgress
-
-
-class SummarizeLogCopyEvent(Model):
-    execution_id: ExecutionId
-    # ListLogStreams' final output.
-    listing: dict[str, Any]
-    # The Distributed Map's own error ({"Error", "Cause"}, as its Catch puts it) when the Map failed:
-    # then the step explains the failure instead of summarizing.
-    map_run_error: dict[str, Any] | None = None
 
 
 # How much of a failed item's own error message reaches the migration's cause and report (an AWS
