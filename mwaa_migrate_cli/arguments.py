@@ -21,7 +21,9 @@ mwaa-migrate: plan, start, follow and read the report of an MWAA migration.
     mwaa-migrate reject [EXECUTION] [--reason TEXT]                    end it; the source keeps running
     mwaa-migrate rollback [EXECUTION] [--yes]                          the source runs the DAGs again
     mwaa-migrate init [--source NAME --target NAME --version X.Y.Z]    a request to start from, explained
+    mwaa-migrate init --self-managed [...]                             the same, for a self-managed Airflow
     mwaa-migrate template ENVIRONMENT [--output FILE]                  the environment as CloudFormation
+    mwaa-migrate template --input REQUEST [--output FILE]              a self-managed request's target, so
     mwaa-migrate local up                                              the local emulation, for --local
 
 The commands act on the state machine of a deployed stack (--stack-name, default mwaa-migrate),
@@ -206,7 +208,15 @@ def build_parser() -> argparse.ArgumentParser:
     init = commands.add_parser(
         "init", help="write a migration request with every field at its default, each one explained"
     )
-    init.add_argument("--source", help="the MWAA environment to migrate (default: a placeholder)")
+    init.add_argument(
+        "--source",
+        help="the MWAA environment to migrate (--self-managed: the source's name; default: a placeholder)",
+    )
+    init.add_argument(
+        "--self-managed",
+        action="store_true",
+        help="a self-managed Apache Airflow source (files in S3, the target's own settings): plan only today",
+    )
     init.add_argument("--target", help="the new environment's name (default: a placeholder)")
     init.add_argument("--version", help="the target's Airflow version (default: the newest Airflow 2)")
     init.add_argument(
@@ -219,7 +229,12 @@ def build_parser() -> argparse.ArgumentParser:
         parents=[connection],
         help="an MWAA environment (a migration's target) as a CloudFormation template, to keep in a stack",
     )
-    template.add_argument("environment", help="the environment's name")
+    template.add_argument("environment", nargs="?", help="the environment's name")
+    template.add_argument(
+        "--input",
+        metavar="REQUEST",
+        help="instead of an environment: a self-managed source's request (its target, from targetSettings)",
+    )
     template.add_argument("--output", metavar="FILE", help="write the template there (default: print it)")
 
     approve = commands.add_parser(

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mwaa_migrate.execution import DRY_RUN_PREFIX, execution_history, new_execution_name, task_results
+from mwaa_migrate.models import source_name_of
 from mwaa_migrate_cli import progress
 from mwaa_migrate_cli.arguments import PROGRAM
 from mwaa_migrate_cli.aws import Pipeline, aws_errors
@@ -22,7 +23,7 @@ REFUSALS = frozenset({"InvalidMigrationRequest", "MigrationConflict", "Incompati
 def execution_name(request: dict[str, Any], prefix: str = "") -> str:
     """SOURCE-to-TARGET-TIME-RANDOM: sortable by time, never the same for two starts."""
     return new_execution_name(
-        str(request["sourceEnvironmentName"]), str(request["targetEnvironmentName"]), prefix=prefix
+        str(source_name_of(request)), str(request["targetEnvironmentName"]), prefix=prefix
     )
 
 

@@ -13,17 +13,19 @@ import sys
 import textwrap
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from pydantic import ValidationError
 
+from mwaa_migrate.errors import InvalidMigrationRequest
 from mwaa_migrate.execution import DRY_RUN_PREFIX
-from mwaa_migrate.models import describe_validation_error
+from mwaa_migrate.models import MigrationRequest, describe_validation_error, parse_model
 from mwaa_migrate.run.report import MigrationReport
 from mwaa_migrate.run.report_markdown import render_markdown
 from mwaa_migrate_cli import cutover, local, plan_view, progress
 from mwaa_migrate_cli.arguments import PROGRAM, build_parser
 from mwaa_migrate_cli.aws import DEFAULT_STACK_NAME, Pipeline, Target, aws_errors
-from mwaa_migrate_cli.cloudformation import RESOURCE_TYPE, environment_template
+from mwaa_migrate_cli.cloudformation import RESOURCE_TYPE, environment_template, request_template
 from mwaa_migrate_cli.errors import CliError, ExitCode
 from mwaa_migrate_cli.executions import (
     DryRun,
@@ -34,7 +36,14 @@ from mwaa_migrate_cli.executions import (
     run_plan,
     start_execution,
 )
-from mwaa_migrate_cli.request_args import field_notes, migration_request, request_flags, starter_request
+from mwaa_migrate_cli.request_args import (
+    field_notes,
+    read_input,
+    request_flags,
+    staged_request,
+    starter_request,
+)
+from mwaa_migrate_cli.source_upload import Upload, upload_sources
 
 # How long `start` waits for the plan it runs first (one Lambda: seconds).
 PLAN_TIMEOUT_SECONDS = 300.0
@@ -60,9 +69,24 @@ def _interval(args: argparse.Namespace) -> float:
     return 0.5 if args.local else 10.0
 
 
+def _upload(pipeline: Pipeline, uploads: list[Upload]) -> None:
+    """A self-managed source's local files, put where the request (as validated) names them."""
+    if not uploads:
+        return
+    result = upload_sources(pipeline.s3, uploads)
+    for upload in uploads:
+        print(f"{upload.field}: {upload.path} -> {upload.uri}", file=sys.stderr)
+    print(
+        f"  {len(result.uploaded)} uploaded, {len(result.unchanged)} unchanged, "
+        f"{len(result.removed)} removed",
+        file=sys.stderr,
+    )
+
+
 def command_plan(args: argparse.Namespace) -> int:
-    request = migration_request(args, dry_run=True)
+    request, uploads = staged_request(args, dry_run=True)
     pipeline = _pipeline(args)
+    _upload(pipeline, uploads)
     planned = run_plan(pipeline, request, timeout=args.timeout)
     if args.json:
         print(json.dumps(plan_view.redact_plan(planned.plan), indent=2, sort_keys=True))
@@ -73,8 +97,9 @@ def command_plan(args: argparse.Namespace) -> int:
 
 
 def command_start(args: argparse.Namespace) -> int:
-    request = migration_request(args, dry_run=False)
+    request, uploads = staged_request(args, dry_run=False)
     pipeline = _pipeline(args)
+    _upload(pipeline, uploads)
     requested_dry_run = request.get("dryRun") is True
     name = args.name or execution_name(request, prefix=DRY_RUN_PREFIX if requested_dry_run else "")
     check_new_name(pipeline, name)
@@ -250,7 +275,7 @@ def command_rollback(args: argparse.Namespace) -> int:
 
 def command_init(args: argparse.Namespace) -> int:
     try:
-        request = starter_request(args.source, args.target, args.version)
+        request = starter_request(args.source, args.target, args.version, self_managed=args.self_managed)
     except ValidationError as error:
         raise CliError(describe_validation_error(error), ExitCode.USAGE) from None
     path = Path(args.output)
@@ -260,18 +285,36 @@ def command_init(args: argparse.Namespace) -> int:
         path.write_text(json.dumps(request, indent=2) + "\n")
     except OSError as error:
         raise CliError(f"cannot write {path}: {error.strerror}", ExitCode.USAGE) from None
-    width = max(len(field) for field, _ in field_notes())
+    notes = field_notes(self_managed=args.self_managed)
+    width = max(len(field) for field, _ in notes)
     columns = max(shutil.get_terminal_size((100, 24)).columns, 60)
     print(f"Wrote {path}: every field at its default (null: not set). What each one means:\n")
-    for field, note in field_notes():
+    for field, note in notes:
         lead = f"  {field:<{width}}  "
         print(textwrap.fill(note, width=columns - 1, initial_indent=lead, subsequent_indent=" " * len(lead)))
+    if args.self_managed:
+        print(
+            "\nA self-managed Apache Airflow source: replace the placeholders (the source's files in S3, the "
+            "target's role, bucket and network). Only its plan (dryRun) runs today: the export on your "
+            f"Airflow is not built yet. `{PROGRAM} template --input {shlex.quote(str(path))}` writes the "
+            "target as CloudFormation."
+        )
     print("\nIts JSON Schema: docs/migration-request.schema.json.")
     print(f"Next: {PROGRAM} plan --input {shlex.quote(str(path))}")
     return ExitCode.OK
 
 
-def command_template(args: argparse.Namespace) -> int:
+def _template_of(args: argparse.Namespace) -> tuple[str, dict[str, Any], list[str]]:
+    """(what it is of, the template, what it leaves out): an environment, or a request's target."""
+    if (args.environment is None) == (args.input is None):
+        raise CliError("name an ENVIRONMENT or give --input REQUEST (one of the two)", ExitCode.USAGE)
+    if args.input is not None:
+        try:
+            request = parse_model(MigrationRequest, read_input(args.input))
+            template, left_out = request_template(request)
+        except (InvalidMigrationRequest, ValueError) as error:
+            raise CliError(f"{args.input}: {error}", ExitCode.USAGE) from None
+        return request.target_environment_name, template, left_out
     pipeline = _pipeline(args)
     with aws_errors(f"reading environment {args.environment}"):
         try:
@@ -279,13 +322,18 @@ def command_template(args: argparse.Namespace) -> int:
         except pipeline.mwaa.exceptions.ResourceNotFoundException:
             raise CliError(f"environment {args.environment} does not exist", ExitCode.NOT_FOUND) from None
     template, left_out = environment_template(dict(description))
+    return str(args.environment), template, left_out
+
+
+def command_template(args: argparse.Namespace) -> int:
+    name, template, left_out = _template_of(args)
     text = json.dumps(template, indent=2, default=str) + "\n"
     if args.output:
         try:
             Path(args.output).write_text(text)
         except OSError as error:
             raise CliError(f"cannot write {args.output}: {error.strerror}", ExitCode.USAGE) from None
-        print(f"Wrote {args.output}: {args.environment} as {RESOURCE_TYPE} (DeletionPolicy Retain).")
+        print(f"Wrote {args.output}: {name} as {RESOURCE_TYPE} (DeletionPolicy Retain).")
     else:
         sys.stdout.write(text)
     secret = sorted(template.get("Parameters") or {})

@@ -50,16 +50,26 @@ def _version_path(plan: Mapping[str, Any]) -> list[str]:
         )
     else:
         steps.append(f"create {target['name']} on Airflow {target['createVersion']} (CreateEnvironment)")
+    self_managed = source.get("kind") == "self_managed"
     steps.append(
         f"export the metadata of {source['name']} (Airflow {source['airflowVersion']}) and import it into "
         f"{target['name']}"
+        + (
+            " (a self-managed source: not built yet, so this plan is as far as it goes)"
+            if self_managed
+            else ""
+        )
     )
     if target.get("upgradeTo"):
         steps.append(
             f"upgrade {target['name']} in place to Airflow {target['upgradeTo']} (UpdateEnvironment: "
             "MWAA's supported 2.11 -> 3 path)"
         )
-    if source.get("taskLogsEnabled", True):
+    if self_managed:
+        steps.append(
+            f"no task logs to copy: {source['name']} is self-managed (no MWAA CloudWatch log groups)"
+        )
+    elif source.get("taskLogsEnabled", True):
         steps.append(
             f"copy the task logs of the last {plan.get('logDays')} days from airflow-{source['name']}-Task "
             f"to airflow-{target['name']}-Task"

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TextIO
 
 from mwaa_migrate.execution import APPROVAL_STATE, StepTiming, execution_history, step_timings
+from mwaa_migrate.models import source_name_of
 from mwaa_migrate.run.report_markdown import duration
 from mwaa_migrate_cli.aws import Pipeline, aws_errors
 from mwaa_migrate_cli.errors import CliError, ExitCode
@@ -156,7 +157,7 @@ def planned_source_version(events: list[Any]) -> tuple[bool, str | None]:
 
 def _heading(snapshot: Snapshot) -> list[str]:
     request = snapshot.request
-    source = str(request.get("sourceEnvironmentName", "?"))
+    source = str(source_name_of(request) or "?")
     if snapshot.source_version:
         source += f" (Airflow {snapshot.source_version})"
     what = (

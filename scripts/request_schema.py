@@ -21,6 +21,13 @@ from mwaa_migrate.models import MigrationRequest
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SCHEMA_PATH = REPO_ROOT / "docs" / "migration-request.schema.json"
 EXAMPLES = ("events/migration_request.json", "events/migration_request_dry_run.json")
+# PlanMigration's events carry the request under "request".
+EVENT_EXAMPLES = ("events/plan_migration_self_managed.json",)
+# Exactly one source: an MWAA environment's name, or a self-managed Apache Airflow.
+ONE_SOURCE = [
+    {"required": ["sourceEnvironmentName"], "properties": {"sourceEnvironmentName": {"type": "string"}}},
+    {"required": ["source"], "properties": {"source": {"type": "object"}}},
+]
 
 
 def request_schema() -> dict[str, Any]:
@@ -28,7 +35,9 @@ def request_schema() -> dict[str, Any]:
     for field in schema["properties"].values():
         field.pop("title", None)
     schema["properties"]["targetAirflowVersion"]["enum"] = list(TARGET_VERSIONS)
-    examples = [json.loads((REPO_ROOT / example).read_text()) for example in EXAMPLES]
+    examples = [json.loads((REPO_ROOT / example).read_text()) for example in EXAMPLES] + [
+        json.loads((REPO_ROOT / example).read_text())["request"] for example in EVENT_EXAMPLES
+    ]
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "title": "mwaa-migrate migration request",
@@ -36,10 +45,11 @@ def request_schema() -> dict[str, Any]:
             "The input of the migration state machine: from the Step Functions console, StartExecution, "
             "the detail of a 'Migration Requested' event (source mwaa.migration), or mwaa-migrate start. "
             "Besides these rules the pipeline checks, before anything changes, that the source exists "
-            "and is AVAILABLE, that the target version is not older than the source's, and that the "
-            "target is new or from an earlier run of the same migration."
+            "and is AVAILABLE (an MWAA source), that the target version is not older than the source's, "
+            "and that the target is new or from an earlier run of the same migration."
         ),
         **{key: value for key, value in schema.items() if key not in {"title", "description"}},
+        "oneOf": ONE_SOURCE,
         "examples": examples,
     }
 

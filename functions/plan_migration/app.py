@@ -19,7 +19,7 @@ from mwaa_migrate.step_events import PlanMigrationEvent
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     step = parse_model(PlanMigrationEvent, event)
     request = parse_model(MigrationRequest, step.request)
-    bind_execution(step.execution_id, request.source_environment_name, request.target_environment_name)
+    bind_execution(step.execution_id, request.source_name, request.target_environment_name)
     plan = plan_migration(
         request,
         mwaa=clients.mwaa(),

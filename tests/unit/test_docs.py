@@ -53,7 +53,9 @@ def test_the_input_schema_in_docs_is_the_one_generated_from_the_model():
 def test_the_input_schema_names_every_field_and_the_accepted_versions():
     generated = schema.request_schema()
     assert set(generated["properties"]) == {field.alias for field in MigrationRequest.model_fields.values()}
-    assert generated["required"] == ["sourceEnvironmentName", "targetEnvironmentName", "targetAirflowVersion"]
+    assert generated["required"] == ["targetEnvironmentName", "targetAirflowVersion"]
+    # ... and exactly one source: an MWAA environment's name or a self-managed Apache Airflow.
+    assert [branch["required"] for branch in generated["oneOf"]] == [["sourceEnvironmentName"], ["source"]]
     assert generated["additionalProperties"] is False
     assert "3.0.6" in generated["properties"]["targetAirflowVersion"]["enum"]
     for example in generated["examples"]:

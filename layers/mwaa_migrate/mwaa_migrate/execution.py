@@ -14,7 +14,7 @@ from botocore.exceptions import ClientError
 from pydantic import Field
 
 from mwaa_migrate.errors import InvalidMigrationRequest, from_client_error
-from mwaa_migrate.models import Model
+from mwaa_migrate.models import Model, source_name_of
 
 if TYPE_CHECKING:
     from mypy_boto3_stepfunctions import SFNClient
@@ -168,7 +168,7 @@ def require_running_execution(
         request = {}
     if not isinstance(request, dict):
         request = {}
-    named = (request.get("sourceEnvironmentName"), request.get("targetEnvironmentName"))
+    named = (source_name_of(request), request.get("targetEnvironmentName"))
     if named != (source, target):
         raise InvalidMigrationRequest(
             f"plan: migrates {source} to {target}, but execution {execution_name(execution_id)} was started "

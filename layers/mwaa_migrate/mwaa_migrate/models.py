@@ -3,6 +3,7 @@ snake_case in Python; unknown fields are refused so a typo never passes silently
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -11,13 +12,18 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
 from pydantic.alias_generators import to_camel
 
 from mwaa_migrate.environment.target_settings import settings_problems
-from mwaa_migrate.environment.versions import TARGET_VERSIONS
+from mwaa_migrate.environment.versions import (
+    SELF_MANAGED_DATABASES,
+    TARGET_VERSIONS,
+    self_managed_version_problem,
+)
 from mwaa_migrate.errors import InvalidMigrationRequest
 
 # MWAA's own rules (botocore model: EnvironmentName, IamRoleArn, S3 bucket names).
@@ -59,6 +65,33 @@ OnConflict = Literal["fail", "keep-target", "overwrite"]
 OnIncompatibleDags = Literal["warn", "fail"]
 
 
+# An object or a folder in S3, as s3://bucket/key. MWAA reads its files from buckets named airflow-*
+# (its own rule), and the stack's functions may read only those: a self-managed source's files are
+# read there too.
+S3Uri = Annotated[
+    str,
+    Field(
+        max_length=1024,
+        pattern=r"^s3://airflow-[a-z0-9.-]{0,53}[a-z0-9](/[^\s]*)?$",
+        description="s3://airflow-BUCKET/KEY",
+    ),
+]
+SecretArn = Annotated[
+    str,
+    Field(
+        max_length=2048,
+        pattern=r"^arn:aws(-[a-z]+)*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[A-Za-z0-9/_+=.@-]+$",
+    ),
+]
+AirflowVersionText = Annotated[str, Field(pattern=r"^\d+\.\d+\.\d+$", max_length=32)]
+
+
+def s3_parts(uri: str) -> tuple[str, str]:
+    """s3://bucket/some/key -> (bucket, some/key); s3://bucket -> (bucket, "")."""
+    bucket, _, key = uri.removeprefix("s3://").partition("/")
+    return bucket, key
+
+
 class Model(BaseModel):
     model_config = ConfigDict(
         alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True, serialize_by_alias=True
@@ -69,12 +102,126 @@ class Model(BaseModel):
         return self.model_dump(mode="json", by_alias=True, exclude_none=True)
 
 
+class ReachedAccess(Model):
+    """The pipeline reaches the self-managed Airflow through its stable REST API."""
+
+    mode: Literal["reached"] = Field(
+        description="reached: the pipeline triggers and follows the export through Airflow's REST API."
+    )
+    rest_api_url: str = Field(
+        max_length=2048,
+        pattern=r"^https://[^\s/@?#]+(/[^\s?#@]*)?$",
+        description="Airflow's REST API base, https://HOST/api/v1: HTTPS, no user, password or query in it.",
+    )
+    credentials_secret_arn: SecretArn = Field(
+        description="The Secrets Manager secret holding the REST API's credentials (never the "
+        "credentials themselves: the request is kept in the execution's history).",
+    )
+
+
+class HandsOnAccess(Model):
+    """The user runs the export on their Airflow by hand; the pipeline waits for its manifest."""
+
+    mode: Literal["hands_on"] = Field(
+        description="hands_on: you copy the export DAG into your dags/ folder and trigger it; the "
+        "pipeline waits for the export to land in the migration bucket."
+    )
+
+
+class SelfManagedSource(Model):
+    """An Apache Airflow deployment that is not MWAA: what GetEnvironment would say of an MWAA one."""
+
+    kind: Literal["self_managed"] = Field(description="self_managed: an Apache Airflow you run yourself.")
+    name: EnvironmentName = Field(
+        description="A name for the source, as an MWAA environment name (letters, digits, - and _): it "
+        "names this migration's prefix in the migration bucket and tags the target."
+    )
+    airflow_version: AirflowVersionText = Field(
+        description="The Airflow version the source runs (airflow version): 2.7.2 up to 2.11.x."
+    )
+    metadata_database: str = Field(
+        default="postgresql",
+        description="The source's metadata database engine: the export reads PostgreSQL only.",
+    )
+    dags_uri: S3Uri = Field(
+        description="The source's DAG folder, s3://airflow-BUCKET/PREFIX/: the target gets a copy of its own."
+    )
+    plugins_uri: S3Uri | None = Field(
+        default=None, description="The source's plugins.zip, in the DAG folder's bucket (none if left out)."
+    )
+    requirements_uri: S3Uri | None = Field(
+        default=None,
+        description="The source's requirements.txt, in the DAG folder's bucket: its --constraint is "
+        "rewritten for the target's Airflow.",
+    )
+    startup_script_uri: S3Uri | None = Field(
+        default=None, description="A startup script for the target's workers, in the DAG folder's bucket."
+    )
+    access: Annotated[ReachedAccess | HandsOnAccess, Field(discriminator="mode")] = Field(
+        description='How the export runs on the source: {"mode": "reached", "restApiUrl": ..., '
+        '"credentialsSecretArn": ...} or {"mode": "hands_on"}.'
+    )
+
+    @field_validator("airflow_version")
+    @classmethod
+    def _exportable_version(cls, version: str) -> str:
+        problem = self_managed_version_problem(version)
+        if problem:
+            raise ValueError(problem)
+        return version
+
+    @field_validator("metadata_database")
+    @classmethod
+    def _postgresql(cls, engine: str) -> str:
+        if engine.lower() not in SELF_MANAGED_DATABASES:
+            raise ValueError(
+                f"the export reads {', '.join(SELF_MANAGED_DATABASES)} metadata databases only (its "
+                f"PostgreSQL bulk copy), not {engine}"
+            )
+        return engine.lower()
+
+    @model_validator(mode="after")
+    def _files_in_one_bucket(self) -> SelfManagedSource:
+        bucket, _ = s3_parts(self.dags_uri)
+        for field, uri in self.file_uris().items():
+            if s3_parts(uri)[0] != bucket:
+                raise ValueError(f"{field}: must be in the DAG folder's bucket {bucket}, as MWAA reads them")
+            if not s3_parts(uri)[1] or uri.endswith("/"):
+                raise ValueError(f"{field}: names a folder, not a file")
+        return self
+
+    def file_uris(self) -> dict[str, str]:
+        """The optional files' URIs by their JSON field name."""
+        uris = {
+            "pluginsUri": self.plugins_uri,
+            "requirementsUri": self.requirements_uri,
+            "startupScriptUri": self.startup_script_uri,
+        }
+        return {field: uri for field, uri in uris.items() if uri}
+
+
+def source_name_of(request: Mapping[str, Any]) -> Any:
+    """A request's source name (sourceEnvironmentName, or source.name), as the JSON holds it."""
+    if request.get("sourceEnvironmentName") is not None:
+        return request.get("sourceEnvironmentName")
+    source = request.get("source")
+    return source.get("name") if isinstance(source, Mapping) else None
+
+
 class MigrationRequest(Model):
     """The state machine's input, from the console, EventBridge's detail or the local runner."""
 
     # Each field's description is the JSON Schema's (docs/) and what `mwaa-migrate init` explains.
-    source_environment_name: EnvironmentName = Field(
-        description="The MWAA environment to migrate: it must exist and be AVAILABLE."
+    source_environment_name: EnvironmentName | None = Field(
+        default=None,
+        description="The MWAA environment to migrate: it must exist and be AVAILABLE (or `source`, for a "
+        "self-managed Apache Airflow; exactly one of the two).",
+    )
+    source: SelfManagedSource | None = Field(
+        default=None,
+        description="A self-managed Apache Airflow to migrate instead of an MWAA environment: its version, "
+        "files and access. Only dryRun plans it today (the export on it is not built yet); targetSettings "
+        "must then carry the target's ExecutionRoleArn, SourceBucketArn and NetworkConfiguration.",
     )
     target_environment_name: EnvironmentName = Field(
         description="The new environment: a name that is free, or the target of an earlier run of this "
@@ -86,7 +233,8 @@ class MigrationRequest(Model):
     target_execution_role_arn: RoleArn | None = Field(
         default=None,
         description="The target's execution role (default: the source's): it matches the stack's "
-        "ExecutionRoleArnPattern and only MWAA may assume it.",
+        "ExecutionRoleArnPattern and only MWAA may assume it. A self-managed source's target names it "
+        "in targetSettings.ExecutionRoleArn.",
     )
     migration_bucket: BucketName | None = Field(
         default=None, description="The stack's migration bucket (the only one allowed; default: that one)."
@@ -103,7 +251,7 @@ class MigrationRequest(Model):
     log_groups: list[LogGroupKind] = Field(
         default_factory=_task_logs_only,
         description="The source's log groups to copy: Task by default, the others on request; [] copies "
-        "none.",
+        "none (a self-managed source has none: [] is its default and only value).",
     )
     failed_tasks_only: bool = Field(
         default=False,
@@ -113,7 +261,9 @@ class MigrationRequest(Model):
     dry_run: bool = Field(
         default=False,
         strict=True,
-        description="Plan only: nothing changes, the plan is the execution's output.",
+        validate_default=True,
+        description="Plan only: nothing changes, the plan is the execution's output (the only run a "
+        "self-managed source may have today).",
     )
     cutover: CutoverMode = Field(
         default="auto",
@@ -158,23 +308,69 @@ class MigrationRequest(Model):
     target_bucket: BucketName | None = Field(
         default=None,
         description="Where the target's own copy of DAGs, plugins, requirements and startup script goes "
-        "(default: the source's bucket, under a prefix of the target's own).",
+        "(default: the source's bucket, under a prefix of the target's own; a self-managed source's "
+        "target: targetSettings.SourceBucketArn).",
     )
     target_settings: dict[str, Any] | None = Field(
         default=None,
+        validate_default=True,
         description="CreateEnvironment members for the target instead of the source's (network, class, "
-        "size, access mode ...); AirflowConfigurationOptions and Tags merge key by key.",
+        "size, access mode ...); AirflowConfigurationOptions and Tags merge key by key. For a "
+        "self-managed source, the target's own settings: ExecutionRoleArn, SourceBucketArn and "
+        "NetworkConfiguration at least.",
     )
 
     @field_validator("target_settings")
     @classmethod
     def _target_settings_in_createenvironments_shape(
-        cls, settings: dict[str, Any] | None
+        cls, settings: dict[str, Any] | None, info: ValidationInfo
     ) -> dict[str, Any] | None:
-        problems = settings_problems(settings) if settings else []
+        # `source` is validated before the fields after it; absent from info.data when it was refused
+        # (its own error speaks then).
+        if "source" not in info.data:
+            return settings
+        self_managed = info.data["source"] is not None
+        problems = (
+            settings_problems(settings or {}, self_managed=self_managed) if settings or self_managed else []
+        )
         if problems:
             raise ValueError("; ".join(problems))
         return settings
+
+    # A self-managed source (validated before these fields) changes what they may say.
+
+    @field_validator("dry_run")
+    @classmethod
+    def _self_managed_plans_only(cls, dry_run: bool, info: ValidationInfo) -> bool:
+        if info.data.get("source") is not None and not dry_run:
+            raise ValueError(
+                "must be true for a self-managed source: running the export on a self-managed Apache "
+                "Airflow is not built yet, so only its plan (a dry run) can be made today"
+            )
+        return dry_run
+
+    @field_validator("target_execution_role_arn", "target_bucket")
+    @classmethod
+    def _set_in_target_settings(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if info.data.get("source") is not None and value is not None:
+            member = (
+                "ExecutionRoleArn" if info.field_name == "target_execution_role_arn" else "SourceBucketArn"
+            )
+            raise ValueError(
+                f"a self-managed source's target names it in targetSettings.{member} (with the rest of its "
+                "settings: there is no source environment to take them from)"
+            )
+        return value
+
+    @field_validator("log_groups")
+    @classmethod
+    def _no_log_groups_to_copy(cls, groups: list[str], info: ValidationInfo) -> list[str]:
+        if info.data.get("source") is not None and groups:
+            raise ValueError(
+                "a self-managed source has no CloudWatch log groups to copy from: leave logGroups out "
+                "(its task logs are not copied)"
+            )
+        return groups
 
     @field_validator("log_groups")
     @classmethod
@@ -184,13 +380,47 @@ class MigrationRequest(Model):
             raise ValueError(f"names {', '.join(repeated)} more than once")
         return groups
 
+    @model_validator(mode="before")
+    @classmethod
+    def _one_source(cls, data: Any) -> Any:
+        # Before the fields: what the others may say depends on which source it is.
+        if isinstance(data, Mapping):
+            named = [
+                field
+                for field, name in (
+                    ("sourceEnvironmentName", "source_environment_name"),
+                    ("source", "source"),
+                )
+                if data.get(field) is not None or data.get(name) is not None
+            ]
+            if len(named) != 1:
+                raise ValueError(
+                    "name the source in exactly one of sourceEnvironmentName (an MWAA environment) and "
+                    "source (a self-managed Apache Airflow)"
+                )
+            if named == ["source"] and "logGroups" not in data and "log_groups" not in data:
+                # A self-managed source has no log groups: none by default (so its request, written
+                # out with its defaults, reads back the same).
+                return {**data, "logGroups": []}
+        return data
+
     @model_validator(mode="after")
     def _source_is_not_target(self) -> MigrationRequest:
-        if self.source_environment_name == self.target_environment_name:
-            raise ValueError("targetEnvironmentName must differ from sourceEnvironmentName")
+        if self.source_name == self.target_environment_name:
+            raise ValueError(
+                "targetEnvironmentName must differ from "
+                + ("sourceEnvironmentName" if self.source is None else "source.name")
+            )
         if self.failed_tasks_only and "Task" not in self.log_groups:
             raise ValueError("failedTasksOnly selects Task logs, but logGroups does not include Task")
         return self
+
+    @property
+    def source_name(self) -> str:
+        """The source's name: the MWAA environment's, or the self-managed source's."""
+        name = self.source.name if self.source is not None else self.source_environment_name
+        assert name is not None  # the validator requires exactly one
+        return name
 
 
 def parse_model[M: BaseModel](model: type[M], data: Any) -> M:
@@ -198,13 +428,18 @@ def parse_model[M: BaseModel](model: type[M], data: Any) -> M:
     try:
         return model.model_validate(data)
     except ValidationError as error:
-        raise InvalidMigrationRequest(describe_validation_error(error)) from None
+        # A default's validation (validate_default) names the field by its Python name: by its alias here.
+        aliases = {name: field.alias for name, field in model.model_fields.items() if field.alias}
+        raise InvalidMigrationRequest(describe_validation_error(error, aliases)) from None
 
 
-def describe_validation_error(error: ValidationError) -> str:
+def describe_validation_error(error: ValidationError, aliases: Mapping[str, str] | None = None) -> str:
     problems = []
     for item in error.errors(include_url=False, include_input=False):
-        field = ".".join(str(part) for part in item["loc"]) or "input"
+        loc = list(item["loc"])
+        if loc and isinstance(loc[0], str):
+            loc[0] = (aliases or {}).get(loc[0], loc[0])
+        field = ".".join(str(part) for part in loc) or "input"
         # A rule of our own (a validator's ValueError) speaks for itself: without pydantic's
         # "Value error, " before it.
         context = item.get("ctx") or {}
@@ -215,11 +450,19 @@ def describe_validation_error(error: ValidationError) -> str:
     return "invalid input: " + "; ".join(problems)
 
 
+# What the source is: an MWAA environment (GetEnvironment describes it), or a self-managed Apache
+# Airflow (the request describes it).
+SourceKind = Literal["mwaa", "self_managed"]
+
+
 class SourceEnvironment(Model):
     name: EnvironmentName
-    arn: str
+    kind: SourceKind = "mwaa"
+    # None for a self-managed source: no MWAA environment, no execution role of its own.
+    arn: str | None = None
     airflow_version: str
-    execution_role_arn: str
+    execution_role_arn: str | None = None
+    # Where the source's DAG files are (a self-managed source's dagsUri, as bucket and prefix).
     source_bucket_arn: str
     dag_s3_path: str
     # False when the source sends no task logs to CloudWatch: the log copy is skipped.

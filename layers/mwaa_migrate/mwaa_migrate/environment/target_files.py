@@ -118,27 +118,37 @@ def _source_version(
 
 
 def plan_target_files(
-    s3: S3Client, source: dict[str, Any], *, target_name: str, target_bucket: str | None
+    s3: S3Client,
+    source: dict[str, Any],
+    *,
+    target_name: str,
+    target_bucket: str | None,
+    target_bucket_field: str = "targetBucket",
+    file_fields: Mapping[str, str] | None = None,
 ) -> FilesPlan:
-    """Where each of the source's files goes, and the exact versions to copy. Changes nothing."""
+    """Where each of the source's files goes, and the exact versions to copy. Changes nothing.
+    `source` is in GetEnvironment's shape (a self-managed source's request in it); refusals name
+    `target_bucket_field` for the target's bucket and `file_fields` (by path field) for the files."""
     source_bucket = bucket_name(source["SourceBucketArn"])
     bucket = target_bucket or source_bucket
-    _require_versioned_bucket(s3, bucket, "targetBucket" if target_bucket else "sourceEnvironmentName")
+    _require_versioned_bucket(s3, bucket, target_bucket_field if target_bucket else "sourceEnvironmentName")
     prefix = target_prefix(target_name)
     dag_folder = f"{prefix}/dags"
     source_folder = _folder(source["DagS3Path"])
     if bucket == source_bucket and (f"{dag_folder}/".startswith(source_folder) or not source_folder):
         # The source would parse the target's copy (and the import DAG) as its own DAGs.
         raise InvalidMigrationRequest(
-            f"targetBucket: the target's DAG folder s3://{bucket}/{dag_folder}/ would be inside the "
-            f"source's DAG folder s3://{bucket}/{source_folder}: name another bucket in targetBucket"
+            f"{target_bucket_field}: the target's DAG folder s3://{bucket}/{dag_folder}/ would be inside "
+            f"the source's DAG folder s3://{bucket}/{source_folder}: name another bucket in "
+            f"{target_bucket_field}"
         )
     files = [TargetFile(kind="dags", source_key=source_folder, target_key=f"{dag_folder}/")]
     for kind, path_field, version_field, name in VERSIONED_FILES:
         key = source.get(path_field)
         if not key:
             continue
-        version = _source_version(s3, source_bucket, key, source.get(version_field), path_field)
+        field_name = (file_fields or {}).get(path_field, path_field)
+        version = _source_version(s3, source_bucket, key, source.get(version_field), field_name)
         files.append(
             TargetFile(kind=kind, source_key=key, source_version_id=version, target_key=f"{prefix}/{name}")
         )
@@ -303,18 +313,22 @@ def copy_object(
     copy holds the rewritten text instead of the source's bytes."""
     rewritten_for = rewrite.made_for if rewrite else ""
     source = f"s3://{source_bucket}/{source_key}"
+
+    def copied(version: str | None, target: dict[str, Any], *, now: bool) -> CopiedFile:
+        return CopiedFile(
+            kind=kind,
+            source_key=source_key,
+            source_version_id=version,
+            target_key=target_key,
+            target_version_id=_version(target),
+            copied=now,
+        )
+
     existing = _copy_of(s3, target_bucket, target_key)
     # A DAG file's listing gives its ETag: a copy of that ETag needs no read of the source.
     if listed_etag and not source_version_id and _is_copy_of(existing, source, None, listed_etag):
         assert existing is not None
-        return CopiedFile(
-            kind=kind,
-            source_key=source_key,
-            source_version_id=existing.get("Metadata", {}).get(_MARK_VERSION) or None,
-            target_key=target_key,
-            target_version_id=_version(existing),
-            copied=False,
-        )
+        return copied(existing.get("Metadata", {}).get(_MARK_VERSION) or None, existing, now=False)
     try:
         head: dict[str, Any] = dict(
             s3.head_object(**_object_arguments(source_bucket, source_key, source_version_id))
@@ -325,14 +339,7 @@ def copy_object(
     etag = str(head.get("ETag", ""))
     if _is_copy_of(existing, source, version, etag, rewritten_for):
         assert existing is not None
-        return CopiedFile(
-            kind=kind,
-            source_key=source_key,
-            source_version_id=version,
-            target_key=target_key,
-            target_version_id=_version(existing),
-            copied=False,
-        )
+        return copied(version, existing, now=False)
     marks = {**head.get("Metadata", {}), _MARK_SOURCE: source, _MARK_VERSION: version or "", _MARK_ETAG: etag}
     placement = _Placement(
         source=_object_arguments(source_bucket, source_key, version),
@@ -344,14 +351,7 @@ def copy_object(
         response = _put_rewritten(s3, placement, {**marks, _MARK_REWRITE: rewritten_for}, rewrite)
     else:
         response = _copy(s3, placement, marks)
-    return CopiedFile(
-        kind=kind,
-        source_key=source_key,
-        source_version_id=version,
-        target_key=target_key,
-        target_version_id=_version(response),
-        copied=True,
-    )
+    return copied(version, response, now=True)
 
 
 def _object_arguments(bucket: str, key: str, version: str | None) -> dict[str, Any]:

@@ -32,6 +32,11 @@ RESERVED = {
     "StartupScriptS3Path": None,
     "StartupScriptS3ObjectVersion": None,
 }
+# A self-managed source (no environment to clone) has its target's own settings in targetSettings:
+# these RESERVED members are the request's to set there, and CreateEnvironment requires them (with
+# NetworkConfiguration; Name, AirflowVersion and DagS3Path the pipeline sets).
+SELF_MANAGED_SETTINGS = ("ExecutionRoleArn", "SourceBucketArn")
+_BUCKET_ARN = re.compile(r"^arn:aws(-[a-z]+)*:s3:::airflow-[a-z0-9.-]*[a-z0-9]$")
 _VALUE = re.compile(r", value: .*?(, (?:type|valid) )")
 # Members merged key by key into the source's (the others replace the source's member whole).
 MERGED = ("AirflowConfigurationOptions", "Tags")
@@ -51,14 +56,41 @@ def _create_environment_input() -> StructureShape:
     return shape
 
 
-def settings_problems(settings: dict[str, Any]) -> list[str]:
-    """What is wrong with targetSettings on its own (no AWS call): each problem names its member
-    (the request's validation puts `targetSettings` before them)."""
+def required_members(*, self_managed: bool) -> list[str]:
+    """The members targetSettings must carry: CreateEnvironment's required ones that neither the
+    pipeline nor another request field sets (none when the source environment gives them)."""
+    if not self_managed:
+        return []
     shape = _create_environment_input()
-    problems: list[str] = []
+    return [name for name in shape.required_members if name not in RESERVED or name in SELF_MANAGED_SETTINGS]
+
+
+def settings_problems(settings: dict[str, Any], *, self_managed: bool = False) -> list[str]:
+    """What is wrong with targetSettings on its own (no AWS call): each problem names its member
+    (the request's validation puts `targetSettings` before them). A self-managed source's settings
+    are the target's whole: ExecutionRoleArn and SourceBucketArn are theirs, the required members
+    must be there."""
+    shape = _create_environment_input()
+    reserved = {
+        name: instead
+        for name, instead in RESERVED.items()
+        if not (self_managed and name in SELF_MANAGED_SETTINGS)
+    }
+    problems: list[str] = [
+        f"{name}: missing: a self-managed source's target needs it (CreateEnvironment requires it, and "
+        "there is no source environment to take it from)"
+        for name in required_members(self_managed=self_managed)
+        if name not in settings
+    ]
+    bucket = settings.get("SourceBucketArn")
+    if self_managed and isinstance(bucket, str) and not _BUCKET_ARN.fullmatch(bucket):
+        problems.append(
+            "SourceBucketArn: must be an S3 bucket ARN, arn:aws:s3:::airflow-NAME (MWAA reads buckets named "
+            "airflow-*, and the stack's functions may write the target's copy only there)"
+        )
     for name in settings:
-        if name in RESERVED:
-            instead = RESERVED[name]
+        if name in reserved:
+            instead = reserved[name]
             problems.append(
                 f"{name}: set by "
                 + (
@@ -68,7 +100,7 @@ def settings_problems(settings: dict[str, Any]) -> list[str]:
                 )
             )
         elif name not in shape.members:
-            settable = ", ".join(member for member in shape.members if member not in RESERVED)
+            settable = ", ".join(member for member in shape.members if member not in reserved)
             problems.append(f"{name}: not a CreateEnvironment member (one of {settable})")
     # The request is the execution's input, kept in its history for anyone who may read it: an option
     # whose name says it holds a secret is not taken here (the plan carries no option value either).
@@ -89,7 +121,7 @@ def settings_problems(settings: dict[str, Any]) -> list[str]:
             if str(key).startswith(RESERVED_TAG_PREFIX) or str(key).startswith("aws:")
         ]
     known = {
-        name: value for name, value in settings.items() if name in shape.members and name not in RESERVED
+        name: value for name, value in settings.items() if name in shape.members and name not in reserved
     }
     return problems + [problem for problem in request_problems(known) if "Missing required" not in problem]
 

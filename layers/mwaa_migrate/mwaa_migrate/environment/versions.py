@@ -34,6 +34,33 @@ def python_version(airflow_version: str) -> str:
 # upgrades them in place to a supported minor version first.
 OLDEST_EXPORTABLE_SOURCE = "2.7.2"
 
+# A self-managed Apache Airflow source (not MWAA): the export DAG reads Airflow 2's metadata schema
+# (its library refuses any other major version), knows the column changes of 2.4-2.11 and runs on a
+# PostgreSQL metadata database only. Sources from OLDEST_EXPORTABLE_SOURCE (what the real tier
+# exports) up to the last 2.11 release; Airflow 3 forbids tasks to use the database at all.
+SELF_MANAGED_NEWEST_LINE = (2, 11)
+SELF_MANAGED_DATABASES: tuple[str, ...] = ("postgresql",)
+
+
+def self_managed_version_problem(version: str) -> str | None:
+    """Why the export cannot run on a self-managed Airflow of this version (None: it can)."""
+    parsed = AirflowVersion.parse(version)
+    oldest = AirflowVersion.parse(OLDEST_EXPORTABLE_SOURCE)
+    if oldest <= parsed and (parsed.major, parsed.minor) <= SELF_MANAGED_NEWEST_LINE:
+        return None
+    newest = ".".join(str(part) for part in SELF_MANAGED_NEWEST_LINE)
+    return (
+        f"the export supports self-managed Apache Airflow {OLDEST_EXPORTABLE_SOURCE} up to {newest}.x "
+        f"(Airflow 2's metadata schema on PostgreSQL), not {version}: "
+        + (
+            "Airflow 3 lets no task read the metadata database"
+            if parsed.major >= 3
+            else f"upgrade the source to {OLDEST_EXPORTABLE_SOURCE} or a newer 2.x first"
+            if parsed < oldest
+            else f"the export knows no metadata schema newer than Airflow {newest}'s"
+        )
+    )
+
 
 @total_ordering
 @dataclass(frozen=True)

@@ -62,10 +62,12 @@ def migration_policies(
     account_id: str,
     bucket: str,
     object_prefix: str,
-    source_role_arn: str,
+    source_role_arn: str | None,
     target_role_arn: str,
     kms_key_arn: str,
 ) -> list[RolePolicy]:
+    """The export's policy on the source's role (none for a self-managed source: no role of its own)
+    and the import's on the target's."""
     objects = f"arn:{partition}:s3:::{bucket}/{object_prefix}"
     # The export's data key is bound to this migration by its encryption context: the source's role
     # may only make data keys for it, the target's role only decrypt them, for this migration only.
@@ -140,12 +142,19 @@ def migration_policies(
             },
         ],
     }
+    exporting = (
+        [
+            RolePolicy(
+                role_name=role_name(source_role_arn),
+                policy_name=policy_name(prefix, migration_id, "export"),
+                document=export_policy,
+            )
+        ]
+        if source_role_arn
+        else []
+    )
     return [
-        RolePolicy(
-            role_name=role_name(source_role_arn),
-            policy_name=policy_name(prefix, migration_id, "export"),
-            document=export_policy,
-        ),
+        *exporting,
         RolePolicy(
             role_name=role_name(target_role_arn),
             policy_name=policy_name(prefix, migration_id, "import"),
@@ -245,7 +254,7 @@ def policies_to_remove(plan: MigrationPlan, *, stack: StackGrants) -> list[RoleP
     return [
         RolePolicy(role_name=role_name(role_arn), policy_name=name, document={})
         for role_arn, name in pairs
-        if allowed.fullmatch(role_resource(role_arn))
+        if role_arn and allowed.fullmatch(role_resource(role_arn))
     ]
 
 

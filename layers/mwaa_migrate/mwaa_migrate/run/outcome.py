@@ -14,7 +14,7 @@ from mwaa_migrate.errors import from_client_error
 from mwaa_migrate.execution import execution_history, finished_steps, now, task_results
 from mwaa_migrate.metadata.metadata_dags import remove_dag
 from mwaa_migrate.migration_bucket import report_key, write_report
-from mwaa_migrate.models import Model
+from mwaa_migrate.models import Model, source_name_of
 from mwaa_migrate.observability import logger
 from mwaa_migrate.run.cutover import settle_after_failure, standing, target_went_live
 from mwaa_migrate.run.failure import error_from_state, failed_state, plan_from_state, readable_cause
@@ -155,7 +155,7 @@ def record_failure(
     where = failed_state(sfn, event.execution_id)
     plan = plan_from_state(event.state)
     request: dict[str, Any] = event.state.get("request") or {}
-    source_name = plan.source.name if plan else str(request.get("sourceEnvironmentName", "unknown"))
+    source_name = plan.source.name if plan else str(source_name_of(request) or "unknown")
     target_name = plan.target.name if plan else str(request.get("targetEnvironmentName", "unknown"))
     # First the DAGs: whatever else fails, exactly one environment must run them.
     settlement = (

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -17,6 +18,7 @@ from mwaa_migrate.environment.requirements_file import rewrite_constraints
 from mwaa_migrate.environment.secret_options import store_configuration
 from mwaa_migrate.environment.target_files import (
     FilesPlan,
+    bucket_name,
     plan_target_files,
     plugin_sources,
     point_request_at_copy,
@@ -24,9 +26,9 @@ from mwaa_migrate.environment.target_files import (
     read_source_file,
     unpaused_upon_creation,
 )
-from mwaa_migrate.environment.target_settings import apply_target_settings
+from mwaa_migrate.environment.target_settings import SELF_MANAGED_SETTINGS, apply_target_settings
 from mwaa_migrate.environment.versions import UnsupportedSource, VersionPath, version_path
-from mwaa_migrate.environment.webserver_transport import choose_routes
+from mwaa_migrate.environment.webserver_transport import choose_route, choose_routes
 from mwaa_migrate.errors import InvalidMigrationRequest, MigrationConflict, from_client_error
 from mwaa_migrate.metadata.metadata_dags import (
     EXPORT_DAG,
@@ -40,8 +42,12 @@ from mwaa_migrate.models import (
     DagCompatibility,
     MigrationPlan,
     MigrationRequest,
+    SelfManagedSource,
     SourceEnvironment,
     TargetEnvironment,
+    WebserverRoute,
+    WebserverRoutes,
+    s3_parts,
 )
 from mwaa_migrate.redaction import shown_options
 from mwaa_migrate.run.grants import migration_policies
@@ -190,7 +196,7 @@ def _existing_target(
 ) -> tuple[bool, list[str]]:
     """Whether an existing target is replaced (True) or reused (False), with the plan's warnings;
     raises MigrationConflict for a target this migration may not use."""
-    source_name = request.source_environment_name
+    source_name = request.source_name
     target_name = request.target_environment_name
     status = existing.get("Status")
     ours = existing.get("Tags", {}).get(SOURCE_TAG) == source_name
@@ -274,6 +280,159 @@ def _preflight(
     return compatibility, warnings
 
 
+# A self-managed source's files: the request's fields, by the path field they become.
+_SELF_MANAGED_FILE_FIELDS = {
+    "PluginsS3Path": "source.pluginsUri",
+    "RequirementsS3Path": "source.requirementsUri",
+    "StartupScriptS3Path": "source.startupScriptUri",
+}
+
+
+def _self_managed_description(s3: S3Client, source: SelfManagedSource, *, partition: str) -> dict[str, Any]:
+    """A self-managed source as GetEnvironment would describe an MWAA one (what the plan reads of it):
+    its name and version, and its files' bucket and keys. Checks the DAG folder's bucket is there."""
+    bucket, dag_folder = s3_parts(source.dags_uri)
+    try:
+        s3.head_bucket(Bucket=bucket)
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") in {"404", "NoSuchBucket", "NotFound"}:
+            raise InvalidMigrationRequest(f"source.dagsUri: bucket {bucket} does not exist") from None
+        raise from_client_error(error, f"checking bucket {bucket}") from None
+    description: dict[str, Any] = {
+        "Name": source.name,
+        "AirflowVersion": source.airflow_version,
+        "SourceBucketArn": f"arn:{partition}:s3:::{bucket}",
+        "DagS3Path": dag_folder.strip("/"),
+    }
+    paths = {
+        "PluginsS3Path": source.plugins_uri,
+        "RequirementsS3Path": source.requirements_uri,
+        "StartupScriptS3Path": source.startup_script_uri,
+    }
+    description.update({field: s3_parts(uri)[1] for field, uri in paths.items() if uri})
+    return description
+
+
+def _self_managed_warnings(source: SelfManagedSource) -> list[str]:
+    """What a self-managed source's plan says plainly: what this pipeline does not do for it."""
+    mode = (
+        f"through its REST API ({source.access.rest_api_url}, credentials in Secrets Manager)"
+        if source.access.mode == "reached"
+        else "by hand (hands_on)"
+    )
+    return [
+        f"{source.name} is a self-managed Apache Airflow {source.airflow_version}: this is a plan only. "
+        f"Running the export on it ({mode}) is not built yet, so no execution can go past the plan",
+        "task logs are not copied: a self-managed source has no MWAA CloudWatch log groups to copy from",
+        "no source execution role is changed: a self-managed source has none (only the target's role "
+        "would get the import's policy)",
+        f"the target's settings are targetSettings' own ({', '.join(SELF_MANAGED_SETTINGS)}, "
+        "NetworkConfiguration ...): there is no source environment to clone them from",
+    ]
+
+
+def _read_source(
+    request: MigrationRequest, *, mwaa: MWAAClient, s3: S3Client, partition: str
+) -> dict[str, Any]:
+    """The source as GetEnvironment describes it; a self-managed source (no GetEnvironment) as its
+    request does, in the same shape."""
+    if request.source is not None:
+        return _self_managed_description(s3, request.source, partition=partition)
+    source_name = request.source_name
+    source = get_environment(mwaa, source_name)
+    if source is None:
+        raise InvalidMigrationRequest(f"sourceEnvironmentName: environment {source_name} does not exist")
+    if source["Status"] != "AVAILABLE":
+        raise InvalidMigrationRequest(
+            f"sourceEnvironmentName: environment {source_name} is {source['Status']}, it must be AVAILABLE"
+        )
+    return source
+
+
+@dataclass(frozen=True)
+class _Roles:
+    """The target's execution role, and the partition, Region and account the grants are in."""
+
+    target: str
+    partition: str
+    region: str
+    account_id: str
+
+
+def _check_roles(
+    request: MigrationRequest,
+    source: dict[str, Any],
+    *,
+    iam: IAMClient,
+    kms_key_arn: str,
+    execution_role_pattern: str,
+) -> _Roles:
+    if request.source is None:
+        target_role = request.target_execution_role_arn or source["ExecutionRoleArn"]
+        partition, region, account_id = _arn_parts(source["Arn"])
+        # The grants go on both roles; the target's also opens the export: an MWAA-only role.
+        require_allowed_role(
+            source["ExecutionRoleArn"],
+            pattern=execution_role_pattern,
+            account_id=account_id,
+            field="sourceEnvironmentName (its execution role)",
+        )
+        role_field = (
+            "targetExecutionRoleArn"
+            if request.target_execution_role_arn
+            else "targetExecutionRoleArn (the source's role)"
+        )
+    else:
+        # No source role: the target's own, from its settings, in the stack's account and Region.
+        target_role = str((request.target_settings or {})["ExecutionRoleArn"])
+        partition, region, account_id = _arn_parts(kms_key_arn)
+        role_field = "targetSettings.ExecutionRoleArn"
+    require_execution_role(
+        iam, target_role, pattern=execution_role_pattern, account_id=account_id, field=role_field
+    )
+    return _Roles(target=target_role, partition=partition, region=region, account_id=account_id)
+
+
+def _plan_files(s3: S3Client, request: MigrationRequest, source: dict[str, Any]) -> FilesPlan:
+    """The target's own copy of the source's files: in targetBucket (default: the source's bucket),
+    or for a self-managed source in the target's own bucket (targetSettings.SourceBucketArn)."""
+    target_name = request.target_environment_name
+    if request.source is None:
+        return plan_target_files(s3, source, target_name=target_name, target_bucket=request.target_bucket)
+    return plan_target_files(
+        s3,
+        source,
+        target_name=target_name,
+        target_bucket=bucket_name(str((request.target_settings or {})["SourceBucketArn"])),
+        target_bucket_field="targetSettings.SourceBucketArn",
+        file_fields=_SELF_MANAGED_FILE_FIELDS,
+    )
+
+
+def _routes(
+    request: MigrationRequest,
+    source: dict[str, Any],
+    create_request: dict[str, Any],
+    *,
+    functions_in_vpc: bool | None,
+) -> WebserverRoutes:
+    if request.source is None:
+        return choose_routes(source, create_request, functions_in_vpc=functions_in_vpc)
+    return WebserverRoutes(
+        source=WebserverRoute(
+            reason=f"{request.source_name} is a self-managed Apache Airflow: the pipeline does not reach "
+            "it yet (running the export on it is not built; only the plan is made)"
+        ),
+        target=choose_route(
+            field="targetEnvironmentName",
+            environment_name=request.target_environment_name,
+            access_mode=str(create_request.get("WebserverAccessMode") or "PRIVATE_ONLY"),
+            airflow_version=str(create_request["AirflowVersion"]),
+            functions_in_vpc=functions_in_vpc,
+        ),
+    )
+
+
 def plan_migration(
     request: MigrationRequest,
     *,
@@ -286,41 +445,22 @@ def plan_migration(
     execution_role_pattern: str,
     functions_in_vpc: bool | None = None,
 ) -> MigrationPlan:
-    source_name = request.source_environment_name
+    source_name = request.source_name
     target_name = request.target_environment_name
+    self_managed = request.source
 
-    source = get_environment(mwaa, source_name)
-    if source is None:
-        raise InvalidMigrationRequest(f"sourceEnvironmentName: environment {source_name} does not exist")
-    if source["Status"] != "AVAILABLE":
-        raise InvalidMigrationRequest(
-            f"sourceEnvironmentName: environment {source_name} is {source['Status']}, it must be AVAILABLE"
-        )
+    source = _read_source(request, mwaa=mwaa, s3=s3, partition=_arn_parts(kms_key_arn)[0])
+    source_field = "sourceEnvironmentName" if self_managed is None else "source.airflowVersion"
     try:
         path = version_path(source["AirflowVersion"], request.target_airflow_version)
     except UnsupportedSource as error:
-        raise InvalidMigrationRequest(f"sourceEnvironmentName: {error}") from None
+        raise InvalidMigrationRequest(f"{source_field}: {error}") from None
     except ValueError as error:
         raise InvalidMigrationRequest(f"targetAirflowVersion: {error}") from None
-
-    target_role = request.target_execution_role_arn or source["ExecutionRoleArn"]
-    partition, region, account_id = _arn_parts(source["Arn"])
-    # The grants go on both roles; the target's also opens the export: an MWAA-only role.
-    require_allowed_role(
-        source["ExecutionRoleArn"],
-        pattern=execution_role_pattern,
-        account_id=account_id,
-        field="sourceEnvironmentName (its execution role)",
+    roles = _check_roles(
+        request, source, iam=iam, kms_key_arn=kms_key_arn, execution_role_pattern=execution_role_pattern
     )
-    require_execution_role(
-        iam,
-        target_role,
-        pattern=execution_role_pattern,
-        account_id=account_id,
-        field="targetExecutionRoleArn"
-        if request.target_execution_role_arn
-        else "targetExecutionRoleArn (the source's role)",
-    )
+    target_role = roles.target
     bucket = request.migration_bucket or default_bucket
     if bucket != default_bucket:
         # The functions' and the grants' policies name the stack's bucket only.
@@ -333,7 +473,7 @@ def plan_migration(
     resume_after_live, warnings = _finished_migration(s3, bucket, prefix, target_name)
     _refuse_other_cutovers(s3, bucket, source_name, target_name)
 
-    files = plan_target_files(s3, source, target_name=target_name, target_bucket=request.target_bucket)
+    files = _plan_files(s3, request, source)
     create_request, request_warnings = build_create_request(
         source,
         name=target_name,
@@ -343,9 +483,11 @@ def plan_migration(
     )
     warnings.extend(request_warnings)
     replaced = apply_target_settings(create_request, request.target_settings)
-    if replaced:
+    if self_managed is not None:
+        warnings.extend(_self_managed_warnings(self_managed))
+    elif replaced:
         warnings.append(f"targetSettings replace the source's {', '.join(replaced)} on the target")
-    webserver = choose_routes(source, create_request, functions_in_vpc=functions_in_vpc)
+    webserver = _routes(request, source, create_request, functions_in_vpc=functions_in_vpc)
     if path.final_version == source["AirflowVersion"]:
         # A real use (a new VPC, class or account settings), but never what an upgrade meant to do.
         warnings.append(
@@ -368,12 +510,12 @@ def plan_migration(
     policies = migration_policies(
         prefix=policy_name_prefix,
         migration_id=migration_id(source_name, target_name),
-        partition=partition,
-        region=region,
-        account_id=account_id,
+        partition=roles.partition,
+        region=roles.region,
+        account_id=roles.account_id,
         bucket=bucket,
         object_prefix=prefix,
-        source_role_arn=source["ExecutionRoleArn"],
+        source_role_arn=source.get("ExecutionRoleArn") if self_managed is None else None,
         target_role_arn=target_role,
         kms_key_arn=kms_key_arn,
     )
@@ -397,13 +539,15 @@ def plan_migration(
         migration_id=migration_id(source_name, target_name),
         source=SourceEnvironment(
             name=source_name,
-            arn=source["Arn"],
+            kind="mwaa" if self_managed is None else "self_managed",
+            arn=source.get("Arn"),
             airflow_version=source["AirflowVersion"],
-            execution_role_arn=source["ExecutionRoleArn"],
+            execution_role_arn=source.get("ExecutionRoleArn") if self_managed is None else None,
             source_bucket_arn=source["SourceBucketArn"],
             dag_s3_path=source["DagS3Path"],
             task_logs_enabled=_logs_enabled(source, "TaskLogs"),
-            settings=source_settings(source),
+            # A self-managed source has no MWAA settings: the target's request is all its own.
+            settings=source_settings(source) if self_managed is None else {},
         ),
         target=TargetEnvironment(
             name=target_name,
@@ -435,7 +579,8 @@ def plan_migration(
         webserver=webserver,
         log_days=request.log_days,
         kms_key_arn=kms_key_arn,
-        log_groups=request.log_groups,
+        # A self-managed source has no CloudWatch log groups: nothing to copy.
+        log_groups=request.log_groups if self_managed is None else [],
         failed_tasks_only=request.failed_tasks_only,
         on_conflict=request.on_conflict,
         on_incompatible_dags=request.on_incompatible_dags,

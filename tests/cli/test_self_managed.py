@@ -1,0 +1,119 @@
+"""A self-managed Apache Airflow source from the command line: `init --self-managed` writes a request
+to start from, `template --input` writes its target as CloudFormation, `plan` makes its dry run, and
+anything more than a plan is refused before it starts."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cfnlint.api
+
+from emulation.lambdas import REPO_ROOT
+from mwaa_migrate.models import MigrationRequest, parse_model
+from mwaa_migrate_cli import main
+from mwaa_migrate_cli.cloudformation import RESOURCE_TYPE
+from tests.cli.conftest import Emulation
+
+SELF_MANAGED_EVENT = REPO_ROOT / "events" / "plan_migration_self_managed.json"
+
+
+def _request(tmp_path: Path, **changes: object) -> Path:
+    request = {**json.loads(SELF_MANAGED_EVENT.read_text())["request"], **changes}
+    path = tmp_path / "self-managed.json"
+    path.write_text(json.dumps(request))
+    return path
+
+
+def test_init_self_managed_writes_a_valid_dry_run_request_and_explains_the_source_block(tmp_path, capsys):
+    path = tmp_path / "request.json"
+
+    assert main.main(["init", "--self-managed", "--source", "onprem", "--output", str(path)]) == 0
+
+    request = parse_model(MigrationRequest, json.loads(path.read_text()))
+    assert request.source is not None
+    assert (request.source_name, request.source_environment_name, request.dry_run) == ("onprem", None, True)
+    assert request.target_environment_name == "onprem-2-11"
+    assert set(request.target_settings or {}) >= {
+        "ExecutionRoleArn",
+        "SourceBucketArn",
+        "NetworkConfiguration",
+    }
+    out = capsys.readouterr().out
+    for field in ("source.dagsUri", "source.airflowVersion", "source.access.restApiUrl", "targetSettings"):
+        assert f"  {field} " in out, field
+    assert "the export on your Airflow is not built yet" in out
+    assert f"template --input {path}" in out
+
+
+def test_template_input_writes_the_self_managed_targets_resource_that_cfn_lint_accepts(tmp_path, capsys):
+    output = tmp_path / "target.json"
+
+    assert main.main(["template", "--input", str(_request(tmp_path)), "--output", str(output)]) == 0
+
+    template = json.loads(output.read_text())
+    assert cfnlint.api.lint(json.dumps(template), regions=["us-east-1"]) == []
+    (resource,) = template["Resources"].values()
+    assert (resource["Type"], resource["DeletionPolicy"]) == (RESOURCE_TYPE, "Retain")
+    properties = resource["Properties"]
+    assert properties["Name"] == "onprem-airflow-2-10"
+    assert properties["AirflowVersion"] == "2.10.3"
+    assert properties["SourceBucketArn"] == "arn:aws:s3:::airflow-analytics-prod"
+    # The paths of the target's own copy, as the plan makes them.
+    assert properties["DagS3Path"] == "mwaa-migrate/onprem-airflow-2-10/dags"
+    assert properties["RequirementsS3Path"] == "mwaa-migrate/onprem-airflow-2-10/requirements.txt"
+    assert "RequirementsS3ObjectVersion" not in properties
+    err = capsys.readouterr().err
+    assert "Not in the template: RequirementsS3ObjectVersion: the version of the target's copy" in err
+
+
+def test_template_input_of_an_mwaa_source_request_or_of_nothing_is_refused(tmp_path, capsys):
+    mwaa = REPO_ROOT / "events" / "migration_request.json"
+
+    assert main.main(["template", "--input", str(mwaa)]) == 2
+    assert "names an MWAA source" in capsys.readouterr().err
+    assert main.main(["template"]) == 2
+    assert "name an ENVIRONMENT or give --input REQUEST" in capsys.readouterr().err
+
+
+def test_plan_of_a_self_managed_request_is_its_dry_run(emulation: Emulation, tmp_path: Path):
+    result = emulation.run("plan", "--local", "--input", str(_request(tmp_path)))
+
+    assert result.code == 0, result.err
+    assert result.out.startswith(
+        "Plan: onprem-airflow (Airflow 2.8.4) -> onprem-airflow-2-10 (Airflow 2.10.3)\n"
+    )
+    assert "a self-managed source: not built yet" in result.out
+    assert "no task logs to copy: onprem-airflow is self-managed" in result.out
+
+
+def test_a_self_managed_run_that_is_not_a_dry_run_is_refused_before_anything_starts(
+    emulation: Emulation, tmp_path: Path
+):
+    result = emulation.run("start", "--local", "--input", str(_request(tmp_path, dryRun=False)))
+
+    assert result.code == 3
+    assert "dryRun: must be true for a self-managed source" in result.err
+    assert "(nothing was started)" in result.err
+
+
+def test_plan_uploads_a_local_dag_folder_first_and_again_only_what_changed(
+    emulation: Emulation, tmp_path: Path
+):
+    dags = tmp_path / "dags"
+    dags.mkdir()
+    (dags / "etl.py").write_text("from airflow import DAG\n")
+    request = _request(tmp_path)
+    data = json.loads(request.read_text())
+    data["source"]["dagsUri"] = str(dags)
+    request.write_text(json.dumps(data))
+
+    first = emulation.run("plan", "--local", "--input", str(request))
+    again = emulation.run("plan", "--local", "--input", str(request))
+
+    assert first.code == 0, first.err
+    uri = "s3://airflow-analytics-prod/mwaa-migrate/sources/onprem-airflow/dags/"
+    assert f"dagsUri: {dags} -> {uri}" in first.err
+    assert "1 uploaded, 0 unchanged, 0 removed" in first.err
+    assert again.code == 0, again.err
+    assert "0 uploaded, 1 unchanged, 0 removed" in again.err
