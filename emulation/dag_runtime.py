@@ -312,7 +312,7 @@ class RowwiseTables:
                 continue
             exported.add(spec.key_of(row))
             carried = metadata.cleared_for_delta(spec, row, window)
-            sink(metadata.json_line(metadata.encode_row(spec.name, carried, columns)))
+            sink(metadata.copy_line(metadata.encode_row(spec.name, carried, columns), columns))
 
     def synthesize_try_history(self) -> metadata.TryHistory:
         """PostgresDatabase.synthesize_try_history row by row (see metadata.TryHistory)."""
@@ -391,6 +391,7 @@ class RowwiseTables:
         exported_at: str,
     ) -> TableCounts:
         types = dict(mapping.source_types)
+        exported = [Column(name, kind) for name, kind in mapping.source_types]
         compared = [target for target, _ in mapping.kept] + [ref.column for ref in mapping.id_refs]
         if spec.target_defines:
             compared = []  # the target's own row once it holds the key (a dataset)
@@ -401,7 +402,7 @@ class RowwiseTables:
         dropped: set[str] = set()
         for line in lines:
             counts.read += 1
-            row = json.loads(line)
+            row = metadata.copy_row_values(line, exported)
             if spec.requires_dag and row.get(spec.requires_dag) not in known_dags:
                 counts.dropped += 1  # the target lacks the DAG (a foreign key to dag refuses it)
                 dropped.add(str(row.get(spec.requires_dag)))
@@ -827,7 +828,7 @@ class MigrationDagRuntime:
 
 
 def opened_table_file(s3: S3Client, kms: KMSClient, bucket: str, key: str) -> bytes:
-    """The JSON Lines inside one sealed table file of an export, opened as the target's role does
+    """The lines inside one sealed table file of an export, opened as the target's role does
     (the export's manifest, next to it, names the data key). For comparing exports by content: the
     sealed bytes differ between two exports of the same rows (a new data key and nonces each time)."""
     folder = key.rsplit("/", 1)[0]

@@ -407,7 +407,7 @@ def test_no_secret_is_in_the_bucket_in_plaintext(migration: Migration) -> None:
         assert json.dumps(secret).encode() not in contents
     for phase in ("bulk", "cutover"):
         with pytest.raises(gzip.BadGzipFile):
-            gzip.decompress(migration.read(f"{migration.prefix}/export/{phase}/connection.jsonl.gz.sealed"))
+            gzip.decompress(migration.read(f"{migration.prefix}/export/{phase}/connection.tsv.gz.sealed"))
         manifest = migration.read_json(f"{migration.prefix}/export/{phase}/manifest.json")
         assert manifest["secrets"]["kms_key_id"] == migration.aws.kms_key_arn
         assert manifest["secrets"]["algorithm"] == "AES-256-GCM"

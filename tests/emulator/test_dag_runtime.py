@@ -352,7 +352,7 @@ def test_a_corrupt_file_fails_verify_export_and_changes_nothing(
 ) -> None:
     old, new = source(), target()
     runtime.run(old, metadata.EXPORT_DAG_ID, conf)
-    key = f"{PREFIX}/export/bulk/dag_run.jsonl.gz.sealed"
+    key = f"{PREFIX}/export/bulk/dag_run.tsv.gz.sealed"
     s3.put_object(Bucket=BUCKET, Key=key, Body=b"not the exported file")
     before = json.loads(json.dumps(new.metadata))
 
@@ -360,7 +360,7 @@ def test_a_corrupt_file_fails_verify_export_and_changes_nothing(
 
     assert result.state == "failed"
     assert result.failed_task == "verify_export"
-    assert result.stderr.startswith("VerificationError: dag_run.jsonl.gz.sealed: sha256")
+    assert result.stderr.startswith("VerificationError: dag_run.tsv.gz.sealed: sha256")
     assert new.metadata == before
 
 
@@ -383,19 +383,20 @@ def test_a_failing_task_leaves_none_of_its_changes(
     # so import_tables fails after it has inserted the variables and pools.
     manifest = read_json(s3, f"{PREFIX}/export/bulk/manifest.json")
     entry = manifest["tables"]["dag_run"]
-    key = f"{PREFIX}/export/bulk/dag_run.jsonl.gz.sealed"
+    key = f"{PREFIX}/export/bulk/dag_run.tsv.gz.sealed"
     rows = exported_rows(s3, kms, conf, "dag_run")
     box = metadata.open_secret_box(
         metadata.KmsKeys(kms), metadata.SecretsEnvelope.from_json(manifest["secrets"]), "m-1"
     )
+    entry["columns"] = [column for column in entry["columns"] if column["name"] != "execution_date"]
     body, count = metadata.encode_table(
         [{k: v for k, v in row.items() if k != "execution_date"} for row in rows],
         box,
-        "dag_run.jsonl.gz.sealed",
+        "dag_run.tsv.gz.sealed",
+        [metadata.Column.from_json(column) for column in entry["columns"]],
     )
     s3.put_object(Bucket=BUCKET, Key=key, Body=body)
     entry.update(rows=count, sha256=metadata.sha256_hex(body))
-    entry["columns"] = [column for column in entry["columns"] if column["name"] != "execution_date"]
     # Written as the export would (the data key's holder), so it passes verify_export.
     s3.put_object(
         Bucket=BUCKET,

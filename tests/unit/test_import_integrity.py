@@ -225,8 +225,8 @@ def test_a_data_object_swapped_for_another_exports_fails_the_import_with_nothing
     export_and_import(runtime, old, new, conf)
     runtime.run(old, metadata.EXPORT_DAG_ID, cutover)
     # The bulk's dag_run file (another data key) under the cutover's name, its sha256 in the manifest.
-    swapped = s3.get_object(Bucket=BUCKET, Key=f"{PREFIX}/export/bulk/dag_run.jsonl.gz.sealed")["Body"].read()
-    s3.put_object(Bucket=BUCKET, Key=f"{PREFIX}/export/cutover/dag_run.jsonl.gz.sealed", Body=swapped)
+    swapped = s3.get_object(Bucket=BUCKET, Key=f"{PREFIX}/export/bulk/dag_run.tsv.gz.sealed")["Body"].read()
+    s3.put_object(Bucket=BUCKET, Key=f"{PREFIX}/export/cutover/dag_run.tsv.gz.sealed", Body=swapped)
     edit_manifest(s3, "cutover", lambda m: m["tables"]["dag_run"].update(sha256=metadata.sha256_hex(swapped)))
     before = snapshot(new)
 

@@ -104,18 +104,27 @@ class World:
         return [WorkItem.model_validate(item) for item in json.loads(body)]
 
     def sealed_export(
-        self, tables: dict[str, list[dict[str, Any]]], migration_id: str = "src-to-dst", phase: str = "bulk"
+        self,
+        tables: dict[str, list[dict[str, Any]]],
+        migration_id: str = "src-to-dst",
+        phase: str = "bulk",
+        suffix: str = metadata.COPY_FILE_SUFFIX,
     ) -> None:
-        """An export as the export DAG writes it now: each table sealed with a KMS data key."""
+        """An export as the export DAG writes it now (with `suffix` JSONL_FILE_SUFFIX, as format 4
+        wrote it): each table sealed with a KMS data key."""
         key = clients.kms().create_key()["KeyMetadata"]["Arn"]
         box, envelope = metadata.new_secret_box(metadata.KmsKeys(clients.kms()), key, migration_id)
         entries = {}
         for table, rows in tables.items():
-            name = f"{table}{metadata.TABLE_FILE_SUFFIX}"
-            body, count = metadata.encode_table(rows, box, name)
+            name = f"{table}{suffix}"
+            columns = tuple(
+                metadata.Column(column, "integer" if isinstance(value, int) else "string")
+                for column, value in (rows[0] if rows else {"dag_id": ""}).items()
+            )
+            body, count = metadata.encode_table(rows, box, name, columns)
             self.s3.put_object(Bucket=BUCKET, Key=f"{PREFIX}/export/{phase}/{name}", Body=body)
             entries[table] = metadata.TableEntry(
-                file=name, rows=count, sha256=metadata.sha256_hex(body), key=(), columns=()
+                file=name, rows=count, sha256=metadata.sha256_hex(body), key=(), columns=columns
             ).to_json()
         manifest = {"format": metadata.FORMAT_NAME, "tables": entries, "secrets": envelope.to_json()}
         self.s3.put_object(
@@ -372,6 +381,23 @@ def test_a_sealed_export_is_opened_with_the_migrations_data_key(world: World) ->
             ]
         }
     )
+
+    listing = world.list(world.event(failedTasksOnly=True))
+
+    assert [s.source for item in world.items(listing) for s in item.streams] == [task(2)]
+
+
+def test_a_sealed_export_of_json_lines_format_4_is_still_read(world: World) -> None:
+    world.stream("airflow-src-Task", task(1))
+    world.stream("airflow-src-Task", task(2))
+    failed = {
+        "dag_id": "etl",
+        "task_id": "load",
+        "run_id": "scheduled__0002",
+        "map_index": -1,
+        "state": "failed",
+    }
+    world.sealed_export({"task_instance": [failed]}, suffix=metadata.JSONL_FILE_SUFFIX)
 
     listing = world.list(world.event(failedTasksOnly=True))
 

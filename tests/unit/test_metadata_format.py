@@ -415,7 +415,7 @@ def test_export_writes_a_manifest_describing_one_sealed_file_per_table(
     manifest = manifest_of(exported)
 
     assert manifest["format"] == "mwaa-migrate-metadata"
-    assert manifest["format_version"] == 4
+    assert manifest["format_version"] == 5
     assert manifest["migrationId"] == "m-1"
     assert manifest["phase"] == "bulk"
     assert manifest["watermark"] == "2026-11-23T06:00:00+00:00"
@@ -439,8 +439,8 @@ def test_export_writes_a_manifest_describing_one_sealed_file_per_table(
         "log",
     }
     for name, entry in manifest["tables"].items():
-        assert entry["file"] == f"{name}.jsonl.gz.sealed"
-        body = exported.objects[f"runs/m-1/export/bulk/{name}.jsonl.gz.sealed"]
+        assert entry["file"] == f"{name}.tsv.gz.sealed"
+        body = exported.objects[f"runs/m-1/export/bulk/{name}.tsv.gz.sealed"]
         assert entry["sha256"] == metadata.sha256_hex(body)
     assert manifest["tables"]["dag_run"]["key"] == ["dag_id", "run_id"]
     assert manifest["secrets"]["kms_key_id"] == conf.kms_key_id
@@ -502,33 +502,32 @@ def test_a_value_with_newlines_and_unicode_survives_export_and_import(
 def test_a_changed_file_is_refused_by_its_checksum(
     exported: MemoryStorage, conf: metadata.RunConf, keys: metadata.KmsKeys
 ) -> None:
-    exported.objects["runs/m-1/export/bulk/dag_run.jsonl.gz.sealed"] += b"\0"
+    exported.objects["runs/m-1/export/bulk/dag_run.tsv.gz.sealed"] += b"\0"
 
-    with pytest.raises(metadata.VerificationError, match="dag_run.jsonl.gz.sealed: sha256"):
+    with pytest.raises(metadata.VerificationError, match="dag_run.tsv.gz.sealed: sha256"):
         metadata.verify_export(EmulatedDatabase(target_environment(), now=NOW), exported, conf, keys)
 
 
 def test_a_sealed_file_moved_under_another_name_does_not_decrypt(
     exported: MemoryStorage, conf: metadata.RunConf, keys: metadata.KmsKeys
 ) -> None:
-    moved = exported.objects["runs/m-1/export/bulk/variable.jsonl.gz.sealed"]
-    exported.objects["runs/m-1/export/bulk/connection.jsonl.gz.sealed"] = moved
+    moved = exported.objects["runs/m-1/export/bulk/variable.tsv.gz.sealed"]
+    exported.objects["runs/m-1/export/bulk/connection.tsv.gz.sealed"] = moved
     rewrite_manifest(
         exported, lambda m: m["tables"]["connection"].update(sha256=metadata.sha256_hex(moved)), keys
     )
 
-    with pytest.raises(metadata.SecretError, match="connection.jsonl.gz.sealed part 0 does not decrypt"):
+    with pytest.raises(metadata.SecretError, match="connection.tsv.gz.sealed part 0 does not decrypt"):
         metadata.verify_export(EmulatedDatabase(target_environment(), now=NOW), exported, conf, keys)
 
 
 def test_a_sealed_file_cut_short_is_refused(conf: metadata.RunConf, keys: metadata.KmsKeys) -> None:
     box, _ = metadata.new_secret_box(keys, conf.kms_key_id, "m-1")
+    columns = (Column("key"), Column("val"))
     body, rows = metadata.encode_table(
-        [{"key": f"k{n}", "val": "x" * 50} for n in range(3)], box, "variable.jsonl.gz.sealed"
+        [{"key": f"k{n}", "val": "x" * 50} for n in range(3)], box, "variable.tsv.gz.sealed", columns
     )
-    entry = metadata.TableEntry(
-        "variable.jsonl.gz.sealed", rows, "", ("key",), (Column("key"), Column("val"))
-    )
+    entry = metadata.TableEntry("variable.tsv.gz.sealed", rows, "", ("key",), columns)
     last_frame = body.rindex(b"\x01")  # the last frame's flag byte
     cut = body[:last_frame]
 
@@ -572,16 +571,107 @@ def test_a_data_key_bound_to_another_migration_is_refused(
         metadata.verify_export(EmulatedDatabase(target_environment(), now=NOW), exported, conf, keys)
 
 
-@pytest.mark.parametrize("version", [3, 5])
+@pytest.mark.parametrize("version", [3, 6])
 def test_a_format_version_this_import_does_not_read_is_refused(
     exported: MemoryStorage, conf: metadata.RunConf, keys: metadata.KmsKeys, version: int
 ) -> None:
     rewrite_manifest(exported, lambda m: m.update(format_version=version))
 
     with pytest.raises(
-        metadata.VerificationError, match=f"format version {version}; this import reads versions 4 to 4"
+        metadata.VerificationError, match=f"format version {version}; this import reads versions 4 to 5"
     ):
         metadata.verify_export(EmulatedDatabase(target_environment(), now=NOW), exported, conf, keys)
+
+
+def test_a_line_with_fields_other_than_the_manifests_columns_is_refused(
+    conf: metadata.RunConf, keys: metadata.KmsKeys
+) -> None:
+    box, _ = metadata.new_secret_box(keys, conf.kms_key_id, "m-1")
+    columns = (Column("key"), Column("val"))
+    body, rows = metadata.encode_table([{"key": "k", "val": "v"}], box, "variable.tsv.gz.sealed", columns)
+    entry = metadata.TableEntry(
+        "variable.tsv.gz.sealed", rows, metadata.sha256_hex(body), ("key",), (*columns, Column("extra"))
+    )
+
+    with pytest.raises(metadata.VerificationError, match="line 1: 2 fields, the manifest lists 3 columns"):
+        metadata.decode_table(body, entry, box)
+
+
+def test_postgresqls_own_copy_text_reads_back_as_the_exports_values() -> None:
+    columns = [
+        Column("s", "string"),
+        Column("n", "integer"),
+        Column("f", "float"),
+        Column("b", "boolean"),
+        Column("at", "datetime"),
+        Column("short", "datetime"),
+        Column("raw", "bytes"),
+        Column("conf", "json"),
+        Column("none", "string"),
+    ]
+    # As COPY ... TO STDOUT writes them: escapes (and the octal and \x ones COPY also reads), a
+    # space for the T, a fraction without trailing zeros, an offset of hours only, bytea in hex.
+    fields = [
+        rb"a\tb\\c\nd\101\x42",
+        b"12",
+        b"0.1",
+        b"t",
+        b"2026-11-23 01:02:03+00",
+        b"2026-11-23 01:02:03.5+05:30",
+        rb"\\x00ff",
+        '{"k": [1, "ü"]}'.encode(),
+        rb"\N",
+    ]
+    line = b"\t".join(fields) + b"\n"
+
+    assert metadata.copy_row_values(line, columns) == {
+        "s": "a\tb\\c\ndAB",
+        "n": 12,
+        "f": 0.1,
+        "b": True,
+        "at": "2026-11-23T01:02:03+00:00",
+        "short": "2026-11-22T19:32:03.500000+00:00",
+        "raw": "AP8=",
+        "conf": {"k": [1, "ü"]},
+        "none": None,
+    }
+
+
+def test_the_export_form_of_a_row_survives_the_copy_text_format() -> None:
+    columns = [
+        Column("val", "string"),
+        Column("raw", "bytes"),
+        Column("conf", "json"),
+        Column("on", "boolean"),
+    ]
+    row = {"val": TRICKY, "raw": "AP8=", "conf": {"note": TRICKY, "n": [1.5, None]}, "on": False}
+
+    line = metadata.copy_line(row, columns)
+
+    assert line.count(b"\n") == 1
+    assert line.count(b"\t") == len(columns) - 1
+    assert metadata.copy_row_values(line, columns) == row
+
+
+def test_an_export_of_format_4_json_lines_is_still_imported(
+    exported: MemoryStorage, conf: metadata.RunConf, keys: metadata.KmsKeys
+) -> None:
+    manifest = manifest_of(exported)
+    box = metadata.open_secret_box(keys, metadata.SecretsEnvelope.from_json(manifest["secrets"]), "m-1")
+    for name, entry in manifest["tables"].items():
+        rows = rows_of(exported, conf, keys, name)
+        file = f"{name}.jsonl.gz.sealed"
+        body, count = metadata.encode_table(rows, box, file)
+        exported.objects[f"runs/m-1/export/bulk/{file}"] = body
+        del exported.objects[f"runs/m-1/export/bulk/{entry['file']}"]
+        entry.update(file=file, rows=count, sha256=metadata.sha256_hex(body))
+    rewrite_manifest(exported, lambda m: m.update(format_version=4, tables=manifest["tables"]), keys)
+    target = target_environment()
+
+    result = import_(target, exported, conf, keys)
+
+    assert result["tables"]["dag_run"]["inserted"] == len(rows_of(exported, conf, keys, "dag_run"))
+    assert {row["key"]: row["val"] for row in target.metadata["variable"]}["tricky"] == TRICKY
 
 
 def test_unknown_manifest_keys_are_ignored_but_unknown_tables_refused(

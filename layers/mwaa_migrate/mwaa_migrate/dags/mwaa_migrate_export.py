@@ -15,7 +15,7 @@ folder and triggers the DAG twice with conf `{"bucket": B, "prefix": P, "migrati
   (every run the bulk did not carry, runs in flight with their unfinished tasks cleared, the audit
   log from the watermark, the settings in full) to `s3://B/P/export/cutover/`.
 
-Each table streams out of the metadata database into a gzipped JSON Lines file sealed with a new
+Each table streams out of the metadata database (COPY) into a gzipped file sealed with a new
 KMS data key of K (for this migration only); the manifest is written last. Runs of this DAG are
 never carried. Written for Airflow 2.4-2.11 on PostgreSQL (as MWAA runs it); see
 `mwaa_migrate_metadata` for the format. Needs only what MWAA installs: Airflow, psycopg2, boto3,

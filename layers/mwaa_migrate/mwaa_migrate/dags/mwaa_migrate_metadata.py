@@ -12,19 +12,25 @@ active DAGs in `{prefix}/cutover/record.json`, pause exactly those, drain the ta
 queued, export the delta: everything the bulk did not carry; the import inserts or updates it,
 checks every row, and unpauses exactly the recorded DAGs).
 
-The export format (FORMAT_VERSION 4) under `s3://{bucket}/{prefix}/export/{phase}/`:
+The export format (FORMAT_VERSION 5) under `s3://{bucket}/{prefix}/export/{phase}/`:
 
 - `manifest.json`: format name and version, migrationId, `phase` (bulk | cutover), `watermark`
   (the bulk's start; the delta names the bulk's), source_airflow_version, schema_revision (the
   source database's Alembic revision), exported_at, `active_dags` (the cutover record's),
   `timings` and `drain` (the delta's), `secrets` (the KMS key, the data key's KMS ciphertext and
   its encryption context, never the key itself), per table `{"file", "rows", "sha256", "key",
-  "columns": [{"name", "type"}]}`, and `mac`: HMAC-SHA256 of the rest (canonical JSON: keys sorted,
-  no whitespace) under a key derived with HKDF-SHA256 from the data key. Only a holder of the data
+  "columns": [{"name", "type"}]}` (the file's columns, in its order), and `mac`: HMAC-SHA256 of
+  the rest (canonical JSON: keys sorted, no whitespace) under a key derived with HKDF-SHA256 from
+  the data key. Only a holder of the data
   key can write a manifest the import accepts: an edited active_dags, count or sha256 is refused.
-- one file per table (`task_instance.jsonl.gz.sealed`, ...): JSON Lines, one object per row,
-  column name -> JSON value (datetimes ISO 8601 in UTC, `bytes` columns such as pickled confs and
-  XCom values base64, `json` columns embedded), gzipped, then sealed: cut into 1 MiB chunks, each
+- one file per table (`task_instance.tsv.gz.sealed`, ...): PostgreSQL's COPY text format, one line
+  per row, the manifest's columns in its order (fields split by a tab; backslash escapes for tab,
+  newline, carriage return and backslash; `\\N` null; datetimes ISO 8601 in UTC, `bytes` columns
+  such as pickled confs and XCom values in bytea's hex form, `json` columns as JSON text, booleans
+  `t`/`f`): what `COPY ... TO STDOUT` writes and `COPY ... FROM STDIN` reads, so neither
+  side builds or parses JSON per row, and the columns still map by name through the manifest.
+  Format 4's files (`.jsonl.gz.sealed`: JSON Lines, one object per row, bytes in base64) are still
+  read, a line at a time. Each file is gzipped, then sealed: cut into 1 MiB chunks, each
   encrypted with AES-256-GCM under the migration's data key, bound to the file's name, its position
   and whether it is the last (so a chunk moved, dropped or cut off is refused). `sha256` is over the
   sealed bytes. Ids local to one database (`id`, `job_id`, `trigger_id`, `dag_run_id`, ...) are not
@@ -70,12 +76,13 @@ table and key.
 The steps run against two interfaces, `Storage` and `MetadataDatabase`. `PostgresDatabase` is the
 real one (Airflow's metadata database, in the DAG's task, through its SQLAlchemy session): tables
 stream out with `COPY (SELECT ...) TO STDOUT` and secret tables through a server-side cursor, and
-stream in with `COPY ... FROM STDIN` into a staging table, each line parsed once into typed
-columns, then set-based statements per table (`UPDATE ... FROM` by natural key, `INSERT ... SELECT`,
-with `ON CONFLICT DO NOTHING` unless the target holds none of the rows by key, and counts before
-and after: one join of the rows with the table for both checks and the ledger), so memory stays
-flat however many rows there are. The project's emulator implements the same interface over
-in-memory tables (emulation/dag_runtime.py's `RowwiseTables`).
+stream in with `COPY ... FROM STDIN` into a staging table typed as the target types each column
+(the text format's lines parsed by COPY itself), then set-based statements per table
+(`UPDATE ... FROM` by natural key, `INSERT ... SELECT`, with `ON CONFLICT DO NOTHING` unless the
+target holds none of the rows by key, and counts before and after: one join of the rows with the
+table for both checks and the ledger), so memory stays flat however many rows there are. The
+project's emulator implements the same interface over in-memory tables (emulation/dag_runtime.py's
+`RowwiseTables`).
 """
 
 from __future__ import annotations
@@ -88,6 +95,7 @@ import io
 import json
 import logging
 import os
+import re
 import tempfile
 import zlib
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
@@ -105,9 +113,10 @@ log = logging.getLogger(__name__)
 UTC = timezone.utc  # noqa: UP017
 
 FORMAT_NAME = "mwaa-migrate-metadata"
-FORMAT_VERSION = 4
+FORMAT_VERSION = 5
 # Version 1 carried variable values in plaintext; version 2 was one single-phase export; version 3
-# had no MAC over its manifest (an edited one was trusted): refused.
+# had no MAC over its manifest (an edited one was trusted): refused. Version 4 wrote JSON Lines
+# (JSONL_FILE_SUFFIX): read, each line turned into the COPY text format as it streams.
 OLDEST_FORMAT_VERSION = 4
 
 # The two copies of a migration (docs/cutover.md): the bulk while the source runs, then the delta
@@ -142,8 +151,12 @@ IN_FLIGHT_STATES = frozenset(
 SUPPORTED_AIRFLOW_MAJOR = 2
 
 MANIFEST_FILE = "manifest.json"
-# Gzipped JSON Lines, sealed: not readable as gzip without the migration's data key.
-TABLE_FILE_SUFFIX = ".jsonl.gz.sealed"
+# Every sealed table file's name ends so (gzipped, then sealed: not readable as gzip without the
+# migration's data key). What is inside, by the name: COPY_FILE_SUFFIX (this format) or
+# JSONL_FILE_SUFFIX (format 4).
+TABLE_FILE_SUFFIX = ".gz.sealed"
+COPY_FILE_SUFFIX = ".tsv.gz.sealed"
+JSONL_FILE_SUFFIX = ".jsonl.gz.sealed"
 RESULT_FILE = "result.json"
 RECORD_FILE = "record.json"
 # The import's record, in the target's own database, of every row version an import of this
@@ -293,7 +306,7 @@ class TableSpec:
 
     @property
     def file(self) -> str:
-        return f"{self.name}{TABLE_FILE_SUFFIX}"
+        return f"{self.name}{COPY_FILE_SUFFIX}"
 
     def key_of(self, row: Mapping[str, Any]) -> tuple[Any, ...]:
         return tuple(row.get(column) for column in self.key)
@@ -760,6 +773,97 @@ def json_line(row: Mapping[str, Any]) -> bytes:
     return (json.dumps(row, ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8")
 
 
+# The COPY text format's escapes (what COPY ... TO STDOUT writes; COPY ... FROM STDIN also reads
+# \b, \f, \v, octal \ooo and hex \xhh, which copy_row_values reads too).
+_COPY_NULL = b"\\N"
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t"})
+_COPY_UNESCAPE = re.compile(rb"\\(?:([0-7]{1,3})|x([0-9a-fA-F]{1,2})|(.))", re.DOTALL)
+_COPY_CHARACTERS = {b"b": b"\b", b"f": b"\f", b"n": b"\n", b"r": b"\r", b"t": b"\t", b"v": b"\v"}
+# PostgreSQL's ISO output of a datetime: a space for the T, 1-6 digits of fraction, an offset of
+# hours only (+00); Python 3.10's fromisoformat wants T-less forms with 3 or 6 digits and +hh:mm.
+_PG_DATETIME = re.compile(
+    r"(\d{4}-\d\d-\d\d)[ T](\d\d:\d\d:\d\d)(?:\.(\d{1,6}))?(?:([+-]\d\d)(?::?(\d\d))?(?::?(\d\d))?)?"
+)
+
+
+def _copy_unescaped(match: re.Match[bytes]) -> bytes:
+    octal, hexadecimal, character = match.groups()
+    if octal:
+        return bytes([int(octal, 8) & 0xFF])
+    if hexadecimal:
+        return bytes([int(hexadecimal, 16)])
+    return _COPY_CHARACTERS.get(character, character)
+
+
+def _copy_field(value: Any, column_type: str) -> str:
+    """One value as the export's JSON form holds it (encode_value) as a COPY text field."""
+    if value is None:
+        return "\\N"
+    if column_type == "bytes":
+        raw = base64.b64decode(value) if isinstance(value, str) else bytes(value)
+        return "\\\\x" + raw.hex()
+    if isinstance(value, bool):
+        text = "t" if value else "f"
+    elif isinstance(value, str) and column_type != "json":
+        text = value
+    else:
+        text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return text.translate(_COPY_ESCAPES)
+
+
+def copy_line(row: Mapping[str, Any], columns: Sequence[Column]) -> bytes:
+    """A row in the export's JSON form (encode_row) as a line of the COPY text format: the
+    columns' values in their order (a column the row lacks is null)."""
+    fields = (_copy_field(row.get(column.name), column.type) for column in columns)
+    return ("\t".join(fields) + "\n").encode("utf-8")
+
+
+def _pg_datetime(text: str) -> datetime:
+    match = _PG_DATETIME.fullmatch(text)
+    if match is None:
+        return parse_datetime(text)
+    day, time, fraction, hours, minutes, seconds = match.groups()
+    offset = f"{hours}:{minutes or '00'}{':' + seconds if seconds else ''}" if hours else ""
+    return parse_datetime(f"{day}T{time}.{(fraction or '').ljust(6, '0')}{offset}")
+
+
+def _copy_value(text: str, column_type: str) -> Any:
+    """A COPY text field (unescaped) as the export's JSON form of its column type."""
+    if column_type == "bytes":
+        if not text.startswith("\\x"):
+            raise ValueError("not bytea's hex form")
+        return base64.b64encode(bytes.fromhex(text[2:])).decode("ascii")
+    if column_type == "boolean":
+        if text not in {"t", "f", "true", "false"}:
+            raise ValueError(f"{text!r} is not a boolean")
+        return text in {"t", "true"}
+    if column_type == "integer":
+        return int(text)
+    if column_type == "float":
+        return float(text)
+    if column_type == "datetime":
+        return format_datetime(_pg_datetime(text))
+    if column_type == "json":
+        return json.loads(text)
+    return text
+
+
+def copy_row_values(line: bytes, columns: Sequence[Column]) -> dict[str, Any]:
+    """A line of the COPY text format as the row's export JSON form (encode_row's: datetimes ISO
+    8601 in UTC, bytes base64, json values parsed). Raises ValueError on a malformed line."""
+    fields = line.rstrip(b"\n").split(b"\t")
+    if len(fields) != len(columns):
+        raise ValueError(f"{len(fields)} fields for {len(columns)} columns")
+    row: dict[str, Any] = {}
+    for column, raw in zip(columns, fields, strict=True):
+        if raw == _COPY_NULL:
+            row[column.name] = None
+            continue
+        text = _COPY_UNESCAPE.sub(_copy_unescaped, raw) if b"\\" in raw else raw
+        row[column.name] = _copy_value(text.decode("utf-8"), column.type)
+    return row
+
+
 def sha256_hex(body: bytes) -> str:
     return hashlib.sha256(body).hexdigest()
 
@@ -958,8 +1062,8 @@ class _SealingFile(io.RawIOBase):
 
 
 class TableWriter:
-    """Streams JSON lines into a gzipped, sealed file while counting rows; memory stays flat
-    whatever the size. `write` is file-like, for COPY ... TO STDOUT."""
+    """Streams lines into a gzipped, sealed file while counting rows; memory stays flat whatever
+    the size. `write` is file-like, for COPY ... TO STDOUT."""
 
     def __init__(self, path: str, box: SecretBox, name: str) -> None:
         self._file = open(path, "wb")  # noqa: SIM115  (closed by close())
@@ -984,22 +1088,31 @@ class TableWriter:
         return digest
 
 
-def encode_table(rows: Iterable[Mapping[str, Any]], box: SecretBox, name: str) -> tuple[bytes, int]:
-    """A sealed table file of rows, in memory (small tables and tests), and the row count."""
+def is_jsonl_file(name: str) -> bool:
+    """A table file of format 4 (JSON Lines), by its name (which the manifest's MAC covers)."""
+    return name.endswith(JSONL_FILE_SUFFIX)
+
+
+def encode_table(
+    rows: Iterable[Mapping[str, Any]], box: SecretBox, name: str, columns: Sequence[Column] = ()
+) -> tuple[bytes, int]:
+    """A sealed table file of rows in the export's JSON form, in memory (small tables and tests),
+    and the row count: the COPY text format of `columns`, or JSON Lines for a format 4 name."""
+    if not columns and not is_jsonl_file(name):
+        raise ValueError(f"{name}: the COPY text format needs the columns, in their order")
     with tempfile.TemporaryDirectory() as folder:
         path = os.path.join(folder, name)
         writer = TableWriter(path, box, name)
         for row in rows:
-            writer.write(json_line(row))
+            writer.write(json_line(row) if is_jsonl_file(name) else copy_line(row, columns))
         writer.close()
         with open(path, "rb") as file:
             return file.read(), writer.rows
 
 
 def file_lines(path: str, box: SecretBox, name: str) -> Iterator[bytes]:
-    """The lines of a sealed, gzipped JSON Lines file, streamed. Splits on b"\\n" only
-    (str.splitlines would also split inside values at U+2028 and friends, which JSON does not
-    escape)."""
+    """The lines of a sealed, gzipped table file, streamed. Splits on b"\\n" only (str.splitlines
+    would also split inside values at U+2028 and friends, which neither format escapes)."""
     inflate = zlib.decompressobj(wbits=31)  # gzip framing
     rest = b""
     with open(path, "rb") as file:
@@ -1036,14 +1149,32 @@ def check_sha256(path: str, entry: TableEntry) -> None:
 
 def verify_file(path: str, entry: TableEntry, box: SecretBox) -> None:
     """Check a downloaded table file against its manifest entry: sha256, every part decrypts, gzip,
-    row count, and every line a JSON object of the manifest's columns. Streams; keeps nothing."""
+    row count, and every line a row of the manifest's columns (as many fields; a JSON object of
+    those columns in format 4). Streams; keeps nothing. The values are parsed by the import's COPY."""
     check_sha256(path, entry)
     known = {column.name for column in entry.columns}
+    tabs = len(entry.columns) - 1
+    jsonl = is_jsonl_file(entry.file)
     count = 0
     for count, line in enumerate(file_lines(path, box, entry.file), start=1):
-        _parse_line(entry, count, line, known)
+        if jsonl:
+            _parse_line(entry, count, line, known)
+        elif line.count(b"\t") != tabs:
+            fields = line.count(b"\t") + 1
+            raise VerificationError(
+                f"{entry.file} line {count}: {fields} fields, the manifest lists {len(entry.columns)} columns"
+            )
     if count != entry.rows:
         raise VerificationError(f"{entry.file}: holds {count} rows, the manifest says {entry.rows}")
+
+
+def _parse_copy_line(entry: TableEntry, number: int, line: bytes) -> dict[str, Any]:
+    try:
+        return copy_row_values(line, entry.columns)
+    except ValueError as error:
+        raise VerificationError(
+            f"{entry.file} line {number}: not a row of the manifest's columns ({error.__class__.__name__})"
+        ) from None
 
 
 def _parse_line(entry: TableEntry, number: int, line: bytes, known: Collection[str]) -> dict[str, Any]:
@@ -1072,8 +1203,21 @@ def decode_table(body: bytes, entry: TableEntry, box: SecretBox) -> list[dict[st
         known = {column.name for column in entry.columns}
         return [
             _parse_line(entry, n, line, known)
+            if is_jsonl_file(entry.file)
+            else _parse_copy_line(entry, n, line)
             for n, line in enumerate(file_lines(path, box, entry.file), start=1)
         ]
+
+
+def copy_lines(entry: TableEntry, lines: Iterable[bytes]) -> Iterator[bytes]:
+    """A table file's lines in the COPY text format: a format 4 file's JSON lines turned into it one
+    at a time (every other file's as they are)."""
+    if not is_jsonl_file(entry.file):
+        yield from lines
+        return
+    known = {column.name for column in entry.columns}
+    for number, line in enumerate(lines, start=1):
+        yield copy_line(_parse_line(entry, number, line, known), entry.columns)
 
 
 @dataclass(frozen=True)
@@ -1449,7 +1593,8 @@ class MetadataDatabase(Protocol):
         self, spec: TableSpec, columns: Sequence[Column], sink: LineSink, window: Window
     ) -> None:
         """Write the rows `window` carries (row_in_export, parents carried too; cleared_for_delta) as
-        JSON lines of `columns`, encoded as encode_value does, to sink. Not for secret tables."""
+        lines of the COPY text format of `columns` (copy_line of encode_row's values), to sink. Not
+        for secret tables."""
         ...
 
     def read_rows(self, spec: TableSpec) -> Iterator[dict[str, Any]]:
@@ -1479,10 +1624,11 @@ class MetadataDatabase(Protocol):
         on_conflict: str,
         exported_at: str,
     ) -> TableCounts:
-        """Load the rows (JSON lines of the mapping's source columns): count those the target holds
-        as exported (identical); set those it holds as an earlier import of this migration left them
-        to the exported values (updated); count the others it holds by natural key as conflicts (set
-        to the exported values when on_conflict is overwrite); insert those it lacks (inserted);
+        """Load the rows (lines of the COPY text format of the mapping's source columns, in their
+        order: copy_row_values reads one): count those the target holds as exported (identical);
+        set those it holds as an earlier import of this migration left them to the exported values
+        (updated); count the others it holds by natural key as conflicts (set to the exported
+        values when on_conflict is overwrite); insert those it lacks (inserted);
         count those still not there by natural key as conflicts too (refused). Then measure the rows
         not as exported (missing) and record every row left as exported in the ledger, with the
         export's exported_at."""
@@ -1510,11 +1656,19 @@ class MetadataDatabase(Protocol):
 # PostgreSQL: Airflow's metadata database, set-based and streamed
 # ---------------------------------------------------------------------------------------------
 
-# JSON lines travel through COPY in CSV mode with a delimiter and quote that JSON never holds raw
-# (it escapes every control character), so each line is one field, byte for byte.
-_COPY_OPTIONS = "(FORMAT csv, DELIMITER E'\\x02', QUOTE E'\\x01', ENCODING 'UTF8')"
-_STAGE = "mwaa_migrate_stage"
-# The staged lines parsed once into typed columns (json_to_record), which every statement reads.
+# The table files are COPY's text format in UTF-8 (the module docstring); the export writes it with
+# these settings, so every server writes the same text for the same values: ISO datetimes in UTC,
+# bytea in hex, floats that read back exactly.
+_COPY_OPTIONS = "(FORMAT text, ENCODING 'UTF8')"
+_COPY_SETTINGS = {
+    "TimeZone": "UTC",
+    "DateStyle": "ISO, YMD",
+    "IntervalStyle": "postgres",
+    "bytea_output": "hex",
+    "extra_float_digits": "3",
+}
+# The staged rows, typed as the target types each column: COPY ... FROM STDIN parses each line once
+# into them, and every statement reads them.
 _ROWS = "mwaa_migrate_rows"
 # From this many rows, the import's joins of them with a table are by hash or merge, never row by
 # row, with this much memory for them (PostgresDatabase.import_table and _check_landed).
@@ -1721,18 +1875,16 @@ class PostgresDatabase:
         selected = []
         for column in columns:
             name = f"t.{_ident(column.name)}"
-            if column.type == "bytes":
-                # base64 without the line breaks PostgreSQL puts every 76 characters
-                name = f"translate(encode({name}, 'base64'), E'\\n', '')"
             if column.name in spec.cleared_in_flight and cleared != "FALSE":
                 name = f"CASE WHEN {cleared} THEN NULL ELSE {name} END"
             selected.append(f"{name} AS {_ident(column.name)}")
         where = self._filter(spec, "t", window)
         query = f"SELECT {', '.join(selected)} FROM {self._source(spec)} t WHERE {where}"  # noqa: S608
-        copy = f"COPY (SELECT row_to_json(r) FROM ({query}) r) TO STDOUT WITH {_COPY_OPTIONS}"  # noqa: S608
         out = _sink_file(sink)
         with self.connection.cursor() as cursor:
-            cursor.copy_expert(copy, out, size=_CHUNK)
+            previous = _set_local(cursor, _COPY_SETTINGS)
+            cursor.copy_expert(f"COPY ({query}) TO STDOUT WITH {_COPY_OPTIONS}", out, size=_CHUNK)
+            _set_local(cursor, previous)
         out.flush()
 
     def read_rows(self, spec: TableSpec) -> Iterator[dict[str, Any]]:
@@ -1837,14 +1989,12 @@ class PostgresDatabase:
         the rows not there as exported (missing), and the ledger of the rows left as exported."""
         counts = TableCounts()
         target = {column.name: column for column in (self.columns(spec.name) or [])}
-        record = self._record(spec, mapping, target)
         table = _ident(spec.name)
         with self.connection.cursor() as cursor:
             compared = self._compared(cursor, mapping)
             staged = f"FROM {_ROWS} r {self._ref_joins(mapping, 'LEFT JOIN')}"
-            counts.read = self._stage(cursor, lines)
+            counts.read = self._stage(cursor, self._staging(spec, mapping, target), mapping, lines)
             self._drop_unknown_dags(cursor, spec, counts)
-            self._parse(cursor, record)
             # No index serves the key of a table without a unique one (null-safe comparisons): an
             # index loop there reads the rows in range once for each row, which does not end at a
             # million (the audit log). Those join by hash (_check_landed: every table, afterwards).
@@ -1998,30 +2148,23 @@ class PostgresDatabase:
         counted as dropped with their DAGs."""
         if not spec.requires_dag:
             return
-        named = cursor.mogrify("s.doc::json ->> %s", (spec.requires_dag,)).decode()
+        named = f"r.{_ident(spec.requires_dag)}"
         unknown = f"NOT EXISTS (SELECT 1 FROM dag d WHERE d.dag_id = {named})"  # noqa: S608
-        cursor.execute(f"SELECT DISTINCT {named} FROM {_STAGE} s WHERE {unknown} ORDER BY 1")  # noqa: S608
+        cursor.execute(f"SELECT DISTINCT {named} FROM {_ROWS} r WHERE {unknown} ORDER BY 1")  # noqa: S608
         counts.dropped_dags = [str(dag_id) for (dag_id,) in cursor.fetchall()]
-        cursor.execute(f"DELETE FROM {_STAGE} s WHERE {unknown}")  # noqa: S608
+        cursor.execute(f"DELETE FROM {_ROWS} r WHERE {unknown}")  # noqa: S608
         counts.dropped = max(cursor.rowcount, 0)
 
     @staticmethod
-    def _parse(cursor: Any, record: str) -> None:
-        """The staged lines as typed rows, each line parsed once (every later statement reads these)."""
+    def _stage(
+        cursor: Any, definitions: Sequence[str], mapping: ColumnMapping, lines: Iterable[bytes]
+    ) -> int:
+        """COPY the lines (the text format, the exported columns in their order) into the typed
+        staging table; the number of lines. From _HASHED_FROM rows it is analysed (a tenth of the
+        load): sized from its pages alone, its rows look several kilobytes wide, and the check
+        sorts them all on disk for a merge join where a hash join takes half as long."""
         cursor.execute(f"DROP TABLE IF EXISTS {_ROWS}")
-        cursor.execute(
-            f"CREATE TEMP TABLE {_ROWS} ON COMMIT DROP AS "  # noqa: S608  (see _ident)
-            f"SELECT r.* FROM {_STAGE} s CROSS JOIN LATERAL {record}"
-        )
-        cursor.execute(f"DROP TABLE {_STAGE}")
-        # Not analysed (a tenth of the parse): the planner sizes it from its pages, and the check
-        # that joins it with the whole table is told not to loop (_check_landed).
-
-    @staticmethod
-    def _stage(cursor: Any, lines: Iterable[bytes]) -> int:
-        """COPY the lines into the staging table; the number of lines."""
-        cursor.execute(f"DROP TABLE IF EXISTS {_STAGE}")
-        cursor.execute(f"CREATE TEMP TABLE {_STAGE} (doc text) ON COMMIT DROP")
+        cursor.execute(f"CREATE TEMP TABLE {_ROWS} ({', '.join(definitions)}) ON COMMIT DROP")
         cursor.execute(
             f"CREATE TABLE IF NOT EXISTS {_ident(LEDGER_TABLE)} "
             "(digest uuid PRIMARY KEY, exported_at timestamptz NOT NULL)"
@@ -2031,7 +2174,10 @@ class PostgresDatabase:
             "(xid bigint PRIMARY KEY, exported_at timestamptz NOT NULL)"
         )
         source = _LineReader(lines)
-        cursor.copy_expert(f"COPY {_STAGE} (doc) FROM STDIN WITH {_COPY_OPTIONS}", source, size=_CHUNK)
+        exported = ", ".join(_ident(name) for name, _ in mapping.source_types)
+        cursor.copy_expert(f"COPY {_ROWS} ({exported}) FROM STDIN WITH {_COPY_OPTIONS}", source, size=_CHUNK)
+        if source.lines >= _HASHED_FROM:
+            cursor.execute(f"ANALYZE {_ROWS}")
         return source.lines
 
     @staticmethod
@@ -2065,41 +2211,47 @@ class PostgresDatabase:
                 return self._key_type(ref.table, part)
         return "text"
 
-    def _record(self, spec: TableSpec, mapping: ColumnMapping, target: Mapping[str, Column]) -> str:
-        """One typed read of every exported column the insert needs, each line parsed once."""
+    def _staging(self, spec: TableSpec, mapping: ColumnMapping, target: Mapping[str, Column]) -> list[str]:
+        """The staging table's columns: every exported column, in the file's order, then the key
+        columns the statements read that the export lacks (null). The ones the statements read are
+        typed as the target types them (bytes as bytea), so COPY parses each value once into its
+        type; the others stay text."""
         types = dict(mapping.source_types)
         needed: dict[str, str] = {name: types.get(name, "json") for _, name in mapping.kept}
         parts = [part for ref in mapping.id_refs for part in ref.key]
         parts += list(spec.parent.columns) if spec.parent else []
         parts += PostgresDatabase._key_read(spec, mapping, target)
+        parts += [spec.requires_dag] if spec.requires_dag else []
         for part in parts:
             needed.setdefault(part, types.get(part, "json"))
         sources = {source_name: target_name for target_name, source_name in mapping.kept}
         # Key columns of referenced rows the table lacks: typed as the referenced table types them.
         referenced = {part: ref.table for ref in mapping.id_refs if ref.exported for part in ref.key}
         definitions = []
-        for name, kind in needed.items():
+        for name in [*types, *(name for name in needed if name not in types)]:
+            kind = needed.get(name)
             target_column = target.get(sources.get(name, name))
-            if kind != "bytes" and target_column is None and name in referenced:
+            if kind is None:
+                sql_type = "text"  # exported, read by nothing: a column the target lacks
+            elif kind == "bytes":
+                sql_type = "bytea"
+            elif target_column is None and name in referenced:
                 sql_type = self._key_type(referenced[name], name)
-            elif kind == "bytes" or target_column is None:
+            elif target_column is None:
                 sql_type = "json" if kind == "json" else "text"
             else:
                 sql_type = target_column.sql_type
             definitions.append(f"{_ident(name)} {sql_type}")
-        return f"json_to_record(s.doc::json) AS r({', '.join(definitions)})"
+        return definitions
 
     @staticmethod
     def _compared(cursor: Any, mapping: ColumnMapping) -> list[tuple[str, str]]:
         """(target column, its value as an SQL expression over r and the id references) of every
         column the export carries: what an update sets and the verification compares."""
-        types = dict(mapping.source_types)
         refill = dict(mapping.refill)
         compared: list[tuple[str, str]] = []
         for target_name, source_name in mapping.kept:
             expression = f"r.{_ident(source_name)}"
-            if types.get(source_name) == "bytes":
-                expression = f"decode({expression}, 'base64')"
             if target_name in refill:
                 expression = cursor.mogrify(f"COALESCE({expression}, %s)", (refill[target_name],)).decode()
             compared.append((target_name, expression))
@@ -2266,7 +2418,7 @@ def _sink_file(sink: LineSink) -> io.BufferedWriter:
 
 
 class _LineReader:
-    """A file-like object over JSON lines, for COPY ... FROM STDIN; counts the lines."""
+    """A file-like object over lines, for COPY ... FROM STDIN; counts the lines."""
 
     def __init__(self, lines: Iterable[bytes]) -> None:
         self._lines = iter(lines)
@@ -2584,7 +2736,7 @@ def _decrypted_lines(
             value = row.get(column)
             if value is not None and row.get(flags.get(column, ""), False):
                 row[column] = db.fernet_decrypt(str(value))
-        yield json_line(encode_row(spec.name, row, columns))
+        yield copy_line(encode_row(spec.name, row, columns), columns)
 
 
 def _write_export(
@@ -2847,14 +2999,37 @@ def pause_dags(db: MetadataDatabase) -> list[str]:
     return unpaused
 
 
-def _reencrypted_lines(db: MetadataDatabase, spec: TableSpec, lines: Iterable[bytes]) -> Iterator[bytes]:
+def _imported_lines(
+    db: MetadataDatabase, spec: TableSpec, entry: TableEntry, lines: Iterable[bytes]
+) -> tuple[Iterable[bytes], list[Column], list[str]]:
+    """A table file's lines as the import's COPY reads them, their columns in order, and the Fernet
+    flags the import provides: the secrets re-encrypted (flags added after the exported columns),
+    a format 4 file's JSON lines turned into the text format."""
+    exported = list(entry.columns)
+    lines = copy_lines(entry, lines)
+    if not spec.secret_columns:
+        return lines, exported, []
+    names = {column.name for column in exported}
+    provided = [flag for column, flag in spec.fernet_flags if column in names]
+    written = [*exported, *(Column(flag, "boolean") for flag in provided)]
+    return _reencrypted_lines(db, spec, lines, exported=exported, written=written), written, provided
+
+
+def _reencrypted_lines(
+    db: MetadataDatabase,
+    spec: TableSpec,
+    lines: Iterable[bytes],
+    *,
+    exported: Sequence[Column],
+    written: Sequence[Column],
+) -> Iterator[bytes]:
     """Rows with their secret values encrypted by the target's own Fernet key. A value the target
     already holds (the same plaintext under its key) keeps the target's own ciphertext, so an
     unchanged secret compares identical and is not rewritten (Fernet tokens differ each time). The
     target's rows are read here, before the lines are consumed (by a COPY, during which the
     connection runs nothing else)."""
     held = {tuple(encode_value(v) for v in spec.key_of(row)): row for row in db.read_rows(spec)}
-    return _reencrypt(db, spec, lines, held)
+    return _reencrypt(db, spec, lines, held, exported=exported, written=written)
 
 
 def _reencrypt(
@@ -2862,10 +3037,20 @@ def _reencrypt(
     spec: TableSpec,
     lines: Iterable[bytes],
     held: Mapping[tuple[Any, ...], dict[str, Any]],
+    *,
+    exported: Sequence[Column],
+    written: Sequence[Column],
 ) -> Iterator[bytes]:
+    """The lines (`exported`'s columns) with their secrets re-encrypted, as `written`'s columns (the
+    exported ones, then the Fernet flags the import provides)."""
     flags = dict(spec.fernet_flags)
-    for line in lines:
-        row = json.loads(line)
+    for number, line in enumerate(lines, start=1):
+        try:
+            row = copy_row_values(line, exported)
+        except ValueError as error:
+            raise VerificationError(
+                f"{spec.file} line {number}: not a row of the manifest's columns ({error})"
+            ) from None
         current = held.get(tuple(encode_value(v) for v in spec.key_of(row)))
         for column in spec.secret_columns:
             if column not in row:
@@ -2884,7 +3069,7 @@ def _reencrypt(
                 row[column], encrypted = db.fernet_encrypt(str(row[column]))
             if flag:
                 row[flag] = encrypted
-        yield json_line(row)
+        yield copy_line(row, written)
 
 
 def _conflict_summary(counts: TableCounts, on_conflict: str) -> dict[str, Any]:
@@ -2955,14 +3140,7 @@ def import_tables(
                 tables[spec.name], columns[spec.name], lost = _table_missing(db, spec, entry)
                 not_carried += lost
                 continue
-            exported = list(entry.columns)
-            lines: Iterable[bytes] = file_lines(path, box, entry.file)
-            provided: list[str] = []
-            if spec.secret_columns:
-                names = {column.name for column in exported}
-                provided = [flag for column, flag in spec.fernet_flags if column in names]
-                exported += [Column(flag, "boolean") for flag in provided]
-                lines = _reencrypted_lines(db, spec, lines)
+            lines, exported, provided = _imported_lines(db, spec, entry, file_lines(path, box, entry.file))
             mapping = map_columns(spec.name, exported, target, provided=provided)
             counts = db.import_table(
                 spec, mapping, lines, on_conflict=conf.on_conflict, exported_at=manifest.exported_at

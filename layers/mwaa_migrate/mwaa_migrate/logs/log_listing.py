@@ -197,9 +197,9 @@ def may_hold_window(stream: LogStreamTypeDef, since_ms: int, until_ms: int) -> b
 class _Export:
     """One of the migration's exports (`{prefix}/export/{phase}/`), read as its format documents it (see
     `mwaa_migrate_metadata`): `manifest.json` names each table's file with its sha256 and row count.
-    Table files are gzipped JSON Lines, sealed with the migration's data key (which KMS opens for
-    this migration only) in the current format, plain in the first. Only the tables the listing
-    needs are read, once per call."""
+    Table files are gzipped (PostgreSQL's COPY text format since version 5, JSON Lines before),
+    sealed with the migration's data key (which KMS opens for this migration only), plain in the
+    first. Only the tables the listing needs are read, once per call."""
 
     def __init__(
         self, s3: S3Client, kms: Callable[[], KMSClient], event: ListLogStreamsEvent, phase: str
