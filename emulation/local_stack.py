@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -20,9 +21,19 @@ from typing import TYPE_CHECKING, Any
 from unittest import mock
 
 import boto3
+import jsonpath_ng.ext.parser
+import jsonpath_ng.parser
 from moto import mock_aws
 from moto.moto_api._internal import mock_random
+from moto.stepfunctions.parser.asl.component.common.path import result_path
 from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
+from moto.stepfunctions.parser.asl.component.eval_component import EvalComponent
+from moto.stepfunctions.parser.asl.component.state.exec.state_task import lambda_eval_utils
+from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
+from moto.stepfunctions.parser.asl.parse.preprocessor import Preprocessor
+from moto.stepfunctions.parser.asl.utils import json_path
+from moto.stepfunctions.parser.asl.utils.boto_client import boto_client_for
+from moto.stepfunctions.parser.models import StepFunctionsParserBackend
 
 from emulation.accounts import ACCOUNT_ID, create_service_role
 from emulation.dag_runtime import MigrationDagRuntime
@@ -39,6 +50,7 @@ from emulation.lambdas import (
     run_lambdas_in_process,
 )
 from emulation.logs_limits import enforce_logs_limits
+from emulation.moto_fixes import task_timeouts_always_evaluated
 from emulation.mwaa import DagRunResult, DagRuntime, EmulatedEnvironment, MwaaEmulator
 from emulation.scenario import Scenario, UnknownScenario
 from emulation.scenario import find as find_scenario
@@ -166,10 +178,10 @@ class LocalStack:
         self._exit.enter_context(_quiet("moto.stepfunctions"))
         self.put_log = self._exit.enter_context(enforce_logs_limits())
         self._exit.enter_context(emulate_distributed_map())
+        self._exit.enter_context(_parse_once())
+        self._exit.enter_context(task_timeouts_always_evaluated())
         if self.instant_retries:
-            self._exit.enter_context(
-                mock.patch.object(retrier_decl, "time", _RecordingClock(self.retry_sleeps))
-            )
+            self._exit.enter_context(instant_state_retries(self.retry_sleeps))
 
         self.s3 = boto3.client("s3", region_name=self.region)
         self.iam = boto3.client("iam", region_name=self.region)
@@ -243,6 +255,9 @@ class LocalStack:
         `approval` answers the cutover's approval wait as its operator would."""
         deadline = time.monotonic() + timeout_seconds
         answered = self.scenario.approval is None
+        # Each look is a call to moto, in this process: the interval grows, so that a run that ends
+        # at once is seen at once and a long one is not slowed down by the looking.
+        interval = 0.02
         while True:
             described = self.sfn.describe_execution(executionArn=execution_arn)
             if described["status"] in TERMINAL:
@@ -252,7 +267,8 @@ class LocalStack:
                 answered = True
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{execution_arn} still {described['status']} after {timeout_seconds}s")
-            time.sleep(0.05)
+            time.sleep(interval)
+            interval = min(interval * 1.5, 0.25)
 
     def answer_approval(self, execution_arn: str, *, approve: bool, timeout_seconds: float = 30) -> None:
         """What `mwaa-migrate approve` or `reject` does: answer the open wait with its task token,
@@ -294,6 +310,74 @@ def _quiet(logger_name: str) -> Iterator[None]:
         yield
     finally:
         logger.setLevel(level)
+
+
+# moto's AmazonStateLanguageParser.parse, kept before any LocalStack patches it.
+_MOTO_PARSE = AmazonStateLanguageParser.parse
+
+
+@functools.lru_cache(maxsize=16)
+def _syntax_tree(definition: str) -> Any:  # antlr4's ParserRuleContext
+    return _MOTO_PARSE(definition)[1]
+
+
+# The JSONPath expressions of the ASL (InputPath, ResultPath, "x.$" parameters), compiled once a
+# process: moto compiles each one again every time a state evaluates it.
+_json_path = functools.lru_cache(maxsize=1024)(jsonpath_ng.ext.parser.parse)
+_result_path = functools.lru_cache(maxsize=1024)(jsonpath_ng.parser.parse)
+
+
+# Definitions CreateStateMachine has found valid in this process.
+_valid_definitions: set[str] = set()
+_MOTO_VALIDATE = StepFunctionsParserBackend._validate_definition
+
+
+def _validate_once(definition: str) -> None:
+    if definition not in _valid_definitions:
+        _MOTO_VALIDATE(definition)
+        _valid_definitions.add(definition)
+
+
+@contextmanager
+def _parse_once() -> Iterator[None]:
+    """moto's Step Functions, without doing the same work twice: what only makes it faster. The ASL
+    and its JSONPath expressions are parsed once a process, a definition is validated once, and a
+    stack's Lambda invocations share one client (moto makes a new one for every Task)."""
+    clients: dict[tuple[str, str], Any] = {}
+
+    def lambda_client(region: str, service: str, state_credentials: Any = None) -> Any:
+        key = (region, service)
+        if key not in clients:
+            clients[key] = boto_client_for(region, service, state_credentials)
+        return clients[key]
+
+    with (
+        mock.patch.object(AmazonStateLanguageParser, "parse", staticmethod(_parse_with_cached_syntax)),
+        mock.patch.object(StepFunctionsParserBackend, "_validate_definition", staticmethod(_validate_once)),
+        mock.patch.object(json_path, "parse", _json_path),
+        mock.patch.object(result_path, "parse", _result_path),
+        mock.patch.object(lambda_eval_utils, "boto_client_for", lambda_client),
+    ):
+        yield
+
+
+def _parse_with_cached_syntax(definition: str) -> tuple[EvalComponent, Any]:
+    """moto's parse, with the ANTLR parse of each definition done once a process. moto parses the
+    whole definition on CreateStateMachine and again on every StartExecution: for this ASL that is
+    most of a second each, most of a local stack's set-up. The syntax tree is only read; the program
+    (the evaluation components, which hold an execution's state) is built anew from it each time,
+    as moto does. A definition that does not parse raises each time (nothing is cached)."""
+    tree = _syntax_tree(definition)
+    return Preprocessor().visit(tree), tree
+
+
+@contextmanager
+def instant_state_retries(sleeps: list[float] | None = None) -> Iterator[list[float]]:
+    """moto's Step Functions retries a state as its Retry says, but records each interval instead
+    of sleeping it."""
+    recorded = sleeps if sleeps is not None else []
+    with mock.patch.object(retrier_decl, "time", _RecordingClock(recorded)):
+        yield recorded
 
 
 class _RecordingClock:

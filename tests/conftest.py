@@ -3,9 +3,13 @@ settings read it at import and cold start."""
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Iterator
+from typing import Any
 
+import botocore.loaders
+import botocore.session
 import pytest
 
 os.environ.update(
@@ -30,6 +34,11 @@ from mwaa_migrate.observability import metrics
 from tests.iam import recorder, tier
 
 recorder.install()
+
+# Each moto mock starts a new boto3 default session, and each new session would read and parse the
+# services' JSON models again (a tenth of a second for S3's alone), in every test. The models are
+# the installed botocore's, the same for the whole run: one loader for every session of the process.
+botocore.session.create_loader = functools.cache(botocore.loaders.create_loader)  # type: ignore[assignment]
 
 
 @pytest.fixture(autouse=True)
@@ -63,3 +72,29 @@ def _own_demo_folder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]
     demo.OUTPUT_DIR = tmp_path_factory.mktemp("mwaa-migrate-demo")
     yield
     demo.OUTPUT_DIR = kept
+
+
+# Modules whose tests share a module-scoped world that is a whole migration (its fixture's set-up):
+# under pytest-xdist each runs on one worker, so the world is built once rather than on every worker
+# that gets one of its tests. (xdist's own `--dist loadgroup` does not group with pytest 9.2: it
+# marks a test's group in its node id, which pytest's structured node ids no longer take.)
+ONE_WORKER_MODULES = frozenset(
+    {
+        "tests/functions/test_events.py",
+        "tests/hardening/test_forged_events.py",
+        "tests/iam/test_mutations.py",
+    }
+)
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """`make test`'s scheduler: xdist's load distribution, one test at a time to whichever worker is
+    free, except that the tests of each of ONE_WORKER_MODULES go to one worker together."""
+    from xdist.scheduler import LoadScopeScheduling  # noqa: PLC0415  # only with -n
+
+    class _ModulesTogether(LoadScopeScheduling):  # type: ignore[misc]
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::", 1)[0]
+            return module if module in ONE_WORKER_MODULES else nodeid
+
+    return _ModulesTogether(config, log)

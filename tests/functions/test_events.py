@@ -20,6 +20,9 @@ from emulation.scenario import Scenario
 from mwaa_migrate.errors import InvalidMigrationRequest, MigrationConflict
 
 EVENTS = REPO_ROOT / "events"
+# Written by hand (no scenario runs a self-managed source yet): PlanMigration's event for a
+# self-managed Apache Airflow's dry run, in the world of the default scenario.
+SELF_MANAGED_PLAN = "plan_migration_self_managed"
 
 
 def _event(folder: str) -> dict[str, Any]:
@@ -46,16 +49,26 @@ def by_scenario(*folders: str) -> list[Any]:
     return [pytest.param(scenario_for(folder), folder, id=folder) for folder in folders]
 
 
+def replayed(folder: str) -> pytest.MarkDecorator:
+    """The test replays events/<folder>.json in the world of the scenario that recorded it. The
+    parametrization is the module's, as the world's scope: the tests of one scenario share its world
+    (a parametrization of the test's own would build one world a test)."""
+    return pytest.mark.parametrize(
+        ("world", "folder"), by_scenario(folder), indirect=["world"], scope="module"
+    )
+
+
 def test_there_is_an_event_for_every_function_and_no_other():
     function_events = {path.stem for path in EVENTS.glob("*.json")} - {
         "migration_request",
         "migration_request_dry_run",
         "eventbridge_migration_requested",
+        SELF_MANAGED_PLAN,
     }
     assert function_events == set(function_folders())
 
 
-@pytest.mark.parametrize(("world", "folder"), by_scenario("plan_migration"), indirect=["world"])
+@replayed("plan_migration")
 def test_plan_migration_event_of_a_finished_migration_is_refused_as_already_migrated(world, folder):
     with pytest.raises(MigrationConflict, match="already migrated") as refused:
         invoke(world, folder)
@@ -63,7 +76,18 @@ def test_plan_migration_event_of_a_finished_migration_is_refused_as_already_migr
     assert reports in str(refused.value)
 
 
-@pytest.mark.parametrize(("world", "folder"), by_scenario("grant_permissions"), indirect=["world"])
+@pytest.mark.parametrize("world", [pytest.param("default", id=SELF_MANAGED_PLAN)], indirect=True)
+def test_plan_migration_self_managed_event_plans_a_dry_run_without_describing_the_source(world):
+    calls = len(world.mwaa_emulator.calls)
+    handler = world.lambdas.handlers[logical_id("plan_migration")]
+    plan = handler(_event(SELF_MANAGED_PLAN), FakeLambdaContext(function_name=logical_id("plan_migration")))
+    assert (plan["dryRun"], plan["source"]["kind"], plan["logGroups"]) == (True, "self_managed", [])
+    assert plan["target"]["createRequest"]["DagS3Path"] == "mwaa-migrate/onprem-airflow-2-10/dags"
+    # No GetEnvironment of the source: only whether the target's name is free.
+    assert world.mwaa_emulator.calls[calls:] == [("GetEnvironment", "onprem-airflow-2-10")]
+
+
+@replayed("grant_permissions")
 def test_grant_permissions_event_of_a_finished_execution_grants_nothing(world, folder):
     # GrantPermissions acts only for a running execution (tests/hardening/test_forged_events.py):
     # replayed after the sample execution ended, its event is refused and the roles stay clean.
@@ -72,7 +96,7 @@ def test_grant_permissions_event_of_a_finished_execution_grants_nothing(world, f
     assert world.iam.list_role_policies(RoleName="AmazonMWAA-analytics-prod")["PolicyNames"] == []
 
 
-@pytest.mark.parametrize(("world", "folder"), by_scenario("clone_environment"), indirect=["world"])
+@replayed("clone_environment")
 def test_clone_environment_event_reuses_the_environment(world, folder):
     result = invoke(world, folder)
     assert result["created"] is False
@@ -81,21 +105,13 @@ def test_clone_environment_event_reuses_the_environment(world, folder):
     ]
 
 
-@pytest.mark.parametrize(("world", "folder"), by_scenario("check_environment"), indirect=["world"])
+@replayed("check_environment")
 def test_check_environment_event_sees_it_ready(world, folder):
     result = invoke(world, folder)
     assert (result["status"], result["ready"]) == ("AVAILABLE", True)
 
 
-@pytest.mark.parametrize(("world", "folder"), by_scenario("upgrade_environment"), indirect=["world"])
-def test_upgrade_environment_event_does_not_start_a_second_upgrade(world, folder):
-    updates = [c for c in world.mwaa_emulator.calls if c[0] == "UpdateEnvironment"]
-    result = invoke(world, folder)
-    assert result["started"] is False
-    assert [c for c in world.mwaa_emulator.calls if c[0] == "UpdateEnvironment"] == updates
-
-
-@pytest.mark.parametrize(("world", "folder"), by_scenario("deploy_dag"), indirect=["world"])
+@replayed("deploy_dag")
 def test_deploy_dag_event_leaves_identical_files_alone(world, folder):
     # The finished run removed its DAG files: the first replay puts them back, the second finds them.
     first = invoke(world, folder)
@@ -104,7 +120,7 @@ def test_deploy_dag_event_leaves_identical_files_alone(world, folder):
     assert (again["uploaded"], sorted(again["unchanged"])) == ([], sorted(first["uploaded"]))
 
 
-@pytest.mark.parametrize(("world", "folder"), by_scenario("trigger_dag"), indirect=["world"])
+@replayed("trigger_dag")
 def test_trigger_dag_event_finds_its_run_instead_of_starting_another(world, folder):
     event = _event(folder)
     environment = world.mwaa_emulator.environment(event["deployment"]["environmentName"])
@@ -114,14 +130,14 @@ def test_trigger_dag_event_finds_its_run_instead_of_starting_another(world, fold
     assert len(environment.metadata["dag_run"]) == runs_before
 
 
-@pytest.mark.parametrize(("world", "folder"), by_scenario("check_dag_run"), indirect=["world"])
+@replayed("check_dag_run")
 def test_check_dag_run_event_reads_the_finished_export(world, folder):
     result = invoke(world, folder)
     assert result["done"] is True
     assert result["result"]["tables"]["variable"]["rows"] == 3
 
 
-@pytest.mark.parametrize(("world", "folder"), by_scenario("list_log_streams"), indirect=["world"])
+@replayed("list_log_streams")
 def test_list_log_streams_event_lists_the_same_work_items_again(world, folder):
     items_key = _event("summarize_log_copy")["listing"]["itemsKey"]
     before = world.read_json("mwaa-migrate-local", items_key)
@@ -133,7 +149,7 @@ def test_list_log_streams_event_lists_the_same_work_items_again(world, folder):
     assert _sources(after) <= _sources(before)
 
 
-@pytest.mark.parametrize(("world", "folder"), by_scenario("copy_log_streams"), indirect=["world"])
+@replayed("copy_log_streams")
 def test_copy_log_streams_event_writes_nothing_twice(world, folder):
     item = _event(folder)["item"]
     before = {s["source"]: _target_events(world, item["targetGroup"], s["source"]) for s in item["streams"]}
@@ -143,7 +159,7 @@ def test_copy_log_streams_event_writes_nothing_twice(world, folder):
     assert {s: _target_events(world, item["targetGroup"], s) for s in before} == before
 
 
-@pytest.mark.parametrize(("world", "folder"), by_scenario("summarize_log_copy"), indirect=["world"])
+@replayed("summarize_log_copy")
 def test_summarize_log_copy_event_adds_up_the_runs_work_items(world, folder):
     report = invoke(world, folder)
     assert (report["complete"], report["items"], report["itemsFailed"]) == (True, 3, 0)
@@ -163,14 +179,7 @@ def _target_events(world, group, stream):
         return None
 
 
-@pytest.mark.parametrize(("world", "folder"), by_scenario("await_approval"), indirect=["world"])
-def test_await_approval_event_announces_the_wait_again_without_its_token(world, folder):
-    result = invoke(world, folder)
-    assert set(result) == {"waitingSince", "deadline"}
-    assert _event(folder)["taskToken"] not in json.dumps(result)
-
-
-@pytest.mark.parametrize(("world", "folder"), by_scenario("start_target_dags"), indirect=["world"])
+@replayed("start_target_dags")
 def test_start_target_dags_event_finds_the_target_live_and_unpauses_nothing_again(world, folder):
     target = world.mwaa_emulator.environment("analytics-prod-2-10")
     before = {row["dag_id"]: row["is_paused"] for row in target.metadata["dag"]}
@@ -179,7 +188,7 @@ def test_start_target_dags_event_finds_the_target_live_and_unpauses_nothing_agai
     assert {row["dag_id"]: row["is_paused"] for row in target.metadata["dag"]} == before
 
 
-@pytest.mark.parametrize(("world", "folder"), by_scenario("settle_stopped_execution"), indirect=["world"])
+@replayed("settle_stopped_execution")
 def test_settle_stopped_execution_event_of_an_execution_that_ended_itself_changes_nothing(world, folder):
     # The sample execution ran to its end: an event saying it was stopped is not believed.
     reports = world.s3.list_objects_v2(Bucket="mwaa-migrate-local", Prefix="migrations/")["KeyCount"]
@@ -188,7 +197,7 @@ def test_settle_stopped_execution_event_of_an_execution_that_ended_itself_change
     assert world.s3.list_objects_v2(Bucket="mwaa-migrate-local", Prefix="migrations/")["KeyCount"] == reports
 
 
-@pytest.mark.parametrize(("world", "folder"), by_scenario("finish_migration"), indirect=["world"])
+@replayed("finish_migration")
 def test_finish_migration_event_writes_the_report(world, folder):
     result = invoke(world, folder)
     assert result["status"] == "SUCCEEDED"
@@ -196,7 +205,24 @@ def test_finish_migration_event_writes_the_report(world, folder):
     assert world.read_json(bucket, key)["status"] == "SUCCEEDED"
 
 
-@pytest.mark.parametrize(("world", "folder"), by_scenario("record_failure"), indirect=["world"])
+# Functions off the default scenario's path, each replayed in its own scenario's world: last, so
+# that the default scenario's world is built once and each of these once (tests run in file order).
+@replayed("upgrade_environment")
+def test_upgrade_environment_event_does_not_start_a_second_upgrade(world, folder):
+    updates = [c for c in world.mwaa_emulator.calls if c[0] == "UpdateEnvironment"]
+    result = invoke(world, folder)
+    assert result["started"] is False
+    assert [c for c in world.mwaa_emulator.calls if c[0] == "UpdateEnvironment"] == updates
+
+
+@replayed("await_approval")
+def test_await_approval_event_announces_the_wait_again_without_its_token(world, folder):
+    result = invoke(world, folder)
+    assert set(result) == {"waitingSince", "deadline"}
+    assert _event(folder)["taskToken"] not in json.dumps(result)
+
+
+@replayed("record_failure")
 def test_record_failure_event_names_the_failed_state(world, folder):
     result = invoke(world, folder)
     assert (result["status"], result["failedState"], result["error"]) == (

@@ -6,14 +6,16 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from emulation import demo
+from emulation.faults import instant_botocore_retries
 from emulation.lambdas import REPO_ROOT
-from emulation.local_stack import scenario_path
+from emulation.local_stack import instant_state_retries, scenario_path
 from emulation.scenario import Scenario, UnknownScenario, find
 from mwaa_migrate import clients
 from mwaa_migrate.logs.log_names import parse_task_stream
@@ -42,6 +44,16 @@ def _flat(text: str) -> str:
     return " ".join(text.split())
 
 
+@pytest.fixture
+def retries_not_waited() -> Iterator[None]:
+    """make demo waits out each retry's backoff, botocore's and the states', as AWS would: a person
+    watches it. Here the retries happen as there, and their waits are recorded rather than slept
+    (the default scenario's throttling alone would wait about ten seconds)."""
+    with instant_botocore_retries(), instant_state_retries():
+        yield
+
+
+@pytest.mark.usefixtures("retries_not_waited")
 @pytest.mark.parametrize("name", SCENARIOS)
 def test_make_demo_ends_each_scenario_as_it_expects_with_figures_that_add_up_everywhere(
     name: str, capsys: pytest.CaptureFixture[str]
