@@ -805,8 +805,12 @@ class MigrationDagRuntime:
             # A task that raises fails the run, as in Airflow, and nothing it did lands.
             try:
                 run_conf = metadata.RunConf.from_conf(conf)
-                storage = metadata.S3Storage(self.s3, run_conf.bucket)
-                keys = metadata.KmsKeys(self.kms)
+                storage: metadata.Storage = metadata.S3Storage(self.s3, run_conf.bucket)
+                keys: metadata.KeyService | None = metadata.KmsKeys(self.kms)
+                if run_conf.self_managed is not None:
+                    # A self-managed Airflow's export: its presigned URLs (over HTTP, as the DAG
+                    # sends them) and the sealing key's public half, never the emulator's clients.
+                    storage, keys = run_conf.storage(), None
                 context = metadata.TaskContext(
                     db, storage, run_conf, upstream, keys, sleep=sleep, clock=clock, poll_seconds=poll_seconds
                 )

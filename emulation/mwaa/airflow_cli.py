@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any, NoReturn
 
+from mwaa_migrate.dags import mwaa_migrate_metadata as metadata
 from mwaa_migrate.environment.versions import AirflowVersion
 
 if TYPE_CHECKING:
@@ -24,9 +25,10 @@ DAGS_FOLDER = "/usr/local/airflow/dags"
 _TASK_ID = re.compile(r"""task_id\s*=\s*["']([\w.-]+)["']""")
 _TASK_FUNCTION = re.compile(r"@task\b[^\n]*\n(?:\s*@[^\n]*\n)*\s*def\s+(\w+)")
 _NOT_PAUSED_UPON_CREATION = re.compile(r"is_paused_upon_creation\s*=\s*False")
-# A file defines a DAG when it builds one (`DAG(`, `with DAG(`, `@dag`): a helper module next to the
-# DAGs is not one, as in Airflow.
-_DEFINES_DAG = re.compile(r"\bDAG\(|@dag\b")
+# A file defines a DAG when it builds one (`DAG(`, `with DAG(`, `@dag`, or the project's DAG
+# library's `project_dag(`, which declares the DAG and its tasks): a helper module next to the DAGs
+# is not one, as in Airflow.
+_DEFINES_DAG = re.compile(r"\bDAG\(|@dag\b|\bproject_dag\(")
 
 
 # An argparse argument: (flags, add_argument's keyword arguments).
@@ -314,7 +316,10 @@ class EmulatedAirflowCli:
             environment.metadata["import_error"] = errors
         if not _DEFINES_DAG.search(source):
             return
-        tasks = list(dict.fromkeys(_TASK_ID.findall(source) + _TASK_FUNCTION.findall(source)))
+        if dag_id in metadata.DAG_TASKS:  # the library's DAG: its tasks are the library's steps
+            tasks = list(metadata.task_ids(dag_id))
+        else:
+            tasks = list(dict.fromkeys(_TASK_ID.findall(source) + _TASK_FUNCTION.findall(source)))
         environment._dag_tasks[dag_id] = tasks
         row = self._dag(dag_id)
         if row is None:

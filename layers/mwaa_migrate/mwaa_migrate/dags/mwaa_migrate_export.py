@@ -24,31 +24,9 @@ cryptography.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
-
 import mwaa_migrate_metadata as metadata
-from airflow import DAG
-from airflow.operators.python import PythonOperator
 
 DAG_ID = "mwaa_migrate_export"
 
-with DAG(
-    dag_id=DAG_ID,
-    description="mwaa-migrate: export this environment's metadata (bulk, or pause, drain and delta)",
-    schedule=None,
-    start_date=datetime(2024, 1, 1, tzinfo=metadata.UTC),
-    catchup=False,
-    is_paused_upon_creation=True,
-    max_active_runs=1,
-    # The drain may wait up to 12 hours (the pipeline's limit on drainTimeoutMinutes).
-    dagrun_timeout=timedelta(hours=16),
-    default_args={"owner": "mwaa-migrate", "retries": 0},
-    tags=["mwaa-migrate"],
-    doc_md=__doc__,
-) as dag:
-    pause = PythonOperator(task_id="pause", python_callable=metadata.airflow_task(DAG_ID, "pause"))
-    drain = PythonOperator(task_id="drain", python_callable=metadata.airflow_task(DAG_ID, "drain"))
-    export_tables = PythonOperator(
-        task_id="export_tables", python_callable=metadata.airflow_task(DAG_ID, "export_tables")
-    )
-    pause >> drain >> export_tables
+# Declared by the library (its tasks, schedule and limits); a module global, where Airflow finds it.
+dag = metadata.project_dag(DAG_ID, doc_md=__doc__)

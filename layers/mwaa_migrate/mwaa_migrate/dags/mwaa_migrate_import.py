@@ -23,37 +23,9 @@ Written for Airflow 2.4-2.11; see `mwaa_migrate_metadata` for the format.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
-
 import mwaa_migrate_metadata as metadata
-from airflow import DAG
-from airflow.operators.python import PythonOperator
 
 DAG_ID = "mwaa_migrate_import"
 
-with DAG(
-    dag_id=DAG_ID,
-    description="mwaa-migrate: import another environment's exported metadata",
-    schedule=None,
-    start_date=datetime(2024, 1, 1, tzinfo=metadata.UTC),
-    catchup=False,
-    is_paused_upon_creation=True,
-    max_active_runs=1,
-    dagrun_timeout=timedelta(hours=4),
-    default_args={"owner": "mwaa-migrate", "retries": 0},
-    tags=["mwaa-migrate"],
-    doc_md=__doc__,
-) as dag:
-    verify_export = PythonOperator(
-        task_id="verify_export", python_callable=metadata.airflow_task(DAG_ID, "verify_export")
-    )
-    pause_dags = PythonOperator(
-        task_id="pause_dags", python_callable=metadata.airflow_task(DAG_ID, "pause_dags")
-    )
-    import_tables = PythonOperator(
-        task_id="import_tables", python_callable=metadata.airflow_task(DAG_ID, "import_tables")
-    )
-    unpause_dags = PythonOperator(
-        task_id="unpause_dags", python_callable=metadata.airflow_task(DAG_ID, "unpause_dags")
-    )
-    verify_export >> pause_dags >> import_tables >> unpause_dags
+# Declared by the library (its tasks, schedule and limits); a module global, where Airflow finds it.
+dag = metadata.project_dag(DAG_ID, doc_md=__doc__)

@@ -100,7 +100,7 @@ import tempfile
 import zlib
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 
 if TYPE_CHECKING:
@@ -183,6 +183,12 @@ SECRET_ALGORITHM = "AES-256-GCM"  # noqa: S105  (a name, not a secret)
 MAC_ALGORITHM = "HMAC-SHA256(HKDF-SHA256(data key))"
 _MAC_INFO = b"mwaa-migrate-metadata manifest mac v1"
 ENCRYPTION_CONTEXT_KEY = "mwaa-migrate-migration"
+# How the manifest's data key is kept: KMS's own ciphertext of a data key it generated (an export
+# on MWAA, whose role may call KMS), or sealed with the public half of an asymmetric KMS key (an
+# export on a self-managed Airflow, which holds no AWS credentials): KMS's algorithm name.
+KMS_DATA_KEY = "kms_data_key"
+PUBLIC_KEY_SEALING = "RSAES_OAEP_SHA_256"
+DATA_KEY_SEALINGS = (KMS_DATA_KEY, PUBLIC_KEY_SEALING)
 _NONCE_BYTES = 12
 # Gzip level 1: the files are written once and read once; speed matters more than size.
 _GZIP_LEVEL = 1
@@ -882,9 +888,18 @@ class KeyService(Protocol):
 
     def decrypt(self, key_id: str, ciphertext: bytes, context: Mapping[str, str]) -> bytes: ...
 
+    # How generate_data_key's ciphertext is made (DATA_KEY_SEALINGS): the manifest records it.
+    sealing: str
+
+    def open_sealed(self, key_id: str, ciphertext: bytes) -> bytes:
+        """The plaintext of a data key sealed with the public half of key_id (PUBLIC_KEY_SEALING)."""
+        ...
+
 
 class KmsKeys:
     """KeyService over AWS KMS."""
+
+    sealing = KMS_DATA_KEY
 
     def __init__(self, client: KMSClient) -> None:
         self.client = client
@@ -904,6 +919,57 @@ class KmsKeys:
     def decrypt(self, key_id: str, ciphertext: bytes, context: Mapping[str, str]) -> bytes:
         answer = self.client.decrypt(KeyId=key_id, CiphertextBlob=ciphertext, EncryptionContext=dict(context))
         return answer["Plaintext"]
+
+    def open_sealed(self, key_id: str, ciphertext: bytes) -> bytes:
+        # An asymmetric key takes no encryption context: the sealed message carries the migration.
+        answer = self.client.decrypt(
+            KeyId=key_id, CiphertextBlob=ciphertext, EncryptionAlgorithm="RSAES_OAEP_SHA_256"
+        )
+        return answer["Plaintext"]
+
+
+def _oaep() -> Any:
+    from cryptography.hazmat.primitives import hashes  # noqa: PLC0415
+    from cryptography.hazmat.primitives.asymmetric import padding  # noqa: PLC0415
+
+    return padding.OAEP(mgf=padding.MGF1(hashes.SHA256()), algorithm=hashes.SHA256(), label=None)
+
+
+def _sealed_message(key: bytes, context: Mapping[str, str]) -> bytes:
+    """What the public key seals: the data key, then its encryption context (canonical JSON), which
+    an asymmetric KMS key cannot bind itself."""
+    return key + json.dumps(dict(context), sort_keys=True, separators=(",", ":")).encode("utf-8")
+
+
+class PublicKeySealing:
+    """KeyService of an export on a self-managed Airflow, which holds no AWS credentials: each data
+    key is random, sealed with the public half of an asymmetric KMS key (RSAES_OAEP_SHA_256) with
+    the migration's context. Only a role that KMS lets decrypt with that key (the target's) opens
+    it; the source can seal but never open, so nothing it holds decrypts the export."""
+
+    sealing = PUBLIC_KEY_SEALING
+
+    def __init__(self, public_key_der: bytes) -> None:
+        from cryptography.hazmat.primitives.asymmetric import rsa  # noqa: PLC0415
+        from cryptography.hazmat.primitives.serialization import load_der_public_key  # noqa: PLC0415
+
+        try:
+            public_key = load_der_public_key(public_key_der)
+        except ValueError:
+            raise ConfError("the conf's selfManaged.publicKey is not a DER public key") from None
+        if not isinstance(public_key, rsa.RSAPublicKey) or public_key.key_size < 3072:
+            raise ConfError("the conf's selfManaged.publicKey must be an RSA key of 3072 bits or more")
+        self._public_key = public_key
+
+    def generate_data_key(self, key_id: str, context: Mapping[str, str]) -> tuple[bytes, bytes]:
+        key = os.urandom(32)
+        return key, self._public_key.encrypt(_sealed_message(key, context), _oaep())
+
+    def decrypt(self, key_id: str, ciphertext: bytes, context: Mapping[str, str]) -> bytes:
+        raise SecretError("an export on a self-managed Airflow seals data keys and never opens one")
+
+    def open_sealed(self, key_id: str, ciphertext: bytes) -> bytes:
+        raise SecretError("an export on a self-managed Airflow seals data keys and never opens one")
 
 
 class SecretBox:
@@ -977,14 +1043,17 @@ class SecretsEnvelope:
     encrypted_data_key: str  # base64 of KMS's CiphertextBlob
     context: dict[str, str]
     algorithm: str = SECRET_ALGORITHM
+    # How encrypted_data_key was made (DATA_KEY_SEALINGS); absent from a manifest: KMS_DATA_KEY.
+    sealing: str = KMS_DATA_KEY
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        data = {
             "algorithm": self.algorithm,
             "kms_key_id": self.kms_key_id,
             "encrypted_data_key": self.encrypted_data_key,
             "encryption_context": dict(self.context),
         }
+        return data if self.sealing == KMS_DATA_KEY else {**data, "data_key_sealing": self.sealing}
 
     @classmethod
     def from_json(cls, data: Any) -> SecretsEnvelope:
@@ -993,10 +1062,16 @@ class SecretsEnvelope:
         context = data.get("encryption_context")
         if not isinstance(context, Mapping):
             raise VerificationError("the manifest's secrets lack their encryption context")
+        sealing = data.get("data_key_sealing", KMS_DATA_KEY)
+        if sealing not in DATA_KEY_SEALINGS:
+            raise VerificationError(
+                f"the manifest's data key is sealed in a way this import cannot open: {sealing!r}"
+            )
         return cls(
             kms_key_id=str(data.get("kms_key_id", "")),
             encrypted_data_key=str(data.get("encrypted_data_key", "")),
             context={str(k): str(v) for k, v in context.items()},
+            sealing=str(sealing),
         )
 
 
@@ -1007,7 +1082,9 @@ def migration_context(migration_id: str) -> dict[str, str]:
 def new_secret_box(keys: KeyService, key_id: str, migration_id: str) -> tuple[SecretBox, SecretsEnvelope]:
     context = migration_context(migration_id)
     plaintext, ciphertext = keys.generate_data_key(key_id, context)
-    envelope = SecretsEnvelope(key_id, base64.b64encode(ciphertext).decode("ascii"), context)
+    envelope = SecretsEnvelope(
+        key_id, base64.b64encode(ciphertext).decode("ascii"), context, sealing=keys.sealing
+    )
     return SecretBox(plaintext), envelope
 
 
@@ -1018,7 +1095,12 @@ def open_secret_box(keys: KeyService, envelope: SecretsEnvelope, migration_id: s
         ciphertext = base64.b64decode(envelope.encrypted_data_key, validate=True)
     except ValueError:
         raise VerificationError("the manifest's encrypted data key is not base64") from None
-    return SecretBox(keys.decrypt(envelope.kms_key_id, ciphertext, envelope.context))
+    if envelope.sealing == KMS_DATA_KEY:
+        return SecretBox(keys.decrypt(envelope.kms_key_id, ciphertext, envelope.context))
+    message = keys.open_sealed(envelope.kms_key_id, ciphertext)
+    if message[32:] != _sealed_message(b"", envelope.context):
+        raise VerificationError("the export's sealed data key belongs to another migration")
+    return SecretBox(message[:32])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1467,6 +1549,229 @@ class S3Storage:
             if missing is not None:
                 raise missing from None
             raise
+
+
+# An export on a self-managed Airflow: what the pipeline hands it instead of AWS credentials.
+
+# HTTP timeouts (connect, read) of the presigned requests: a table file's upload reads no answer
+# until S3 has it all.
+_HTTP_TIMEOUT = (30, 900)
+# Hosts a presigned URL may use plain HTTP with: the local emulation's S3 only.
+_LOOPBACK_HOSTS = ("localhost", "127.0.0.1")
+
+
+def _presigned_url(url: Any, what: str) -> str:
+    from urllib.parse import urlsplit  # noqa: PLC0415
+
+    parts = urlsplit(url) if isinstance(url, str) else None
+    if parts is None or not (
+        parts.scheme == "https" or (parts.scheme == "http" and parts.hostname in _LOOPBACK_HOSTS)
+    ):
+        raise ConfError(f"the conf's {what} must be an https:// URL")
+    return str(url)
+
+
+@dataclass(frozen=True)
+class PresignedUpload:
+    """A presigned POST form of the migration bucket: S3 takes an object through it only under
+    `key_prefix` (a prefix ends in '/'; otherwise the one key) and until the form's deadline."""
+
+    url: str = field(repr=False)
+    fields: Mapping[str, str] = field(repr=False)
+    key_prefix: str
+
+    def allows(self, key: str) -> bool:
+        return key.startswith(self.key_prefix) if self.key_prefix.endswith("/") else key == self.key_prefix
+
+
+@dataclass(frozen=True)
+class SelfManagedAccess:
+    """The conf's `selfManaged` block: the public key that seals the data keys, presigned POST
+    forms for what the export writes and presigned GET URLs for the objects it reads (the bulk's
+    manifest, the cutover record). Every key is under the migration's prefix; the URLs and form
+    fields are signatures, so they never appear in a repr, a log line or an error."""
+
+    public_key: bytes = field(repr=False)
+    uploads: tuple[PresignedUpload, ...]
+    downloads: Mapping[str, str] = field(repr=False)
+
+    @classmethod
+    def from_conf(cls, data: Any, prefix: str) -> SelfManagedAccess:
+        if not isinstance(data, Mapping):
+            raise ConfError("the DAG run's conf 'selfManaged' must be an object")
+        try:
+            public_key = base64.b64decode(str(data.get("publicKey", "")), validate=True)
+        except ValueError:
+            raise ConfError(
+                "the conf's selfManaged.publicKey must be base64 (KMS GetPublicKey's DER)"
+            ) from None
+        within = f"{prefix}/" if prefix else ""
+
+        def checked_key(key: Any, what: str) -> str:
+            if not isinstance(key, str) or not key.startswith(within) or ".." in key.split("/"):
+                raise ConfError(f"the conf's {what} must be a key under the migration's prefix {within!r}")
+            return key
+
+        uploads = []
+        for index, upload in enumerate(data.get("uploads") or []):
+            what = f"selfManaged.uploads[{index}]"
+            if not isinstance(upload, Mapping) or not isinstance(upload.get("fields"), Mapping):
+                raise ConfError(f"the conf's {what} must be a presigned POST: url, fields and keyPrefix")
+            uploads.append(
+                PresignedUpload(
+                    url=_presigned_url(upload.get("url"), f"{what}.url"),
+                    fields={str(k): str(v) for k, v in upload["fields"].items()},
+                    key_prefix=checked_key(upload.get("keyPrefix"), f"{what}.keyPrefix"),
+                )
+            )
+        if not uploads:
+            raise ConfError("the conf's selfManaged.uploads must hold at least one presigned POST")
+        downloads = data.get("downloads") or {}
+        if not isinstance(downloads, Mapping):
+            raise ConfError("the conf's selfManaged.downloads must map keys to presigned GET URLs")
+        return cls(
+            public_key=public_key,
+            uploads=tuple(uploads),
+            downloads={
+                checked_key(key, "selfManaged.downloads key"): _presigned_url(
+                    url, f"selfManaged.downloads[{key}]"
+                )
+                for key, url in downloads.items()
+            },
+        )
+
+
+class _MultipartForm(io.RawIOBase):
+    """A presigned POST's multipart/form-data body, streamed: the form's fields, then the file
+    (S3 wants it last), read from disk as the request goes; seekable, so a retry starts over."""
+
+    def __init__(self, fields: Mapping[str, str], file: BinaryIO, size: int) -> None:
+        self.boundary = "mwaa-migrate-" + os.urandom(12).hex()
+        head = b"".join(
+            f'--{self.boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode()
+            for name, value in fields.items()
+        )
+        self._head = (
+            head
+            + (
+                f'--{self.boundary}\r\nContent-Disposition: form-data; name="file"; filename="export"\r\n'
+                "Content-Type: application/octet-stream\r\n\r\n"
+            ).encode()
+        )
+        self._tail = f"\r\n--{self.boundary}--\r\n".encode()
+        self._file, self._size, self._position = file, size, 0
+
+    @property
+    def content_type(self) -> str:
+        return f"multipart/form-data; boundary={self.boundary}"
+
+    def __len__(self) -> int:
+        return len(self._head) + self._size + len(self._tail)
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._position
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._position, io.SEEK_END: len(self)}[whence]
+        self._position = max(0, min(len(self), base + offset))
+        return self._position
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        head, body_end = len(self._head), len(self._head) + self._size
+        if self._position < head:
+            chunk = self._head[self._position : self._position + len(view)]
+        elif self._position < body_end:
+            self._file.seek(self._position - head)
+            chunk = self._file.read(min(len(view), body_end - self._position))
+        else:
+            chunk = self._tail[self._position - body_end : self._position - body_end + len(view)]
+        view[: len(chunk)] = chunk
+        self._position += len(chunk)
+        return len(chunk)
+
+
+class PresignedStorage:
+    """Storage of an export on a self-managed Airflow, which holds no AWS credentials: it writes
+    through the conf's presigned POST forms and reads through its presigned GET URLs, over HTTPS
+    (requests, which Airflow installs). A key no form or URL covers is refused here, and S3 refuses
+    it too: the forms' policies carry the same prefixes."""
+
+    def __init__(self, access: SelfManagedAccess, session: Any | None = None) -> None:
+        self.access = access
+        self.session = session if session is not None else self._session()
+
+    @staticmethod
+    def _session() -> Any:
+        import requests  # noqa: PLC0415  (kept out of DAG parsing)
+        from requests.adapters import HTTPAdapter  # noqa: PLC0415
+        from urllib3.util.retry import Retry  # noqa: PLC0415
+
+        # S3's 500/503 and lost connections are retried with backoff, the form's body rewound.
+        retry = Retry(total=5, backoff_factor=1, status_forcelist=(500, 502, 503, 504), allowed_methods=None)
+        session = requests.Session()
+        session.mount("https://", HTTPAdapter(max_retries=retry))
+        session.mount("http://", HTTPAdapter(max_retries=retry))
+        return session
+
+    @staticmethod
+    def _refusal(response: Any, doing: str) -> ExportError:
+        code = re.search(r"<Code>([^<]{1,64})</Code>", response.text or "")
+        said = f" ({code.group(1)})" if code else ""
+        return ExportError(f"S3 refused {doing}: HTTP {response.status_code}{said}")
+
+    def _post(self, key: str, file: BinaryIO, size: int) -> None:
+        upload = next((upload for upload in self.access.uploads if upload.allows(key)), None)
+        if upload is None:
+            raise ExportError(f"no presigned upload of the conf covers {key}")
+        form = _MultipartForm({**upload.fields, "key": key}, file, size)
+        response = self.session.post(
+            upload.url, data=form, headers={"Content-Type": form.content_type}, timeout=_HTTP_TIMEOUT
+        )
+        if response.status_code >= 300:
+            raise self._refusal(response, f"the upload of {key}")
+
+    def put(self, key: str, body: bytes) -> None:
+        self._post(key, io.BytesIO(body), len(body))
+
+    def put_file(self, key: str, path: str) -> None:
+        with open(path, "rb") as file:
+            self._post(key, file, os.path.getsize(path))
+
+    def _get(self, key: str) -> Any:
+        url = self.access.downloads.get(key)
+        if url is None:
+            raise ExportError(f"no presigned download of the conf covers {key}")
+        response = self.session.get(url, timeout=_HTTP_TIMEOUT, stream=True)
+        if response.status_code == 404:
+            response.close()
+            raise MissingObjectError(f"{key} does not exist")
+        if response.status_code != 200:
+            response.close()
+            raise self._refusal(response, f"the download of {key}")
+        return response
+
+    def get(self, key: str) -> bytes:
+        with self._get(key) as response:
+            return bytes(response.content)
+
+    def get_file(self, key: str, path: str) -> None:
+        with self._get(key) as response, open(path, "wb") as file:
+            for chunk in response.iter_content(_CHUNK):
+                file.write(chunk)
+
+    def exists(self, key: str) -> bool:
+        try:
+            self._get(key).close()
+        except MissingObjectError:
+            return False
+        return True
 
 
 # ---------------------------------------------------------------------------------------------
@@ -2468,6 +2773,9 @@ class RunConf:
     # The Airflow version the target ends at (the plan's target.finalVersion; "" when not said): a
     # 3.x target gets its failed tries written to task_instance_history before MWAA upgrades it.
     target_final_version: str = ""
+    # An export on a self-managed Airflow (the conf's selfManaged block): presigned S3 access and the
+    # public key that seals the data keys, in place of AWS credentials. None on MWAA.
+    self_managed: SelfManagedAccess | None = None
 
     @property
     def target_becomes_airflow_3(self) -> bool:
@@ -2526,7 +2834,19 @@ class RunConf:
             source_environment=names["sourceEnvironment"],
             target_environment=names["targetEnvironment"],
             target_final_version=names["targetFinalVersion"],
+            self_managed=(
+                SelfManagedAccess.from_conf(conf["selfManaged"], values["prefix"].strip("/"))
+                if conf.get("selfManaged") is not None
+                else None
+            ),
         )
+
+    def storage(self) -> Storage:
+        """Where this run reads and writes: presigned URLs on a self-managed Airflow, else S3 under
+        the environment's role."""
+        if self.self_managed is not None:
+            return PresignedStorage(self.self_managed)
+        return S3Storage.for_bucket(self.bucket)
 
     def key(self, *parts: str) -> str:
         return "/".join(piece for piece in (self.prefix, *parts) if piece)
@@ -3340,7 +3660,11 @@ class TaskContext:
     poll_seconds: float = DRAIN_POLL_SECONDS
 
     def key_service(self) -> KeyService:
-        return self.keys if self.keys is not None else KmsKeys.default()
+        if self.keys is not None:
+            return self.keys
+        if self.conf.self_managed is not None:
+            return PublicKeySealing(self.conf.self_managed.public_key)
+        return KmsKeys.default()
 
 
 TaskStep = Callable[[TaskContext], Any]
@@ -3410,6 +3734,48 @@ def run_task(dag_id: str, task_id: str, context: TaskContext) -> Any:
     return steps[task_id](context)
 
 
+# What tells the two project DAGs apart beyond their tasks: a description, and how long a run may
+# take (the export's drain may wait up to 12 hours, the pipeline's limit on drainTimeoutMinutes).
+DAG_DECLARATIONS: dict[str, tuple[str, timedelta]] = {
+    EXPORT_DAG_ID: (
+        "mwaa-migrate: export this environment's metadata (bulk, or pause, drain and delta)",
+        timedelta(hours=16),
+    ),
+    IMPORT_DAG_ID: ("mwaa-migrate: import another environment's exported metadata", timedelta(hours=4)),
+}
+
+
+def project_dag(dag_id: str, doc_md: str | None = None) -> Any:
+    """The project DAG: manual (never scheduled), created paused, one run at a time, no task retried
+    by Airflow (the pipeline decides), its tasks DAG_TASKS' steps in order."""
+    from airflow import DAG  # type: ignore[import-not-found,unused-ignore]  # noqa: PLC0415
+    from airflow.operators.python import (  # type: ignore[import-not-found,unused-ignore]  # noqa: PLC0415
+        PythonOperator,
+    )
+
+    description, run_timeout = DAG_DECLARATIONS[dag_id]
+    with DAG(
+        dag_id=dag_id,
+        description=description,
+        schedule=None,
+        start_date=datetime(2024, 1, 1, tzinfo=UTC),
+        catchup=False,
+        is_paused_upon_creation=True,
+        max_active_runs=1,
+        dagrun_timeout=run_timeout,
+        default_args={"owner": "mwaa-migrate", "retries": 0},
+        tags=["mwaa-migrate"],
+        doc_md=doc_md,
+    ) as dag:
+        previous = None
+        for task_id in task_ids(dag_id):
+            task = PythonOperator(task_id=task_id, python_callable=airflow_task(dag_id, task_id))
+            if previous is not None:
+                previous >> task
+            previous = task
+    return dag
+
+
 def airflow_task(dag_id: str, task_id: str) -> Callable[..., Any]:
     """The python_callable of one task: reads the run's conf and earlier tasks' XComs, runs the
     step in one metadata session (committed when the step returns, rolled back if it raises)."""
@@ -3420,7 +3786,7 @@ def airflow_task(dag_id: str, task_id: str) -> Callable[..., Any]:
 
         conf = RunConf.from_conf(context["dag_run"].conf)
         upstream = {earlier_id: context["ti"].xcom_pull(task_ids=earlier_id) for earlier_id in earlier}
-        storage = S3Storage.for_bucket(conf.bucket)
+        storage = conf.storage()
         with create_session() as session:
             db = PostgresDatabase.from_airflow_session(session)
             return run_task(dag_id, task_id, TaskContext(db, storage, conf, upstream))
