@@ -10,7 +10,7 @@ from mwaa_migrate.models import parse_model
 from mwaa_migrate.observability import bind_execution, logger, metrics, tracer
 from mwaa_migrate.run.grants import StackGrants
 from mwaa_migrate.run.notifications import ended, publish
-from mwaa_migrate.run.outcome import finish_migration
+from mwaa_migrate.run.outcome import Ending, finish_migration
 from mwaa_migrate.settings import settings
 from mwaa_migrate.step_events import FinishMigrationEvent
 
@@ -23,11 +23,9 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     bind_execution(step.execution_id, step.plan.source.name, step.plan.target.name)
     outcome = finish_migration(
         step,
-        s3=clients.s3(),
-        iam=clients.iam(),
-        sfn=clients.stepfunctions(),
-        lock_bucket=settings().migration_bucket,
-        stack=StackGrants.of(settings()),
+        Ending(
+            s3=clients.s3(), iam=clients.iam(), sfn=clients.stepfunctions(), stack=StackGrants.of(settings())
+        ),
     )
     metrics.add_metric(name="MigrationsSucceeded", unit=MetricUnit.Count, value=1)
     logger.info("migration succeeded", extra={"report": outcome.report_uri})

@@ -11,7 +11,7 @@ from mwaa_migrate.models import parse_model
 from mwaa_migrate.observability import logger, metrics, tracer
 from mwaa_migrate.run.grants import StackGrants
 from mwaa_migrate.run.notifications import failed, publish
-from mwaa_migrate.run.outcome import record_failure
+from mwaa_migrate.run.outcome import Ending, record_failure
 from mwaa_migrate.settings import settings
 from mwaa_migrate.step_events import RecordFailureEvent
 
@@ -24,13 +24,10 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     logger.append_keys(execution_id=step.execution_id)
     outcome = record_failure(
         step,
-        s3=clients.s3(),
-        iam=clients.iam(),
-        sfn=clients.stepfunctions(),
-        default_bucket=settings().migration_bucket,
-        lock_bucket=settings().migration_bucket,
+        Ending(
+            s3=clients.s3(), iam=clients.iam(), sfn=clients.stepfunctions(), stack=StackGrants.of(settings())
+        ),
         webserver=transports(clients.mwaa(), scheme=settings().mwaa_cli_scheme),
-        stack=StackGrants.of(settings()),
     )
     metrics.add_metric(name="MigrationsFailed", unit=MetricUnit.Count, value=1)
     logger.error(

@@ -13,7 +13,7 @@ from mwaa_migrate.models import parse_model
 from mwaa_migrate.observability import logger, tracer
 from mwaa_migrate.run.grants import StackGrants
 from mwaa_migrate.run.notifications import ended, publish
-from mwaa_migrate.run.outcome import settle_stopped_execution
+from mwaa_migrate.run.outcome import Ending, settle_stopped_execution
 from mwaa_migrate.settings import settings
 from mwaa_migrate.step_events import ExecutionStatusChange
 
@@ -26,14 +26,11 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     logger.append_keys(execution_id=execution_arn)
     outcome = settle_stopped_execution(
         execution_arn,
+        Ending(
+            s3=clients.s3(), iam=clients.iam(), sfn=clients.stepfunctions(), stack=StackGrants.of(settings())
+        ),
         state_machine_arn=settings().state_machine_arn,
-        s3=clients.s3(),
-        iam=clients.iam(),
-        sfn=clients.stepfunctions(),
-        default_bucket=settings().migration_bucket,
-        lock_bucket=settings().migration_bucket,
         webserver=transports(clients.mwaa(), scheme=settings().mwaa_cli_scheme),
-        stack=StackGrants.of(settings()),
     )
     if outcome is None:
         return {"settled": False}

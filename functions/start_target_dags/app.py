@@ -9,7 +9,7 @@ from mwaa_migrate import clients
 from mwaa_migrate.environment.webserver_transport import open_transport
 from mwaa_migrate.models import parse_model
 from mwaa_migrate.observability import bind_execution, logger, tracer
-from mwaa_migrate.run.cutover import start_target_dags
+from mwaa_migrate.run.cutover import MigrationPlace, start_target_dags
 from mwaa_migrate.settings import settings
 from mwaa_migrate.step_events import StartTargetDagsEvent
 
@@ -21,12 +21,8 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     plan = step.plan
     bind_execution(step.execution_id, plan.source.name, plan.target.name)
     settled = start_target_dags(
-        s3=clients.s3(),
-        bucket=plan.bucket,
-        prefix=plan.prefix,
-        migration_id=plan.migration_id,
-        source=plan.source.name,
-        target=plan.target.name,
+        clients.s3(),
+        MigrationPlace.of(plan),
         target_cli=open_transport(
             plan.import_dag.transport,  # the plan's route to the target
             clients.mwaa(),

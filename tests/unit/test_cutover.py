@@ -12,12 +12,13 @@ from moto import mock_aws
 
 from mwaa_migrate.environment.airflow_cli import AirflowCli, CliOutput
 from mwaa_migrate.errors import MigrationConflict
-from mwaa_migrate.run.cutover import rollback, settle_after_failure, start_target_dags
+from mwaa_migrate.run.cutover import MigrationPlace, rollback, settle_after_failure, start_target_dags
 
 BUCKET = "mwaa-migrate-test"
 PREFIX = "migrations/prod/prod-2"
 MIGRATION = "prod.prod-2"
 RECORD_KEY = f"{PREFIX}/cutover/record.json"
+PLACE = MigrationPlace(bucket=BUCKET, prefix=PREFIX, source="prod", target="prod-2", migration_id=MIGRATION)
 
 
 class FakeCli:
@@ -69,15 +70,7 @@ def _state(s3: Any) -> str:
 
 def _settle(s3: Any, source: FakeCli, target: FakeCli, *, target_live: bool = False) -> Any:
     return settle_after_failure(
-        s3=s3,
-        bucket=BUCKET,
-        prefix=PREFIX,
-        migration_id=MIGRATION,
-        source="prod",
-        target="prod-2",
-        source_cli=source.cli,
-        target_cli=target.cli,
-        target_live=target_live,
+        s3, PLACE, source_cli=source.cli, target_cli=target.cli, target_live=target_live
     )
 
 
@@ -163,16 +156,7 @@ def test_going_live_after_an_upgrade_unpauses_the_recorded_dags_on_the_target(s3
     _record(s3, "paused", ["a", "b"])
     target = FakeCli({"a": True, "b": True, "c": True})
 
-    settled = start_target_dags(
-        s3=s3,
-        bucket=BUCKET,
-        prefix=PREFIX,
-        migration_id=MIGRATION,
-        source="prod",
-        target="prod-2",
-        target_cli=target.cli,
-        imported={"unpausedDags": []},
-    )
+    settled = start_target_dags(s3, PLACE, target_cli=target.cli, imported={"unpausedDags": []})
 
     assert (target.dags["a"], target.dags["b"], target.dags["c"]) == (False, False, True)
     assert settled.running == "target"
@@ -183,16 +167,7 @@ def test_going_live_after_the_import_unpaused_them_makes_no_cli_call_to_unpause(
     _record(s3, "paused", ["a"])
     target = FakeCli({"a": False})
 
-    start_target_dags(
-        s3=s3,
-        bucket=BUCKET,
-        prefix=PREFIX,
-        migration_id=MIGRATION,
-        source="prod",
-        target="prod-2",
-        target_cli=target.cli,
-        imported={"unpausedDags": ["a"]},
-    )
+    start_target_dags(s3, PLACE, target_cli=target.cli, imported={"unpausedDags": ["a"]})
 
     assert [c for c in target.commands if c[:2] == ("dags", "unpause")] == []
 

@@ -9,7 +9,8 @@ The notification clients are left as they are: their callers catch botocore's er
 
 from __future__ import annotations
 
-from functools import lru_cache
+from collections.abc import Callable
+from functools import cache, partial
 from typing import TYPE_CHECKING, Any
 
 import boto3
@@ -83,56 +84,32 @@ def _no_answer_is_transient(exception: Exception, **_: Any) -> None:
         raise TransientAwsError(f"no answer from AWS: {exception}") from exception
 
 
-def _client(name: str, config: Config | None = None, *, no_answer_is_transient: bool = True) -> Any:
-    # The module's globals are read at call time, so a test may swap the configurations.
-    client = boto3.client(name, config=config or RETRY_CONFIG)  # type: ignore[call-overload]
-    if no_answer_is_transient:
+# The notification services: their clients are left as they are (module docstring).
+_BEST_EFFORT = frozenset({"events", "sns"})
+
+
+@cache
+def _client(name: str) -> Any:
+    """The service's one client in this container."""
+    # The module's globals are read when the client is made, so a test may swap the configurations.
+    config = LOGS_RETRY_CONFIG if name == "logs" else RETRY_CONFIG
+    client = boto3.client(name, config=config)  # type: ignore[call-overload]
+    if name not in _BEST_EFFORT:
         service = client.meta.service_model.service_id.hyphenize()
         client.meta.events.register(f"after-call-error.{service}", _no_answer_is_transient)
     return client
 
 
-@lru_cache(maxsize=1)
-def mwaa() -> MWAAClient:
-    return _client("mwaa")  # type: ignore[no-any-return]
-
-
-@lru_cache(maxsize=1)
-def s3() -> S3Client:
-    return _client("s3")  # type: ignore[no-any-return]
-
-
-@lru_cache(maxsize=1)
-def iam() -> IAMClient:
-    return _client("iam")  # type: ignore[no-any-return]
-
-
-@lru_cache(maxsize=1)
-def logs() -> CloudWatchLogsClient:
-    return _client("logs", LOGS_RETRY_CONFIG)  # type: ignore[no-any-return]
-
-
-@lru_cache(maxsize=1)
-def kms() -> KMSClient:
-    return _client("kms")  # type: ignore[no-any-return]
-
-
-@lru_cache(maxsize=1)
-def stepfunctions() -> SFNClient:
-    return _client("stepfunctions")  # type: ignore[no-any-return]
-
-
-@lru_cache(maxsize=1)
-def events() -> EventBridgeClient:
-    return _client("events", no_answer_is_transient=False)  # type: ignore[no-any-return]
-
-
-@lru_cache(maxsize=1)
-def sns() -> SNSClient:
-    return _client("sns", no_answer_is_transient=False)  # type: ignore[no-any-return]
+mwaa: Callable[[], MWAAClient] = partial(_client, "mwaa")
+s3: Callable[[], S3Client] = partial(_client, "s3")
+iam: Callable[[], IAMClient] = partial(_client, "iam")
+logs: Callable[[], CloudWatchLogsClient] = partial(_client, "logs")
+kms: Callable[[], KMSClient] = partial(_client, "kms")
+stepfunctions: Callable[[], SFNClient] = partial(_client, "stepfunctions")
+events: Callable[[], EventBridgeClient] = partial(_client, "events")
+sns: Callable[[], SNSClient] = partial(_client, "sns")
 
 
 def reset() -> None:
     """Forget the cached clients (tests switch endpoints and credentials between cases)."""
-    for factory in (mwaa, s3, iam, logs, kms, stepfunctions, events, sns):
-        factory.cache_clear()
+    _client.cache_clear()

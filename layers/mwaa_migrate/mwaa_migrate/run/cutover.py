@@ -10,6 +10,7 @@ unpausing the other, so that at no moment do both run them. The record's state s
 from __future__ import annotations
 
 from collections.abc import Callable, Collection
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from botocore.exceptions import BotoCoreError
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
     from mwaa_migrate.environment.airflow_cli import AirflowCli
+    from mwaa_migrate.models import MigrationPlan
 
 Side = Literal["source", "target"]
 
@@ -80,9 +82,26 @@ def _attempt(problems: list[str], doing: str, call: Callable[[], Any]) -> Any:
         return None
 
 
-def _record_of(s3: S3Client, bucket: str, prefix: str, migration_id: str) -> dict[str, Any] | None:
-    record = read_cutover_record(s3, bucket, prefix)
-    if record is None or record.get("migration_id") != migration_id:
+@dataclass(frozen=True)
+class MigrationPlace:
+    """A migration's place: the bucket and prefix its cutover record is under, and the two
+    environments it moves the DAGs between. Every step here reads the record there."""
+
+    bucket: str
+    prefix: str
+    source: str
+    target: str
+    # The record at the prefix is this migration's only if it names this id.
+    migration_id: str
+
+    @classmethod
+    def of(cls, plan: MigrationPlan) -> MigrationPlace:
+        return cls(plan.bucket, plan.prefix, plan.source.name, plan.target.name, plan.migration_id)
+
+
+def _record_of(s3: S3Client, place: MigrationPlace) -> dict[str, Any] | None:
+    record = read_cutover_record(s3, place.bucket, place.prefix)
+    if record is None or record.get("migration_id") != place.migration_id:
         return None
     return record
 
@@ -91,26 +110,27 @@ def _dags(record: dict[str, Any]) -> list[str]:
     return sorted(str(dag_id) for dag_id in record.get("active_dags", []))
 
 
-def target_went_live(s3: S3Client, bucket: str, prefix: str) -> bool:
+def target_went_live(s3: S3Client, place: MigrationPlace) -> bool:
     """The cutover import wrote its result, which it does only after unpausing the recorded DAGs."""
     try:
-        result = read_json_if_any(s3, bucket, import_result_key(prefix, "cutover"))
+        result = read_json_if_any(s3, place.bucket, import_result_key(place.prefix, "cutover"))
     except MigrationError:
         # Unknown: the way back then pauses the target's copies before it unpauses the source's.
         return False
     return bool(result and result.get("unpaused_dags"))
 
 
-def standing(s3: S3Client, bucket: str, prefix: str, source: str, target: str) -> str:
+def standing(s3: S3Client, place: MigrationPlace) -> str:
     """Which environment runs the DAGs when this execution changed none: as the record of an
     earlier run of the migration left it (a run refused at its plan says what it found)."""
+    source, target = place.source, place.target
     try:
-        record = read_cutover_record(s3, bucket, prefix)
+        record = read_cutover_record(s3, place.bucket, place.prefix)
     except (MigrationError, BotoCoreError):
         record = None
     state = str(record.get("state")) if record else None
     if state == "live":
-        return live_line(source, target, len(_dags(record or {})))
+        return live_line(place, len(_dags(record or {})))
     if state == "paused":
         return (
             f"The source {source}'s DAGs stay paused by an earlier run of this migration that did not "
@@ -119,21 +139,17 @@ def standing(s3: S3Client, bucket: str, prefix: str, source: str, target: str) -
     return f"The source {source} runs the DAGs: this execution changed nothing."
 
 
-def live_line(source: str, target: str, count: int) -> str:
+def live_line(place: MigrationPlace, count: int) -> str:
     return (
-        f"The target {target} runs the DAGs ({count} unpaused); the source {source} stays paused "
-        f"(mwaa-migrate rollback reverses it)."
+        f"The target {place.target} runs the DAGs ({count} unpaused); the source {place.source} stays "
+        f"paused (mwaa-migrate rollback reverses it)."
     )
 
 
 def settle_after_failure(
-    *,
     s3: S3Client,
-    bucket: str,
-    prefix: str,
-    migration_id: str,
-    source: str,
-    target: str,
+    place: MigrationPlace,
+    *,
     source_cli: WebserverTransport | AirflowCli,
     target_cli: WebserverTransport | AirflowCli,
     target_live: bool,
@@ -144,6 +160,7 @@ def settle_after_failure(
     result exists). Before the pause the source never stopped: nothing to do but stop the project's
     own DAG runs. After the target went live, it stays live. In between, the target's recorded DAGs
     are paused first, then the source's unpaused: never both running."""
+    source, target = place.source, place.target
     problems: list[str] = []
     # No further task of the project's DAGs starts: an export run still going cannot pause the
     # source after this, nor an import run unpause the target.
@@ -158,7 +175,7 @@ def settle_after_failure(
         lambda: set_paused(target_cli, [IMPORT_DAG.dag_id], paused=True),
     )
     at = now().isoformat()
-    record = _record_of(s3, bucket, prefix, migration_id)
+    record = _record_of(s3, place)
     state = str(record.get("state")) if record else None
     if record is None or state in {"restored", "rolled_back"}:
         line = (
@@ -170,10 +187,10 @@ def settle_after_failure(
     dags = _dags(record)
     if state == "live" or target_live:
         if state != "live":
-            write_cutover_record_state(s3, bucket, prefix, "live")
+            write_cutover_record_state(s3, place.bucket, place.prefix, "live")
         return Settlement(
             running="target",
-            line=live_line(source, target, len(dags)),
+            line=live_line(place, len(dags)),
             record_state="live",
             problems=problems,
             at=at,
@@ -211,7 +228,7 @@ def settle_after_failure(
             problems=problems,
             at=at,
         )
-    write_cutover_record_state(s3, bucket, prefix, "restored")
+    write_cutover_record_state(s3, place.bucket, place.prefix, "restored")
     return Settlement(
         running="source",
         line=(
@@ -227,30 +244,26 @@ def settle_after_failure(
 
 
 def start_target_dags(
-    *,
     s3: S3Client,
-    bucket: str,
-    prefix: str,
-    migration_id: str,
-    source: str,
-    target: str,
+    place: MigrationPlace,
+    *,
     target_cli: WebserverTransport | AirflowCli,
     imported: dict[str, Any],
 ) -> Settlement:
     """Close the window: the recorded DAGs run on the target (the import unpaused them, or this
     does after an upgrade), and the record says the target is live."""
-    record = _record_of(s3, bucket, prefix, migration_id)
+    record = _record_of(s3, place)
     if record is None:
         raise MigrationConflict(
-            f"s3://{bucket}/{prefix}/cutover/record.json: no cutover record for this migration"
+            f"s3://{place.bucket}/{place.prefix}/cutover/record.json: no cutover record for this migration"
         )
     dags = _dags(record)
     already = set(imported.get("unpaused_dags") or imported.get("unpausedDags") or [])
     unpaused = [] if set(dags) <= already else set_paused(target_cli, dags, paused=False)
-    write_cutover_record_state(s3, bucket, prefix, "live")
+    write_cutover_record_state(s3, place.bucket, place.prefix, "live")
     return Settlement(
         running="target",
-        line=live_line(source, target, len(dags)),
+        line=live_line(place, len(dags)),
         record_state="live",
         unpaused=sorted(already | set(unpaused)),
         at=now().isoformat(),

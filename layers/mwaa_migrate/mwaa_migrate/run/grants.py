@@ -11,6 +11,8 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Callable
+from contextlib import suppress
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
@@ -258,39 +260,47 @@ def policies_to_remove(plan: MigrationPlan, *, stack: StackGrants) -> list[RoleP
     ]
 
 
-def put_policies(iam: IAMClient, policies: list[RolePolicy]) -> list[str]:
-    """Put (or replace) each policy; returns role/policy names."""
+def _qualified_name(policy: RolePolicy) -> str:
+    """role/policy: how the grants name a policy in their results."""
+    return f"{policy.role_name}/{policy.policy_name}"
+
+
+def _each_policy(policies: list[RolePolicy], call: Callable[[RolePolicy], object], doing: str) -> list[str]:
+    """Make one IAM call per policy, in order; returns their role/policy names. An IAM error stops
+    the rest and names the policy (`doing`, with {policy_name} and {role_name} in it)."""
     done = []
     for policy in policies:
         try:
-            iam.put_role_policy(
-                RoleName=policy.role_name,
-                PolicyName=policy.policy_name,
-                PolicyDocument=json.dumps(policy.document),
-            )
+            call(policy)
         except ClientError as error:
-            raise from_client_error(
-                error, f"putting policy {policy.policy_name} on {policy.role_name}"
-            ) from None
-        done.append(f"{policy.role_name}/{policy.policy_name}")
+            where = doing.format(policy_name=policy.policy_name, role_name=policy.role_name)
+            raise from_client_error(error, where) from None
+        done.append(_qualified_name(policy))
     return done
+
+
+def put_policies(iam: IAMClient, policies: list[RolePolicy]) -> list[str]:
+    """Put (or replace) each policy; returns role/policy names."""
+
+    def put(policy: RolePolicy) -> None:
+        iam.put_role_policy(
+            RoleName=policy.role_name,
+            PolicyName=policy.policy_name,
+            PolicyDocument=json.dumps(policy.document),
+        )
+
+    return _each_policy(policies, put, "putting policy {policy_name} on {role_name}")
 
 
 def delete_policies(iam: IAMClient, policies: list[RolePolicy]) -> list[str]:
     """Remove each policy; one already gone counts as removed (a re-run, or a failure before grant)."""
-    removed = []
-    for policy in policies:
-        try:
+
+    def delete(policy: RolePolicy) -> None:
+        with suppress(iam.exceptions.NoSuchEntityException):
             iam.delete_role_policy(RoleName=policy.role_name, PolicyName=policy.policy_name)
-        except iam.exceptions.NoSuchEntityException:
-            pass
-        except ClientError as error:
-            raise from_client_error(
-                error, f"removing policy {policy.policy_name} from {policy.role_name}"
-            ) from None
-        removed.append(f"{policy.role_name}/{policy.policy_name}")
-    return removed
+
+    return _each_policy(policies, delete, "removing policy {policy_name} from {role_name}")
 
 
 def policy_documents(policies: list[RolePolicy]) -> dict[str, Any]:
-    return {f"{p.role_name}/{p.policy_name}": p.document for p in policies}
+    return {_qualified_name(p): p.document for p in policies}

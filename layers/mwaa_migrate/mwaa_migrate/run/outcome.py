@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
@@ -16,7 +17,7 @@ from mwaa_migrate.metadata.metadata_dags import remove_dag
 from mwaa_migrate.migration_bucket import report_key, write_report
 from mwaa_migrate.models import Model, source_name_of
 from mwaa_migrate.observability import logger
-from mwaa_migrate.run.cutover import settle_after_failure, standing, target_went_live
+from mwaa_migrate.run.cutover import MigrationPlace, settle_after_failure, standing, target_went_live
 from mwaa_migrate.run.failure import error_from_state, failed_state, plan_from_state, readable_cause
 from mwaa_migrate.run.grants import StackGrants, delete_policies, policies_to_remove
 from mwaa_migrate.run.lock import Holder, holder, release
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
     from mypy_boto3_stepfunctions import SFNClient
 
     from mwaa_migrate.environment.webserver_transport import TransportFactory
+    from mwaa_migrate.models import MigrationPlan
 
 
 class Outcome(Model):
@@ -45,18 +47,23 @@ class Outcome(Model):
     dags_running: str | None = None
 
 
-def finish_migration(
-    event: FinishMigrationEvent,
-    *,
-    s3: S3Client,
-    iam: IAMClient,
-    sfn: SFNClient,
-    lock_bucket: str,
-    stack: StackGrants,
-) -> Outcome:
+@dataclass(frozen=True)
+class Ending:
+    """What ending an execution works with, whichever way it ends: the clients, and the stack (its
+    migration bucket holds the target's lock and the report of a request refused at its plan; its
+    grants say which policies are the migration's to remove)."""
+
+    s3: S3Client
+    iam: IAMClient
+    sfn: SFNClient
+    stack: StackGrants
+
+
+def finish_migration(event: FinishMigrationEvent, ending: Ending) -> Outcome:
+    s3, iam, sfn, stack = ending.s3, ending.iam, ending.sfn, ending.stack
     plan = event.plan
     # Another execution holding the target's lock uses the same grants: they are its to remove.
-    locked_by = holder(s3, lock_bucket, plan.target.name, event.execution_id)
+    locked_by = holder(s3, stack.bucket, plan.target.name, event.execution_id)
     removed = (
         []
         if locked_by is Holder.ANOTHER_EXECUTION
@@ -104,7 +111,7 @@ def finish_migration(
         policies_removed=removed,
     )
     uri = write_report(s3, plan.bucket, report_key(plan.prefix, event.execution_id), report)
-    release(s3, bucket=lock_bucket, target_environment=plan.target.name, execution_id=event.execution_id)
+    release(s3, bucket=stack.bucket, target_environment=plan.target.name, execution_id=event.execution_id)
     return Outcome(
         status="SUCCEEDED",
         report_uri=uri,
@@ -138,18 +145,33 @@ def _downtime_so_far(state: dict[str, Any]) -> Any:
     return downtime_of(exported, imported, live)
 
 
+def _place(
+    plan: MigrationPlan | None, source_name: str, target_name: str, bucket: str
+) -> MigrationPlace | None:
+    """Where the migration's cutover record and report are: the plan's. Refused at its plan (an
+    earlier run may have migrated it): where the request's names put them in the stack's bucket (the
+    only one a migration may use), unless the names are invalid: those stay out of keys (None)."""
+    if plan is not None:
+        return MigrationPlace.of(plan)
+    if not _valid_names(source_name, target_name):
+        return None
+    return MigrationPlace(
+        bucket=bucket,
+        prefix=migration_prefix(source_name, target_name),
+        source=source_name,
+        target=target_name,
+        migration_id=migration_id(source_name, target_name),
+    )
+
+
 def record_failure(
     event: RecordFailureEvent,
+    ending: Ending,
     *,
-    s3: S3Client,
-    iam: IAMClient,
-    sfn: SFNClient,
-    default_bucket: str,
-    lock_bucket: str,
     # Opens the transport the plan chose for an environment (webserver_transport.transports).
     webserver: TransportFactory,
-    stack: StackGrants,
 ) -> Outcome:
+    s3, iam, sfn, stack = ending.s3, ending.iam, ending.sfn, ending.stack
     caught = error_from_state(event.state)
     cause = readable_cause(caught.cause)
     where = failed_state(sfn, event.execution_id)
@@ -157,39 +179,30 @@ def record_failure(
     request: dict[str, Any] = event.state.get("request") or {}
     source_name = plan.source.name if plan else str(source_name_of(request) or "unknown")
     target_name = plan.target.name if plan else str(request.get("targetEnvironmentName", "unknown"))
+    place = _place(plan, source_name, target_name, stack.bucket)
     # First the DAGs: whatever else fails, exactly one environment must run them.
     settlement = (
         settle_after_failure(
-            s3=s3,
-            bucket=plan.bucket,
-            prefix=plan.prefix,
-            migration_id=plan.migration_id,
-            source=plan.source.name,
-            target=plan.target.name,
+            s3,
+            place,
             # The plan's route to each environment, as its DAG deployment carries it.
             source_cli=webserver(plan.source.name, plan.export_dag.transport),
             target_cli=webserver(plan.target.name, plan.import_dag.transport),
-            target_live=target_went_live(s3, plan.bucket, plan.prefix),
+            target_live=target_went_live(s3, place),
         )
-        if plan and not plan.dry_run and event.state.get("grants") is not None
+        if plan and place and not plan.dry_run and event.state.get("grants") is not None
         else None
     )
     if settlement is not None:
         dags_running = settlement.line
-    elif plan is not None:
-        dags_running = standing(s3, plan.bucket, plan.prefix, source_name, target_name)
+    elif place is not None:
+        dags_running = standing(s3, place)
     else:
-        # Refused at its plan (an earlier run may have migrated it): what the request's names find in
-        # the stack's bucket (the only one a migration may use).
-        dags_running = (
-            standing(s3, default_bucket, migration_prefix(source_name, target_name), source_name, target_name)
-            if _valid_names(source_name, target_name)
-            else f"The source {source_name} runs the DAGs: this execution changed nothing."
-        )
+        dags_running = f"The source {source_name} runs the DAGs: this execution changed nothing."
     # Without a plan nothing was granted: the plan is the first step and changes nothing.
     # An execution that lost the target's lock to another (MigrationInProgress) leaves that one's
     # grants and lock alone.
-    locked_by = holder(s3, lock_bucket, plan.target.name, event.execution_id) if plan else Holder.NOBODY
+    locked_by = holder(s3, stack.bucket, plan.target.name, event.execution_id) if plan else Holder.NOBODY
     removed = (
         delete_policies(iam, policies_to_remove(plan, stack=stack))
         if plan and locked_by is not Holder.ANOTHER_EXECUTION
@@ -219,18 +232,12 @@ def record_failure(
         cutover=settlement.to_event() if settlement else {},
         downtime=_downtime_so_far(event.state),
     )
-    bucket = plan.bucket if plan else default_bucket
     # Refused at its plan: the report goes where the migration's would (`mwaa-migrate report` and
-    # the next plan find it), unless the names are invalid: those stay out of keys.
-    if plan:
-        prefix = plan.prefix
-    elif _valid_names(source_name, target_name):
-        prefix = migration_prefix(source_name, target_name)
-    else:
-        prefix = "migrations/unplanned"
+    # the next plan find it).
+    bucket, prefix = (place.bucket, place.prefix) if place else (stack.bucket, "migrations/unplanned")
     uri = write_report(s3, bucket, report_key(prefix, event.execution_id), report)
     if plan and locked_by is Holder.THIS_EXECUTION:
-        release(s3, bucket=lock_bucket, target_environment=plan.target.name, execution_id=event.execution_id)
+        release(s3, bucket=stack.bucket, target_environment=plan.target.name, execution_id=event.execution_id)
     return Outcome(
         status="FAILED",
         report_uri=uri,
@@ -249,15 +256,10 @@ STOPPED_STATUSES = frozenset({"ABORTED", "TIMED_OUT"})
 
 def settle_stopped_execution(
     execution_arn: str,
+    ending: Ending,
     *,
     state_machine_arn: str,
-    s3: S3Client,
-    iam: IAMClient,
-    sfn: SFNClient,
-    default_bucket: str,
-    lock_bucket: str,
     webserver: TransportFactory,
-    stack: StackGrants,
 ) -> Outcome | None:
     """An execution stopped (StopExecution) or timed out never reaches RecordFailure: do what it
     would have done, from the execution's own history. The event that calls this is not trusted:
@@ -265,6 +267,7 @@ def settle_stopped_execution(
     if not execution_arn.startswith(state_machine_arn.replace(":stateMachine:", ":execution:", 1) + ":"):
         logger.warning("not an execution of this state machine: ignored")
         return None
+    sfn = ending.sfn
     try:
         described = sfn.describe_execution(executionArn=execution_arn)
     except ClientError as error:
@@ -293,12 +296,5 @@ def settle_stopped_execution(
     if "GrantPermissions" in outputs:
         state["grants"] = outputs["GrantPermissions"]
     return record_failure(
-        RecordFailureEvent(execution_id=execution_arn, state=state),
-        s3=s3,
-        iam=iam,
-        sfn=sfn,
-        default_bucket=default_bucket,
-        lock_bucket=lock_bucket,
-        webserver=webserver,
-        stack=stack,
+        RecordFailureEvent(execution_id=execution_arn, state=state), ending, webserver=webserver
     )

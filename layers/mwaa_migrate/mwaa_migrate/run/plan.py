@@ -69,12 +69,13 @@ def _logs_enabled(environment: dict[str, Any], module: str) -> bool:
     return bool(environment.get("LoggingConfiguration", {}).get(module, {}).get("Enabled"))
 
 
-def _require_bucket(s3: S3Client, bucket: str) -> None:
+def _require_bucket(s3: S3Client, bucket: str, *, field: str) -> None:
+    """The bucket exists; a missing one is the request's `field` at fault."""
     try:
         s3.head_bucket(Bucket=bucket)
     except ClientError as error:
         if error.response.get("Error", {}).get("Code") in {"404", "NoSuchBucket", "NotFound"}:
-            raise InvalidMigrationRequest(f"migrationBucket: bucket {bucket} does not exist") from None
+            raise InvalidMigrationRequest(f"{field}: bucket {bucket} does not exist") from None
         raise from_client_error(error, f"checking bucket {bucket}") from None
 
 
@@ -292,12 +293,7 @@ def _self_managed_description(s3: S3Client, source: SelfManagedSource, *, partit
     """A self-managed source as GetEnvironment would describe an MWAA one (what the plan reads of it):
     its name and version, and its files' bucket and keys. Checks the DAG folder's bucket is there."""
     bucket, dag_folder = s3_parts(source.dags_uri)
-    try:
-        s3.head_bucket(Bucket=bucket)
-    except ClientError as error:
-        if error.response.get("Error", {}).get("Code") in {"404", "NoSuchBucket", "NotFound"}:
-            raise InvalidMigrationRequest(f"source.dagsUri: bucket {bucket} does not exist") from None
-        raise from_client_error(error, f"checking bucket {bucket}") from None
+    _require_bucket(s3, bucket, field="source.dagsUri")
     description: dict[str, Any] = {
         "Name": source.name,
         "AirflowVersion": source.airflow_version,
@@ -468,7 +464,7 @@ def plan_migration(
             f"migrationBucket: {bucket} is not this stack's migration bucket {default_bucket}: the "
             "pipeline's functions may use only the stack's bucket (leave migrationBucket out)"
         )
-    _require_bucket(s3, bucket)
+    _require_bucket(s3, bucket, field="migrationBucket")
     prefix = migration_prefix(source_name, target_name)
     resume_after_live, warnings = _finished_migration(s3, bucket, prefix, target_name)
     _refuse_other_cutovers(s3, bucket, source_name, target_name)
