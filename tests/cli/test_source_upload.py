@@ -8,14 +8,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
-from moto import mock_aws
 
 from emulation.lambdas import REPO_ROOT
 from mwaa_migrate.models import MigrationRequest, parse_model
 from mwaa_migrate_cli.errors import CliError
 from mwaa_migrate_cli.source_upload import source_prefix, stage_local_sources, upload_sources
+from tests.emulated_dags import moto_bucket
 
 BUCKET = "airflow-analytics-prod"
 PREFIX = source_prefix("onprem-airflow")
@@ -41,9 +40,7 @@ def folder(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def s3() -> Iterator[Any]:
-    with mock_aws():
-        client = boto3.client("s3", region_name="us-east-1")
-        client.create_bucket(Bucket=BUCKET)
+    with moto_bucket(BUCKET) as client:
         yield client
 
 

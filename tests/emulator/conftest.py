@@ -1,4 +1,5 @@
-"""Fixtures for the MWAA emulator's tests: fake AWS credentials, the emulator, boto3 clients on it."""
+"""Fixtures for the MWAA emulator's tests: fake AWS credentials, the emulator, boto3 clients on it,
+and the DAG runtime's (tests/emulated_dags.py)."""
 
 from __future__ import annotations
 
@@ -9,9 +10,9 @@ import boto3
 import botocore.retries.standard
 import pytest
 from botocore.config import Config
-from moto import mock_aws
 
 from emulation.mwaa import MwaaEmulator
+from tests.emulated_dags import conf, cutover, kms, moto_bucket, runtime  # noqa: F401 (fixtures)
 
 
 class FakeClock:
@@ -54,9 +55,7 @@ def clock() -> FakeClock:
 @pytest.fixture
 def s3(aws_environment: None) -> Iterator[Any]:
     """moto's S3 with the source environment's bucket (moto lets the emulator's localhost traffic through)."""
-    with mock_aws():
-        client = boto3.client("s3", region_name="us-east-1")
-        client.create_bucket(Bucket="airflow-source")
+    with moto_bucket("airflow-source") as client:
         yield client
 
 

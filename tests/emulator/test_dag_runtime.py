@@ -6,26 +6,31 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-import boto3
 import pytest
-from moto import mock_aws
 
 from emulation.dag_runtime import MigrationDagRuntime
 from emulation.mwaa import DagRunResult, EmulatedEnvironment
 from mwaa_migrate.dags import mwaa_migrate_metadata as metadata
+from tests.emulated_dags import (
+    BUCKET,
+    LATER,
+    NOW,
+    Migration,
+    environment,
+    migrate,
+    moto_bucket,
+    read_json,
+    scheduled_run,
+    snapshot,
+)
 
 if TYPE_CHECKING:
     from mypy_boto3_kms import KMSClient
     from mypy_boto3_s3 import S3Client
 
-BUCKET = "mwaa-migrate-tests"
 PREFIX = "migrations/m-1"
-# Each run's emulated start: after every finished run of source(), so the bulk's watermark.
-NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
-LATER = "2026-11-23T13:00:00+00:00"
 CARRIED = {
     "variable": ("key", "val", "description"),
     "slot_pool": ("pool", "slots", "description", "include_deferred"),
@@ -44,32 +49,15 @@ CARRIED = {
 
 
 @pytest.fixture
+def migration() -> Migration:
+    return Migration(PREFIX, "m-1", "analytics-prod")
+
+
+@pytest.fixture
 def s3() -> Iterator[S3Client]:
-    with mock_aws():
-        client = boto3.client("s3", region_name="us-east-1")
-        client.create_bucket(Bucket=BUCKET)
+    """The migration's bucket, in place of the tier's source bucket (conftest.py)."""
+    with moto_bucket(BUCKET) as client:
         yield client
-
-
-@pytest.fixture
-def kms(s3: S3Client) -> KMSClient:
-    return boto3.client("kms", region_name="us-east-1")
-
-
-@pytest.fixture
-def conf(kms: KMSClient) -> dict[str, Any]:
-    key = kms.create_key()["KeyMetadata"]["Arn"]
-    return {"bucket": BUCKET, "prefix": PREFIX, "migrationId": "m-1", "kmsKeyId": key, "phase": "bulk"}
-
-
-@pytest.fixture
-def cutover(conf: dict[str, Any]) -> dict[str, Any]:
-    return {**conf, "phase": "cutover", "sourceEnvironment": "analytics-prod"}
-
-
-@pytest.fixture
-def runtime(s3: S3Client, kms: KMSClient) -> MigrationDagRuntime:
-    return MigrationDagRuntime(s3, kms, clock=lambda: NOW)
 
 
 def exported_rows(s3: S3Client, kms: KMSClient, conf: dict[str, Any], table: str) -> list[dict[str, Any]]:
@@ -80,28 +68,7 @@ def exported_rows(s3: S3Client, kms: KMSClient, conf: dict[str, Any], table: str
     return metadata.read_table(storage, run_conf, manifest.tables[table], box)
 
 
-def environment(name: str, version: str, tables: dict[str, list[dict[str, Any]]]) -> EmulatedEnvironment:
-    description = {"Name": name, "AirflowVersion": version, "Status": "AVAILABLE"}
-    return EmulatedEnvironment(name, description, json.loads(json.dumps(tables)))
-
-
 def source() -> EmulatedEnvironment:
-    def run(dag_id: str, day: int, state: str = "success", **extra: Any) -> dict[str, Any]:
-        date = f"2026-11-{day:02d}T00:00:00+00:00"
-        return {
-            "id": day,
-            "dag_id": dag_id,
-            "run_id": f"scheduled__{date}",
-            "state": state,
-            "run_type": "scheduled",
-            "execution_date": date,
-            "start_date": f"2026-11-{day:02d}T00:00:05+00:00",
-            "end_date": None if state == "running" else f"2026-11-{day:02d}T00:12:41+00:00",
-            "conf": {},
-            "external_trigger": False,
-            **extra,
-        }
-
     return environment(
         "analytics-prod",
         "2.7.2",
@@ -136,11 +103,11 @@ def source() -> EmulatedEnvironment:
                 {"dag_id": metadata.EXPORT_DAG_ID, "is_paused": False},
             ],
             "dag_run": [
-                run("daily_sales", 20),
-                run("daily_sales", 21, "failed"),
-                run("daily_sales", 22, "running"),
-                run("hourly_events", 20, conf={"backfill": "yes\nwith a newline"}),
-                run(metadata.EXPORT_DAG_ID, 23, "running"),
+                scheduled_run("daily_sales", 20),
+                scheduled_run("daily_sales", 21, "failed"),
+                scheduled_run("daily_sales", 22, "running"),
+                scheduled_run("hourly_events", 20, conf={"backfill": "yes\nwith a newline"}),
+                scheduled_run(metadata.EXPORT_DAG_ID, 23, "running"),
             ],
             "task_instance": [
                 {
@@ -191,17 +158,6 @@ def carried(env: EmulatedEnvironment, table: str, *, exclude_dag: str | None = N
         if row.get("pool") != "default_pool" and (exclude_dag is None or row.get("dag_id") != exclude_dag)
     ]
     return sorted(rows, key=lambda row: json.dumps(row, sort_keys=True))
-
-
-def read_json(s3: S3Client, key: str) -> dict[str, Any]:
-    loaded: dict[str, Any] = json.loads(s3.get_object(Bucket=BUCKET, Key=key)["Body"].read())
-    return loaded
-
-
-def migrate(
-    runtime: MigrationDagRuntime, old: EmulatedEnvironment, new: EmulatedEnvironment, conf: dict[str, Any]
-) -> list[DagRunResult]:
-    return [runtime.run(old, metadata.EXPORT_DAG_ID, conf), runtime.run(new, metadata.IMPORT_DAG_ID, conf)]
 
 
 def test_bulk_then_cutover_makes_the_targets_tables_match(
@@ -333,7 +289,7 @@ def test_a_second_import_of_either_phase_changes_nothing(
     again = []
     for phase_conf in (conf, cutover):
         migrate(runtime, old, new, phase_conf)
-        before = json.loads(json.dumps(new.metadata))
+        before = snapshot(new)
         again.append(runtime.run(new, metadata.IMPORT_DAG_ID, phase_conf))
         assert new.metadata == before
 
@@ -354,7 +310,7 @@ def test_a_corrupt_file_fails_verify_export_and_changes_nothing(
     runtime.run(old, metadata.EXPORT_DAG_ID, conf)
     key = f"{PREFIX}/export/bulk/dag_run.tsv.gz.sealed"
     s3.put_object(Bucket=BUCKET, Key=key, Body=b"not the exported file")
-    before = json.loads(json.dumps(new.metadata))
+    before = snapshot(new)
 
     result = runtime.run(new, metadata.IMPORT_DAG_ID, conf)
 
@@ -455,7 +411,7 @@ def test_a_bad_conf_fails_the_first_task(runtime: MigrationDagRuntime) -> None:
 
 def test_other_dags_just_succeed_and_can_be_made_to_fail(runtime: MigrationDagRuntime) -> None:
     env = source()
-    before = json.loads(json.dumps(env.metadata))
+    before = snapshot(env)
 
     assert runtime.run(env, "daily_sales", {}) == DagRunResult("success")
     runtime.fail_dag("daily_sales", "scripted")

@@ -25,6 +25,11 @@ def _entered(event_id, name, previous, kind="TaskStateEntered"):
     return _event(event_id, kind, previous, stateEnteredEventDetails={"name": name})
 
 
+def _task_failed(event_id, previous, error, cause="x"):
+    details = {"error": error, "cause": cause, "resourceType": "lambda", "resource": "invoke"}
+    return _event(event_id, "TaskFailed", previous, taskFailedEventDetails=details)
+
+
 @pytest.fixture
 def sfn():
     client = boto3.client("stepfunctions", region_name="us-east-1")
@@ -32,100 +37,66 @@ def sfn():
         yield client, stubber
 
 
-def test_the_failed_task_is_found_even_when_a_parallel_branch_moved_on(sfn):
-    client, stubber = sfn
-    events = [
-        _entered(1, "CloneEnvironment", 0),
-        _event(2, "TaskScheduled", 1),
-        _entered(3, "TriggerExportDag", 0),
-        _event(
-            4,
-            "TaskFailed",
-            2,
-            taskFailedEventDetails={
-                "error": "EnvironmentFailed",
-                "cause": "x",
-                "resourceType": "lambda",
-                "resource": "invoke",
-            },
+def _history_page(stubber, events, next_token=None):
+    """One page of the execution's history, as GetExecutionHistory answers the request for it."""
+    response, request = {"events": events}, {"executionArn": EXECUTION, "includeExecutionData": True}
+    if next_token is not None:
+        response["nextToken"] = next_token
+    stubber.add_response("get_execution_history", response, request)
+    return request
+
+
+@pytest.mark.parametrize(
+    ("events", "failed"),
+    [
+        pytest.param(
+            [
+                _entered(1, "CloneEnvironment", 0),
+                _event(2, "TaskScheduled", 1),
+                _entered(3, "TriggerExportDag", 0),
+                _task_failed(4, 2, "EnvironmentFailed"),
+                _entered(5, "RecordFailure", 4),
+            ],
+            "CloneEnvironment",
+            id="the-failed-task-even-when-a-parallel-branch-moved-on",
         ),
-        _entered(5, "RecordFailure", 4),
-    ]
-    stubber.add_response(
-        "get_execution_history",
-        {"events": events},
-        {"executionArn": EXECUTION, "includeExecutionData": True},
-    )
-    assert failed_state(client, EXECUTION) == "CloneEnvironment"
-
-
-def test_a_fail_state_names_itself(sfn):
-    client, stubber = sfn
-    events = [
-        _entered(1, "CheckTarget", 0),
-        _entered(2, "TargetTimedOut", 1, kind="FailStateEntered"),
-        _entered(3, "RecordFailure", 2),
-    ]
-    stubber.add_response(
-        "get_execution_history",
-        {"events": events},
-        {"executionArn": EXECUTION, "includeExecutionData": True},
-    )
-    assert failed_state(client, EXECUTION) == "TargetTimedOut"
-
-
-def test_what_happened_after_the_failure_path_is_ignored(sfn):
-    client, stubber = sfn
-    events = [
-        _entered(1, "PlanMigration", 0),
-        _event(
-            2,
-            "TaskFailed",
-            1,
-            taskFailedEventDetails={
-                "error": "InvalidMigrationRequest",
-                "cause": "x",
-                "resourceType": "lambda",
-                "resource": "invoke",
-            },
+        pytest.param(
+            [
+                _entered(1, "CheckTarget", 0),
+                _entered(2, "TargetTimedOut", 1, kind="FailStateEntered"),
+                _entered(3, "RecordFailure", 2),
+            ],
+            "TargetTimedOut",
+            id="a-fail-state-names-itself",
         ),
-        _entered(3, "RecordFailure", 2),
-        _entered(4, "MigrationFailed", 3, kind="FailStateEntered"),
-    ]
-    stubber.add_response(
-        "get_execution_history",
-        {"events": events},
-        {"executionArn": EXECUTION, "includeExecutionData": True},
-    )
-    assert failed_state(client, EXECUTION) == "PlanMigration"
+        pytest.param(
+            [
+                _entered(1, "PlanMigration", 0),
+                _task_failed(2, 1, "InvalidMigrationRequest"),
+                _entered(3, "RecordFailure", 2),
+                _entered(4, "MigrationFailed", 3, kind="FailStateEntered"),
+            ],
+            "PlanMigration",
+            id="what-happened-after-the-failure-path-is-ignored",
+        ),
+    ],
+)
+def test_the_failed_state_is_the_one_the_failure_path_was_entered_from(sfn, events, failed):
+    client, stubber = sfn
+    _history_page(stubber, events)
+
+    assert failed_state(client, EXECUTION) == failed
 
 
 def test_every_page_of_the_history_is_read(sfn):
     client, stubber = sfn
-    stubber.add_response(
-        "get_execution_history",
-        {"events": [_entered(1, "CopyTaskLogs", 0), _event(2, "TaskScheduled", 1)], "nextToken": "page-2"},
-        {"executionArn": EXECUTION, "includeExecutionData": True},
+    request = _history_page(
+        stubber, [_entered(1, "CopyTaskLogs", 0), _event(2, "TaskScheduled", 1)], next_token="page-2"
     )
     stubber.add_response(
         "get_execution_history",
-        {
-            "events": [
-                _event(
-                    3,
-                    "TaskFailed",
-                    2,
-                    taskFailedEventDetails={
-                        "error": "E",
-                        "cause": "c",
-                        "resourceType": "lambda",
-                        "resource": "invoke",
-                    },
-                ),
-                _entered(4, "RecordFailure", 3),
-            ]
-        },
-        {"executionArn": EXECUTION, "includeExecutionData": True, "nextToken": "page-2"},
+        {"events": [_task_failed(3, 2, "E", cause="c"), _entered(4, "RecordFailure", 3)]},
+        {**request, "nextToken": "page-2"},
     )
     assert failed_state(client, EXECUTION) == "CopyTaskLogs"
 

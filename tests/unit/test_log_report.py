@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 import pytest
-from moto import mock_aws
 
-from mwaa_migrate import clients
 from mwaa_migrate.errors import MigrationConflict
 from mwaa_migrate.logs.log_copy import LogCopyProgress, SkippedStream, StreamNote, StreamToCopy, WorkItem
 from mwaa_migrate.logs.log_listing import GroupListing, LogListing, result_key
@@ -21,22 +18,12 @@ from mwaa_migrate.logs.log_report import (
     summarize_log_copy,
     write_item_result,
 )
+from tests.emulated_dags import BUCKET
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
-BUCKET = "mwaa-migrate-report"
 UNTIL = datetime(2026, 11, 23, tzinfo=UTC)
-
-
-@pytest.fixture
-def s3() -> Iterator[S3Client]:
-    with mock_aws():
-        clients.reset()
-        client = clients.s3()
-        client.create_bucket(Bucket=BUCKET)
-        yield client
-    clients.reset()
 
 
 def listing(items: int, **changes: object) -> LogListing:
@@ -71,6 +58,11 @@ def listing(items: int, **changes: object) -> LogListing:
     )
 
 
+def task_only(items: int, **task: object) -> LogListing:
+    """A listing of the Task group alone, its figures changed by `task`."""
+    return listing(items, groups=[listing(0).groups[0].model_copy(update=task)])
+
+
 def item(*names: str) -> WorkItem:
     return WorkItem(
         group="Task",
@@ -84,44 +76,21 @@ def write_items(s3: S3Client, done: LogListing, items: list[WorkItem]) -> None:
     s3.put_object(Bucket=BUCKET, Key=done.items_key, Body=json.dumps([i.to_event() for i in items]))
 
 
-def result(index: int, streams: int, **counts: object) -> ItemResult:
-    return ItemResult(
-        index=index,
-        group="Task",
-        streams=streams,
-        progress=LogCopyProgress.model_validate({"done": True, **counts}),
-    )
+def write_result(s3: S3Client, done: LogListing, index: int, streams: int, **counts: object) -> None:
+    """Work item `index`'s result, as the copy of its `streams` streams writes it."""
+    progress = LogCopyProgress.model_validate({"done": True, **counts})
+    result = ItemResult(index=index, group="Task", streams=streams, progress=progress)
+    write_item_result(s3, BUCKET, result_key(done.results_prefix, index), result)
 
 
 def test_the_results_of_every_item_add_up_per_group_with_what_was_listed(s3: S3Client) -> None:
     done = listing(2)
-    write_item_result(
-        s3,
-        BUCKET,
-        result_key(done.results_prefix, 0),
-        result(
-            0,
-            3,
-            streamsDone=3,
-            streamsCopied=3,
-            eventsRead=30,
-            eventsWritten=28,
-            eventsTooOld=2,
-            putCalls=3,
-            getCalls=6,
-        ),
-    )
-    write_item_result(
-        s3,
-        BUCKET,
-        result_key(done.results_prefix, 1),
-        result(
-            1, 3, streamsDone=3, streamsCopied=2, streamsSkipped=1, eventsRead=10, eventsWritten=5,
-            eventsAlreadyPresent=5, putCalls=1, getCalls=5,
-            skipped=[SkippedStream(stream="s5", reason="foreign")],
-            notes=[StreamNote(stream="s4", note="1 event(s) truncated")],
-        ),
-    )  # fmt: skip
+    write_result(s3, done, 0, 3, streamsDone=3, streamsCopied=3, eventsRead=30, eventsWritten=28,
+        eventsTooOld=2, putCalls=3, getCalls=6)  # fmt: skip
+    write_result(s3, done, 1, 3, streamsDone=3, streamsCopied=2, streamsSkipped=1, eventsRead=10,
+        eventsWritten=5, eventsAlreadyPresent=5, putCalls=1, getCalls=5,
+        skipped=[SkippedStream(stream="s5", reason="foreign")],
+        notes=[StreamNote(stream="s4", note="1 event(s) truncated")])  # fmt: skip
 
     report = summarize_log_copy(s3, done)
 
@@ -152,15 +121,9 @@ def test_the_results_of_every_item_add_up_per_group_with_what_was_listed(s3: S3C
 
 
 def test_the_streams_of_an_item_without_a_result_are_counted_failed_never_copied(s3: S3Client) -> None:
-    task = listing(0).groups[0].model_copy(update={"streams_selected": 5, "streams_outside_window": 5})
-    done = listing(2, groups=[task])
+    done = task_only(2, streams_selected=5, streams_outside_window=5)
     write_items(s3, done, [item("s1", "s2"), item("s3", "s4", "s5")])
-    write_item_result(
-        s3,
-        BUCKET,
-        result_key(done.results_prefix, 0),
-        result(0, 2, streamsDone=2, streamsCopied=2, eventsRead=4, eventsWritten=4),
-    )
+    write_result(s3, done, 0, 2, streamsDone=2, streamsCopied=2, eventsRead=4, eventsWritten=4)
 
     report = summarize_log_copy(s3, done)
 
@@ -173,10 +136,9 @@ def test_the_streams_of_an_item_without_a_result_are_counted_failed_never_copied
 
 
 def test_an_item_result_written_twice_counts_once(s3: S3Client) -> None:
-    done = listing(1, groups=[listing(0).groups[0]])
-    key = result_key(done.results_prefix, 0)
-    write_item_result(s3, BUCKET, key, result(0, 1, streamsDone=1, streamsCopied=1, eventsWritten=7))
-    write_item_result(s3, BUCKET, key, result(0, 1, streamsDone=1, streamsCopied=1, eventsAlreadyPresent=7))
+    done = task_only(1)
+    write_result(s3, done, 0, 1, streamsDone=1, streamsCopied=1, eventsWritten=7)
+    write_result(s3, done, 0, 1, streamsDone=1, streamsCopied=1, eventsAlreadyPresent=7)
 
     report = summarize_log_copy(s3, done)
 
@@ -191,14 +153,8 @@ def test_a_listing_not_done_cannot_be_summarized(s3: S3Client) -> None:
 def test_a_selected_stream_with_no_event_in_the_window_is_skipped_with_that_reason(s3: S3Client) -> None:
     # The copy finished 3 streams: 2 with events copied, 1 whose events all fell outside the window
     # (its metadata allowed some): done, neither copied nor skipped by the copy.
-    done = listing(1, groups=[listing(0, streams=3).groups[0].model_copy(update={"streams_selected": 3,
-        "streams_outside_window": 7})])  # fmt: skip
-    write_item_result(
-        s3,
-        BUCKET,
-        result_key(done.results_prefix, 0),
-        result(0, 3, streamsDone=3, streamsCopied=2, eventsRead=9, eventsWritten=9),
-    )
+    done = task_only(1, streams_selected=3, streams_outside_window=7)
+    write_result(s3, done, 0, 3, streamsDone=3, streamsCopied=2, eventsRead=9, eventsWritten=9)
 
     report = summarize_log_copy(s3, done)
 
@@ -209,14 +165,8 @@ def test_a_selected_stream_with_no_event_in_the_window_is_skipped_with_that_reas
 
 
 def test_streams_an_items_result_does_not_account_for_are_counted_failed(s3: S3Client) -> None:
-    done = listing(1, groups=[listing(0).groups[0].model_copy(update={"streams_selected": 3,
-        "streams_outside_window": 7})])  # fmt: skip
-    write_item_result(
-        s3,
-        BUCKET,
-        result_key(done.results_prefix, 0),
-        result(0, 3, streamsDone=2, streamsCopied=2, eventsRead=4, eventsWritten=4),
-    )
+    done = task_only(1, streams_selected=3, streams_outside_window=7)
+    write_result(s3, done, 0, 3, streamsDone=2, streamsCopied=2, eventsRead=4, eventsWritten=4)
 
     report = summarize_log_copy(s3, done)
 
@@ -227,13 +177,9 @@ def test_streams_an_items_result_does_not_account_for_are_counted_failed(s3: S3C
 
 
 def test_figures_that_do_not_add_up_are_named_with_their_parts(s3: S3Client) -> None:
-    done = listing(1, groups=[listing(0).groups[0]])
-    write_item_result(
-        s3,
-        BUCKET,
-        result_key(done.results_prefix, 0),
-        result(0, 6, streamsDone=6, streamsCopied=6, eventsRead=10, eventsWritten=8),
-    )
+    done = task_only(1)
+    write_result(s3, done, 0, 6, streamsDone=6, streamsCopied=6, eventsRead=10, eventsWritten=8)
+
     report = summarize_log_copy(s3, done)
 
     assert report.unreconciled() == [

@@ -4,22 +4,18 @@ ResultWriter export in the form Step Functions writes it (moto S3)."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from moto import mock_aws
 
-from mwaa_migrate import clients
 from mwaa_migrate.logs.log_listing import GroupListing, LogListing
 from mwaa_migrate.logs.log_report import ITEM_CAUSE_LIMIT, explain_log_copy_failure, failed_map_items
+from tests.emulated_dags import BUCKET
+from tests.unit.test_log_report import listing as log_listing  # the summary tests' listing
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
-BUCKET = "mwaa-migrate-report"
-UNTIL = datetime(2026, 11, 23, tzinfo=UTC)
 ARN = "arn:aws:states:us-east-1:123456789012"
 MAP_RUN = f"{ARN}:mapRun:mwaa-migrate-migration/LogCopy:0f1e2d3c-4b5a-6978-8a9b-0c1d2e3f4a5b"
 THRESHOLD = {
@@ -29,32 +25,10 @@ THRESHOLD = {
 
 
 @pytest.fixture
-def s3() -> Iterator[S3Client]:
-    with mock_aws():
-        clients.reset()
-        client = clients.s3()
-        client.create_bucket(Bucket=BUCKET)
-        yield client
-    clients.reset()
-
-
-@pytest.fixture
 def listing() -> LogListing:
-    return LogListing.model_validate(
-        {
-            "done": True,
-            "bucket": BUCKET,
-            "baseKey": "migrations/a/b/logs/run-1",
-            "since": UNTIL - timedelta(days=3),
-            "until": UNTIL,
-            "groups": [
-                GroupListing(group="Task", source_group="airflow-a-Task", target_group="airflow-b-Task")
-            ],
-            "items": 4,
-            "streams": 8,
-            "describeCalls": 1,
-        }
-    )
+    """The listing of a copy of 4 work items, over 8 streams of one group."""
+    task = GroupListing(group="Task", source_group="airflow-a-Task", target_group="airflow-b-Task")
+    return log_listing(4, groups=[task], streams=8)
 
 
 def lambda_cause(error_type: str, message: str) -> str:

@@ -161,25 +161,14 @@ def test_triggering_again_with_the_same_run_id_finds_the_first_run(world):
 def test_the_conf_reaches_the_dag_intact(world):
     deploy_dag(world["s3"], world["target"])
     _trigger_until_parsed(world)
-    for attempt in range(5):
-        if check_dag_run(
-            world["cli"], world["logs"], world["target"], run_id="mwaa_migrate__t1", attempt=attempt
-        ).done:
-            break
+    _poll_until_done(world)
     assert world["runtime"].confs == [CONF]
 
 
 def test_a_run_is_followed_until_it_succeeds(world):
     deploy_dag(world["s3"], world["target"])
     _trigger_until_parsed(world)
-    states = []
-    for attempt in range(6):
-        check = check_dag_run(
-            world["cli"], world["logs"], world["target"], run_id="mwaa_migrate__t1", attempt=attempt
-        )
-        states.append(check.state)
-        if check.done:
-            break
+    states = _poll_until_done(world)
     assert states[-1] == "success"
     assert len(states) > 1, "a run is not finished at its first poll"
 

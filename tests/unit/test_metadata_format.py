@@ -16,14 +16,11 @@ import re
 import runpy
 import sys
 import types
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, ClassVar
 
-import boto3
 import pytest
-from moto import mock_aws
 
 from emulation.dag_runtime import EmulatedDatabase
 from emulation.mwaa import EmulatedEnvironment
@@ -63,24 +60,24 @@ class MemoryStorage:
         return key in self.objects
 
 
-@pytest.fixture
-def keys() -> Iterator[metadata.KmsKeys]:
-    with mock_aws():
-        yield metadata.KmsKeys(boto3.client("kms", region_name="us-east-1"))
-
-
-@pytest.fixture
-def conf(keys: metadata.KmsKeys) -> metadata.RunConf:
-    key_id = keys.client.create_key()["KeyMetadata"]["Arn"]
+def run_conf(
+    keys: metadata.KmsKeys, source_environment: str = "", target_environment: str = ""
+) -> metadata.RunConf:
+    """The bulk's conf of migration m-1, under runs/m-1 of the bucket `migrations`, with a new KMS key."""
     return metadata.RunConf(
         bucket="migrations",
         prefix="runs/m-1",
         migration_id="m-1",
-        kms_key_id=key_id,
+        kms_key_id=keys.client.create_key()["KeyMetadata"]["Arn"],
         phase="bulk",
-        source_environment="env-2.7.2",
-        target_environment="env-2.10.3",
+        source_environment=source_environment,
+        target_environment=target_environment,
     )
+
+
+@pytest.fixture
+def conf(keys: metadata.KmsKeys) -> metadata.RunConf:
+    return run_conf(keys, source_environment="env-2.7.2", target_environment="env-2.10.3")
 
 
 def cutover_of(conf: metadata.RunConf, **changes: Any) -> metadata.RunConf:
@@ -1081,32 +1078,52 @@ def test_the_drain_does_not_wait_for_dags_the_record_does_not_hold(
 # ------------------------------------------------------------------ the cutover: the delta
 
 
+@dataclasses.dataclass
+class Migration:
+    """A migration under test: the source's bulk exported to `storage`; the target to import into."""
+
+    conf: metadata.RunConf
+    keys: metadata.KmsKeys
+    source: EmulatedEnvironment
+    storage: MemoryStorage
+    target: EmulatedEnvironment = dataclasses.field(default_factory=target_environment)
+
+    def export_cutover(self, *, drain_polls: int | None = 0, **changes: Any) -> metadata.RunConf:
+        """The cutover exported with its conf changed by `changes`: that conf."""
+        cut = cutover_of(self.conf, **changes)
+        export_cutover(self.source, self.storage, cut, self.keys, drain_polls=drain_polls)
+        return cut
+
+    def import_(self, conf: metadata.RunConf) -> dict[str, Any]:
+        return import_(self.target, self.storage, conf, self.keys)
+
+    def rows(self, conf: metadata.RunConf, table: str) -> list[dict[str, Any]]:
+        return rows_of(self.storage, conf, self.keys, table)
+
+
 @pytest.fixture
-def bulk_exported(
-    conf: metadata.RunConf, keys: metadata.KmsKeys
-) -> tuple[EmulatedEnvironment, MemoryStorage]:
-    source, storage = environment("2.7.2", source_metadata()), MemoryStorage()
-    export(source, storage, conf, keys)
-    return source, storage
+def bulk_exported(conf: metadata.RunConf, keys: metadata.KmsKeys) -> Migration:
+    migration = Migration(conf, keys, environment("2.7.2", source_metadata()), MemoryStorage())
+    export(migration.source, migration.storage, conf, keys)
+    return migration
 
 
 def test_the_delta_carries_a_run_in_flight_with_its_unfinished_tasks_cleared(
-    bulk_exported: tuple[EmulatedEnvironment, MemoryStorage], conf: metadata.RunConf, keys: metadata.KmsKeys
+    bulk_exported: Migration,
 ) -> None:
-    source, storage = bulk_exported
-    cut = cutover_of(conf, drain_timeout_minutes=0, on_drain_timeout="carry")
+    source = bulk_exported.source
 
-    export_cutover(source, storage, cut, keys, drain_polls=None)
+    cut = bulk_exported.export_cutover(drain_polls=None, drain_timeout_minutes=0, on_drain_timeout="carry")
 
-    runs = {row["run_id"]: row["state"] for row in rows_of(storage, cut, keys, "dag_run")}
-    [extract] = rows_of(storage, cut, keys, "task_instance")
+    runs = {row["run_id"]: row["state"] for row in bulk_exported.rows(cut, "dag_run")}
+    [extract] = bulk_exported.rows(cut, "task_instance")
     assert runs == {"scheduled__2026-11-22": "running", "manual__2026-11-22T09:30": "queued"}
     assert (extract["run_id"], extract["task_id"], extract["state"]) == (
         "scheduled__2026-11-22",
         "extract",
         None,
     )
-    assert [row["value"] for row in rows_of(storage, cut, keys, "xcom")] == ["running"]
+    assert [row["value"] for row in bulk_exported.rows(cut, "xcom")] == ["running"]
     [in_source] = [
         row for row in source.metadata["task_instance"] if row["run_id"] == "scheduled__2026-11-22"
     ]
@@ -1114,33 +1131,29 @@ def test_the_delta_carries_a_run_in_flight_with_its_unfinished_tasks_cleared(
 
 
 def test_the_delta_carries_what_changed_from_the_watermark_and_not_the_bulk_again(
-    bulk_exported: tuple[EmulatedEnvironment, MemoryStorage], conf: metadata.RunConf, keys: metadata.KmsKeys
+    bulk_exported: Migration,
 ) -> None:
-    source, storage = bulk_exported
+    source = bulk_exported.source
     late = dag_run("daily_sales", "manual__late", "success", "2026-11-23T06:30:00+00:00", run_pk=30)
     source.metadata["dag_run"].append({**late, "end_date": AFTER})
     source.metadata["log"].append(
         {"id": 9, "dttm": AFTER, "dag_id": "daily_sales", "event": "paused", "owner": "admin", "extra": None}
     )
-    cut = cutover_of(conf)
 
-    export_cutover(source, storage, cut, keys)
+    cut = bulk_exported.export_cutover()
 
-    assert {row["run_id"] for row in rows_of(storage, cut, keys, "dag_run")} == {
+    assert {row["run_id"] for row in bulk_exported.rows(cut, "dag_run")} == {
         "manual__late",
         "scheduled__2026-11-22",
         "manual__2026-11-22T09:30",
     }
-    assert [row["event"] for row in rows_of(storage, cut, keys, "log")] == ["paused"]
-    assert len(rows_of(storage, cut, keys, "variable")) == 3  # settings in full
+    assert [row["event"] for row in bulk_exported.rows(cut, "log")] == ["paused"]
+    assert len(bulk_exported.rows(cut, "variable")) == 3  # settings in full
 
 
-def test_the_cutover_manifest_lists_the_recorded_dags_timings_and_drain(
-    bulk_exported: tuple[EmulatedEnvironment, MemoryStorage], conf: metadata.RunConf, keys: metadata.KmsKeys
-) -> None:
-    source, storage = bulk_exported
-
-    manifest = export_cutover(source, storage, cutover_of(conf), keys, drain_polls=1)
+def test_the_cutover_manifest_lists_the_recorded_dags_timings_and_drain(bulk_exported: Migration) -> None:
+    bulk_exported.export_cutover(drain_polls=1)
+    manifest = manifest_of(bulk_exported.storage, "cutover")
 
     assert manifest["phase"] == "cutover"
     assert manifest["watermark"] == "2026-11-23T06:00:00+00:00"
@@ -1161,14 +1174,10 @@ def test_a_cutover_without_its_bulk_exports_nothing(conf: metadata.RunConf, keys
 
 
 @pytest.fixture
-def migrated(
-    bulk_exported: tuple[EmulatedEnvironment, MemoryStorage], conf: metadata.RunConf, keys: metadata.KmsKeys
-) -> tuple[EmulatedEnvironment, EmulatedEnvironment, MemoryStorage]:
+def migrated(bulk_exported: Migration) -> Migration:
     """The bulk exported and imported; the source runs on."""
-    source, storage = bulk_exported
-    target = target_environment()
-    import_(target, storage, conf, keys)
-    return source, target, storage
+    bulk_exported.import_(bulk_exported.conf)
+    return bulk_exported
 
 
 def test_the_bulk_import_pauses_every_dag_and_unpauses_none(
@@ -1183,16 +1192,11 @@ def test_the_bulk_import_pauses_every_dag_and_unpauses_none(
     assert json.loads(exported.objects["runs/m-1/import/bulk/result.json"]) == result
 
 
-def test_the_cutover_import_unpauses_exactly_the_recorded_dags(
-    migrated: tuple[EmulatedEnvironment, EmulatedEnvironment, MemoryStorage],
-    conf: metadata.RunConf,
-    keys: metadata.KmsKeys,
-) -> None:
-    source, target, storage = migrated
-    cut = cutover_of(conf)
-    export_cutover(source, storage, cut, keys)
+def test_the_cutover_import_unpauses_exactly_the_recorded_dags(migrated: Migration) -> None:
+    target = migrated.target
+    cut = migrated.export_cutover()
 
-    result = import_(target, storage, cut, keys)
+    result = migrated.import_(cut)
 
     assert paused(target) == {
         "daily_sales": False,
@@ -1203,35 +1207,27 @@ def test_the_cutover_import_unpauses_exactly_the_recorded_dags(
     }
     assert result["unpaused_dags"] == ["daily_sales", "hourly_events"]
     assert set(result["timings"]) == {"import_started_at", "imported_at", "verified_at", "unpaused_at"}
-    assert json.loads(storage.objects["runs/m-1/import/cutover/result.json"]) == result
+    assert json.loads(migrated.storage.objects["runs/m-1/import/cutover/result.json"]) == result
 
 
-def test_unpause_dags_false_leaves_every_dag_paused(
-    migrated: tuple[EmulatedEnvironment, EmulatedEnvironment, MemoryStorage],
-    conf: metadata.RunConf,
-    keys: metadata.KmsKeys,
-) -> None:
-    source, target, storage = migrated
-    cut = cutover_of(conf, unpause_dags=False)
-    export_cutover(source, storage, cut, keys)
+def test_unpause_dags_false_leaves_every_dag_paused(migrated: Migration) -> None:
+    target = migrated.target
+    cut = migrated.export_cutover(unpause_dags=False)
 
-    result = import_(target, storage, cut, keys)
+    result = migrated.import_(cut)
 
     assert {dag for dag, is_paused in paused(target).items() if not is_paused} == {metadata.IMPORT_DAG_ID}
     assert result["unpaused_dags"] == []
 
 
 def test_a_variable_changed_on_the_source_after_the_bulk_is_updated_by_the_cutover(
-    migrated: tuple[EmulatedEnvironment, EmulatedEnvironment, MemoryStorage],
-    conf: metadata.RunConf,
-    keys: metadata.KmsKeys,
+    migrated: Migration,
 ) -> None:
-    source, target, storage = migrated
+    source, target = migrated.source, migrated.target
     source.metadata["variable"][0]["val"] = "analytics_v2"
-    cut = cutover_of(conf)
-    export_cutover(source, storage, cut, keys)
+    cut = migrated.export_cutover()
 
-    result = import_(target, storage, cut, keys)
+    result = migrated.import_(cut)
 
     assert {row["key"]: row["val"] for row in target.metadata["variable"]}[
         "warehouse_schema"
@@ -1246,12 +1242,8 @@ def test_a_variable_changed_on_the_source_after_the_bulk_is_updated_by_the_cutov
     }
 
 
-def test_a_run_cleared_and_run_again_after_the_bulk_is_updated_by_the_cutover(
-    migrated: tuple[EmulatedEnvironment, EmulatedEnvironment, MemoryStorage],
-    conf: metadata.RunConf,
-    keys: metadata.KmsKeys,
-) -> None:
-    source, target, storage = migrated
+def test_a_run_cleared_and_run_again_after_the_bulk_is_updated_by_the_cutover(migrated: Migration) -> None:
+    source, target = migrated.source, migrated.target
     rerun = "scheduled__2026-11-21"
     [run] = [row for row in source.metadata["dag_run"] if row["run_id"] == rerun]
     run.update(state="success", end_date=AFTER)
@@ -1260,10 +1252,9 @@ def test_a_run_cleared_and_run_again_after_the_bulk_is_updated_by_the_cutover(
             row.update(state="success", try_number=3, end_date=AFTER)
     [before] = [row for row in target.metadata["dag_run"] if row["run_id"] == rerun]
     target_id = before["id"]
-    cut = cutover_of(conf)
-    export_cutover(source, storage, cut, keys)
+    cut = migrated.export_cutover()
 
-    result = import_(target, storage, cut, keys)
+    result = migrated.import_(cut)
 
     [after] = [row for row in target.metadata["dag_run"] if row["run_id"] == rerun]
     assert (after["state"], after["end_date"], after["id"]) == ("success", AFTER, target_id)
@@ -1286,19 +1277,14 @@ def test_a_run_cleared_and_run_again_after_the_bulk_is_updated_by_the_cutover(
     assert result["tables"]["dag_run"]["updated"] == 1
 
 
-def test_a_second_cutover_import_changes_nothing(
-    migrated: tuple[EmulatedEnvironment, EmulatedEnvironment, MemoryStorage],
-    conf: metadata.RunConf,
-    keys: metadata.KmsKeys,
-) -> None:
-    source, target, storage = migrated
+def test_a_second_cutover_import_changes_nothing(migrated: Migration) -> None:
+    source, target = migrated.source, migrated.target
     source.metadata["variable"][0]["val"] = "analytics_v2"
-    cut = cutover_of(conf)
-    export_cutover(source, storage, cut, keys)
-    import_(target, storage, cut, keys)
+    cut = migrated.export_cutover()
+    migrated.import_(cut)
     before = json.loads(json.dumps(target.metadata))
 
-    result = import_(target, storage, cut, keys)
+    result = migrated.import_(cut)
 
     assert {name: (c["inserted"], c["updated"], c["conflicts"]) for name, c in result["tables"].items()} == (
         dict.fromkeys(result["tables"], (0, 0, 0))
@@ -1307,25 +1293,20 @@ def test_a_second_cutover_import_changes_nothing(
     assert target.metadata == before
 
 
-def test_the_cutover_import_fails_when_a_row_cannot_be_as_exported(
-    migrated: tuple[EmulatedEnvironment, EmulatedEnvironment, MemoryStorage],
-    conf: metadata.RunConf,
-    keys: metadata.KmsKeys,
-) -> None:
-    source, target, storage = migrated
+def test_the_cutover_import_fails_when_a_row_cannot_be_as_exported(migrated: Migration) -> None:
+    target = migrated.target
     # The target holds a run of hourly_events at the queued run's logical date under another run id.
     target.metadata["dag_run"].append(
         dag_run("hourly_events", "manual__clash", "success", "2026-11-22T09:30:00+00:00", run_pk=700)
     )
-    cut = cutover_of(conf)
-    export_cutover(source, storage, cut, keys)
+    cut = migrated.export_cutover()
     db = EmulatedDatabase(target, now=NOW)
 
     with pytest.raises(
         metadata.ConflictError,
         match=re.escape("dag_run: 1 [dag_id=hourly_events, run_id=manual__2026-11-22T09:30 (refused)]"),
     ):
-        metadata.import_tables(db, storage, cut, keys)
+        metadata.import_tables(db, migrated.storage, cut, migrated.keys)
 
 
 def test_import_writes_a_verified_result_with_counts_per_table(

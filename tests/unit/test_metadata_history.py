@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Iterator
+from collections.abc import Callable
 from typing import Any
 
-import boto3
 import pytest
-from moto import mock_aws
 
 from emulation.dag_runtime import EmulatedDatabase
 from emulation.mwaa import EmulatedEnvironment
@@ -26,12 +24,12 @@ from tests.unit.test_metadata_format import (  # the format tests' storage, fixt
     RUN_20,
     WATERMARK,
     MemoryStorage,
+    Migration,
     cutover_of,
     dag_run,
     environment,
-    import_,
     manifest_of,
-    rows_of,
+    run_conf,
     task,
 )
 
@@ -40,17 +38,8 @@ AFTER_WATERMARK = "2026-11-23T09:00:00+00:00"
 
 
 @pytest.fixture
-def keys() -> Iterator[metadata.KmsKeys]:
-    with mock_aws():
-        yield metadata.KmsKeys(boto3.client("kms", region_name="us-east-1"))
-
-
-@pytest.fixture
 def conf(keys: metadata.KmsKeys) -> metadata.RunConf:
-    key_id = keys.client.create_key()["KeyMetadata"]["Arn"]
-    return metadata.RunConf(
-        bucket="migrations", prefix="runs/m-1", migration_id="m-1", kms_key_id=key_id, phase="bulk"
-    )
+    return run_conf(keys)
 
 
 def _note(content: str, at: str = NOTE_TIME, **key: Any) -> dict[str, Any]:
@@ -92,19 +81,33 @@ def _target(version: str = "2.10.3") -> EmulatedEnvironment:
     )
 
 
-def _export(env: EmulatedEnvironment, storage: MemoryStorage, conf: metadata.RunConf, keys: Any) -> None:
-    db = EmulatedDatabase(env, now=NOW)
-    metadata.export_bulk(db, storage, conf, keys, watermark=WATERMARK)
-    db.commit()
+@dataclasses.dataclass
+class Exported(Migration):
+    """The format tests' migration of this file's source and target, with the cutover's delta alone."""
+
+    def export_delta(self) -> None:
+        """The delta exported as the cutover's export_tables does, daily_sales paused after the bulk."""
+        db = EmulatedDatabase(self.source, now=NOW)
+        paused = {"active_dags": ["daily_sales"], "paused_at": AFTER_WATERMARK}
+        metadata.export_delta(db, self.storage, cutover_of(self.conf), self.keys, paused=paused, drained={})
+        db.commit()
 
 
-def _export_delta(
-    env: EmulatedEnvironment, storage: MemoryStorage, conf: metadata.RunConf, keys: Any
-) -> None:
-    db = EmulatedDatabase(env, now=NOW)
-    paused = {"active_dags": ["daily_sales"], "paused_at": AFTER_WATERMARK}
-    metadata.export_delta(db, storage, cutover_of(conf), keys, paused=paused, drained={})
-    db.commit()
+Export = Callable[..., Exported]
+
+
+@pytest.fixture
+def exported(conf: metadata.RunConf, keys: metadata.KmsKeys) -> Export:
+    """A source's bulk exported, to be imported into a target (`_target()` unless named)."""
+
+    def export_bulk(source: EmulatedEnvironment, target: EmulatedEnvironment | None = None) -> Exported:
+        migration = Exported(conf, keys, source, MemoryStorage(), target or _target())
+        db = EmulatedDatabase(source, now=NOW)
+        metadata.export_bulk(db, migration.storage, conf, keys, watermark=WATERMARK)
+        db.commit()
+        return migration
+
+    return export_bulk
 
 
 def _run_id_of(env: EmulatedEnvironment, pk: Any) -> str:
@@ -116,12 +119,11 @@ def _run_id_of(env: EmulatedEnvironment, pk: Any) -> str:
 
 
 def test_a_run_note_is_exported_by_its_runs_key_without_local_ids(
-    conf: metadata.RunConf, keys: metadata.KmsKeys
+    exported: Export, conf: metadata.RunConf
 ) -> None:
-    storage = MemoryStorage()
-    _export(_source(), storage, conf, keys)
+    migration = exported(_source())
 
-    [note] = rows_of(storage, conf, keys, "dag_run_note")
+    [note] = migration.rows(conf, "dag_run_note")
 
     assert note == {
         "dag_id": "daily_sales",
@@ -132,13 +134,11 @@ def test_a_run_note_is_exported_by_its_runs_key_without_local_ids(
     }
 
 
-def test_a_run_note_points_at_the_targets_own_id_of_the_run(
-    conf: metadata.RunConf, keys: metadata.KmsKeys
-) -> None:
-    storage, target = MemoryStorage(), _target()
-    _export(_source(), storage, conf, keys)
+def test_a_run_note_points_at_the_targets_own_id_of_the_run(exported: Export, conf: metadata.RunConf) -> None:
+    migration = exported(_source())
+    target = migration.target
 
-    result = import_(target, storage, conf, keys)
+    result = migration.import_(conf)
 
     [note] = target.metadata["dag_run_note"]
     assert note["dag_run_id"] != 17
@@ -148,11 +148,11 @@ def test_a_run_note_points_at_the_targets_own_id_of_the_run(
     assert result["columns"]["dag_run_note"]["dropped"] == []
 
 
-def test_a_task_note_lands_with_its_task_instance(conf: metadata.RunConf, keys: metadata.KmsKeys) -> None:
-    storage, target = MemoryStorage(), _target()
-    _export(_source(), storage, conf, keys)
+def test_a_task_note_lands_with_its_task_instance(exported: Export, conf: metadata.RunConf) -> None:
+    migration = exported(_source())
+    target = migration.target
 
-    import_(target, storage, conf, keys)
+    migration.import_(conf)
 
     [note] = target.metadata["task_instance_note"]
     assert (note["task_id"], note["run_id"], note["content"], note["user_id"]) == (
@@ -164,27 +164,26 @@ def test_a_task_note_lands_with_its_task_instance(conf: metadata.RunConf, keys: 
 
 
 def test_a_note_of_a_run_the_bulk_leaves_out_waits_for_the_delta(
-    conf: metadata.RunConf, keys: metadata.KmsKeys
+    exported: Export, conf: metadata.RunConf
 ) -> None:
-    storage = MemoryStorage()
-    _export(_source(dag_run_note=[_note("still running", dag_run_id=19)]), storage, conf, keys)
+    migration = exported(_source(dag_run_note=[_note("still running", dag_run_id=19)]))
 
-    assert rows_of(storage, conf, keys, "dag_run_note") == []
+    assert migration.rows(conf, "dag_run_note") == []
 
 
 def test_the_delta_carries_a_note_written_after_the_bulk_on_a_run_the_bulk_carried(
-    conf: metadata.RunConf, keys: metadata.KmsKeys
+    exported: Export, conf: metadata.RunConf
 ) -> None:
-    source, target, storage = _source(), _target(), MemoryStorage()
-    _export(source, storage, conf, keys)
-    import_(target, storage, conf, keys)
+    migration = exported(_source())
+    source, target = migration.source, migration.target
+    migration.import_(conf)
     source.metadata["dag_run_note"][0].update(content="root cause: DNS", updated_at=AFTER_WATERMARK)
     source.metadata["task_instance_note"].append(
         _note("new", AFTER_WATERMARK, dag_id="daily_sales", task_id="load", run_id=RUN_20, map_index=-1)
     )
 
-    _export_delta(source, storage, conf, keys)
-    result = import_(target, storage, cutover_of(conf), keys)
+    migration.export_delta()
+    result = migration.import_(cutover_of(conf))
 
     assert [note["content"] for note in target.metadata["dag_run_note"]] == ["root cause: DNS"]
     assert sorted(note["content"] for note in target.metadata["task_instance_note"]) == [
@@ -201,12 +200,12 @@ def test_the_delta_carries_a_note_written_after_the_bulk_on_a_run_the_bulk_carri
     assert result["tables"]["task_instance_note"]["inserted"] == 1
 
 
-def test_a_second_import_of_the_notes_changes_nothing(conf: metadata.RunConf, keys: metadata.KmsKeys) -> None:
-    storage, target = MemoryStorage(), _target()
-    _export(_source(), storage, conf, keys)
-    import_(target, storage, conf, keys)
+def test_a_second_import_of_the_notes_changes_nothing(exported: Export, conf: metadata.RunConf) -> None:
+    migration = exported(_source())
+    target = migration.target
+    migration.import_(conf)
 
-    again = import_(target, storage, conf, keys)
+    again = migration.import_(conf)
 
     for table in ("dag_run_note", "task_instance_note"):
         assert again["tables"][table] == {
@@ -220,14 +219,14 @@ def test_a_second_import_of_the_notes_changes_nothing(conf: metadata.RunConf, ke
 
 
 def test_a_note_the_target_wrote_itself_is_a_conflict_not_overwritten(
-    conf: metadata.RunConf, keys: metadata.KmsKeys
+    exported: Export, conf: metadata.RunConf
 ) -> None:
-    storage, target = MemoryStorage(), _target()
-    _export(_source(), storage, conf, keys)
-    import_(target, storage, dataclasses.replace(conf, on_conflict="keep-target"), keys)
+    migration = exported(_source())
+    target = migration.target
+    migration.import_(dataclasses.replace(conf, on_conflict="keep-target"))
     target.metadata["dag_run_note"][0]["content"] = "written on the target"
 
-    kept = import_(target, storage, dataclasses.replace(conf, on_conflict="keep-target"), keys)
+    kept = migration.import_(dataclasses.replace(conf, on_conflict="keep-target"))
 
     assert kept["conflicts"]["dag_run_note"]["listed"] == [
         {"key": {"dag_id": "daily_sales", "run_id": RUN_20}, "reason": "differs"}
@@ -293,18 +292,21 @@ def _target_with_sales() -> EmulatedEnvironment:
     return target
 
 
+@pytest.fixture
+def datasets(exported: Export) -> Exported:
+    """The dataset history exported, for a target whose DAG processor made SALES already."""
+    return exported(_with_datasets(), _target_with_sales())
+
+
 def _uri_of(env: EmulatedEnvironment, pk: Any) -> str:
     [dataset] = [row for row in env.metadata["dataset"] if row["id"] == pk]
     return str(dataset["uri"])
 
 
-def test_dataset_events_are_exported_by_their_datasets_uri(
-    conf: metadata.RunConf, keys: metadata.KmsKeys
-) -> None:
-    storage = MemoryStorage()
-    _export(_with_datasets(), storage, conf, keys)
+def test_dataset_events_are_exported_by_their_datasets_uri(exported: Export, conf: metadata.RunConf) -> None:
+    migration = exported(_with_datasets())
 
-    events = rows_of(storage, conf, keys, "dataset_event")
+    events = migration.rows(conf, "dataset_event")
 
     assert [(event["uri"], event["extra"]) for event in events] == [
         (SALES, {"rows": 11}),
@@ -314,12 +316,11 @@ def test_dataset_events_are_exported_by_their_datasets_uri(
 
 
 def test_events_point_at_the_targets_datasets_by_uri_and_add_the_ones_it_lacks(
-    conf: metadata.RunConf, keys: metadata.KmsKeys
+    datasets: Exported, conf: metadata.RunConf
 ) -> None:
-    storage, target = MemoryStorage(), _target_with_sales()
-    _export(_with_datasets(), storage, conf, keys)
+    target = datasets.target
 
-    result = import_(target, storage, conf, keys)
+    result = datasets.import_(conf)
 
     [sales] = [row for row in target.metadata["dataset"] if row["uri"] == SALES]
     assert sales == _dataset(1, SALES, "2026-12-01T00:00:00+00:00")  # the target's own, untouched
@@ -337,12 +338,11 @@ def test_events_point_at_the_targets_datasets_by_uri_and_add_the_ones_it_lacks(
 
 
 def test_a_runs_triggering_event_is_linked_by_the_targets_own_ids(
-    conf: metadata.RunConf, keys: metadata.KmsKeys
+    datasets: Exported, conf: metadata.RunConf
 ) -> None:
-    storage, target = MemoryStorage(), _target_with_sales()
-    _export(_with_datasets(), storage, conf, keys)
+    target = datasets.target
 
-    import_(target, storage, conf, keys)
+    datasets.import_(conf)
 
     [link] = target.metadata["dagrun_dataset_event"]
     [event] = [row for row in target.metadata["dataset_event"] if row["id"] == link["event_id"]]
@@ -351,13 +351,12 @@ def test_a_runs_triggering_event_is_linked_by_the_targets_own_ids(
 
 
 def test_a_second_import_of_the_dataset_history_adds_nothing(
-    conf: metadata.RunConf, keys: metadata.KmsKeys
+    datasets: Exported, conf: metadata.RunConf
 ) -> None:
-    storage, target = MemoryStorage(), _target_with_sales()
-    _export(_with_datasets(), storage, conf, keys)
-    import_(target, storage, conf, keys)
+    target = datasets.target
+    datasets.import_(conf)
 
-    again = import_(target, storage, conf, keys)
+    again = datasets.import_(conf)
 
     for table in ("dataset", "dataset_event", "dagrun_dataset_event"):
         counts = again["tables"][table]
@@ -367,20 +366,19 @@ def test_a_second_import_of_the_dataset_history_adds_nothing(
 
 
 def test_an_event_after_the_watermark_and_the_run_it_triggered_come_with_the_delta(
-    conf: metadata.RunConf, keys: metadata.KmsKeys
+    datasets: Exported, conf: metadata.RunConf
 ) -> None:
-    source, target, storage = _with_datasets(), _target_with_sales(), MemoryStorage()
-    _export(source, storage, conf, keys)
-    import_(target, storage, conf, keys)
+    source, target = datasets.source, datasets.target
+    datasets.import_(conf)
     late_run = dag_run("sales_report", "dataset_triggered__late", "success", AFTER_WATERMARK, run_pk=30)
     source.metadata["dag_run"].append({**late_run, "end_date": AFTER_WATERMARK})
     source.metadata["dataset_event"].append(_event(13, 5, AFTER_WATERMARK))
     source.metadata["dagrun_dataset_event"].append({"dag_run_id": 30, "event_id": 13})
 
-    _export_delta(source, storage, conf, keys)
-    result = import_(target, storage, cutover_of(conf), keys)
+    datasets.export_delta()
+    result = datasets.import_(cutover_of(conf))
 
-    delta = rows_of(storage, cutover_of(conf), keys, "dataset_event")
+    delta = datasets.rows(cutover_of(conf), "dataset_event")
     assert [row["timestamp"] for row in delta] == [AFTER_WATERMARK]
     assert result["tables"]["dagrun_dataset_event"]["inserted"] == 1
     assert len(target.metadata["dagrun_dataset_event"]) == 2
@@ -390,27 +388,23 @@ def _queued(dag_id: str) -> dict[str, Any]:
     return {"dataset_id": 5, "target_dag_id": dag_id, "created_at": NOTE_TIME}
 
 
-def test_pending_dataset_triggers_wait_for_the_cutover(
-    conf: metadata.RunConf, keys: metadata.KmsKeys
-) -> None:
-    storage = MemoryStorage()
-    _export(_with_datasets(dataset_dag_run_queue=[_queued("sales_report")]), storage, conf, keys)
+def test_pending_dataset_triggers_wait_for_the_cutover(exported: Export, conf: metadata.RunConf) -> None:
+    migration = exported(_with_datasets(dataset_dag_run_queue=[_queued("sales_report")]))
 
-    assert rows_of(storage, conf, keys, "dataset_dag_run_queue") == []
+    assert migration.rows(conf, "dataset_dag_run_queue") == []
 
 
 def test_the_cutover_carries_the_pending_dataset_triggers_by_uri(
-    conf: metadata.RunConf, keys: metadata.KmsKeys
+    datasets: Exported, conf: metadata.RunConf
 ) -> None:
-    source, target, storage = _with_datasets(), _target_with_sales(), MemoryStorage()
+    source, target = datasets.source, datasets.target
     target.metadata["dag"].append({"dag_id": "sales_report", "is_paused": True})
-    _export(source, storage, conf, keys)
-    import_(target, storage, conf, keys)
+    datasets.import_(conf)
     source.metadata["dataset_dag_run_queue"] = [_queued("sales_report")]
 
-    _export_delta(source, storage, conf, keys)
-    result = import_(target, storage, cutover_of(conf), keys)
-    again = import_(target, storage, cutover_of(conf), keys)
+    datasets.export_delta()
+    result = datasets.import_(cutover_of(conf))
+    again = datasets.import_(cutover_of(conf))
 
     [queued] = target.metadata["dataset_dag_run_queue"]
     assert (_uri_of(target, queued["dataset_id"]), queued["target_dag_id"]) == (SALES, "sales_report")
@@ -419,15 +413,14 @@ def test_the_cutover_carries_the_pending_dataset_triggers_by_uri(
 
 
 def test_a_pending_trigger_for_a_dag_the_target_lacks_is_listed_not_failed(
-    conf: metadata.RunConf, keys: metadata.KmsKeys
+    datasets: Exported, conf: metadata.RunConf
 ) -> None:
-    source, target, storage = _with_datasets(), _target_with_sales(), MemoryStorage()
-    _export(source, storage, conf, keys)
-    import_(target, storage, conf, keys)
+    source, target = datasets.source, datasets.target
+    datasets.import_(conf)
     source.metadata["dataset_dag_run_queue"] = [_queued("sales_report")]
 
-    _export_delta(source, storage, conf, keys)
-    result = import_(target, storage, cutover_of(conf), keys)
+    datasets.export_delta()
+    result = datasets.import_(cutover_of(conf))
 
     assert target.metadata.get("dataset_dag_run_queue", []) == []
     assert result["tables"]["dataset_dag_run_queue"] == {
@@ -463,17 +456,17 @@ def _sla(task_id: str, at: str | None) -> dict[str, Any]:
 
 
 def test_sla_misses_are_split_at_the_watermark_and_land_once(
-    conf: metadata.RunConf, keys: metadata.KmsKeys
+    exported: Export, conf: metadata.RunConf
 ) -> None:
-    source, target, storage = _source(sla_miss=[_sla("extract", NOTE_TIME)]), _target(), MemoryStorage()
-    _export(source, storage, conf, keys)
-    import_(target, storage, conf, keys)
+    migration = exported(_source(sla_miss=[_sla("extract", NOTE_TIME)]))
+    source, target = migration.source, migration.target
+    migration.import_(conf)
     source.metadata["sla_miss"].append(_sla("load", AFTER_WATERMARK))
 
-    _export_delta(source, storage, conf, keys)
-    result = import_(target, storage, cutover_of(conf), keys)
+    migration.export_delta()
+    result = migration.import_(cutover_of(conf))
 
-    assert [row["task_id"] for row in rows_of(storage, cutover_of(conf), keys, "sla_miss")] == ["load"]
+    assert [row["task_id"] for row in migration.rows(cutover_of(conf), "sla_miss")] == ["load"]
     assert sorted(row["task_id"] for row in target.metadata["sla_miss"]) == ["extract", "load"]
     assert result["tables"]["sla_miss"]["inserted"] == 1
 
@@ -482,7 +475,7 @@ def test_sla_misses_are_split_at_the_watermark_and_land_once(
 
 
 def test_tables_not_carried_are_listed_with_their_rows_and_reason(
-    conf: metadata.RunConf, keys: metadata.KmsKeys, monkeypatch: pytest.MonkeyPatch
+    exported: Export, conf: metadata.RunConf, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Every table with history is carried today: the listing is shown with one said not to be.
     monkeypatch.setitem(metadata.NOT_CARRIED, "sla_miss", "not carried by this format version")
@@ -490,23 +483,19 @@ def test_tables_not_carried_are_listed_with_their_rows_and_reason(
         metadata, "TABLES", tuple(spec for spec in metadata.TABLES if spec.name != "sla_miss")
     )
     misses = [_sla("extract", NOTE_TIME), _sla("load", NOTE_TIME)]
-    storage, target = MemoryStorage(), _target()
-    _export(_source(sla_miss=misses), storage, conf, keys)
+    migration = exported(_source(sla_miss=misses))
 
-    result = import_(target, storage, conf, keys)
+    result = migration.import_(conf)
 
-    [listed] = manifest_of(storage)["not_carried"]
+    [listed] = manifest_of(migration.storage)["not_carried"]
     assert listed == {"table": "sla_miss", "rows": 2, "reason": "not carried by this format version"}
     assert result["not_carried"] == [listed]  # the export's list, passed on by the import
 
 
-def test_a_table_the_target_lacks_is_listed_as_not_carried(
-    conf: metadata.RunConf, keys: metadata.KmsKeys
-) -> None:
-    storage, target = MemoryStorage(), environment("2.4.3", {"dag": [], "dag_run": []})
-    _export(_source(), storage, conf, keys)
+def test_a_table_the_target_lacks_is_listed_as_not_carried(exported: Export, conf: metadata.RunConf) -> None:
+    migration = exported(_source(), environment("2.4.3", {"dag": [], "dag_run": []}))
 
-    result = import_(target, storage, conf, keys)
+    result = migration.import_(conf)
 
     assert result["not_carried"] == [
         {"table": "dag_run_note", "rows": 1, "reason": "Airflow 2.4.3 has no dag_run_note table"},
@@ -568,12 +557,12 @@ def _history(env: EmulatedEnvironment) -> list[tuple[Any, ...]]:
 
 
 def test_a_target_bound_for_airflow_3_keeps_the_failed_tries_in_task_instance_history(
-    conf: metadata.RunConf, keys: metadata.KmsKeys
+    exported: Export, conf: metadata.RunConf
 ) -> None:
-    storage, target = MemoryStorage(), _target("2.11.0")
-    _export(_source(task_fail=FAILS), storage, conf, keys)
+    migration = exported(_source(task_fail=FAILS), _target("2.11.0"))
+    target = migration.target
 
-    result = import_(target, storage, _to_airflow_3(conf), keys)
+    result = migration.import_(_to_airflow_3(conf))
 
     assert _history(target) == [
         ("extract", 1, "failed", "2026-11-19T23:58:00+00:00", "default_pool"),
@@ -586,36 +575,34 @@ def test_a_target_bound_for_airflow_3_keeps_the_failed_tries_in_task_instance_hi
 
 
 def test_a_target_staying_on_airflow_2_gets_no_synthesized_tries(
-    conf: metadata.RunConf, keys: metadata.KmsKeys
+    exported: Export, conf: metadata.RunConf
 ) -> None:
-    storage, target = MemoryStorage(), _target("2.11.0")
-    _export(_source(task_fail=FAILS), storage, conf, keys)
+    migration = exported(_source(task_fail=FAILS), _target("2.11.0"))
+    target = migration.target
 
-    result = import_(target, storage, conf, keys)
+    result = migration.import_(conf)
 
     assert _history(target) == []
     assert result["synthesized"] == {}
 
 
-def test_synthesizing_the_tries_again_writes_nothing(conf: metadata.RunConf, keys: metadata.KmsKeys) -> None:
-    storage, target = MemoryStorage(), _target("2.11.0")
-    _export(_source(task_fail=FAILS), storage, conf, keys)
-    import_(target, storage, _to_airflow_3(conf), keys)
+def test_synthesizing_the_tries_again_writes_nothing(exported: Export, conf: metadata.RunConf) -> None:
+    migration = exported(_source(task_fail=FAILS), _target("2.11.0"))
+    target = migration.target
+    migration.import_(_to_airflow_3(conf))
 
-    again = import_(target, storage, _to_airflow_3(conf), keys)
+    again = migration.import_(_to_airflow_3(conf))
 
     assert len(_history(target)) == 3
     assert again["synthesized"]["task_instance_history"]["written"] == 0
 
 
-def test_more_failures_than_tries_are_listed_as_not_carried(
-    conf: metadata.RunConf, keys: metadata.KmsKeys
-) -> None:
+def test_more_failures_than_tries_are_listed_as_not_carried(exported: Export, conf: metadata.RunConf) -> None:
     fails = [*FAILS, _fail("load", "2026-11-19T23:56:00+00:00", "2026-11-19T23:56:04+00:00", 5)]
-    storage, target = MemoryStorage(), _target("2.11.0")
-    _export(_source(task_fail=fails), storage, conf, keys)
+    migration = exported(_source(task_fail=fails), _target("2.11.0"))
+    target = migration.target
 
-    result = import_(target, storage, _to_airflow_3(conf), keys)
+    result = migration.import_(_to_airflow_3(conf))
 
     assert [row[:2] for row in _history(target)] == [("extract", 1), ("extract", 2), ("load", 1)]
     [lost] = result["not_carried"]
@@ -624,12 +611,11 @@ def test_more_failures_than_tries_are_listed_as_not_carried(
 
 
 def test_sla_misses_for_a_target_bound_for_airflow_3_are_listed_as_lost(
-    conf: metadata.RunConf, keys: metadata.KmsKeys
+    exported: Export, conf: metadata.RunConf
 ) -> None:
-    storage, target = MemoryStorage(), _target("2.11.0")
-    _export(_source(sla_miss=[_sla("extract", NOTE_TIME)]), storage, conf, keys)
+    migration = exported(_source(sla_miss=[_sla("extract", NOTE_TIME)]), _target("2.11.0"))
 
-    result = import_(target, storage, _to_airflow_3(conf), keys)
+    result = migration.import_(_to_airflow_3(conf))
 
     assert result["not_carried"] == [{"table": "sla_miss", "rows": 1, "reason": metadata.SLA_MISS_GONE}]
 
