@@ -11,20 +11,34 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import copy
 import json
+import secrets
 import threading
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from emulation.accounts import ACCOUNT_ID, MWAA_SERVICES, create_service_role
 from emulation.mwaa.rest_api import AirflowRestApi
+from mwaa_migrate.models import AIRFLOW_SECRET_PREFIX
 
 if TYPE_CHECKING:
     from types import TracebackType
 
+    from mypy_boto3_iam import IAMClient
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_secretsmanager import SecretsManagerClient
+
     from emulation.mwaa.control_api import MwaaEmulator
 
 API_ROOT = "/api/v1"
+# Who a self-managed Airflow's DAGs act as: no AWS principal at all. The role does not exist, so any
+# AWS call its export made would be denied (the IAM tier records it): it must need none.
+NO_AWS_CREDENTIALS = f"arn:aws:iam::{ACCOUNT_ID}:role/self-managed-airflow-holds-no-aws-credentials"
+# The Airflow user the pipeline signs in as (its password is random for each emulation).
+USERNAME = "mwaa-migrate"
 
 
 class SelfManagedWebserver(ThreadingHTTPServer):
@@ -105,3 +119,57 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:
         """Quiet: tests read `requests`."""
+
+
+@dataclass(frozen=True)
+class SeededSource:
+    """A self-managed Airflow seeded for a scenario: its running web server, and the request with
+    its REST API's URL and credentials secret filled in."""
+
+    webserver: SelfManagedWebserver
+    secret_arn: str
+    password: str
+    execution_input: dict[str, Any]
+
+
+def seed_self_managed(
+    emulator: MwaaEmulator,
+    *,
+    source: dict[str, Any],
+    metadata: dict[str, list[dict[str, Any]]],
+    execution_input: dict[str, Any],
+    s3: S3Client,
+    iam: IAMClient,
+    secretsmanager: SecretsManagerClient,
+) -> SeededSource:
+    """What a self-managed source's migration finds before it starts: the Airflow (its metadata, its
+    DAG folder in S3, already seeded by the caller), its REST API's credentials in Secrets Manager,
+    the target's own role and versioned bucket (targetSettings). Returns the web server, not yet
+    started (the caller runs it for the stack's life), and the request reaching it (access mode
+    reached: restApiUrl and credentialsSecretArn, unless the scenario gives its own)."""
+    name = str(source["Name"])
+    bucket = str(source["SourceBucketArn"]).split(":::", 1)[-1]
+    emulator.add_self_managed(
+        name,
+        airflow_version=str(source["AirflowVersion"]),
+        dags_bucket=bucket,
+        dag_folder=str(source.get("DagS3Path", "dags")),
+        metadata=copy.deepcopy(metadata),
+    )
+    password = secrets.token_urlsafe(18)
+    secret = secretsmanager.create_secret(
+        Name=f"{AIRFLOW_SECRET_PREFIX}{name}",
+        SecretString=json.dumps({"username": USERNAME, "password": password}),
+    )
+    webserver = SelfManagedWebserver(emulator, name, username=USERNAME, password=password)
+    settings = execution_input.get("targetSettings") or {}
+    create_service_role(iam, str(settings["ExecutionRoleArn"]), MWAA_SERVICES)
+    target_bucket = str(settings["SourceBucketArn"]).split(":::", 1)[-1]
+    s3.create_bucket(Bucket=target_bucket)
+    s3.put_bucket_versioning(Bucket=target_bucket, VersioningConfiguration={"Status": "Enabled"})
+    filled = copy.deepcopy(execution_input)
+    access = filled["source"]["access"]
+    if access.get("mode") == "reached":
+        access.setdefault("restApiUrl", webserver.api_url)
+        access.setdefault("credentialsSecretArn", secret["ARN"])
+    return SeededSource(webserver, secret["ARN"], password, filled)

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from mypy_boto3_cloudformation import CloudFormationClient
     from mypy_boto3_mwaa import MWAAClient
     from mypy_boto3_s3 import S3Client
+    from mypy_boto3_secretsmanager import SecretsManagerClient
     from mypy_boto3_stepfunctions import SFNClient
     from mypy_boto3_sts import STSClient
 
@@ -114,6 +115,11 @@ class Pipeline:
         # MWAA's token calls go to the host prefix env.: the local emulation is one host.
         config = _RETRIES.merge(Config(inject_host_prefix=False)) if self.target.local else _RETRIES
         return self.session.client("mwaa", endpoint_url=self._mwaa_endpoint, config=config)
+
+    @cached_property
+    def secretsmanager(self) -> SecretsManagerClient:
+        """A self-managed source's REST API credentials (the rollback reaches its Airflow)."""
+        return self.session.client("secretsmanager", endpoint_url=self._endpoint, config=_RETRIES)
 
     @cached_property
     def sts(self) -> STSClient:

@@ -22,7 +22,7 @@ from mwaa_migrate.environment.airflow_cli import AirflowCli
 from mwaa_migrate.environment.webserver_transport import WebserverTransport, open_transport
 from mwaa_migrate.errors import MigrationConflict, MigrationError
 from mwaa_migrate.execution import approval_wait, execution_history
-from mwaa_migrate.models import WebserverTransportKind
+from mwaa_migrate.models import AirflowApi, WebserverTransportKind
 from mwaa_migrate.run import cutover
 from mwaa_migrate.run.cutover import Settlement
 from mwaa_migrate_cli.aws import Pipeline, aws_errors
@@ -113,6 +113,9 @@ class Migration:
     # the CLI endpoint when the migration is named by --source and --target.
     source_transport: WebserverTransportKind = "cli"
     target_transport: WebserverTransportKind = "cli"
+    # A self-managed source's REST API (the airflow_api transport): the plan's, its secret read with
+    # the operator's own credentials.
+    source_airflow_api: AirflowApi | None = None
 
 
 def prefix_of(source: str, target: str) -> str:
@@ -141,13 +144,19 @@ def planned(history: Iterable[Mapping[str, Any]]) -> Migration | None:
                 prefix=str(plan.get("prefix") or prefix_of(source["name"], target["name"])),
                 source_transport=_transport(plan.get("exportDag")),
                 target_transport=_transport(plan.get("importDag")),
+                source_airflow_api=_airflow_api(plan.get("exportDag")),
             )
     return None
 
 
 def _transport(deployment: Any) -> WebserverTransportKind:
     kind = deployment.get("transport") if isinstance(deployment, dict) else None
-    return "rest_api" if kind == "rest_api" else "cli"
+    return kind if kind in ("rest_api", "airflow_api") else "cli"
+
+
+def _airflow_api(deployment: Any) -> AirflowApi | None:
+    access = deployment.get("airflowApi") if isinstance(deployment, dict) else None
+    return AirflowApi.model_validate(access) if isinstance(access, dict) else None
 
 
 def migration_of_execution(pipeline: Pipeline, execution_arn: str) -> Migration:
@@ -161,12 +170,26 @@ def migration_of_execution(pipeline: Pipeline, execution_arn: str) -> Migration:
     return found
 
 
+@dataclass(frozen=True)
+class _Route:
+    """One environment's route, as the plan chose it (webserver_transport.Route)."""
+
+    environment_name: str
+    transport: WebserverTransportKind
+    airflow_api: AirflowApi | None = None
+
+
 def _webserver(
-    pipeline: Pipeline, environment: str, kind: WebserverTransportKind, scheme: str
+    pipeline: Pipeline,
+    environment: str,
+    kind: WebserverTransportKind,
+    scheme: str,
+    airflow_api: AirflowApi | None = None,
 ) -> AirflowCli | WebserverTransport:
-    if kind == "rest_api":
-        return open_transport(kind, pipeline.mwaa, environment)
-    return AirflowCli(pipeline.mwaa, environment, scheme=scheme)
+    if kind == "cli":
+        return AirflowCli(pipeline.mwaa, environment, scheme=scheme)
+    route = _Route(environment, kind, airflow_api)
+    return open_transport(route, pipeline.mwaa, secretsmanager=lambda: pipeline.secretsmanager)
 
 
 def rollback(pipeline: Pipeline, migration: Migration) -> Settlement:
@@ -181,7 +204,9 @@ def rollback(pipeline: Pipeline, migration: Migration) -> Settlement:
             prefix=migration.prefix,
             source=migration.source,
             target=migration.target,
-            source_cli=_webserver(pipeline, migration.source, migration.source_transport, scheme),
+            source_cli=_webserver(
+                pipeline, migration.source, migration.source_transport, scheme, migration.source_airflow_api
+            ),
             target_cli=_webserver(pipeline, migration.target, migration.target_transport, scheme),
         )
     except MigrationConflict as error:

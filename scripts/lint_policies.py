@@ -28,6 +28,7 @@ ACCOUNT, REGION, PARTITION, STACK = "123456789012", "us-east-1", "aws", "mwaa-mi
 SAMPLE_ARNS = {
     "MigrationBucket.Arn": f"arn:{PARTITION}:s3:::{STACK}-migrationbucket-0123456789ab",
     "MigrationKey.Arn": f"arn:{PARTITION}:kms:{REGION}:{ACCOUNT}:key/00000000-0000-4000-8000-000000000000",
+    "SealingKey.Arn": f"arn:{PARTITION}:kms:{REGION}:{ACCOUNT}:key/11111111-2222-4333-8444-555555555555",
     "MigrationEventBus.Arn": f"arn:{PARTITION}:events:{REGION}:{ACCOUNT}:event-bus/{STACK}-migrations",
     "MigrationRequestDeadLetterQueue.Arn": f"arn:{PARTITION}:sqs:{REGION}:{ACCOUNT}:{STACK}-dlq",
 }
@@ -157,6 +158,21 @@ def grant_documents() -> Iterator[tuple[str, dict[str, Any]]]:
         kms_key_arn=SAMPLE_ARNS["MigrationKey.Arn"],
     ):
         yield f"grants.py {policy.policy_name}", policy.document
+    # A self-managed source: no export policy; the import's opens the export with the sealing key.
+    for policy in migration_policies(
+        prefix="mwaa-migrate",
+        migration_id="onprem.onprem-next",
+        partition=PARTITION,
+        region=REGION,
+        account_id=ACCOUNT,
+        bucket="mwaa-migrate-migrationbucket-0123456789ab",
+        object_prefix="migrations/onprem/onprem-next",
+        source_role_arn=None,
+        target_role_arn=f"arn:{PARTITION}:iam::{ACCOUNT}:role/service-role/AmazonMWAA-onprem-next",
+        kms_key_arn=SAMPLE_ARNS["MigrationKey.Arn"],
+        sealing_key_arn=SAMPLE_ARNS["SealingKey.Arn"],
+    ):
+        yield f"grants.py {policy.policy_name} (self-managed source)", policy.document
 
 
 def deployment_documents() -> Iterator[tuple[str, dict[str, Any]]]:

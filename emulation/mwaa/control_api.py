@@ -132,6 +132,8 @@ class MwaaEmulator:
         self._clock = clock
         self._lock = threading.Lock()
         self._environments: dict[str, EmulatedEnvironment] = {}
+        # Self-managed Airflows (add_self_managed): the same Airflow emulation, not MWAA's to answer.
+        self._self_managed: dict[str, EmulatedEnvironment] = {}
         self._tokens: dict[str, tuple[str, float]] = {}
         self._faults: dict[str, deque[_Fault]] = {}
         # Seconds to answer late, per operation: the call is carried out, its answer comes late.
@@ -245,12 +247,39 @@ class MwaaEmulator:
             self._environments[name] = environment
         return environment
 
+    def add_self_managed(
+        self,
+        name: str,
+        *,
+        airflow_version: str,
+        dags_bucket: str,
+        dag_folder: str,
+        metadata: dict[str, list[dict[str, Any]]] | None = None,
+    ) -> EmulatedEnvironment:
+        """Seed a self-managed Apache Airflow: its metadata and DAG runtime are the emulator's (its
+        DAG folder read from s3://dags_bucket/dag_folder, as an S3-synced deployment reads it), but
+        it is no MWAA environment: GetEnvironment, ListEnvironments and the CLI endpoint do not know
+        it. emulation/self_managed.py serves its REST API."""
+        description = {
+            "Name": name,
+            "AirflowVersion": airflow_version,
+            "Status": "AVAILABLE",
+            "SourceBucketArn": f"arn:aws:s3:::{dags_bucket}",
+            "DagS3Path": dag_folder.strip("/"),
+        }
+        environment = EmulatedEnvironment(name, description, copy.deepcopy(metadata) if metadata else {})
+        with self._lock:
+            if name in self._environments or name in self._self_managed:
+                raise ValueError(f"environment {name} already exists")
+            self._self_managed[name] = environment
+        return environment
+
     def environment(self, name: str) -> EmulatedEnvironment:
         with self._lock:
-            try:
-                return self._environments[name]
-            except KeyError:
-                raise KeyError(f"no emulated environment named {name}") from None
+            found = self._environments.get(name) or self._self_managed.get(name)
+            if found is None:
+                raise KeyError(f"no emulated environment named {name}")
+            return found
 
     @property
     def environments(self) -> list[EmulatedEnvironment]:

@@ -28,7 +28,10 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     environment = step.deployment.environment_name
     logger.append_keys(execution_id=step.execution_id, environment=environment, dag_id=step.deployment.dag_id)
     airflow = open_transport(
-        step.deployment.transport, clients.mwaa(), environment, scheme=settings().mwaa_cli_scheme
+        step.deployment,
+        clients.mwaa(),
+        scheme=settings().mwaa_cli_scheme,
+        secretsmanager=clients.secretsmanager,
     )
     try:
         check = check_dag_run(

@@ -32,10 +32,16 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         source=plan.source.name,
         target=plan.target.name,
     )
-    source = get_environment(clients.mwaa(), plan.source.name)
-    if source is None:
-        raise InvalidMigrationRequest(f"plan.source.name: environment {plan.source.name} does not exist")
-    requested_role = request.get("targetExecutionRoleArn")
+    if isinstance(request.get("source"), dict):
+        # A self-managed source: no environment to describe, no role of its own; the execution's
+        # request names the target's role in its targetSettings.
+        source = None
+        requested_role = (request.get("targetSettings") or {}).get("ExecutionRoleArn")
+    else:
+        source = get_environment(clients.mwaa(), plan.source.name)
+        if source is None:
+            raise InvalidMigrationRequest(f"plan.source.name: environment {plan.source.name} does not exist")
+        requested_role = request.get("targetExecutionRoleArn")
     policies = derive_policies(
         plan,
         source_environment=source,

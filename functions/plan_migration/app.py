@@ -30,6 +30,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         kms_key_arn=settings().migration_key_arn,
         execution_role_pattern=settings().execution_role_arn_pattern,
         functions_in_vpc=settings().webserver_functions_in_vpc,
+        sealing_key_arn=settings().sealing_key_arn,
     )
     metrics.add_metric(name="MigrationsPlanned", unit=MetricUnit.Count, value=1)
     logger.info(

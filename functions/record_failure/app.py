@@ -27,7 +27,9 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         Ending(
             s3=clients.s3(), iam=clients.iam(), sfn=clients.stepfunctions(), stack=StackGrants.of(settings())
         ),
-        webserver=transports(clients.mwaa(), scheme=settings().mwaa_cli_scheme),
+        webserver=transports(
+            clients.mwaa(), scheme=settings().mwaa_cli_scheme, secretsmanager=clients.secretsmanager
+        ),
     )
     metrics.add_metric(name="MigrationsFailed", unit=MetricUnit.Count, value=1)
     logger.error(

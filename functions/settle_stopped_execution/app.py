@@ -30,7 +30,9 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
             s3=clients.s3(), iam=clients.iam(), sfn=clients.stepfunctions(), stack=StackGrants.of(settings())
         ),
         state_machine_arn=settings().state_machine_arn,
-        webserver=transports(clients.mwaa(), scheme=settings().mwaa_cli_scheme),
+        webserver=transports(
+            clients.mwaa(), scheme=settings().mwaa_cli_scheme, secretsmanager=clients.secretsmanager
+        ),
     )
     if outcome is None:
         return {"settled": False}

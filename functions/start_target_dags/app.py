@@ -23,12 +23,8 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     settled = start_target_dags(
         clients.s3(),
         MigrationPlace.of(plan),
-        target_cli=open_transport(
-            plan.import_dag.transport,  # the plan's route to the target
-            clients.mwaa(),
-            plan.target.name,
-            scheme=settings().mwaa_cli_scheme,
-        ),
+        # The plan's route to the target (an MWAA environment: no secret to read).
+        target_cli=open_transport(plan.import_dag, clients.mwaa(), scheme=settings().mwaa_cli_scheme),
         imported=step.imported,
     )
     logger.info("target live", extra={"unpaused": len(settled.unpaused)})

@@ -263,6 +263,8 @@ def _kms(operation: str, params: dict[str, Any], where: Where, world: World) -> 
         context[f"kms:EncryptionContext:{key}"] = str(value)
     if encryption_context:
         context["kms:EncryptionContextKeys"] = sorted(encryption_context)
+    if "EncryptionAlgorithm" in params:
+        context["kms:EncryptionAlgorithm"] = str(params["EncryptionAlgorithm"])
     if operation == "CreateGrant":
         context["kms:GrantIsForAWSResource"] = False
         context["kms:GrantOperations"] = list(params.get("Operations", []))

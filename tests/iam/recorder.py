@@ -157,6 +157,7 @@ def _stack_values(region: str) -> StackValues:
         bucket=environment.get("MIGRATION_BUCKET", ""),
         key_arn=environment.get("MIGRATION_KEY_ARN", ""),
         parameters=parameters,
+        sealing_key_arn=environment.get("SEALING_KEY_ARN", ""),
     )
 
 

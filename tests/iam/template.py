@@ -37,6 +37,8 @@ class StackValues:
     # Parameter values other than the template's defaults (from the functions' environment).
     parameters: tuple[tuple[str, str], ...] = ()
     partition: str = "aws"
+    # The RSA key that seals a self-managed source's export keys (SEALING_KEY_ARN; "" when unset).
+    sealing_key_arn: str = ""
 
 
 @lru_cache(maxsize=1)
@@ -158,6 +160,8 @@ class _Resolver:
                 return f"arn:{stack.partition}:s3:::{stack.bucket}"
             case "MigrationKey", "Arn":
                 return stack.key_arn
+            case "SealingKey", "Arn":
+                return stack.sealing_key_arn or f"arn:{region.format(service='kms')}:key/sealing-key-not-set"
             case _, "Arn" if (
                 self.template["Resources"].get(name, {}).get("Type") == "AWS::Serverless::Function"
             ):

@@ -185,6 +185,15 @@ def test_kms_calls_carry_their_encryption_context() -> None:
     assert decrypt.context["kms:EncryptionContextKeys"] == ["mwaa-migrate-migration"]
 
 
+def test_an_rsa_decryption_carries_its_algorithm_and_no_encryption_context() -> None:
+    [decrypt] = requests(
+        "kms", "Decrypt", KeyId=KEY, CiphertextBlob=b"x", EncryptionAlgorithm="RSAES_OAEP_SHA_256"
+    )
+
+    assert decrypt.context["kms:EncryptionAlgorithm"] == "RSAES_OAEP_SHA_256"
+    assert not any(key.startswith("kms:EncryptionContext") for key in decrypt.context)
+
+
 def test_log_group_actions_name_the_group_with_a_trailing_star_and_stream_actions_the_stream() -> None:
     [describe] = requests("logs", "DescribeLogStreams", logGroupName="airflow-x-Task")
     [get] = requests("logs", "GetLogEvents", logGroupName="airflow-x-Task", logStreamName="d/r/t/1.log")

@@ -19,6 +19,7 @@ from tests.unit.test_plan import KEY_ARN, OLD_STYLE_DAG, ROLE_PATTERN, _objects,
 
 ACCOUNT = "123456789012"
 TARGET_ROLE = f"arn:aws:iam::{ACCOUNT}:role/mwaa-next"
+SEALING_KEY_ARN = f"arn:aws:kms:us-east-1:{ACCOUNT}:key/11111111-2222-4333-8444-555555555555"
 NETWORK = {"SubnetIds": ["subnet-1", "subnet-2"], "SecurityGroupIds": ["sg-1"]}
 REQUIREMENTS = (
     b"--constraint https://raw.githubusercontent.com/apache/airflow/constraints-2.8.4/constraints-3.11.txt\n"
@@ -35,7 +36,7 @@ REQUEST: dict[str, Any] = {
         "access": {
             "mode": "reached",
             "restApiUrl": "https://airflow.example.com/api/v1",
-            "credentialsSecretArn": f"arn:aws:secretsmanager:us-east-1:{ACCOUNT}:secret:onprem-AbCdEf",
+            "credentialsSecretArn": f"arn:aws:secretsmanager:us-east-1:{ACCOUNT}:secret:mwaa-migrate/onprem-AbCdEf",
         },
     },
     "targetEnvironmentName": "next",
@@ -85,7 +86,9 @@ def _request(**changes: Any) -> dict[str, Any]:
     return request
 
 
-def _plan(world: dict[str, Any], request: dict[str, Any] | None = None) -> MigrationPlan:
+def _plan(
+    world: dict[str, Any], request: dict[str, Any] | None = None, *, sealing_key_arn: str | None = None
+) -> MigrationPlan:
     return plan_migration(
         parse_model(MigrationRequest, request or REQUEST),
         mwaa=world["mwaa"],
@@ -95,6 +98,7 @@ def _plan(world: dict[str, Any], request: dict[str, Any] | None = None) -> Migra
         policy_name_prefix="mwaa-migrate",
         kms_key_arn=KEY_ARN,
         execution_role_pattern=ROLE_PATTERN,
+        sealing_key_arn=sealing_key_arn,
     )
 
 
@@ -173,7 +177,9 @@ def test_a_self_managed_plan_says_plainly_what_it_does_not_do(onprem):
     assert plan.log_groups == []
     assert any(w.startswith("task logs are not copied") for w in plan.warnings)
     assert any(w.startswith("no source execution role is changed") for w in plan.warnings)
-    assert any("this is a plan only" in w and "not built yet" in w for w in plan.warnings)
+    assert any(
+        "runs the export on it through its REST API (https://airflow.example.com" in w for w in plan.warnings
+    )
     # Only the target's role would get a policy: the source has none.
     assert [(p.role_name, p.policy_name.rsplit("-", 1)[-1]) for p in plan.policies] == [
         ("mwaa-next", "import")
@@ -258,10 +264,48 @@ def test_neither_source_is_refused():
 
 
 @pytest.mark.parametrize("dry_run", [False, None])
-def test_a_self_managed_run_that_is_not_a_dry_run_is_refused_as_not_built_yet(dry_run):
-    said = _refusal(_request(dryRun=dry_run))
-    assert "dryRun: must be true for a self-managed source" in said
-    assert "running the export on a self-managed Apache Airflow is not built yet" in said
+def test_a_hands_on_run_that_is_not_a_dry_run_is_refused_as_not_built_yet(dry_run):
+    said = _refusal(_request(dryRun=dry_run, source__access={"mode": "hands_on"}))
+    assert "dryRun: must be true for a self-managed source in hands_on mode" in said
+    assert "access mode reached (Airflow's REST API) runs the whole migration" in said
+
+
+def test_a_reached_run_is_a_migration_the_pipeline_runs():
+    request = parse_model(MigrationRequest, _request(dryRun=False))
+
+    assert (request.dry_run, request.source and request.source.access.mode) == (False, "reached")
+
+
+def test_a_reached_run_on_a_stack_without_a_sealing_key_is_refused_at_the_plan(onprem):
+    with pytest.raises(InvalidMigrationRequest, match="source: this stack has no sealing key"):
+        _plan(onprem, _request(dryRun=False))
+
+
+def test_a_reached_plan_reaches_the_source_by_its_rest_api_and_seals_with_the_rsa_key(onprem):
+    plan = _plan(onprem, _request(dryRun=False), sealing_key_arn=SEALING_KEY_ARN)
+
+    assert plan.kms_key_arn == SEALING_KEY_ARN
+    assert plan.webserver.source.transport == plan.export_dag.transport == "airflow_api"
+    assert plan.export_dag.airflow_api is not None
+    assert plan.export_dag.airflow_api.to_event() == {
+        "restApiUrl": "https://airflow.example.com/api/v1",
+        "credentialsSecretArn": REQUEST["source"]["access"]["credentialsSecretArn"],
+    }
+    assert (plan.export_dag.bucket, plan.export_dag.folder) == ("airflow-onprem", "dags")
+    [import_policy] = plan.policies
+    [decrypt] = [s for s in import_policy.document["Statement"] if s["Sid"] == "OpenMigrationExport"]
+    assert decrypt["Resource"] == SEALING_KEY_ARN
+    assert decrypt["Condition"] == {"StringEquals": {"kms:EncryptionAlgorithm": "RSAES_OAEP_SHA_256"}}
+    # The option values' object is still sealed with the stack's migration key.
+    assert plan.target.configuration is not None
+
+
+def test_a_secret_the_stack_may_not_read_is_refused():
+    other = f"arn:aws:secretsmanager:us-east-1:{ACCOUNT}:secret:prod/airflow-AbCdEf"
+
+    said = _refusal(_request(source__access__credentialsSecretArn=other))
+
+    assert "credentialsSecretArn: the secret's name must start with mwaa-migrate/" in said
 
 
 def test_a_refusal_never_repeats_a_secret_value():

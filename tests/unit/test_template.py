@@ -80,6 +80,8 @@ VPC_ACTIONS = frozenset(
 
 # What each step's function may do. A change here is a change to the pipeline's permissions:
 # make it on purpose, in both places.
+# A self-managed source's REST API credentials (the airflow_api transport), in Secrets Manager.
+SELF_MANAGED_AIRFLOW_ACTIONS = frozenset({"secretsmanager:GetSecretValue"})
 FUNCTION_ACTIONS: dict[str, frozenset[str]] = {
     "PlanMigrationFunction": frozenset(
         {
@@ -141,9 +143,27 @@ FUNCTION_ACTIONS: dict[str, frozenset[str]] = {
         {"airflow:GetEnvironment", "airflow:UpdateEnvironment", "iam:PassRole"}
     ),
     "DeployDagFunction": frozenset({"s3:PutObject", "s3:GetObject", "s3:ListBucket"}),
-    "TriggerDagFunction": frozenset({*AIRFLOW_ACTIONS, *VPC_ACTIONS}),
+    "TriggerDagFunction": frozenset(
+        {
+            *AIRFLOW_ACTIONS,
+            *VPC_ACTIONS,
+            *SELF_MANAGED_AIRFLOW_ACTIONS,
+            # a self-managed source's export: its presigned uploads and reads, the sealing key's
+            # public half
+            "s3:PutObject",
+            "s3:GetObject",
+            "kms:GetPublicKey",
+        }
+    ),
     "CheckDagRunFunction": frozenset(
-        {*AIRFLOW_ACTIONS, *VPC_ACTIONS, "logs:DescribeLogStreams", "logs:GetLogEvents", "s3:GetObject"}
+        {
+            *AIRFLOW_ACTIONS,
+            *VPC_ACTIONS,
+            *SELF_MANAGED_AIRFLOW_ACTIONS,
+            "logs:DescribeLogStreams",
+            "logs:GetLogEvents",
+            "s3:GetObject",
+        }
     ),
     "ListLogStreamsFunction": frozenset(
         {"logs:DescribeLogStreams", "logs:DescribeLogGroups", "s3:GetObject", "s3:PutObject", "kms:Decrypt"}
@@ -179,6 +199,7 @@ FUNCTION_ACTIONS: dict[str, frozenset[str]] = {
             "states:GetExecutionHistory",
             *AIRFLOW_ACTIONS,
             *VPC_ACTIONS,
+            *SELF_MANAGED_AIRFLOW_ACTIONS,
             "iam:DeleteRolePolicy",
             "iam:GetRolePolicy",
             "s3:PutObject",
@@ -193,6 +214,7 @@ FUNCTION_ACTIONS: dict[str, frozenset[str]] = {
             # the way back: pause and unpause DAGs on both environments
             *AIRFLOW_ACTIONS,
             *VPC_ACTIONS,
+            *SELF_MANAGED_AIRFLOW_ACTIONS,
             "iam:DeleteRolePolicy",
             "iam:GetRolePolicy",
             "s3:PutObject",

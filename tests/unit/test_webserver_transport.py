@@ -3,6 +3,7 @@ pipeline's work against the MWAA emulator through boto3 (botocore validates ever
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -34,6 +35,7 @@ from mwaa_migrate.errors import (
     TransientAwsError,
 )
 from mwaa_migrate.metadata.metadata_dags import EXPORT_DAG, check_dag_run, deploy_dag, deployment, trigger_dag
+from mwaa_migrate.models import AirflowApi
 from mwaa_migrate.run.cutover import set_paused
 
 # ---------------------------------------------------------------- the decision
@@ -176,13 +178,21 @@ def webserver(world: dict[str, Any]) -> Iterator[SelfManagedWebserver]:
 
 @pytest.fixture(params=["cli", "rest_api", "airflow_api"])
 def airflow(request: pytest.FixtureRequest, world: dict[str, Any]) -> Iterator[WebserverTransport]:
+    """Each transport as the functions open it from a deployment (the plan's route)."""
     if request.param != "airflow_api":
-        yield open_transport(request.param, world["mwaa"], "analytics", scheme="http")
+        route = deployment(EXPORT_DAG, "analytics", "airflow-analytics", "dags/", request.param)
+        yield open_transport(route, world["mwaa"], scheme="http")
         return
+    secrets = boto3.client("secretsmanager")
+    secret = secrets.create_secret(
+        Name="mwaa-migrate/analytics", SecretString=json.dumps({"username": USERNAME, "password": PASSWORD})
+    )
     with SelfManagedWebserver(world["emulator"], "analytics", username=USERNAME, password=PASSWORD) as server:
-        yield AirflowApiTransport(
-            server.api_url, {"username": USERNAME, "password": PASSWORD}, environment_name="analytics"
+        access = AirflowApi(rest_api_url=server.api_url, credentials_secret_arn=secret["ARN"])
+        route = deployment(
+            EXPORT_DAG, "analytics", "airflow-analytics", "dags/", "airflow_api", airflow_api=access
         )
+        yield open_transport(route, world["mwaa"], secretsmanager=lambda: secrets)
 
 
 def _trigger_until_parsed(world: dict[str, Any], airflow: WebserverTransport) -> None:

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from mypy_boto3_logs import CloudWatchLogsClient
     from mypy_boto3_mwaa import MWAAClient
     from mypy_boto3_s3 import S3Client
+    from mypy_boto3_secretsmanager import SecretsManagerClient
     from mypy_boto3_sns import SNSClient
     from mypy_boto3_stepfunctions import SFNClient
 
@@ -108,6 +109,7 @@ kms: Callable[[], KMSClient] = partial(_client, "kms")
 stepfunctions: Callable[[], SFNClient] = partial(_client, "stepfunctions")
 events: Callable[[], EventBridgeClient] = partial(_client, "events")
 sns: Callable[[], SNSClient] = partial(_client, "sns")
+secretsmanager: Callable[[], SecretsManagerClient] = partial(_client, "secretsmanager")
 
 
 def reset() -> None:

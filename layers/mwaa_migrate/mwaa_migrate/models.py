@@ -84,6 +84,9 @@ SecretArn = Annotated[
     ),
 ]
 AirflowVersionText = Annotated[str, Field(pattern=r"^\d+\.\d+\.\d+$", max_length=32)]
+# The names of the Secrets Manager secrets that hold a self-managed Airflow's REST API credentials:
+# the stack's functions may read these and no other (template.yaml).
+AIRFLOW_SECRET_PREFIX = "mwaa-migrate/"  # noqa: S105  (a name prefix, not a secret)
 
 
 def s3_parts(uri: str) -> tuple[str, str]:
@@ -110,13 +113,27 @@ class ReachedAccess(Model):
     )
     rest_api_url: str = Field(
         max_length=2048,
-        pattern=r"^https://[^\s/@?#]+(/[^\s?#@]*)?$",
-        description="Airflow's REST API base, https://HOST/api/v1: HTTPS, no user, password or query in it.",
+        pattern=r"^(https://[^\s/@?#]+|http://(127\.0\.0\.1|localhost)(:\d{1,5})?)(/[^\s?#@]*)?$",
+        description="Airflow's REST API base, https://HOST/api/v1: HTTPS (plain HTTP only on this "
+        "machine's loopback, for the local emulation), no user, password or query in it.",
     )
     credentials_secret_arn: SecretArn = Field(
-        description="The Secrets Manager secret holding the REST API's credentials (never the "
-        "credentials themselves: the request is kept in the execution's history).",
+        description="The Secrets Manager secret holding the REST API's credentials, "
+        '{"username", "password"} or {"token"} (never the credentials themselves: the request is kept '
+        f"in the execution's history); its name starts with {AIRFLOW_SECRET_PREFIX}, the only "
+        "secrets the stack's functions may read.",
     )
+
+    @field_validator("credentials_secret_arn")
+    @classmethod
+    def _a_secret_the_stack_may_read(cls, arn: str) -> str:
+        name = arn.split(":secret:", 1)[-1]
+        if not name.startswith(AIRFLOW_SECRET_PREFIX):
+            raise ValueError(
+                f"the secret's name must start with {AIRFLOW_SECRET_PREFIX} (the stack's functions may "
+                f"read only those), not {name}"
+            )
+        return arn
 
 
 class HandsOnAccess(Model):
@@ -341,11 +358,13 @@ class MigrationRequest(Model):
 
     @field_validator("dry_run")
     @classmethod
-    def _self_managed_plans_only(cls, dry_run: bool, info: ValidationInfo) -> bool:
-        if info.data.get("source") is not None and not dry_run:
+    def _hands_on_plans_only(cls, dry_run: bool, info: ValidationInfo) -> bool:
+        source = info.data.get("source")
+        if source is not None and source.access.mode == "hands_on" and not dry_run:
             raise ValueError(
-                "must be true for a self-managed source: running the export on a self-managed Apache "
-                "Airflow is not built yet, so only its plan (a dry run) can be made today"
+                "must be true for a self-managed source in hands_on mode: the pipeline's wait for an "
+                "export run by hand is not built yet, so only its plan (a dry run) can be made today; "
+                "access mode reached (Airflow's REST API) runs the whole migration"
             )
         return dry_run
 
@@ -540,6 +559,14 @@ class WebserverRoutes(Model):
     target: WebserverRoute = Field(default_factory=WebserverRoute)
 
 
+class AirflowApi(Model):
+    """How the functions reach a self-managed Airflow (the `airflow_api` transport): its REST API's
+    base URL and the secret that holds its credentials (read by the function, never carried)."""
+
+    rest_api_url: str
+    credentials_secret_arn: str
+
+
 class DagDeployment(Model):
     """A project DAG and the files it needs, placed in an environment's DAG folder."""
 
@@ -551,6 +578,8 @@ class DagDeployment(Model):
     # How the functions reach the environment's Airflow (the plan's choice for it): the state machine
     # passes the deployments whole to every function that talks to Airflow.
     transport: WebserverTransportKind = "cli"
+    # With the `airflow_api` transport: where that Airflow's REST API is.
+    airflow_api: AirflowApi | None = None
 
     def key(self, file_name: str) -> str:
         return f"{self.folder}/{file_name}" if self.folder else file_name

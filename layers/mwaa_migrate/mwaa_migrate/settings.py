@@ -25,6 +25,11 @@ class Settings(BaseModel):
     migration_key_arn: str = Field(
         alias="MIGRATION_KEY_ARN", pattern=r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/.+$"
     )
+    # The stack's RSA key whose public half seals a self-managed Airflow's export keys (only the
+    # target's role may decrypt with it; grants.py). Unset: a stack older than self-managed sources.
+    sealing_key_arn: str | None = Field(
+        default=None, alias="SEALING_KEY_ARN", pattern=r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/.+$"
+    )
     # The stack's ExecutionRoleArnPattern: the only roles that may receive the migration's grants
     # (execution_roles.py); IAM enforces the same pattern on the functions' own policies.
     execution_role_arn_pattern: str = Field(

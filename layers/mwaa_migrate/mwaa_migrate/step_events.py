@@ -94,7 +94,8 @@ class MetadataConf(Model):
         return self
 
     def require_stack(self, *, bucket: str, kms_key_arn: str) -> None:
-        """The export goes to the stack's bucket, sealed with the stack's key, and nowhere else."""
+        """The export goes to the stack's bucket, sealed with the stack's key (`kms_key_arn`: the
+        migration key, or a self-managed source's sealing key), and nowhere else."""
         if self.bucket != bucket:
             raise InvalidMigrationRequest(f"conf.bucket: {self.bucket} is not this stack's bucket {bucket}")
         if self.kms_key_id != kms_key_arn:

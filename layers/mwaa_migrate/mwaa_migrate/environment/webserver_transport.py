@@ -43,7 +43,7 @@ from mwaa_migrate.errors import (
     TransientAwsError,
     from_client_error,
 )
-from mwaa_migrate.models import WebserverRoute, WebserverRoutes, WebserverTransportKind
+from mwaa_migrate.models import AirflowApi, WebserverRoute, WebserverRoutes, WebserverTransportKind
 from mwaa_migrate.redaction import redact_text
 
 if TYPE_CHECKING:
@@ -555,20 +555,54 @@ def _detail(body: Any) -> str:
 # Opening one
 
 
-TransportFactory = Callable[[str, WebserverTransportKind], WebserverTransport]
+class Route(Protocol):
+    """Where a transport goes and how: a project DAG's deployment is one (the plan's route to its
+    environment)."""
+
+    @property
+    def environment_name(self) -> str: ...
+
+    @property
+    def transport(self) -> WebserverTransportKind: ...
+
+    @property
+    def airflow_api(self) -> AirflowApi | None: ...
+
+
+TransportFactory = Callable[[Route], WebserverTransport]
+# Secrets Manager, asked for only when a transport needs a secret (a self-managed Airflow's).
+SecretsClient = Callable[[], "SecretsManagerClient"]
 
 
 def open_transport(
-    kind: WebserverTransportKind, mwaa: MWAAClient, environment_name: str, *, scheme: str = "https"
+    route: Route,
+    mwaa: MWAAClient,
+    *,
+    scheme: str = "https",
+    secretsmanager: SecretsClient | None = None,
 ) -> WebserverTransport:
-    if kind == "rest_api":
+    """The transport the plan chose for the route's environment: MWAA's CLI endpoint or
+    InvokeRestApi, or a self-managed Airflow's REST API with the credentials of its secret."""
+    environment_name = route.environment_name
+    if route.transport == "airflow_api":
+        if route.airflow_api is None or secretsmanager is None:
+            raise InvalidMigrationRequest(
+                f"{environment_name}: the airflow_api transport needs the REST API's URL and its secret"
+            )
+        access = route.airflow_api
+        credentials = read_credentials(secretsmanager(), access.credentials_secret_arn)
+        return AirflowApiTransport(access.rest_api_url, credentials, environment_name=environment_name)
+    if route.transport == "rest_api":
         return RestApiTransport(mwaa, environment_name)
     return CliTransport(AirflowCli(mwaa, environment_name, scheme=scheme))
 
 
-def transports(mwaa: MWAAClient, *, scheme: str = "https") -> TransportFactory:
-    """A factory of transports by environment name and kind (the plan's route for it)."""
-    return lambda environment_name, kind: open_transport(kind, mwaa, environment_name, scheme=scheme)
+def transports(
+    mwaa: MWAAClient, *, scheme: str = "https", secretsmanager: SecretsClient | None = None
+) -> TransportFactory:
+    """A factory of transports by route (a project DAG's deployment: the plan's route to its
+    environment)."""
+    return lambda route: open_transport(route, mwaa, scheme=scheme, secretsmanager=secretsmanager)
 
 
 def as_transport(webserver: WebserverTransport | AirflowCli) -> WebserverTransport:

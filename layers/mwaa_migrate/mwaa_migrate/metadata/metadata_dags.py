@@ -19,7 +19,7 @@ from mwaa_migrate.environment.webserver_transport import WebserverTransport, as_
 from mwaa_migrate.errors import DagRunFailed, MigrationConflict, from_client_error
 from mwaa_migrate.logs.log_names import log_group_name
 from mwaa_migrate.migration_bucket import read_json, read_json_if_any
-from mwaa_migrate.models import DagDeployment, Model, WebserverTransportKind
+from mwaa_migrate.models import AirflowApi, DagDeployment, Model, WebserverTransportKind
 
 if TYPE_CHECKING:
     from mypy_boto3_logs import CloudWatchLogsClient
@@ -59,6 +59,8 @@ def deployment(
     bucket: str,
     dag_s3_path: str,
     transport: WebserverTransportKind = "cli",
+    *,
+    airflow_api: AirflowApi | None = None,
 ) -> DagDeployment:
     return DagDeployment(
         environment_name=environment_name,
@@ -67,6 +69,7 @@ def deployment(
         folder=dag_s3_path.strip("/"),
         files=list(dag.files),
         transport=transport,
+        airflow_api=airflow_api,
     )
 
 
@@ -230,6 +233,9 @@ def _failure_message(
     message = f"{target.dag_id} run {run_id} in {target.environment_name} failed"
     if failed:
         message += f" in task {', '.join(failed)}"
+        if target.transport == "airflow_api":
+            # A self-managed Airflow keeps its task logs itself (no MWAA log group to read).
+            return message + f"; its log is in {target.environment_name}'s own Airflow"
         tail = _task_log_tail(logs, target.environment_name, target.dag_id, run_id, failed[0])
         if tail:
             message += f"; its log ends:\n{tail}"

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
+from mwaa_migrate.dags.mwaa_migrate_metadata import PUBLIC_KEY_SEALING
 from mwaa_migrate.environment.execution_roles import (
     arn_pattern,
     require_allowed_role,
@@ -67,13 +68,25 @@ def migration_policies(
     source_role_arn: str | None,
     target_role_arn: str,
     kms_key_arn: str,
+    sealing_key_arn: str | None = None,
 ) -> list[RolePolicy]:
     """The export's policy on the source's role (none for a self-managed source: no role of its own)
-    and the import's on the target's."""
+    and the import's on the target's. `sealing_key_arn`: the export is a self-managed Airflow's,
+    its data keys sealed with that RSA key's public half."""
     objects = f"arn:{partition}:s3:::{bucket}/{object_prefix}"
     # The export's data key is bound to this migration by its encryption context: the source's role
     # may only make data keys for it, the target's role only decrypt them, for this migration only.
     this_migration = {"StringEquals": {f"kms:EncryptionContext:{ENCRYPTION_CONTEXT_KEY}": migration_id}}
+    # An RSA key takes no encryption context: the sealed message names the migration (the import
+    # checks it), and the role reads only this migration's export to find one.
+    open_export = (
+        {"Resource": kms_key_arn, "Condition": this_migration}
+        if sealing_key_arn is None
+        else {
+            "Resource": sealing_key_arn,
+            "Condition": {"StringEquals": {"kms:EncryptionAlgorithm": PUBLIC_KEY_SEALING}},
+        }
+    )
     export_policy = {
         "Version": "2012-10-17",
         "Statement": [
@@ -122,13 +135,7 @@ def migration_policies(
                 "Action": ["s3:GetObject"],
                 "Resource": f"{objects}/export/*",
             },
-            {
-                "Sid": "OpenMigrationExport",
-                "Effect": "Allow",
-                "Action": "kms:Decrypt",
-                "Resource": kms_key_arn,
-                "Condition": this_migration,
-            },
+            {"Sid": "OpenMigrationExport", "Effect": "Allow", "Action": "kms:Decrypt", **open_export},
             {
                 "Sid": "WriteImportResult",
                 "Effect": "Allow",
@@ -172,6 +179,8 @@ class StackGrants(Model):
     role_pattern: str
     bucket: str
     kms_key_arn: str
+    # The key that seals a self-managed Airflow's export keys (None: a stack without one).
+    sealing_key_arn: str | None = None
 
     @classmethod
     def of(cls, config: Settings) -> StackGrants:
@@ -180,6 +189,7 @@ class StackGrants(Model):
             role_pattern=config.execution_role_arn_pattern,
             bucket=config.migration_bucket,
             kms_key_arn=config.migration_key_arn,
+            sealing_key_arn=config.sealing_key_arn,
         )
 
 
@@ -191,32 +201,50 @@ def _arn_parts(arn: str) -> tuple[str, str, str]:
 def derive_policies(
     plan: MigrationPlan,
     *,
-    source_environment: dict[str, Any],
+    source_environment: dict[str, Any] | None,
     requested_target_role: str | None,
     iam: IAMClient,
     stack: StackGrants,
 ) -> list[RolePolicy]:
     """The policies of this migration, derived from the plan's validated names, the source as
-    GetEnvironment describes it now and the stack's settings, with both roles checked again
-    (execution_roles.py). Refused if the plan's policies are not exactly these."""
-    partition, region, account_id = _arn_parts(str(source_environment["Arn"]))
-    source_role = str(source_environment["ExecutionRoleArn"])
-    if plan.source.execution_role_arn != source_role:
-        raise InvalidMigrationRequest(
-            f"plan.source.executionRoleArn: {plan.source.execution_role_arn} is not the execution role "
-            f"of {plan.source.name} ({source_role})"
+    GetEnvironment describes it now (None: a self-managed source, which the execution's request
+    describes) and the stack's settings, with the roles checked again (execution_roles.py). Refused
+    if the plan's policies are not exactly these."""
+    target_role = plan.target.execution_role_arn
+    if source_environment is None:
+        source_role = None
+        partition, region, account_id = _arn_parts(stack.sealing_key_arn or stack.kms_key_arn)
+        if plan.source.kind != "self_managed" or plan.source.execution_role_arn is not None:
+            raise InvalidMigrationRequest(f"plan.source: {plan.source.name} is not a self-managed source")
+        if stack.sealing_key_arn is None:
+            raise InvalidMigrationRequest("this stack has no sealing key for a self-managed source's export")
+        if target_role != requested_target_role:
+            raise InvalidMigrationRequest(
+                f"plan.target.executionRoleArn: {target_role} is not the role the execution's request "
+                f"names in targetSettings.ExecutionRoleArn ({requested_target_role})"
+            )
+    else:
+        partition, region, account_id = _arn_parts(str(source_environment["Arn"]))
+        source_role = str(source_environment["ExecutionRoleArn"])
+        if plan.source.execution_role_arn != source_role:
+            raise InvalidMigrationRequest(
+                f"plan.source.executionRoleArn: {plan.source.execution_role_arn} is not the execution "
+                f"role of {plan.source.name} ({source_role})"
+            )
+        if target_role != (requested_target_role or source_role):
+            raise InvalidMigrationRequest(
+                f"plan.target.executionRoleArn: {target_role} is not the role the execution's request "
+                f"names ({requested_target_role or 'none: the source role ' + source_role})"
+            )
+        require_allowed_role(
+            source_role,
+            pattern=stack.role_pattern,
+            account_id=account_id,
+            field="plan.source.executionRoleArn",
         )
-    if plan.target.execution_role_arn != (requested_target_role or source_role):
-        raise InvalidMigrationRequest(
-            f"plan.target.executionRoleArn: {plan.target.execution_role_arn} is not the role the "
-            f"execution's request names ({requested_target_role or 'none: the source role ' + source_role})"
-        )
-    require_allowed_role(
-        source_role, pattern=stack.role_pattern, account_id=account_id, field="plan.source.executionRoleArn"
-    )
     require_execution_role(
         iam,
-        plan.target.execution_role_arn,
+        target_role,
         pattern=stack.role_pattern,
         account_id=account_id,
         field="plan.target.executionRoleArn",
@@ -232,8 +260,9 @@ def derive_policies(
         bucket=stack.bucket,
         object_prefix=migration_prefix(plan.source.name, plan.target.name),
         source_role_arn=source_role,
-        target_role_arn=plan.target.execution_role_arn,
+        target_role_arn=target_role,
         kms_key_arn=stack.kms_key_arn,
+        sealing_key_arn=stack.sealing_key_arn if source_environment is None else None,
     )
     if [policy.to_event() for policy in plan.policies] != [policy.to_event() for policy in derived]:
         raise InvalidMigrationRequest(

@@ -186,8 +186,8 @@ def record_failure(
             s3,
             place,
             # The plan's route to each environment, as its DAG deployment carries it.
-            source_cli=webserver(plan.source.name, plan.export_dag.transport),
-            target_cli=webserver(plan.target.name, plan.import_dag.transport),
+            source_cli=webserver(plan.export_dag),
+            target_cli=webserver(plan.import_dag),
             target_live=target_went_live(s3, place),
         )
         if plan and place and not plan.dry_run and event.state.get("grants") is not None

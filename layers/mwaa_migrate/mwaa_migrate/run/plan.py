@@ -38,10 +38,12 @@ from mwaa_migrate.metadata.metadata_dags import (
 )
 from mwaa_migrate.migration_bucket import read_json_if_any
 from mwaa_migrate.models import (
+    AirflowApi,
     CutoverSettings,
     DagCompatibility,
     MigrationPlan,
     MigrationRequest,
+    ReachedAccess,
     SelfManagedSource,
     SourceEnvironment,
     TargetEnvironment,
@@ -310,18 +312,30 @@ def _self_managed_description(s3: S3Client, source: SelfManagedSource, *, partit
 
 
 def _self_managed_warnings(source: SelfManagedSource) -> list[str]:
-    """What a self-managed source's plan says plainly: what this pipeline does not do for it."""
-    mode = (
-        f"through its REST API ({source.access.rest_api_url}, credentials in Secrets Manager)"
-        if source.access.mode == "reached"
-        else "by hand (hands_on)"
-    )
+    """What a self-managed source's plan says plainly: how its export runs, and what this pipeline
+    does not do for it."""
+    if isinstance(source.access, ReachedAccess):
+        how = [
+            f"{source.name} is a self-managed Apache Airflow {source.airflow_version}: the pipeline runs "
+            f"the export on it through its REST API ({source.access.rest_api_url}, credentials in "
+            "Secrets Manager), pausing and following it as it does an MWAA environment's",
+            f"the export DAG's two files are written to {source.dags_uri}: your Airflow must read its DAG "
+            "folder from there (or copy them into its dags/ folder: the trigger waits until they parse)",
+            "the export needs no AWS credentials on your Airflow: it uploads through presigned URLs for "
+            "this migration's prefix only, and seals its data keys with the stack's RSA key, which only "
+            "the target's role may use",
+        ]
+    else:
+        how = [
+            f"{source.name} is a self-managed Apache Airflow {source.airflow_version}: this is a plan "
+            "only. Waiting for an export you run by hand (hands_on) is not built yet, so no execution "
+            "can go past the plan; access mode reached runs the whole migration"
+        ]
     return [
-        f"{source.name} is a self-managed Apache Airflow {source.airflow_version}: this is a plan only. "
-        f"Running the export on it ({mode}) is not built yet, so no execution can go past the plan",
+        *how,
         "task logs are not copied: a self-managed source has no MWAA CloudWatch log groups to copy from",
         "no source execution role is changed: a self-managed source has none (only the target's role "
-        "would get the import's policy)",
+        "gets the import's policy)",
         f"the target's settings are targetSettings' own ({', '.join(SELF_MANAGED_SETTINGS)}, "
         "NetworkConfiguration ...): there is no source environment to clone them from",
     ]
@@ -414,11 +428,21 @@ def _routes(
 ) -> WebserverRoutes:
     if request.source is None:
         return choose_routes(source, create_request, functions_in_vpc=functions_in_vpc)
+    access = request.source.access
+    source_route = (
+        WebserverRoute(
+            transport="airflow_api",
+            reason=f"{request.source_name} is a self-managed Apache Airflow: its own REST API at "
+            f"{access.rest_api_url}, with the credentials of {access.credentials_secret_arn}",
+        )
+        if isinstance(access, ReachedAccess)
+        else WebserverRoute(
+            reason=f"{request.source_name} is a self-managed Apache Airflow run by hand (hands_on): the "
+            "pipeline does not reach it (only the plan is made)"
+        )
+    )
     return WebserverRoutes(
-        source=WebserverRoute(
-            reason=f"{request.source_name} is a self-managed Apache Airflow: the pipeline does not reach "
-            "it yet (running the export on it is not built; only the plan is made)"
-        ),
+        source=source_route,
         target=choose_route(
             field="targetEnvironmentName",
             environment_name=request.target_environment_name,
@@ -427,6 +451,30 @@ def _routes(
             functions_in_vpc=functions_in_vpc,
         ),
     )
+
+
+def _airflow_api(source: SelfManagedSource | None) -> AirflowApi | None:
+    """How the functions reach a self-managed source (reached mode): its REST API and secret."""
+    if source is None or not isinstance(source.access, ReachedAccess):
+        return None
+    return AirflowApi(
+        rest_api_url=source.access.rest_api_url, credentials_secret_arn=source.access.credentials_secret_arn
+    )
+
+
+def _export_key(request: MigrationRequest, *, kms_key_arn: str, sealing_key_arn: str | None) -> str:
+    """The key that seals the export: the stack's migration key (the source's role makes data keys
+    of it), or for a self-managed source, which holds no AWS credentials, the RSA sealing key."""
+    if request.source is None:
+        return kms_key_arn
+    if sealing_key_arn is None:
+        if not request.dry_run:
+            raise InvalidMigrationRequest(
+                "source: this stack has no sealing key (SEALING_KEY_ARN) for a self-managed source's "
+                "export: deploy the current template"
+            )
+        return kms_key_arn
+    return sealing_key_arn
 
 
 def plan_migration(
@@ -440,6 +488,7 @@ def plan_migration(
     kms_key_arn: str,
     execution_role_pattern: str,
     functions_in_vpc: bool | None = None,
+    sealing_key_arn: str | None = None,
 ) -> MigrationPlan:
     source_name = request.source_name
     target_name = request.target_environment_name
@@ -457,6 +506,7 @@ def plan_migration(
         request, source, iam=iam, kms_key_arn=kms_key_arn, execution_role_pattern=execution_role_pattern
     )
     target_role = roles.target
+    export_key_arn = _export_key(request, kms_key_arn=kms_key_arn, sealing_key_arn=sealing_key_arn)
     bucket = request.migration_bucket or default_bucket
     if bucket != default_bucket:
         # The functions' and the grants' policies name the stack's bucket only.
@@ -514,6 +564,7 @@ def plan_migration(
         source_role_arn=source.get("ExecutionRoleArn") if self_managed is None else None,
         target_role_arn=target_role,
         kms_key_arn=kms_key_arn,
+        sealing_key_arn=export_key_arn if export_key_arn != kms_key_arn else None,
     )
     # The option values go to an encrypted object (not in a dry run, which writes nothing); the plan,
     # kept in the execution's history, names the options and references the object.
@@ -563,7 +614,12 @@ def plan_migration(
         prefix=prefix,
         policies=policies,
         export_dag=deployment(
-            EXPORT_DAG, source_name, source_bucket, source["DagS3Path"], webserver.source.transport
+            EXPORT_DAG,
+            source_name,
+            source_bucket,
+            source["DagS3Path"],
+            webserver.source.transport,
+            airflow_api=_airflow_api(request.source),
         ),
         import_dag=deployment(
             IMPORT_DAG,
@@ -574,7 +630,7 @@ def plan_migration(
         ),
         webserver=webserver,
         log_days=request.log_days,
-        kms_key_arn=kms_key_arn,
+        kms_key_arn=export_key_arn,
         # A self-managed source has no CloudWatch log groups: nothing to copy.
         log_groups=request.log_groups if self_managed is None else [],
         failed_tasks_only=request.failed_tasks_only,
