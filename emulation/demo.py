@@ -29,6 +29,7 @@ from emulation.local_stack import TERMINAL, LocalStack
 from emulation.scenario import Expectation, Scenario, UnknownScenario, find
 from mwaa_migrate.execution import APPROVAL_STATE, StepTiming, new_execution_name
 from mwaa_migrate.migration_bucket import markdown_key
+from mwaa_migrate.models import source_name_of
 from mwaa_migrate.run.report import MigrationReport, TableCount
 from mwaa_migrate.run.report_markdown import human, log_copy_lines
 
@@ -310,7 +311,7 @@ def main(argv: list[str] | None = None) -> int:
     request = scenario.input
     print("\n".join(_wrap(f"Scenario {scenario.name}: {scenario.description}", WIDTH)))
     print(
-        f"Migrating {request.get('sourceEnvironmentName')} (Airflow {scenario.source.get('AirflowVersion')}) "
+        f"Migrating {source_name_of(request)} (Airflow {scenario.source.get('AirflowVersion')}) "
         f"to {request.get('targetEnvironmentName')} (Airflow {request.get('targetAirflowVersion')})"
         + (f", cutover {request['cutover']}" if request.get("cutover") else "")
         + "\n"
@@ -355,7 +356,7 @@ def _run(stack: LocalStack, scenario: Scenario, expect: Expectation) -> tuple[bo
     """One execution of the scenario's input, followed to its end: whether it ended as expected, how
     it ended, and the report written locally."""
     name = new_execution_name(
-        str(scenario.input.get("sourceEnvironmentName")),
+        str(source_name_of(scenario.input)),
         str(scenario.input.get("targetEnvironmentName")),
         prefix="demo-",
     )
@@ -387,7 +388,7 @@ def _summary(stack: LocalStack, scenario: Scenario, described: dict[str, Any], n
     """Print the report's figures and the target's state; write the Markdown report locally."""
     output = json.loads(described.get("output") or "{}")
     request = scenario.input
-    prefix = f"migrations/{request.get('sourceEnvironmentName')}/{request.get('targetEnvironmentName')}"
+    prefix = f"migrations/{source_name_of(request)}/{request.get('targetEnvironmentName')}"
     # A failure's report is where a success's would be: the execution's output names only the latter.
     uri = output.get("reportUri") or f"s3://{scenario.migration_bucket}/{prefix}/reports/{name}.json"
     bucket, key = uri[5:].split("/", 1)

@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from unittest import mock
@@ -24,6 +25,7 @@ import boto3
 import jsonpath_ng.ext.parser
 import jsonpath_ng.parser
 from moto import mock_aws
+from moto.logs.models import logs_backends
 from moto.moto_api._internal import mock_random
 from moto.stepfunctions.parser.asl.component.common.path import result_path
 from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
@@ -35,7 +37,7 @@ from moto.stepfunctions.parser.asl.utils import json_path
 from moto.stepfunctions.parser.asl.utils.boto_client import boto_client_for
 from moto.stepfunctions.parser.models import StepFunctionsParserBackend
 
-from emulation.accounts import ACCOUNT_ID, create_service_role
+from emulation.accounts import ACCOUNT_ID, MWAA_SERVICES, create_service_role
 from emulation.dag_runtime import MigrationDagRuntime
 from emulation.distributed_map import emulate_distributed_map
 from emulation.lambdas import (
@@ -50,20 +52,26 @@ from emulation.lambdas import (
     run_lambdas_in_process,
 )
 from emulation.logs_limits import enforce_logs_limits
-from emulation.moto_fixes import task_timeouts_always_evaluated
+from emulation.moto_fixes import execution_history_serialized_once, task_timeouts_always_evaluated
+from emulation.moto_kms import rsa_decryption
 from emulation.mwaa import DagRunResult, DagRuntime, EmulatedEnvironment, MwaaEmulator
-from emulation.scenario import Scenario, UnknownScenario
+from emulation.scenario import Scenario, TaskLogStream, UnknownScenario
 from emulation.scenario import find as find_scenario
+from emulation.self_managed import NO_AWS_CREDENTIALS, SelfManagedWebserver, seed_self_managed
 from mwaa_migrate import clients, settings
 from mwaa_migrate.execution import approval_wait, execution_history, new_execution_name
+from mwaa_migrate.models import source_name_of
 
 if TYPE_CHECKING:
+    from mypy_boto3_logs.type_defs import InputLogEventTypeDef
     from mypy_boto3_stepfunctions.type_defs import DescribeExecutionOutputTypeDef
 
 ASL_PATH = REPO_ROOT / "statemachine" / "migration.asl.json"
 STATE_MACHINE_NAME = "mwaa-migrate-migration"
 LAMBDA_ROLE = "mwaa-migrate-local-lambda"
 TERMINAL = frozenset({"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"})
+# The source's log groups, one per Airflow log module.
+LOG_MODULES = ("Task", "Worker", "Scheduler", "DAGProcessing", "WebServer")
 
 
 @dataclass(frozen=True)
@@ -127,6 +135,11 @@ class LocalStack:
         self.instant_retries = instant_retries
         self.region = scenario.region
         self.retry_sleeps: list[float] = []
+        # A self-managed source's (the request's `source` block): the stack's RSA sealing key, the
+        # Airflow's REST API and its password (for tests that look for it where it must not be).
+        self.sealing_key_arn: str | None = None
+        self.self_managed_webserver: SelfManagedWebserver | None = None
+        self.self_managed_password: str | None = None
         self._exit = ExitStack()
 
     # -- set up -------------------------------------------------------------------------------
@@ -180,6 +193,7 @@ class LocalStack:
         self._exit.enter_context(emulate_distributed_map())
         self._exit.enter_context(_parse_once())
         self._exit.enter_context(task_timeouts_always_evaluated())
+        self._exit.enter_context(execution_history_serialized_once())
         if self.instant_retries:
             self._exit.enter_context(instant_state_retries(self.retry_sleeps))
 
@@ -211,10 +225,84 @@ class LocalStack:
         self._exit.enter_context(_environment({"AWS_ENDPOINT_URL_MWAA": endpoint}))
         self.mwaa = boto3.client("mwaa", region_name=self.region)
 
-        scenario.seed(self)
+        self._seed()
         self.lambdas = InProcessLambdas({})
         self._exit.enter_context(run_lambdas_in_process(self.lambdas))
         self.state_machine_arn = self._deploy()
+
+    def _seed(self) -> None:
+        """Create in the emulated AWS what exists before the migration starts: the scenario's world."""
+        scenario = self.scenario
+        source = scenario.source
+        self.s3.create_bucket(Bucket=scenario.migration_bucket)
+        # As the template's MigrationBucket: versioned (the plan references its configuration object
+        # by version, so a second plan of the same migration cannot replace what the first wrote).
+        self.s3.put_bucket_versioning(
+            Bucket=scenario.migration_bucket, VersioningConfiguration={"Status": "Enabled"}
+        )
+        dag_bucket = source["SourceBucketArn"].split(":::", 1)[-1]
+        self.s3.create_bucket(Bucket=dag_bucket)
+        # MWAA requires versioning: it reads plugins, requirements and startup script by version.
+        self.s3.put_bucket_versioning(Bucket=dag_bucket, VersioningConfiguration={"Status": "Enabled"})
+        folder = source["DagS3Path"].strip("/")
+        for file_name, text in scenario.dag_files.items():
+            self.s3.put_object(Bucket=dag_bucket, Key=f"{folder}/{file_name}", Body=text.encode())
+        for path_field in ("PluginsS3Path", "RequirementsS3Path", "StartupScriptS3Path"):
+            if source.get(path_field):  # the file the source names (its latest version, none named)
+                self.s3.put_object(
+                    Bucket=dag_bucket, Key=source[path_field], Body=b"# " + path_field.encode()
+                )
+        if "source" in scenario.input:
+            self._seed_self_managed()
+        else:
+            roles = {source["ExecutionRoleArn"], scenario.input.get("targetExecutionRoleArn")} - {None}
+            for role_arn in roles:
+                create_service_role(self.iam, str(role_arn), MWAA_SERVICES)
+            self.mwaa_emulator.add_environment(
+                source, metadata=json.loads(json.dumps(scenario.source_metadata))
+            )
+            for module in LOG_MODULES:
+                self.logs.create_log_group(logGroupName=f"airflow-{source['Name']}-{module}")
+            _write_task_logs(self, scenario.task_logs, f"airflow-{source['Name']}-Task")
+
+        for fault in scenario.faults:
+            self.mwaa_emulator.inject_fault(fault.operation, fault.error_code, times=fault.times)
+        target = str(scenario.input.get("targetEnvironmentName", ""))
+        if scenario.create_failure:
+            self.mwaa_emulator.fail_next_create(
+                target, scenario.create_failure.error_code, scenario.create_failure.error_message
+            )
+        if scenario.update_failure:
+            self.mwaa_emulator.fail_next_update(
+                target, scenario.update_failure.error_code, scenario.update_failure.error_message
+            )
+        for where, message in scenario.dag_failures.items():
+            # "dag_id", "dag_id@phase" or "dag_id@phase/task_id"
+            dag_id, _, rest = where.partition("@")
+            phase, _, task_id = rest.partition("/")
+            self.dag_runtime.fail_dag(dag_id, message, phase=phase or None, task_id=task_id or None)
+
+    def _seed_self_managed(self) -> None:
+        """A self-managed source (the request's `source` block): an Airflow no MWAA API knows, its
+        REST API served on this machine for the stack's life, the stack's RSA sealing key."""
+        self._exit.enter_context(rsa_decryption())
+        key = self.kms.create_key(
+            Description="mwaa-migrate sealing key", KeySpec="RSA_4096", KeyUsage="ENCRYPT_DECRYPT"
+        )
+        self.sealing_key_arn = key["KeyMetadata"]["Arn"]
+        self._exit.enter_context(_environment({"SEALING_KEY_ARN": self.sealing_key_arn}))
+        seeded = seed_self_managed(
+            self.mwaa_emulator,
+            source=self.scenario.source,
+            metadata=self.scenario.source_metadata,
+            execution_input=self.scenario.input,
+            s3=self.s3,
+            iam=self.iam,
+            secretsmanager=boto3.client("secretsmanager", region_name=self.region),
+        )
+        self.self_managed_webserver = self._exit.enter_context(seeded.webserver)
+        self.self_managed_password = seeded.password
+        self.scenario = self.scenario.model_copy(update={"input": seeded.execution_input})
 
     def _deploy(self) -> str:
         role_arn = create_service_role(
@@ -243,7 +331,7 @@ class LocalStack:
         payload = execution_input if execution_input is not None else self.scenario.input
         if name is None:
             name = new_execution_name(
-                str(payload.get("sourceEnvironmentName", "source")),
+                str(source_name_of(payload) or "source"),
                 str(payload.get("targetEnvironmentName", "target")),
             )
         return self.sfn.start_execution(
@@ -290,6 +378,40 @@ class LocalStack:
         return json.loads(self.s3.get_object(Bucket=bucket, Key=key)["Body"].read())
 
 
+def _write_task_logs(stack: LocalStack, task_logs: list[TaskLogStream], group: str) -> None:
+    now_ms = int(time.time() * 1000)
+    for log in task_logs:
+        stack.logs.create_log_stream(logGroupName=group, logStreamName=log.stream)
+        first = now_ms - log.minutes_ago * 60_000
+        events: list[InputLogEventTypeDef] = [
+            {
+                "timestamp": first + index * log.seconds_between_events * 1000,
+                "message": f"[{log.stream}] line {index}",
+            }
+            for index in range(log.events)
+        ]
+        for start in range(0, len(events), 10_000):
+            stack.logs.put_log_events(
+                logGroupName=group, logStreamName=log.stream, logEvents=events[start : start + 10_000]
+            )
+        last = events[-1]["timestamp"] if events else first
+        _as_if_written_then(stack, group, log.stream, created_ms=first, ingested_ms=last)
+
+
+def _as_if_written_then(
+    stack: LocalStack, group: str, stream: str, *, created_ms: int, ingested_ms: int
+) -> None:
+    """Give a seeded stream the times DescribeLogStreams would show had its task written it as it ran:
+    created at its first event, last ingested at its last. moto stamps both with the moment of the
+    seeding, which would make every stream look active now and the listing select streams whose
+    events are all days older than the window (AWS would count them outside it)."""
+    seeded = logs_backends[ACCOUNT_ID][stack.region].groups[group].streams[stream]
+    seeded.creation_time = datetime.fromtimestamp(created_ms / 1000, UTC).replace(tzinfo=None)
+    seeded.last_ingestion_time = datetime.fromtimestamp(ingested_ms / 1000, UTC).replace(tzinfo=None)
+    for event in seeded.events:
+        event.ingestion_time = event.timestamp
+
+
 class _AsExecutionRole:
     """A DAG's AWS calls are its environment's execution role's (emulation.lambdas.acting_as)."""
 
@@ -297,7 +419,9 @@ class _AsExecutionRole:
         self.runtime = runtime
 
     def run(self, environment: EmulatedEnvironment, dag_id: str, conf: dict[str, Any]) -> DagRunResult:
-        with acting_as(str(environment.description["ExecutionRoleArn"])):
+        # A self-managed Airflow has no execution role: its DAGs hold no AWS credentials at all.
+        role = environment.description.get("ExecutionRoleArn") or NO_AWS_CREDENTIALS
+        with acting_as(str(role)):
             return self.runtime.run(environment, dag_id, conf)
 
 

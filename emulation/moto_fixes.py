@@ -6,17 +6,31 @@ running (a Parallel branch failed and the other branch is being stopped), so the
 was on the stack below: the state's input. The event then holds a dict where an integer belongs,
 and every GetExecutionHistory of that execution fails to serialize (with or without its data). AWS
 never writes such an event. Here the two values are always pushed, so the event is well formed.
+
+GetExecutionHistory: moto deep-copies an execution's whole history and serializes every event of it
+through the API's output shape on every read. A run that is polled (the CLI's follow, a test
+waiting for an approval, the pipeline's own report) reads the same events again and again: the
+reads cost more the longer the run, about a tenth of a migration's time. Here each event is
+serialized once, when first read (events are only ever appended), and each read joins the texts:
+the same body moto would answer, of the same shape, that botocore parses and validates as before.
 """
 
 from __future__ import annotations
 
 import contextlib
+import copy
+import json
+import threading
+import weakref
 from collections.abc import Callable, Iterator
 from typing import Any
 from unittest import mock
 
+from moto.core.responses import ActionResult
 from moto.stepfunctions.parser.asl.component.common.timeouts.heartbeat import Heartbeat
 from moto.stepfunctions.parser.asl.component.common.timeouts.timeout import Timeout, TimeoutSeconds
+from moto.stepfunctions.parser.asl.eval.event.event_manager import EventManager
+from moto.stepfunctions.responses import StepFunctionResponse
 
 
 def _always_pushed(evaluate: Callable[[Any, Any], None]) -> Callable[[Any, Any], None]:
@@ -39,4 +53,35 @@ def task_timeouts_always_evaluated() -> Iterator[None]:
         mock.patch.object(Timeout, "eval", _always_pushed(Timeout.eval)),
         mock.patch.object(Heartbeat, "eval", _always_pushed(Heartbeat.eval)),
     ):
+        yield
+
+
+# Each execution's events serialized so far (JSON texts, oldest first), by its event manager: an
+# execution's history is append-only, so a text once made stays right.
+_serialized_events: weakref.WeakKeyDictionary[EventManager, list[str]] = weakref.WeakKeyDictionary()
+# Reads of one execution may come at once (`local up` serves requests on threads).
+_serializing = threading.Lock()
+_MOTO_GET_EXECUTION_HISTORY = StepFunctionResponse.get_execution_history
+
+
+def _get_execution_history(self: StepFunctionResponse) -> Any:
+    """moto's GetExecutionHistory (every event in one page, oldest first), each event serialized once."""
+    execution = self.stepfunction_backend.describe_execution(self._get_param("executionArn"))
+    worker = getattr(execution, "exec_worker", None)
+    if worker is None or worker.env is None:  # not an executing backend, or not started yet
+        return _MOTO_GET_EXECUTION_HISTORY(self)
+    events = worker.env.event_manager
+    with _serializing:
+        texts = _serialized_events.setdefault(events, [])
+        with events._mutex:
+            new = copy.deepcopy(events._history_event_list[len(texts) :])
+        status, headers, body = self.serialized(ActionResult({"events": new}))
+        texts.extend(json.dumps(event, separators=(",", ":")) for event in json.loads(body)["events"])
+        joined = ",".join(texts)
+    return status, headers, '{"events":[' + joined + "]}"
+
+
+@contextlib.contextmanager
+def execution_history_serialized_once() -> Iterator[None]:
+    with mock.patch.object(StepFunctionResponse, "get_execution_history", _get_execution_history):
         yield

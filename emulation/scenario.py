@@ -1,26 +1,17 @@
 """A scenario: the source environment, its metadata and task logs, the input, and injected faults.
-Any case can be written as one JSON file under scenarios/ and replayed with `make demo SCENARIO=...`."""
+Any case can be written as one JSON file under scenarios/ and replayed with `make demo SCENARIO=...`.
+This module only reads and validates scenarios; the local stack (emulation.local_stack) creates the
+world one describes in the emulated AWS."""
 
 from __future__ import annotations
 
 import json
-import time
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
-from moto.logs.models import logs_backends
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
-from emulation.accounts import ACCOUNT_ID, MWAA_SERVICES, create_service_role
-
-if TYPE_CHECKING:
-    from mypy_boto3_logs.type_defs import InputLogEventTypeDef
-
-    from emulation.local_stack import LocalStack
-
-LOG_MODULES = ("Task", "Worker", "Scheduler", "DAGProcessing", "WebServer")
 SCENARIOS_DIR = Path(__file__).resolve().parent.parent / "scenarios"
 
 
@@ -90,70 +81,6 @@ class Scenario(_Model):
         (`../scenarios/default.json`, `base.json`); a base may extend another in turn."""
         return cls.model_validate(_read(path, seen=()))
 
-    def seed(self, stack: LocalStack) -> None:
-        """Create in the emulated AWS what exists before the migration starts."""
-        source = self.source
-        stack.s3.create_bucket(Bucket=self.migration_bucket)
-        # As the template's MigrationBucket: versioned (the plan references its configuration object
-        # by version, so a second plan of the same migration cannot replace what the first wrote).
-        stack.s3.put_bucket_versioning(
-            Bucket=self.migration_bucket, VersioningConfiguration={"Status": "Enabled"}
-        )
-        dag_bucket = source["SourceBucketArn"].split(":::", 1)[-1]
-        stack.s3.create_bucket(Bucket=dag_bucket)
-        # MWAA requires versioning: it reads plugins, requirements and startup script by version.
-        stack.s3.put_bucket_versioning(Bucket=dag_bucket, VersioningConfiguration={"Status": "Enabled"})
-        folder = source["DagS3Path"].strip("/")
-        for file_name, text in self.dag_files.items():
-            stack.s3.put_object(Bucket=dag_bucket, Key=f"{folder}/{file_name}", Body=text.encode())
-        for path_field in ("PluginsS3Path", "RequirementsS3Path", "StartupScriptS3Path"):
-            if source.get(path_field):  # the file the source names (its latest version, none named)
-                stack.s3.put_object(
-                    Bucket=dag_bucket, Key=source[path_field], Body=b"# " + path_field.encode()
-                )
-        for role_arn in {source["ExecutionRoleArn"], self.input.get("targetExecutionRoleArn")} - {None}:
-            create_service_role(stack.iam, str(role_arn), MWAA_SERVICES)
-        stack.mwaa_emulator.add_environment(source, metadata=json.loads(json.dumps(self.source_metadata)))
-        for module in LOG_MODULES:
-            stack.logs.create_log_group(logGroupName=f"airflow-{source['Name']}-{module}")
-        self._write_task_logs(stack, f"airflow-{source['Name']}-Task")
-
-        for fault in self.faults:
-            stack.mwaa_emulator.inject_fault(fault.operation, fault.error_code, times=fault.times)
-        target = str(self.input.get("targetEnvironmentName", ""))
-        if self.create_failure:
-            stack.mwaa_emulator.fail_next_create(
-                target, self.create_failure.error_code, self.create_failure.error_message
-            )
-        if self.update_failure:
-            stack.mwaa_emulator.fail_next_update(
-                target, self.update_failure.error_code, self.update_failure.error_message
-            )
-        for where, message in self.dag_failures.items():
-            # "dag_id", "dag_id@phase" or "dag_id@phase/task_id"
-            dag_id, _, rest = where.partition("@")
-            phase, _, task_id = rest.partition("/")
-            stack.dag_runtime.fail_dag(dag_id, message, phase=phase or None, task_id=task_id or None)
-
-    def _write_task_logs(self, stack: LocalStack, group: str) -> None:
-        now_ms = int(time.time() * 1000)
-        for log in self.task_logs:
-            stack.logs.create_log_stream(logGroupName=group, logStreamName=log.stream)
-            first = now_ms - log.minutes_ago * 60_000
-            events: list[InputLogEventTypeDef] = [
-                {
-                    "timestamp": first + index * log.seconds_between_events * 1000,
-                    "message": f"[{log.stream}] line {index}",
-                }
-                for index in range(log.events)
-            ]
-            for start in range(0, len(events), 10_000):
-                stack.logs.put_log_events(
-                    logGroupName=group, logStreamName=log.stream, logEvents=events[start : start + 10_000]
-                )
-            last = events[-1]["timestamp"] if events else first
-            _as_if_written_then(stack, group, log.stream, created_ms=first, ingested_ms=last)
-
 
 class UnknownScenario(ValueError):
     """A scenario name or path that names no scenario file; the message lists the valid names."""
@@ -200,20 +127,6 @@ def _read(path: Path, *, seen: tuple[Path, ...]) -> dict[str, Any]:
         return data
     base = _read(find(str(base_name), extended_by=path), seen=(*seen, resolved))
     return _merged(base, data)
-
-
-def _as_if_written_then(
-    stack: LocalStack, group: str, stream: str, *, created_ms: int, ingested_ms: int
-) -> None:
-    """Give a seeded stream the times DescribeLogStreams would show had its task written it as it ran:
-    created at its first event, last ingested at its last. moto stamps both with the moment of the
-    seeding, which would make every stream look active now and the listing select streams whose
-    events are all days older than the window (AWS would count them outside it)."""
-    seeded = logs_backends[ACCOUNT_ID][stack.region].groups[group].streams[stream]
-    seeded.creation_time = datetime.fromtimestamp(created_ms / 1000, UTC).replace(tzinfo=None)
-    seeded.last_ingestion_time = datetime.fromtimestamp(ingested_ms / 1000, UTC).replace(tzinfo=None)
-    for event in seeded.events:
-        event.ingestion_time = event.timestamp
 
 
 def _merged(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:

@@ -707,7 +707,8 @@ def _log_copy() -> States:
                 "report": {
                     "complete": True,
                     "groups": [],
-                    "note": "no log groups were requested (logGroups is empty)",
+                    "note": "no log groups to copy (logGroups is empty: as requested, or a "
+                    "self-managed source, which has no MWAA log groups)",
                 }
             },
             "$.logs",

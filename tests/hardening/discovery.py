@@ -1,13 +1,20 @@
 """What the pipeline does, learnt from runs without faults rather than listed by hand: the AWS calls
 it makes (on its success path and its failure path), the Task states it goes through, and the end
-state of an uninterrupted migration. Run once per test session; a step or a call that another change
-adds is in the matrices as soon as it is in the pipeline."""
+state of an uninterrupted migration. Run once per test run (under pytest-xdist one worker runs it and
+the others read its result, share_through); a step or a call that another change adds is in the
+matrices as soon as it is in the pipeline."""
 
 from __future__ import annotations
 
+import fcntl
 import functools
 import json
+import os
+import pickle
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from emulation.faults import Call, FaultInjector, instant_botocore_retries
@@ -78,8 +85,48 @@ def _task_states(history: list[Any]) -> list[str]:
     return states
 
 
+# The file this run's workers share the discovery through (share_through); None: run it here.
+_shared_file: Path | None = None
+
+
+def share_through(path: Path) -> None:
+    """Share the discovery through `path`, a file of this test run's own (its temp folder): the first
+    worker to need it runs it, the others wait for it and read its result."""
+    global _shared_file  # noqa: PLW0603  # set once, at configure time, before any test module
+    _shared_file = path
+
+
 @functools.cache
 def discover() -> Discovery:
+    """The discovery, run once per test run. The workers collect at the same time, so each needs it
+    at once: one runs it while holding the lock, the others wait on the lock and then read the file.
+    A discovery that fails writes nothing: each worker then runs it and reports the same failure."""
+    if _shared_file is None:
+        return _discover()
+    with _locked(_shared_file.with_name(_shared_file.name + ".lock")):
+        if _shared_file.is_file():
+            found = pickle.loads(_shared_file.read_bytes())  # noqa: S301  # written by this run's own worker
+            assert isinstance(found, Discovery)
+            return found
+        found = _discover()
+        # pickle, not JSON: the end state holds tuples that its comparison tells from lists.
+        partial = _shared_file.with_name(f"{_shared_file.name}.{os.getpid()}")
+        partial.write_bytes(pickle.dumps(found))
+        partial.replace(_shared_file)
+        return found
+
+
+@contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    with path.open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _discover() -> Discovery:
     calls: dict[tuple[str, str], Call] = {}
     task_states: list[str] = []
     end_state: dict[str, Any] = {}

@@ -184,8 +184,8 @@ def test_a_trigger_cannot_send_the_export_to_another_bucket_or_key():
 @pytest.mark.parametrize(
     ("field", "value", "rule"),
     [
-        ("migrationId", "analytics-prod.elsewhere", "migrationId is not the id"),
-        ("prefix", "migrations/analytics-prod/elsewhere", "prefix is not the prefix"),
+        ("migrationId", "analytics-prod.elsewhere", "conf.migrationId: is not the id"),
+        ("prefix", "migrations/analytics-prod/elsewhere", "conf.prefix: is not the prefix"),
     ],
 )
 def test_a_trigger_cannot_point_one_migration_at_anothers_export(field, value, rule):

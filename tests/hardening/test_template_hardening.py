@@ -46,11 +46,17 @@ EXTERNAL_RESOURCES = {
     f"arn:${{AWS::Partition}}:airflow:{_REGIONAL}:role/*/User": (
         "an environment's Airflow User role, for InvokeRestApi (the least one that triggers and pauses)"
     ),
+    f"arn:${{AWS::Partition}}:secretsmanager:{_REGIONAL}:secret:mwaa-migrate/*": (
+        "a self-managed Airflow's REST API credentials: the deployer names them mwaa-migrate/..."
+    ),
 }
 # Families only some actions may be granted on.
 ONLY_FOR = {
     _ALL_LOG_GROUPS: {"logs:DescribeLogGroups"},
     f"arn:${{AWS::Partition}}:airflow:{_REGIONAL}:role/*/User": {"airflow:InvokeRestApi"},
+    f"arn:${{AWS::Partition}}:secretsmanager:{_REGIONAL}:secret:mwaa-migrate/*": {
+        "secretsmanager:GetSecretValue"
+    },
 }
 # Families whose ARN carries an MWAA environment's name: MWAA names them after the environment.
 EXTERNAL_PATTERNS = (

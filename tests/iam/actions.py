@@ -345,6 +345,16 @@ def _sts(operation: str, params: dict[str, Any], where: Where, world: World) -> 
     raise UnmappedCall(f"sts.{operation}")
 
 
+def _secretsmanager(operation: str, params: dict[str, Any], where: Where, world: World) -> list[Request]:
+    if operation != "GetSecretValue":
+        raise UnmappedCall(f"secretsmanager.{operation}")
+    # A secret named by its ARN is that resource; by its name, the ARN without AWS's random suffix
+    # (a policy's `secret:NAME-*` or `secret:PREFIX/*` matches either).
+    secret = str(params["SecretId"])
+    resource = secret if secret.startswith("arn:") else where.arn("secretsmanager", f"secret:{secret}")
+    return [Request("secretsmanager:GetSecretValue", resource)]
+
+
 # botocore's service name (endpoint prefix) -> the service's mapper
 MAPPERS: dict[str, Mapper] = {
     "s3": _s3,
@@ -357,6 +367,7 @@ MAPPERS: dict[str, Mapper] = {
     "sns": _sns,
     "lambda": _lambda,
     "sts": _sts,
+    "secretsmanager": _secretsmanager,
 }
 
 

@@ -194,6 +194,16 @@ def test_an_rsa_decryption_carries_its_algorithm_and_no_encryption_context() -> 
     assert not any(key.startswith("kms:EncryptionContext") for key in decrypt.context)
 
 
+def test_a_secret_is_read_by_its_arn_or_its_name() -> None:
+    arn = "arn:aws:secretsmanager:us-east-1:123456789012:secret:mwaa-migrate/onprem-AbCdEf"
+
+    [by_arn] = requests("secretsmanager", "GetSecretValue", SecretId=arn)
+    [by_name] = requests("secretsmanager", "GetSecretValue", SecretId="mwaa-migrate/onprem")
+
+    assert (by_arn.action, by_arn.resource) == ("secretsmanager:GetSecretValue", arn)
+    assert by_name.resource == WHERE.arn("secretsmanager", "secret:mwaa-migrate/onprem")
+
+
 def test_log_group_actions_name_the_group_with_a_trailing_star_and_stream_actions_the_stream() -> None:
     [describe] = requests("logs", "DescribeLogStreams", logGroupName="airflow-x-Task")
     [get] = requests("logs", "GetLogEvents", logGroupName="airflow-x-Task", logStreamName="d/r/t/1.log")

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from emulation.faults import instant_botocore_retries
 from emulation.local_stack import LocalStack, scenario_path
 from emulation.scenario import Scenario
 
@@ -21,7 +22,11 @@ def scenario() -> Scenario:
 
 @pytest.fixture
 def local_stack() -> Iterator[Callable[[Scenario], LocalStack]]:
+    """Stacks for the test, with botocore's retry backoff recorded, not slept (its retries all still
+    happen, as the hardening tier and make demo's tests have them): a throttled call costs the
+    attempts, not the seconds between them."""
     with ExitStack() as stacks:
+        stacks.enter_context(instant_botocore_retries())
 
         def start(scenario: Scenario) -> LocalStack:
             return stacks.enter_context(LocalStack(scenario))

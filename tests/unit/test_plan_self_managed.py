@@ -19,6 +19,7 @@ from tests.unit.test_plan import KEY_ARN, OLD_STYLE_DAG, ROLE_PATTERN, _objects,
 
 ACCOUNT = "123456789012"
 TARGET_ROLE = f"arn:aws:iam::{ACCOUNT}:role/mwaa-next"
+SECRET_ARN = f"arn:aws:secretsmanager:us-east-1:{ACCOUNT}:secret:mwaa-migrate/onprem-AbCdEf"
 SEALING_KEY_ARN = f"arn:aws:kms:us-east-1:{ACCOUNT}:key/11111111-2222-4333-8444-555555555555"
 NETWORK = {"SubnetIds": ["subnet-1", "subnet-2"], "SecurityGroupIds": ["sg-1"]}
 REQUIREMENTS = (
@@ -36,7 +37,7 @@ REQUEST: dict[str, Any] = {
         "access": {
             "mode": "reached",
             "restApiUrl": "https://airflow.example.com/api/v1",
-            "credentialsSecretArn": f"arn:aws:secretsmanager:us-east-1:{ACCOUNT}:secret:mwaa-migrate/onprem-AbCdEf",
+            "credentialsSecretArn": SECRET_ARN,
         },
     },
     "targetEnvironmentName": "next",

@@ -7,7 +7,7 @@ import re
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, ValidationInfo, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
 from mwaa_migrate.errors import InvalidMigrationRequest
@@ -65,13 +65,16 @@ class MetadataConf(Model):
     """The conf the export and import DAGs are triggered with."""
 
     bucket: str
-    prefix: str
-    migration_id: str
     # The KMS key of the data key that seals the export (mwaa_migrate_metadata's secrets).
     kms_key_id: str
     phase: Phase
     source_environment: EnvironmentName
     target_environment: EnvironmentName
+    # Both follow from the two names (checked below, after them): the id binds the data key (its
+    # KMS encryption context) and the prefix holds the export, so a conf cannot point one migration
+    # at another's.
+    migration_id: str
+    prefix: str
     # The cutover export's drain (ignored by the bulk export and by the import).
     drain_timeout_minutes: int = Field(default=30, ge=0, le=720)
     on_drain_timeout: Literal["fail", "carry"] = "fail"
@@ -83,15 +86,18 @@ class MetadataConf(Model):
     # target gets its failed tries written to task_instance_history before the upgrade.
     target_final_version: str | None = Field(default=None, pattern=r"^\d+\.\d+\.\d+$")
 
-    @model_validator(mode="after")
-    def _names_of_this_migration(self) -> MetadataConf:
-        # The id binds the data key (its KMS encryption context) and the prefix holds the export:
-        # both follow from the two names, so a conf cannot point one migration at another's.
-        if self.migration_id != migration_id(self.source_environment, self.target_environment):
-            raise ValueError("migrationId is not the id of sourceEnvironment and targetEnvironment")
-        if self.prefix != migration_prefix(self.source_environment, self.target_environment):
-            raise ValueError("prefix is not the prefix of sourceEnvironment and targetEnvironment")
-        return self
+    @field_validator("migration_id", "prefix")
+    @classmethod
+    def _of_this_migration(cls, value: str, info: ValidationInfo) -> str:
+        source, target = info.data.get("source_environment"), info.data.get("target_environment")
+        if source is None or target is None:
+            return value  # a name was refused: its own error speaks
+        names = "sourceEnvironment and targetEnvironment"
+        if info.field_name == "migration_id" and value != migration_id(source, target):
+            raise ValueError(f"is not the id of {names}")
+        if info.field_name == "prefix" and value != migration_prefix(source, target):
+            raise ValueError(f"is not the prefix of {names}")
+        return value
 
     def require_stack(self, *, bucket: str, kms_key_arn: str) -> None:
         """The export goes to the stack's bucket, sealed with the stack's key (`kms_key_arn`: the

@@ -78,6 +78,7 @@ def finish_migration(event: FinishMigrationEvent, ending: Ending) -> Outcome:
         execution_id=event.execution_id,
         source={
             "name": plan.source.name,
+            "kind": plan.source.kind,
             "airflowVersion": plan.source.airflow_version,
             "arn": plan.source.arn,
         },
@@ -215,7 +216,10 @@ def record_failure(
         status="FAILED",
         migration_id=plan.migration_id if plan else migration_id(source_name, target_name),
         execution_id=event.execution_id,
-        source={"name": source_name, **({"airflowVersion": plan.source.airflow_version} if plan else {})},
+        source={
+            "name": source_name,
+            **({"kind": plan.source.kind, "airflowVersion": plan.source.airflow_version} if plan else {}),
+        },
         target={"name": target_name},
         started_at=started_at,
         finished_at=finished.isoformat(),
