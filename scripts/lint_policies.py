@@ -145,34 +145,28 @@ def documents(template: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
 
 
 def grant_documents() -> Iterator[tuple[str, dict[str, Any]]]:
-    for policy in migration_policies(
-        prefix="mwaa-migrate",
-        migration_id="analytics.analytics-next",
-        partition=PARTITION,
-        region=REGION,
-        account_id=ACCOUNT,
-        bucket="mwaa-migrate-migrationbucket-0123456789ab",
-        object_prefix="migrations/analytics/analytics-next",
-        source_role_arn=f"arn:{PARTITION}:iam::{ACCOUNT}:role/service-role/AmazonMWAA-analytics",
-        target_role_arn=f"arn:{PARTITION}:iam::{ACCOUNT}:role/service-role/AmazonMWAA-analytics-next",
-        kms_key_arn=SAMPLE_ARNS["MigrationKey.Arn"],
-    ):
-        yield f"grants.py {policy.policy_name}", policy.document
-    # A self-managed source: no export policy; the import's opens the export with the sealing key.
-    for policy in migration_policies(
-        prefix="mwaa-migrate",
-        migration_id="onprem.onprem-next",
-        partition=PARTITION,
-        region=REGION,
-        account_id=ACCOUNT,
-        bucket="mwaa-migrate-migrationbucket-0123456789ab",
-        object_prefix="migrations/onprem/onprem-next",
-        source_role_arn=None,
-        target_role_arn=f"arn:{PARTITION}:iam::{ACCOUNT}:role/service-role/AmazonMWAA-onprem-next",
-        kms_key_arn=SAMPLE_ARNS["MigrationKey.Arn"],
-        sealing_key_arn=SAMPLE_ARNS["SealingKey.Arn"],
-    ):
-        yield f"grants.py {policy.policy_name} (self-managed source)", policy.document
+    roles = f"arn:{PARTITION}:iam::{ACCOUNT}:role/service-role/AmazonMWAA-"
+    # An MWAA source (export and import policies), and a self-managed one (the import's only,
+    # opening the export with the sealing key).
+    samples = (
+        ("analytics", f"{roles}analytics", None, ""),
+        ("onprem", None, SAMPLE_ARNS["SealingKey.Arn"], " (self-managed source)"),
+    )
+    for source, source_role, sealing_key, kind in samples:
+        for policy in migration_policies(
+            prefix="mwaa-migrate",
+            migration_id=f"{source}.{source}-next",
+            partition=PARTITION,
+            region=REGION,
+            account_id=ACCOUNT,
+            bucket="mwaa-migrate-migrationbucket-0123456789ab",
+            object_prefix=f"migrations/{source}/{source}-next",
+            source_role_arn=source_role,
+            target_role_arn=f"{roles}{source}-next",
+            kms_key_arn=SAMPLE_ARNS["MigrationKey.Arn"],
+            sealing_key_arn=sealing_key,
+        ):
+            yield f"grants.py {policy.policy_name}{kind}", policy.document
 
 
 def deployment_documents() -> Iterator[tuple[str, dict[str, Any]]]:

@@ -40,6 +40,7 @@ from tests.airflow.tier import (
     LocalAws,
     as_airflow_3,
     report,
+    run_dag,
     seed_source,
     write_history,
 )
@@ -169,13 +170,6 @@ class Migration:
     @property
     def storage(self) -> metadata.S3Storage:
         return metadata.S3Storage(self.aws.s3, self.aws.bucket)
-
-
-def run_dag(environment: AirflowEnvironment, dag_id: str, date: str, conf: dict[str, Any]) -> None:
-    result = environment.dags_test(dag_id, date, conf)
-    output = result.stdout + result.stderr
-    assert result.returncode == 0, output[-5000:]
-    assert "Marking task as FAILED" not in output, output[-5000:]
 
 
 STALE_HOST = "db.old.internal"

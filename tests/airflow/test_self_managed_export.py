@@ -26,7 +26,7 @@ from emulation.real_airflow import AirflowEnvironment, AirflowInstallation
 from mwaa_migrate.dags import mwaa_migrate_metadata as metadata
 from mwaa_migrate.environment.versions import self_managed_version_problem
 from mwaa_migrate.metadata.self_managed_access import export_access, sealing_public_key
-from tests.airflow.tier import INTO, SECTIONS, SEED_DAGS, VERSIONS, LocalAws, report, seed_source
+from tests.airflow.tier import INTO, SECTIONS, SEED_DAGS, VERSIONS, LocalAws, report, run_dag, seed_source
 
 pytestmark = pytest.mark.airflow
 
@@ -51,13 +51,6 @@ class SelfManagedMove:
     manifests: dict[str, dict[str, Any]]
     results: dict[str, dict[str, Any]]
     record: dict[str, Any]
-
-
-def run_dag(environment: AirflowEnvironment, dag_id: str, date: str, conf: dict[str, Any]) -> None:
-    result = environment.dags_test(dag_id, date, conf)
-    output = result.stdout + result.stderr
-    assert result.returncode == 0, output[-5000:]
-    assert "Marking task as FAILED" not in output, output[-5000:]
 
 
 @pytest.fixture(scope="module")

@@ -35,6 +35,7 @@ from tests.airflow.tier import (
     LocalAws,
     as_airflow_3,
     report,
+    run_dag,
     seed_source,
 )
 
@@ -51,13 +52,6 @@ class Move:
     hop: AirflowEnvironment | None
     hop_tables: dict[str, int]
     hop_report: dict[str, Any]
-
-
-def run_dag(environment: AirflowEnvironment, dag_id: str, date: str, conf: dict[str, Any]) -> None:
-    result = environment.dags_test(dag_id, date, conf)
-    output = result.stdout + result.stderr
-    assert result.returncode == 0, output[-5000:]
-    assert "Marking task as FAILED" not in output, output[-5000:]
 
 
 @pytest.fixture(scope="module", params=SOURCES, ids=[f"{source}-to-{INTO}" for source in SOURCES])

@@ -160,6 +160,14 @@ def _dataset_as_airflow_3(shown: Any) -> Any:
     }
 
 
+def run_dag(environment: AirflowEnvironment, dag_id: str, date: str, conf: dict[str, Any]) -> None:
+    """One run of a DAG with Airflow's own runner, which must end with no task failed."""
+    result = environment.dags_test(dag_id, date, conf)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-5000:]
+    assert "Marking task as FAILED" not in output, output[-5000:]
+
+
 def write_history(environment: AirflowEnvironment, operations: list[dict[str, str]]) -> None:
     environment.python(HERE / "history.py", json.dumps(operations))
 
