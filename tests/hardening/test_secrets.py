@@ -26,8 +26,9 @@ from moto import mock_aws
 
 import emulation.mwaa.control_api
 from emulation.faults import instant_botocore_retries
-from emulation.local_stack import LocalStack
+from emulation.local_stack import LocalStack, scenario_path
 from emulation.mwaa import MwaaEmulator
+from emulation.scenario import Scenario
 from mwaa_migrate.environment.clone import clone_environment
 from mwaa_migrate.environment.environment_request import PAUSED_AT_CREATION
 from mwaa_migrate.environment.environment_status import get_environment
@@ -157,6 +158,51 @@ def test_no_secret_appears_in_any_log_or_output_of_a_migration(capfd: pytest.Cap
         if secret in text or json.dumps(secret)[1:-1] in text
     }
     assert found == set(), f"secrets found: {sorted(found)}"
+
+
+def test_no_secret_of_a_self_managed_source_appears_in_any_log_or_output(
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    """Access mode reached: the REST API's password (in Secrets Manager) and the export's presigned
+    forms and URLs (signed by TriggerDag, sent to the source's Airflow only) are in nothing people
+    read, nor are the migrated connection's and variable's secrets."""
+    scenario = Scenario.load(scenario_path("self_managed"))
+    scenario = scenario.model_copy(update={"source_metadata": _scenario().source_metadata})
+    with (
+        mock.patch.dict("os.environ", {"POWERTOOLS_LOG_LEVEL": "DEBUG"}),
+        _all_logging() as records,
+        instant_botocore_retries(),
+        LocalStack(scenario) as stack,
+    ):
+        arn = stack.start("secrets")
+        described = stack.wait(arn, timeout_seconds=180)
+        texts = _texts(stack, arn)
+        password = str(stack.self_managed_password)
+        conf = next(
+            run["conf"]
+            for run in stack.mwaa_emulator.environment("onprem-airflow").table("dag_run")
+            if run["dag_id"] == "mwaa_migrate_export"
+        )
+    printed = capfd.readouterr()
+    texts["stdout"] = printed.out
+    texts["stderr"] = printed.err
+    texts["log records"] = "\n".join(records.lines)
+
+    assert described["status"] == "SUCCEEDED", described.get("cause")
+    assert "migration succeeded" in texts["stdout"] + texts["log records"], "the run's logs were captured"
+    # The signatures the export was given, found where they must be: in the source's own DAG run.
+    signatures = [
+        *(
+            form["fields"].get("x-amz-signature") or form["fields"].get("signature")
+            for form in conf["selfManaged"]["uploads"]
+        ),
+        *(
+            url.split("Signature=", 1)[1].split("&", 1)[0]
+            for url in conf["selfManaged"]["downloads"].values()
+        ),
+    ]
+    assert all(signatures)
+    assert _found([VARIABLE_VALUE, PASSWORD, EXTRA_TOKEN, password, *signatures], texts) == set()
 
 
 # ---------------------------------------------------------------- Airflow configuration options
