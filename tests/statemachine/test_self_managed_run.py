@@ -94,3 +94,28 @@ def test_only_the_targets_role_got_a_policy_and_it_is_gone(migrated) -> None:
         if event.get("stateExitedEventDetails", {}).get("name") == "GrantPermissions"
     ]
     assert [policy.rsplit("-", 1)[-1] for policy in granted[0]["grants"]["policies"]] == ["import"]
+
+
+def test_a_cutover_that_fails_after_the_pause_starts_the_dags_again_on_the_source(local_stack) -> None:
+    """The way back reaches the self-managed source by its REST API: its recorded DAGs run again
+    there, the target's stay paused, and the outcome says which environment runs them."""
+    scenario = Scenario.load(scenario_path("self_managed"))
+    failing = scenario.model_copy(update={"dag_failures": {"mwaa_migrate_import@cutover": "disk full"}})
+    stack = local_stack(failing)
+
+    described = run(stack)
+
+    assert described["status"] == "FAILED"
+    assert _active(stack.mwaa_emulator.environment(SOURCE)) == ["daily_sales", "hourly_events"]
+    assert _active(stack.mwaa_emulator.environment(TARGET)) == []
+    assert ("PATCH", "/dags/daily_sales") in stack.self_managed_webserver.requests
+    listed = stack.s3.list_objects_v2(
+        Bucket=stack.scenario.migration_bucket, Prefix=f"migrations/{SOURCE}/{TARGET}/reports/"
+    )
+    [report] = [
+        stack.read_json(stack.scenario.migration_bucket, item["Key"])
+        for item in listed["Contents"]
+        if item["Key"].endswith(".json")
+    ]
+    assert report["status"] == "FAILED"
+    assert report["dagsRunning"].startswith(f"The source {SOURCE} runs the DAGs again: its 2 recorded DAGs")
