@@ -20,18 +20,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     step = parse_model(PlanMigrationEvent, event)
     request = parse_model(MigrationRequest, step.request)
     bind_execution(step.execution_id, request.source_name, request.target_environment_name)
-    plan = plan_migration(
-        request,
-        mwaa=clients.mwaa(),
-        iam=clients.iam(),
-        s3=clients.s3(),
-        default_bucket=settings().migration_bucket,
-        policy_name_prefix=settings().policy_name_prefix,
-        kms_key_arn=settings().migration_key_arn,
-        execution_role_pattern=settings().execution_role_arn_pattern,
-        functions_in_vpc=settings().webserver_functions_in_vpc,
-        sealing_key_arn=settings().sealing_key_arn,
-    )
+    plan = plan_migration(request, mwaa=clients.mwaa(), iam=clients.iam(), s3=clients.s3(), stack=settings())
     metrics.add_metric(name="MigrationsPlanned", unit=MetricUnit.Count, value=1)
     logger.info(
         "planned",

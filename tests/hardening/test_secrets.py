@@ -39,6 +39,7 @@ from mwaa_migrate.run.notifications import EVENT_SOURCE
 from mwaa_migrate.run.plan import plan_migration
 from mwaa_migrate_cli import plan_view
 from tests.hardening.discovery import default_scenario
+from tests.unit.test_plan import stack_settings
 
 CANARY = uuid.uuid4().hex[:12]
 VARIABLE_VALUE = f"variable-secret-{CANARY}"
@@ -368,10 +369,7 @@ def test_a_tampered_configuration_object_fails_the_clone_before_create_environme
             mwaa=mwaa,
             iam=iam,
             s3=s3,
-            default_bucket="migrations",
-            policy_name_prefix="mwaa-migrate",
-            kms_key_arn=key_arn,
-            execution_role_pattern="role/*",
+            stack=stack_settings(MIGRATION_KEY_ARN=key_arn, EXECUTION_ROLE_ARN_PATTERN="role/*"),
         )
         assert plan.target.configuration is not None
         s3.put_object(

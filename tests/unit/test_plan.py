@@ -18,6 +18,7 @@ from mwaa_migrate.environment.secret_options import configuration_key
 from mwaa_migrate.errors import IncompatibleDags, InvalidMigrationRequest, MigrationConflict
 from mwaa_migrate.models import MigrationPlan, MigrationRequest
 from mwaa_migrate.run.plan import plan_migration
+from mwaa_migrate.settings import Settings
 
 SOURCE = {
     "Name": "analytics",
@@ -41,6 +42,21 @@ OUR_TARGET = {
 KEY_ARN = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
 # The stack's ExecutionRoleArnPattern in these tests: the roles below, and no other.
 ROLE_PATTERN = "role/*mwaa-*"
+
+
+def stack_settings(**overrides: Any) -> Settings:
+    """The stack the plans are made on (its environment variables, which overrides replace; None
+    leaves one unset)."""
+    variables = {
+        "MIGRATION_BUCKET": "migrations",
+        "POLICY_NAME_PREFIX": "mwaa-migrate",
+        "MIGRATION_KEY_ARN": KEY_ARN,
+        "EXECUTION_ROLE_ARN_PATTERN": ROLE_PATTERN,
+        **overrides,
+    }
+    return Settings.model_validate({name: value for name, value in variables.items() if value is not None})
+
+
 MWAA_TRUST = json.dumps(
     {
         "Version": "2012-10-17",
@@ -85,10 +101,7 @@ def _plan(aws: dict[str, Any], **fields: Any):
         mwaa=aws["mwaa"],
         iam=aws["iam"],
         s3=aws["s3"],
-        default_bucket="migrations",
-        policy_name_prefix="mwaa-migrate",
-        kms_key_arn=KEY_ARN,
-        execution_role_pattern=ROLE_PATTERN,
+        stack=stack_settings(),
     )
 
 

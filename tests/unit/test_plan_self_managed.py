@@ -15,7 +15,7 @@ from mwaa_migrate.environment.target_settings import request_problems
 from mwaa_migrate.errors import InvalidMigrationRequest, MigrationConflict
 from mwaa_migrate.models import MigrationPlan, MigrationRequest, SourceEnvironment, parse_model
 from mwaa_migrate.run.plan import plan_migration
-from tests.unit.test_plan import KEY_ARN, OLD_STYLE_DAG, ROLE_PATTERN, _objects, aws  # noqa: F401 (a fixture)
+from tests.unit.test_plan import OLD_STYLE_DAG, _objects, aws, stack_settings  # noqa: F401 (a fixture)
 
 ACCOUNT = "123456789012"
 TARGET_ROLE = f"arn:aws:iam::{ACCOUNT}:role/mwaa-next"
@@ -95,11 +95,7 @@ def _plan(
         mwaa=world["mwaa"],
         iam=world["iam"],
         s3=world["s3"],
-        default_bucket="migrations",
-        policy_name_prefix="mwaa-migrate",
-        kms_key_arn=KEY_ARN,
-        execution_role_pattern=ROLE_PATTERN,
-        sealing_key_arn=sealing_key_arn,
+        stack=stack_settings(SEALING_KEY_ARN=sealing_key_arn),
     )
 
 

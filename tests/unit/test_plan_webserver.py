@@ -10,7 +10,7 @@ import pytest
 from mwaa_migrate.errors import InvalidMigrationRequest
 from mwaa_migrate.models import MigrationPlan, MigrationRequest
 from mwaa_migrate.run.plan import plan_migration
-from tests.unit.test_plan import KEY_ARN, ROLE_PATTERN, SOURCE, aws  # noqa: F401 (the fixture)
+from tests.unit.test_plan import SOURCE, aws, stack_settings  # noqa: F401 (the fixture)
 
 
 def _plan(aws: dict[str, Any], *, functions_in_vpc: bool | None) -> MigrationPlan:  # noqa: F811
@@ -26,11 +26,7 @@ def _plan(aws: dict[str, Any], *, functions_in_vpc: bool | None) -> MigrationPla
         mwaa=aws["mwaa"],
         iam=aws["iam"],
         s3=aws["s3"],
-        default_bucket="migrations",
-        policy_name_prefix="mwaa-migrate",
-        kms_key_arn=KEY_ARN,
-        execution_role_pattern=ROLE_PATTERN,
-        functions_in_vpc=functions_in_vpc,
+        stack=stack_settings(WEBSERVER_FUNCTIONS_IN_VPC=functions_in_vpc),
     )
 
 

@@ -18,6 +18,7 @@ from mwaa_migrate.environment.requirements_file import requirements_rewrite
 from mwaa_migrate.environment.target_files import copy_target_files
 from mwaa_migrate.models import MigrationPlan, MigrationRequest, TargetFile
 from mwaa_migrate.run.plan import plan_migration
+from tests.unit.test_plan import stack_settings
 
 SOURCE = {
     "Name": "analytics",
@@ -39,7 +40,6 @@ MWAA_TRUST = json.dumps(
         ]
     }
 )
-KEY_ARN = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
 
 
 @pytest.fixture
@@ -78,10 +78,7 @@ def _plan(aws: dict[str, Any]) -> MigrationPlan:
         mwaa=aws["mwaa"],
         iam=boto3.client("iam"),
         s3=aws["s3"],
-        default_bucket="migrations",
-        policy_name_prefix="mwaa-migrate",
-        kms_key_arn=KEY_ARN,
-        execution_role_pattern="role/*",
+        stack=stack_settings(EXECUTION_ROLE_ARN_PATTERN="role/*"),
     )
 
 

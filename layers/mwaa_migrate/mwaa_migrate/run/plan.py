@@ -54,6 +54,7 @@ from mwaa_migrate.models import (
 from mwaa_migrate.redaction import shown_options
 from mwaa_migrate.run.grants import migration_policies
 from mwaa_migrate.run.migration_names import migration_id, migration_prefix
+from mwaa_migrate.settings import Settings
 
 if TYPE_CHECKING:
     from mypy_boto3_iam import IAMClient
@@ -478,18 +479,13 @@ def _export_key(request: MigrationRequest, *, kms_key_arn: str, sealing_key_arn:
 
 
 def plan_migration(
-    request: MigrationRequest,
-    *,
-    mwaa: MWAAClient,
-    iam: IAMClient,
-    s3: S3Client,
-    default_bucket: str,
-    policy_name_prefix: str,
-    kms_key_arn: str,
-    execution_role_pattern: str,
-    functions_in_vpc: bool | None = None,
-    sealing_key_arn: str | None = None,
+    request: MigrationRequest, *, mwaa: MWAAClient, iam: IAMClient, s3: S3Client, stack: Settings
 ) -> MigrationPlan:
+    """The plan of `request` on this stack (its bucket, keys, policy names, the roles it may grant
+    to, where its functions run), refused with the field and the rule before anything changes."""
+    default_bucket, kms_key_arn = stack.migration_bucket, stack.migration_key_arn
+    policy_name_prefix, execution_role_pattern = stack.policy_name_prefix, stack.execution_role_arn_pattern
+    functions_in_vpc, sealing_key_arn = stack.webserver_functions_in_vpc, stack.sealing_key_arn
     source_name = request.source_name
     target_name = request.target_environment_name
     self_managed = request.source
