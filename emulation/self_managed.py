@@ -157,11 +157,12 @@ def seed_self_managed(
         metadata=copy.deepcopy(metadata),
     )
     password = secrets.token_urlsafe(18)
+    webserver = SelfManagedWebserver(emulator, name, username=USERNAME, password=password)
+    webserver_url = webserver.api_url
     secret = secretsmanager.create_secret(
         Name=f"{AIRFLOW_SECRET_PREFIX}{name}",
-        SecretString=json.dumps({"username": USERNAME, "password": password}),
+        SecretString=json.dumps({"restApiUrl": webserver_url, "username": USERNAME, "password": password}),
     )
-    webserver = SelfManagedWebserver(emulator, name, username=USERNAME, password=password)
     settings = execution_input.get("targetSettings") or {}
     create_service_role(iam, str(settings["ExecutionRoleArn"]), MWAA_SERVICES)
     target_bucket = str(settings["SourceBucketArn"]).split(":::", 1)[-1]

@@ -184,10 +184,9 @@ def airflow(request: pytest.FixtureRequest, world: dict[str, Any]) -> Iterator[W
         yield open_transport(route, world["mwaa"], scheme="http")
         return
     secrets = boto3.client("secretsmanager")
-    secret = secrets.create_secret(
-        Name="mwaa-migrate/analytics", SecretString=json.dumps({"username": USERNAME, "password": PASSWORD})
-    )
     with SelfManagedWebserver(world["emulator"], "analytics", username=USERNAME, password=PASSWORD) as server:
+        value = {"restApiUrl": server.api_url, "username": USERNAME, "password": PASSWORD}
+        secret = secrets.create_secret(Name="mwaa-migrate/analytics", SecretString=json.dumps(value))
         access = AirflowApi(rest_api_url=server.api_url, credentials_secret_arn=secret["ARN"])
         route = deployment(
             EXPORT_DAG, "analytics", "airflow-analytics", "dags/", "airflow_api", airflow_api=access
@@ -455,3 +454,25 @@ def test_the_credentials_are_read_from_secrets_manager():
         with pytest.raises(InvalidMigrationRequest, match="is not a JSON object") as refused:
             read_credentials(secrets, bad)
         assert "not json" not in str(refused.value)
+
+
+def test_a_route_that_points_the_credentials_at_another_url_is_refused_before_any_request(
+    world: dict[str, Any], webserver: SelfManagedWebserver
+) -> None:
+    secrets = boto3.client("secretsmanager")
+    value = {"restApiUrl": webserver.api_url, "username": USERNAME, "password": PASSWORD}
+    secret = secrets.create_secret(Name="mwaa-migrate/analytics", SecretString=json.dumps(value))
+    elsewhere = AirflowApi(
+        rest_api_url="https://attacker.example/api/v1", credentials_secret_arn=secret["ARN"]
+    )
+    route = deployment(
+        EXPORT_DAG, "analytics", "airflow-analytics", "dags/", "airflow_api", airflow_api=elsewhere
+    )
+
+    with pytest.raises(
+        InvalidMigrationRequest, match="is not for https://attacker.example/api/v1"
+    ) as refused:
+        open_transport(route, world["mwaa"], secretsmanager=lambda: secrets)
+
+    assert PASSWORD not in str(refused.value)
+    assert webserver.requests == []

@@ -118,10 +118,10 @@ class ReachedAccess(Model):
         "machine's loopback, for the local emulation), no user, password or query in it.",
     )
     credentials_secret_arn: SecretArn = Field(
-        description="The Secrets Manager secret holding the REST API's credentials, "
-        '{"username", "password"} or {"token"} (never the credentials themselves: the request is kept '
-        f"in the execution's history); its name starts with {AIRFLOW_SECRET_PREFIX}, the only "
-        "secrets the stack's functions may read.",
+        description="The Secrets Manager secret holding the REST API's credentials and the URL they "
+        'are for, {"restApiUrl", "username", "password"} or {"restApiUrl", "token"} (never the '
+        "credentials themselves: the request is kept in the execution's history); its name starts "
+        f"with {AIRFLOW_SECRET_PREFIX}, the only secrets the stack's functions may read.",
     )
 
     @field_validator("credentials_secret_arn")

@@ -591,6 +591,13 @@ def open_transport(
             )
         access = route.airflow_api
         credentials = read_credentials(secretsmanager(), access.credentials_secret_arn)
+        # The secret names the REST API its credentials are for: an event that points them (and a
+        # self-managed export's presigned forms) at another URL is refused before any request.
+        if credentials.get("restApiUrl") != access.rest_api_url:
+            raise InvalidMigrationRequest(
+                f"{environment_name}: the secret {access.credentials_secret_arn} is not for "
+                f"{access.rest_api_url} (its restApiUrl must name the REST API its credentials open)"
+            )
         return AirflowApiTransport(access.rest_api_url, credentials, environment_name=environment_name)
     if route.transport == "rest_api":
         return RestApiTransport(mwaa, environment_name)
