@@ -294,10 +294,11 @@ def command_init(args: argparse.Namespace) -> int:
         print(textwrap.fill(note, width=columns - 1, initial_indent=lead, subsequent_indent=" " * len(lead)))
     if args.self_managed:
         print(
-            "\nA self-managed Apache Airflow source: replace the placeholders (the source's files in S3, the "
-            "target's role, bucket and network). Only its plan (dryRun) runs today: the export on your "
-            f"Airflow is not built yet. `{PROGRAM} template --input {shlex.quote(str(path))}` writes the "
-            "target as CloudFormation."
+            "\nA self-managed Apache Airflow source: replace the placeholders (the source's files in S3, its "
+            "REST API and credentials secret, the target's role, bucket and network). Access mode reached "
+            "runs the whole migration once dryRun is false; hands_on plans only (the export on your "
+            f"Airflow by hand is not built yet). `{PROGRAM} template --input {shlex.quote(str(path))}` "
+            "writes the target as CloudFormation."
         )
     print("\nIts JSON Schema: docs/migration-request.schema.json.")
     print(f"Next: {PROGRAM} plan --input {shlex.quote(str(path))}")

@@ -51,11 +51,16 @@ def _version_path(plan: Mapping[str, Any]) -> list[str]:
     else:
         steps.append(f"create {target['name']} on Airflow {target['createVersion']} (CreateEnvironment)")
     self_managed = source.get("kind") == "self_managed"
+    source_route = (plan.get("exportDag") or {}).get("transport")
     steps.append(
         f"export the metadata of {source['name']} (Airflow {source['airflowVersion']}) and import it into "
         f"{target['name']}"
         + (
-            " (a self-managed source: not built yet, so this plan is as far as it goes)"
+            (
+                " through its REST API (a self-managed source: no AWS credentials on it)"
+                if source_route == "airflow_api"
+                else " (a self-managed source run by hand: not built yet, so this plan is as far as it goes)"
+            )
             if self_managed
             else ""
         )

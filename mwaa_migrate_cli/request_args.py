@@ -123,9 +123,15 @@ def _self_managed_placeholders(source: str, target: str) -> dict[str, Any]:
             "airflowVersion": PLACEHOLDER_SELF_MANAGED_VERSION,
             "dagsUri": f"s3://{bucket}/{source}/dags/",
             "requirementsUri": f"s3://{bucket}/{source}/requirements.txt",
-            "access": {"mode": "hands_on"},
+            "access": {
+                "mode": "reached",
+                "restApiUrl": "https://airflow.example.com/api/v1",
+                "credentialsSecretArn": (
+                    f"arn:aws:secretsmanager:us-east-1:{PLACEHOLDER_ACCOUNT}:secret:mwaa-migrate/{source}-AbCdEf"
+                ),
+            },
         },
-        # The only run a self-managed source may have today: the export on it is not built yet.
+        # The plan first: set false to run the migration.
         "dryRun": True,
         # No CloudWatch log groups to copy from.
         "logGroups": [],

@@ -15,6 +15,7 @@ from mwaa_migrate_cli import main
 from mwaa_migrate_cli.cloudformation import RESOURCE_TYPE
 from tests.cli.conftest import Emulation
 
+ACCOUNT = "123456789012"
 SELF_MANAGED_EVENT = REPO_ROOT / "events" / "plan_migration_self_managed.json"
 
 
@@ -42,7 +43,8 @@ def test_init_self_managed_writes_a_valid_dry_run_request_and_explains_the_sourc
     out = capsys.readouterr().out
     for field in ("source.dagsUri", "source.airflowVersion", "source.access.restApiUrl", "targetSettings"):
         assert f"  {field} " in out, field
-    assert "the export on your Airflow is not built yet" in out
+    assert "Access mode reached runs the whole migration once dryRun is false" in out
+    assert request.source.access.mode == "reached"
     assert f"template --input {path}" in out
 
 
@@ -83,8 +85,27 @@ def test_plan_of_a_self_managed_request_is_its_dry_run(emulation: Emulation, tmp
     assert result.out.startswith(
         "Plan: onprem-airflow (Airflow 2.8.4) -> onprem-airflow-2-10 (Airflow 2.10.3)\n"
     )
-    assert "a self-managed source: not built yet" in result.out
+    assert "a self-managed source run by hand: not built yet" in result.out
     assert "no task logs to copy: onprem-airflow is self-managed" in result.out
+
+
+def test_plan_of_a_reached_source_says_the_export_runs_through_its_rest_api(
+    emulation: Emulation, tmp_path: Path
+):
+    source = json.loads(SELF_MANAGED_EVENT.read_text())["request"]["source"]
+    access = {
+        "mode": "reached",
+        "restApiUrl": "https://airflow.example.com/api/v1",
+        "credentialsSecretArn": f"arn:aws:secretsmanager:us-east-1:{ACCOUNT}:secret:mwaa-migrate/onprem-AbCdEf",
+    }
+
+    result = emulation.run(
+        "plan", "--local", "--input", str(_request(tmp_path, source={**source, "access": access}))
+    )
+
+    assert result.code == 0, result.err
+    assert "through its REST API (a self-managed source: no AWS credentials on it)" in result.out
+    assert "not built yet" not in result.out
 
 
 def test_a_self_managed_run_that_is_not_a_dry_run_is_refused_before_anything_starts(

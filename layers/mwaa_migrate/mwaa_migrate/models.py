@@ -237,8 +237,9 @@ class MigrationRequest(Model):
     source: SelfManagedSource | None = Field(
         default=None,
         description="A self-managed Apache Airflow to migrate instead of an MWAA environment: its version, "
-        "files and access. Only dryRun plans it today (the export on it is not built yet); targetSettings "
-        "must then carry the target's ExecutionRoleArn, SourceBucketArn and NetworkConfiguration.",
+        "files and access (reached: through its REST API, the whole migration; hands_on: plan only "
+        "today); targetSettings must then carry the target's ExecutionRoleArn, SourceBucketArn and "
+        "NetworkConfiguration.",
     )
     target_environment_name: EnvironmentName = Field(
         description="The new environment: a name that is free, or the target of an earlier run of this "
