@@ -15,7 +15,7 @@ from mwaa_migrate_cli import main
 from mwaa_migrate_cli.cloudformation import RESOURCE_TYPE
 from tests.cli.conftest import Emulation
 
-ACCOUNT = "123456789012"
+SECRET_ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:mwaa-migrate/onprem-AbCdEf"
 SELF_MANAGED_EVENT = REPO_ROOT / "events" / "plan_migration_self_managed.json"
 
 
@@ -96,7 +96,7 @@ def test_plan_of_a_reached_source_says_the_export_runs_through_its_rest_api(
     access = {
         "mode": "reached",
         "restApiUrl": "https://airflow.example.com/api/v1",
-        "credentialsSecretArn": f"arn:aws:secretsmanager:us-east-1:{ACCOUNT}:secret:mwaa-migrate/onprem-AbCdEf",
+        "credentialsSecretArn": SECRET_ARN,
     }
 
     result = emulation.run(
