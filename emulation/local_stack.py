@@ -40,6 +40,12 @@ from moto.stepfunctions.parser.models import StepFunctionsParserBackend
 from emulation.accounts import ACCOUNT_ID, MWAA_SERVICES, create_service_role
 from emulation.dag_runtime import MigrationDagRuntime
 from emulation.distributed_map import emulate_distributed_map
+from emulation.hands_on import (
+    HandsOnOperator,
+    lambda_targets_delivered,
+    put_manifest_landed_rule,
+    with_operator,
+)
 from emulation.lambdas import (
     REPO_ROOT,
     InProcessLambdas,
@@ -52,12 +58,23 @@ from emulation.lambdas import (
     run_lambdas_in_process,
 )
 from emulation.logs_limits import enforce_logs_limits
-from emulation.moto_fixes import execution_history_serialized_once, task_timeouts_always_evaluated
+from emulation.moto_fixes import (
+    execution_history_serialized_once,
+    task_failure_cause_kept,
+    task_timeouts_always_evaluated,
+)
 from emulation.moto_kms import rsa_decryption
 from emulation.mwaa import DagRunResult, DagRuntime, EmulatedEnvironment, MwaaEmulator
 from emulation.scenario import Scenario, TaskLogStream, UnknownScenario
 from emulation.scenario import find as find_scenario
-from emulation.self_managed import NO_AWS_CREDENTIALS, SelfManagedWebserver, seed_self_managed
+from emulation.self_managed import (
+    NO_AWS_CREDENTIALS,
+    SelfManagedWebserver,
+    ServedSelfManaged,
+    seed_self_managed,
+    seed_served_self_managed,
+)
+from emulation.self_managed import USERNAME as SELF_MANAGED_USERNAME
 from mwaa_migrate import clients, settings
 from mwaa_migrate.execution import approval_wait, execution_history, new_execution_name
 from mwaa_migrate.models import source_name_of
@@ -126,11 +143,15 @@ class LocalStack:
         timing: Timing | None = None,
         instant_retries: bool = True,
         real_airflow: Callable[[LocalStack], DagRuntime] | None = None,
+        served_self_managed: ServedSelfManaged | None = None,
     ) -> None:
         """`real_airflow` makes the emulator's CLI endpoint run DAGs in real Airflow: it is called
-        once AWS is emulated and returns the DagRuntime to use (emulation.real_airflow)."""
+        once AWS is emulated and returns the DagRuntime to use (emulation.real_airflow).
+        `served_self_managed`: a self-managed source's Airflow served outside the emulation (its own
+        web server), which the stack then only seeds the secret, role and bucket for."""
         self.scenario = scenario
         self.real_airflow = real_airflow
+        self.served_self_managed = served_self_managed
         self.timing = timing or Timing()
         self.instant_retries = instant_retries
         self.region = scenario.region
@@ -194,6 +215,7 @@ class LocalStack:
         self._exit.enter_context(_parse_once())
         self._exit.enter_context(task_timeouts_always_evaluated())
         self._exit.enter_context(execution_history_serialized_once())
+        self._exit.enter_context(task_failure_cause_kept())
         if self.instant_retries:
             self._exit.enter_context(instant_state_retries(self.retry_sleeps))
 
@@ -228,6 +250,8 @@ class LocalStack:
         self._seed()
         self.lambdas = InProcessLambdas({})
         self._exit.enter_context(run_lambdas_in_process(self.lambdas))
+        # EventBridge's rules invoke their Lambda targets (S3's events for a hands-on export).
+        self.event_deliveries = self._exit.enter_context(lambda_targets_delivered(self.lambdas))
         self.state_machine_arn = self._deploy()
 
     def _seed(self) -> None:
@@ -291,6 +315,30 @@ class LocalStack:
         )
         self.sealing_key_arn = key["KeyMetadata"]["Arn"]
         self._exit.enter_context(_environment({"SEALING_KEY_ARN": self.sealing_key_arn}))
+        served = self.served_self_managed
+        if served is not None:
+            # Its Airflow reaches S3 at the moto server: the functions' S3 client names that endpoint
+            # too, so the presigned URLs they sign for its export do; moto's mock in this process
+            # still answers their own calls (MOTO_S3_CUSTOM_ENDPOINTS), sharing the server's state.
+            self._exit.enter_context(
+                _environment(
+                    {
+                        "AWS_ENDPOINT_URL_S3": served.s3_endpoint,
+                        "MOTO_S3_CUSTOM_ENDPOINTS": served.s3_endpoint,
+                    }
+                )
+            )
+            reached = seed_served_self_managed(
+                served,
+                source=self.scenario.source,
+                execution_input=self.scenario.input,
+                s3=self.s3,
+                iam=self.iam,
+                secretsmanager=boto3.client("secretsmanager", region_name=self.region),
+            )
+            self.self_managed_password = served.password
+            self.scenario = self.scenario.model_copy(update={"input": reached.execution_input})
+            return
         seeded = seed_self_managed(
             self.mwaa_emulator,
             source=self.scenario.source,
@@ -321,9 +369,59 @@ class LocalStack:
                 Timeout=900,
             )["FunctionArn"]
             self.lambdas.handlers[name] = as_function(name, load_handler(folder).lambda_handler)
+        if self.hands_on_operator_phases is not None:
+            self._hands_on(arns)
         return self.sfn.create_state_machine(
             name=STATE_MACHINE_NAME, definition=definition(arns, self.timing), roleArn=role_arn
         )["stateMachineArn"]
+
+    @property
+    def hands_on_operator_phases(self) -> frozenset[str] | None:
+        """The phases the operator of a source run by hand carries out; None for any other source."""
+        access = (self.scenario.input.get("source") or {}).get("access") or {}
+        return frozenset(self.scenario.hands_on_phases) if access.get("mode") == "hands_on" else None
+
+    def _hands_on(self, arns: dict[str, str]) -> None:
+        """A source run by hand: the stack's rule for the export's manifest, and its operator, who
+        follows the steps each time HandOverExport hands an export over."""
+        put_manifest_landed_rule(
+            boto3.client("events", region_name=self.region),
+            self.s3,
+            bucket=self.scenario.migration_bucket,
+            function_arn=arns["ExportLandedFunction"],
+        )
+        phases = self.hands_on_operator_phases
+        webserver, served = self.self_managed_webserver, self.served_self_managed
+        if phases is None:
+            raise RuntimeError("the scenario's source is not run by hand")
+        # The operator looks for the DAG and at their run (the emulated Airflow answers at once).
+        pacing: dict[str, Any] = {}
+        if served is not None:
+            # A real Airflow's own web server and user: its scheduler parses the copied files and
+            # runs the export, so the operator looks as often and as long as the DAG-run loop does.
+            api_url, username, password = served.rest_api_url, served.username, served.password
+            pacing = {
+                "poll_seconds": max(1, self.timing.dag_poll_seconds),
+                "polls": max(1, self.timing.dag_max_polls),
+            }
+        elif webserver is not None and self.self_managed_password is not None:
+            api_url, username, password = webserver.api_url, SELF_MANAGED_USERNAME, self.self_managed_password
+        else:
+            raise RuntimeError("a source run by hand is seeded before the stack is deployed")
+        source = self.scenario.source
+        self.hands_on_operator = HandsOnOperator(
+            self.s3,
+            api_url=api_url,
+            username=username,
+            password=password,
+            dags_bucket=str(source["SourceBucketArn"]).split(":::", 1)[-1],
+            dag_folder=str(source.get("DagS3Path", "dags")).strip("/"),
+            phases=phases,
+            **pacing,
+        )
+        self.lambdas.handlers["HandOverExportFunction"] = with_operator(
+            self.lambdas.handlers["HandOverExportFunction"], self.hands_on_operator
+        )
 
     # -- run ----------------------------------------------------------------------------------
     def start(self, name: str | None = None, execution_input: dict[str, Any] | None = None) -> str:

@@ -13,6 +13,9 @@ waiting for an approval, the pipeline's own report) reads the same events again 
 reads cost more the longer the run, about a tenth of a migration's time. Here each event is
 serialized once, when first read (events are only ever appended), and each read joins the texts:
 the same body moto would answer, of the same shape, that botocore parses and validates as before.
+
+SendTaskFailure: moto passes the error to the waiting task and drops the cause. Here the cause goes
+with it, as AWS records it in the task's failure.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 from unittest import mock
 
-from moto.core.responses import ActionResult
+from moto.core.responses import ActionResult, EmptyResult
 from moto.stepfunctions.parser.asl.component.common.timeouts.heartbeat import Heartbeat
 from moto.stepfunctions.parser.asl.component.common.timeouts.timeout import Timeout, TimeoutSeconds
 from moto.stepfunctions.parser.asl.eval.event.event_manager import EventManager
@@ -84,4 +87,21 @@ def _get_execution_history(self: StepFunctionResponse) -> Any:
 @contextlib.contextmanager
 def execution_history_serialized_once() -> Iterator[None]:
     with mock.patch.object(StepFunctionResponse, "get_execution_history", _get_execution_history):
+        yield
+
+
+def _send_task_failure(self: StepFunctionResponse) -> Any:
+    """SendTaskFailure with its cause: moto's passes the error on and drops the cause, so a wait
+    failed by a callback (ExportLanded's answer to an export that is not sound) lost its reason."""
+    # The executing backend (moto's StepFunctionsParserBackend) takes the cause; the base one's
+    # signature, which mypy reads, does not name it.
+    self.stepfunction_backend.send_task_failure(  # type: ignore[call-arg]
+        self._get_param("taskToken"), error=self._get_param("error"), cause=self._get_param("cause")
+    )
+    return EmptyResult()
+
+
+@contextlib.contextmanager
+def task_failure_cause_kept() -> Iterator[None]:
+    with mock.patch.object(StepFunctionResponse, "send_task_failure", _send_task_failure):
         yield

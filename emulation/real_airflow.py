@@ -1,7 +1,8 @@
 """Real Apache Airflow on this machine: installations (one virtualenv per version, made by
 `scripts/airflow_venvs.sh`), environments (an installation + AIRFLOW_HOME + a PostgreSQL database +
-a Fernet key + a DAG folder), and a DagRuntime that lets the MWAA emulator run the project's DAGs
-in them for real.
+a Fernet key + a DAG folder), a DagRuntime that lets the MWAA emulator run the project's DAGs
+in them for real, and an environment served as a self-managed deployment serves it (its own web
+server and scheduler: ServedAirflow; its DAG folder kept in step with an S3 folder: S3DagFolderSync).
 
 Everything runs as subprocesses of the installation's own Python, with Airflow's own CLI
 (`airflow db migrate`, `dags reserialize`, `dags test`, `variables set`, ...). Nothing here imports
@@ -10,13 +11,20 @@ Airflow into this process.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import re
+import secrets
 import shutil
 import signal
+import socket
 import subprocess
+import threading
 import time
+import urllib.request
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,6 +33,8 @@ from emulation.lambdas import REPO_ROOT, as_the_service
 from emulation.mwaa import DagRunResult, EmulatedEnvironment
 
 if TYPE_CHECKING:
+    from types import TracebackType
+
     from mypy_boto3_s3 import S3Client
 
 TIER_HOME = Path(os.environ.get("AIRFLOW_TIER_HOME", REPO_ROOT / ".airflow"))
@@ -368,3 +378,320 @@ def _failed_tasks(output: str) -> list[str]:
         if "Marking task as FAILED" in line and "task_id=" in line:
             found.append(line.split("task_id=", 1)[1].split(",", 1)[0].strip())
     return found
+
+
+# --------------------------------------------------------------------------------------------------
+# An environment served as a self-managed deployment serves it
+
+# What a served environment's processes add to its configuration: the stable REST API behind basic
+# auth (Airflow 2's default backend, session, takes only the UI's cookie); one gunicorn worker, never
+# refreshed (the default restarts a worker every 30 s, which a call may meet starting up); the DAG
+# folder listed every 2 s (the default, 5 minutes, would leave a file synced into it unseen that
+# long), each file parsed again at most every 5 s, by one process (two cores are shared).
+SERVED_CONFIG = {
+    "AIRFLOW__API__AUTH_BACKENDS": "airflow.api.auth.backend.basic_auth",
+    "AIRFLOW__WEBSERVER__WORKERS": "1",
+    "AIRFLOW__WEBSERVER__WORKER_REFRESH_BATCH_SIZE": "0",
+    "AIRFLOW__WEBSERVER__EXPOSE_CONFIG": "False",
+    "AIRFLOW__SCHEDULER__DAG_DIR_LIST_INTERVAL": "2",
+    "AIRFLOW__SCHEDULER__MIN_FILE_PROCESS_INTERVAL": "5",
+    "AIRFLOW__SCHEDULER__PARSING_PROCESSES": "1",
+}
+# gunicorn's access log: the basic auth user (gunicorn reads it from the Authorization header, never
+# the password), the request line, the status.
+ACCESS_LOG_FORMAT = '%(u)s "%(r)s" %(s)s'
+_ACCESS_LINE = re.compile(r'^(?P<user>\S+) "(?P<method>[A-Z]+) (?P<target>\S+)[^"]*" (?P<status>\d{3})$')
+_STARTUP_SECONDS = 240
+_STOP_SECONDS = 30
+# Tries at an ephemeral port: another process may take the one picked before gunicorn binds it.
+_PORT_TRIES = 3
+
+
+@dataclass(frozen=True)
+class ApiCall:
+    """One request the web server answered, from its access log."""
+
+    user: str
+    method: str
+    target: str  # the path and the query
+    status: int
+
+    @property
+    def path(self) -> str:
+        return self.target.split("?", 1)[0]
+
+
+class ServedAirflow:
+    """An environment run as a self-managed deployment runs it: its own `airflow webserver` (the UI
+    and the stable REST API, basic auth, a user made with `airflow users create`) on 127.0.0.1 and an
+    ephemeral port (runs side by side never share one), and its own `airflow scheduler` (the
+    environment's LocalExecutor on its PostgreSQL database), which runs every triggered DAG run.
+
+    A context manager: entering starts both and waits until the web server answers and reports the
+    scheduler healthy; leaving (or a failed start) stops each process's whole session, SIGTERM then
+    SIGKILL (the scheduler's task runners move to process groups of their own, never to another
+    session). The web server's gunicorn access log is `access_log` (api_calls() reads it)."""
+
+    def __init__(
+        self,
+        environment: AirflowEnvironment,
+        *,
+        username: str,
+        password: str,
+        role: str = "User",
+        config: Mapping[str, str] | None = None,
+        startup_seconds: float = _STARTUP_SECONDS,
+    ) -> None:
+        self.environment = environment
+        self.username = username
+        self._password = password
+        self.role = role
+        self.config = {
+            **SERVED_CONFIG,
+            "AIRFLOW__WEBSERVER__SECRET_KEY": secrets.token_hex(24),
+            **(config or {}),
+        }
+        self.startup_seconds = startup_seconds
+        self.port: int | None = None
+        self.access_log = environment.home / "webserver-access.log"
+        self._processes: dict[str, subprocess.Popen[bytes]] = {}
+
+    def __repr__(self) -> str:
+        return f"ServedAirflow({self.environment.home!s}, port={self.port})"
+
+    @property
+    def base_url(self) -> str:
+        if self.port is None:
+            raise RuntimeError("the web server is not running")
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def api_url(self) -> str:
+        return f"{self.base_url}/api/v1"
+
+    def env(self) -> dict[str, str]:
+        return self.environment.env() | self.config
+
+    def __enter__(self) -> ServedAirflow:
+        try:
+            self._add_user()
+            # The task logs are files the web server reads itself: no log server, so no fixed port
+            # (8793) that another environment's scheduler may hold.
+            self._processes["scheduler"] = self._spawn("scheduler", ["scheduler", "--skip-serve-logs"])
+            self._start_webserver()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    def api_calls(self) -> list[ApiCall]:
+        """The calls to the REST API (/api/...) the web server answered, in order."""
+        if not self.access_log.exists():
+            return []
+        calls = []
+        for line in self.access_log.read_text(errors="replace").splitlines():
+            match = _ACCESS_LINE.match(line.strip())
+            if match and match["target"].startswith("/api/"):
+                calls.append(ApiCall(match["user"], match["method"], match["target"], int(match["status"])))
+        return calls
+
+    def stop(self) -> None:
+        """Stop the web server, then the scheduler: every process of each one's session."""
+        for name in ("webserver", "scheduler"):
+            process = self._processes.pop(name, None)
+            if process is not None:
+                _stop_session(process)
+
+    # ---- starting
+
+    def _add_user(self) -> None:
+        """The web server's user, as an operator adds one: Airflow's default roles first (`airflow
+        sync-perm`; `db migrate` makes only Admin and Public), then `airflow users create`."""
+        self.environment.cli("sync-perm")
+        argv = [
+            *("users", "create", "--username", self.username, "--password", self._password),
+            *("--role", self.role, "--firstname", "mwaa", "--lastname", "migrate"),
+            *("--email", f"{self.username}@example.com"),
+        ]
+        result = self.environment.cli(*argv, check=False)
+        if result.returncode != 0:  # its argv holds the password: only its output is told
+            raise RuntimeError(f"`airflow users create` exited {result.returncode}: {result.stderr[-2000:]}")
+
+    def _spawn(self, name: str, args: list[str]) -> subprocess.Popen[bytes]:
+        with (self.environment.home / f"{name}.out").open("ab") as output:
+            return subprocess.Popen(  # noqa: S603  (argv built here, no shell)
+                [str(self.environment.installation.airflow), *args],
+                env=self.env(),
+                cwd=self.environment.home,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+    def _start_webserver(self) -> None:
+        for attempt in range(1, _PORT_TRIES + 1):
+            self.port = _free_port()
+            self._processes["webserver"] = self._spawn(
+                "webserver",
+                [
+                    "webserver",
+                    "--hostname",
+                    "127.0.0.1",
+                    "--port",
+                    str(self.port),
+                    "--access-logfile",
+                    str(self.access_log),
+                    "--access-logformat",
+                    ACCESS_LOG_FORMAT,
+                ],
+            )
+            if self._wait_until_healthy():
+                return
+            _stop_session(self._processes.pop("webserver"))
+            if attempt == _PORT_TRIES:
+                output = self.environment.home / "webserver.out"
+                raise RuntimeError(f"the web server on port {self.port} exited; see {output}")
+
+    def _wait_until_healthy(self) -> bool:
+        """True once /health says the database and the scheduler are healthy; False if the web server
+        exited first (its port taken: the caller tries another)."""
+        deadline = time.monotonic() + self.startup_seconds
+        while time.monotonic() < deadline:
+            if self._processes["webserver"].poll() is not None:
+                return False
+            if self._processes["scheduler"].poll() is not None:
+                raise RuntimeError(
+                    f"the scheduler exited {self._processes['scheduler'].returncode}; see "
+                    f"{self.environment.home / 'scheduler.out'}"
+                )
+            try:
+                with urllib.request.urlopen(f"{self.base_url}/health", timeout=5) as answer:  # noqa: S310
+                    health = json.loads(answer.read())
+            except (OSError, ValueError):
+                health = {}
+            if all(health.get(part, {}).get("status") == "healthy" for part in ("metadatabase", "scheduler")):
+                return True
+            time.sleep(1)
+        raise TimeoutError(
+            f"{self!r} was not healthy after {self.startup_seconds} s; see {self.environment.home}/*.out"
+        )
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def _session_members(session: int) -> list[int]:
+    """The live processes of a session (Linux's /proc; zombies left out): a process started with
+    start_new_session leads one, and its children stay in it whatever process group they move to."""
+    members = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            # pid (comm) state ppid pgrp session ...: comm may hold spaces and parentheses.
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if int(fields[3]) == session and fields[0] != "Z":
+                members.append(int(stat.parent.name))
+    return members
+
+
+def _signal_session(session: int, sent: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(session, sent)
+    for pid in _session_members(session):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, sent)
+
+
+def _stop_session(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM to the process's session (its group and every group its children made), then, after
+    _STOP_SECONDS, SIGKILL to whatever is left."""
+    _signal_session(process.pid, signal.SIGTERM)
+    deadline = time.monotonic() + _STOP_SECONDS
+    while time.monotonic() < deadline and (process.poll() is None or _session_members(process.pid)):
+        time.sleep(0.2)
+    if process.poll() is None or _session_members(process.pid):
+        _signal_session(process.pid, signal.SIGKILL)
+    process.wait()
+
+
+class S3DagFolderSync:
+    """Keeps an environment's DAG folder in step with an S3 folder, as a self-managed deployment's
+    `aws s3 sync --delete s3://BUCKET/FOLDER DAGS_FOLDER` on a timer (or a git-sync sidecar) does:
+    every `interval` seconds, objects new or changed in S3 are written into the folder (each one
+    whole, then renamed into place, so the scheduler never parses half a file) and files whose object
+    is gone are removed (Python's own __pycache__ is left alone). `s3` is the deployment's S3 client
+    (its own credentials to read the DAG bucket, which the Airflow processes never hold).
+
+    A context manager running the loop on its own thread; a sync that fails stops the loop and is
+    raised when the context ends."""
+
+    def __init__(
+        self, s3: S3Client, *, bucket: str, folder: str, dags_folder: Path, interval: float = 1.0
+    ) -> None:
+        self.s3 = s3
+        self.bucket = bucket
+        self.prefix = folder.strip("/") + "/"
+        self.dags_folder = dags_folder
+        self.interval = interval
+        self.synced: list[tuple[str, str]] = []  # ("put" | "delete", name), in order
+        self._etags: dict[str, str] = {}
+        self._stopping = threading.Event()
+        self._failure: BaseException | None = None
+        self._thread: threading.Thread | None = None
+
+    def __enter__(self) -> S3DagFolderSync:
+        self.sync_once()
+        self._thread = threading.Thread(target=self._loop, name="s3-dag-folder-sync", daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        self._stopping.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+        if self._failure is not None and error is None:
+            raise RuntimeError(f"syncing s3://{self.bucket}/{self.prefix} failed") from self._failure
+
+    def _loop(self) -> None:
+        while not self._stopping.wait(self.interval):
+            try:
+                self.sync_once()
+            except Exception as failure:  # kept, and raised by __exit__
+                self._failure = failure
+                return
+
+    def sync_once(self) -> None:
+        listed: dict[str, str] = {}
+        for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=self.prefix):
+            for item in page.get("Contents", []):
+                name = item["Key"][len(self.prefix) :]
+                if name and not name.endswith("/"):
+                    listed[name] = item["ETag"]
+        for name, etag in listed.items():
+            path = self.dags_folder / name
+            if self._etags.get(name) == etag and path.exists():
+                continue
+            body = self.s3.get_object(Bucket=self.bucket, Key=self.prefix + name)["Body"].read()
+            if not path.exists() or path.read_bytes() != body:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                partial = path.with_name(f".{path.name}.partial")
+                partial.write_bytes(body)
+                partial.replace(path)
+                self.synced.append(("put", name))
+            self._etags[name] = etag
+        for path in sorted(self.dags_folder.rglob("*")):
+            name = path.relative_to(self.dags_folder).as_posix()
+            if path.is_file() and "__pycache__" not in path.parts and name not in listed:
+                path.unlink()
+                self._etags.pop(name, None)
+                self.synced.append(("delete", name))

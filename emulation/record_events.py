@@ -19,6 +19,8 @@ EVENT_SCENARIOS = {
     "upgrade_environment": "airflow3",
     "record_failure": "create_failed",
     "await_approval": "approve",
+    "hand_over_export": "self_managed_hands_on",
+    "export_landed": "self_managed_hands_on",
 }
 
 

@@ -68,6 +68,9 @@ class Scenario(_Model):
     dag_failures: dict[str, str] = Field(default_factory=dict)
     # cutover "approve": how the operator answers the wait (make demo answers for them).
     approval: Literal["approve", "reject"] | None = None
+    # A self-managed source run by hand (access mode hands_on): the export phases its operator runs
+    # when handed over (make demo runs both; one left out waits until its deadline).
+    hands_on_phases: list[Literal["bulk", "cutover"]] = Field(default_factory=lambda: [*HANDS_ON_PHASES])
     expect: Expectation = Field(default_factory=Expectation)
     # Start the same input again once the first run has ended, expecting this (e.g. a re-run that
     # replaces a target that ended CREATE_FAILED).
@@ -80,6 +83,9 @@ class Scenario(_Model):
         scenarios/ (`default`) or a path, relative to the extending file's folder
         (`../scenarios/default.json`, `base.json`); a base may extend another in turn."""
         return cls.model_validate(_read(path, seen=()))
+
+
+HANDS_ON_PHASES: tuple[Literal["bulk", "cutover"], ...] = ("bulk", "cutover")
 
 
 class UnknownScenario(ValueError):

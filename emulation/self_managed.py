@@ -5,6 +5,10 @@ The Airflow behind it is one of the emulator's environments (its metadata, its D
 its DAG runtime): the same REST API semantics InvokeRestApi reaches (emulation/mwaa/rest_api.py),
 without MWAA's own limits (no 64-character path, no 10 s or 6 MB cap) and without IAM: the
 credentials are Airflow's. Wrong or missing credentials answer 401 with Airflow's problem body.
+
+A self-managed Airflow may also be served outside the emulation (ServedSelfManaged: the real tier's
+real Airflow behind its own web server, emulation.real_airflow.ServedAirflow): the emulation then
+only seeds what its migration finds in AWS (seed_served_self_managed).
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import copy
 import json
 import secrets
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -174,3 +178,57 @@ def seed_self_managed(
         access.setdefault("restApiUrl", webserver.api_url)
         access.setdefault("credentialsSecretArn", secret["ARN"])
     return SeededSource(webserver, secret["ARN"], password, filled)
+
+
+@dataclass(frozen=True)
+class ServedSelfManaged:
+    """A self-managed Airflow served outside the emulation (a real Airflow's own web server): its
+    REST API's URL and the Airflow user the pipeline signs in as, and the S3 endpoint its processes
+    reach (a moto server sharing the emulation's state), which the presigned URLs the functions hand
+    its export must name."""
+
+    rest_api_url: str
+    username: str
+    password: str = field(repr=False)
+    s3_endpoint: str
+
+
+@dataclass(frozen=True)
+class SeededServedSource:
+    """The credentials secret of a served self-managed Airflow, and the request reaching it."""
+
+    secret_arn: str
+    execution_input: dict[str, Any]
+
+
+def seed_served_self_managed(
+    served: ServedSelfManaged,
+    *,
+    source: dict[str, Any],
+    execution_input: dict[str, Any],
+    s3: S3Client,
+    iam: IAMClient,
+    secretsmanager: SecretsManagerClient,
+) -> SeededServedSource:
+    """What the migration of a self-managed Airflow served outside the emulation finds before it
+    starts: its REST API's credentials in Secrets Manager (`mwaa-migrate/<name>`, naming the URL they
+    open), the target's own role and versioned bucket (targetSettings), and the request reaching it
+    (access mode reached: restApiUrl and credentialsSecretArn, unless the scenario gives its own). Its
+    Airflow is no environment of the emulator's: MWAA never hears of it."""
+    secret = secretsmanager.create_secret(
+        Name=f"{AIRFLOW_SECRET_PREFIX}{source['Name']}",
+        SecretString=json.dumps(
+            {"restApiUrl": served.rest_api_url, "username": served.username, "password": served.password}
+        ),
+    )
+    settings = execution_input.get("targetSettings") or {}
+    create_service_role(iam, str(settings["ExecutionRoleArn"]), MWAA_SERVICES)
+    target_bucket = str(settings["SourceBucketArn"]).split(":::", 1)[-1]
+    s3.create_bucket(Bucket=target_bucket)
+    s3.put_bucket_versioning(Bucket=target_bucket, VersioningConfiguration={"Status": "Enabled"})
+    filled = copy.deepcopy(execution_input)
+    access = filled["source"]["access"]
+    if access.get("mode") == "reached":
+        access.setdefault("restApiUrl", served.rest_api_url)
+        access.setdefault("credentialsSecretArn", secret["ARN"])
+    return SeededServedSource(secret["ARN"], filled)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import os
+from pathlib import Path
+from typing import Any
 
 from mwaa_migrate_cli.aws import DEFAULT_STACK_NAME
 
@@ -19,6 +21,7 @@ mwaa-migrate: plan, start, follow and read the report of an MWAA migration.
     mwaa-migrate report [EXECUTION]                                    the migration's report
     mwaa-migrate approve [EXECUTION]                                   start the cutover it waits for
     mwaa-migrate reject [EXECUTION] [--reason TEXT]                    end it; the source keeps running
+    mwaa-migrate hands-on [EXECUTION] [--to DIR]                       the steps of an export run by hand
     mwaa-migrate rollback [EXECUTION] [--yes]                          the source runs the DAGs again
     mwaa-migrate init [--source NAME --target NAME --version X.Y.Z]    a request to start from, explained
     mwaa-migrate init --self-managed [...]                             the same, for a self-managed Airflow
@@ -162,6 +165,49 @@ def _follow_options(parser: argparse.ArgumentParser, *, interval: float) -> None
     )
 
 
+def _add_operator_commands(commands: Any, connection: argparse.ArgumentParser) -> None:
+    """What an operator answers a running migration with: approve, reject, hands-on, rollback."""
+    approve = commands.add_parser(
+        "approve", parents=[connection], help="approve the cutover a migration waits for (cutover: approve)"
+    )
+    approve.add_argument("execution", nargs="?", help="execution name or ARN (default: the latest migration)")
+    reject = commands.add_parser(
+        "reject",
+        parents=[connection],
+        help="reject the cutover: the migration ends, the source keeps running",
+    )
+    reject.add_argument("execution", nargs="?", help="execution name or ARN (default: the latest migration)")
+    reject.add_argument("--reason", default="rejected by the operator", help="why, for the report")
+
+    hands_on = commands.add_parser(
+        "hands-on",
+        parents=[connection],
+        help="a self-managed source run by hand: the steps of the export it waits for (--to: its files)",
+    )
+    hands_on.add_argument(
+        "execution", nargs="?", help="execution name or ARN (default: the latest migration)"
+    )
+    hands_on.add_argument("--to", type=Path, help="download the export DAG's files and the phase's conf here")
+
+    rollback = commands.add_parser(
+        "rollback",
+        parents=[connection],
+        help="reverse a cutover: pause the DAGs on the target, unpause them on the source",
+    )
+    rollback.add_argument(
+        "execution", nargs="?", help="execution name or ARN (default: the latest migration)"
+    )
+    rollback.add_argument("--source", help="the source environment (with --target: instead of an execution)")
+    rollback.add_argument("--target", help="the target environment")
+    rollback.add_argument("--bucket", help="the migration bucket (default: the stack's bucket)")
+    rollback.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    rollback.add_argument(
+        "--source-unpaused",
+        action="store_true",
+        help="a source run by hand (hands_on): you unpaused its recorded DAGs yourself; record the way back",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROGRAM, description=USAGE, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -215,7 +261,7 @@ def build_parser() -> argparse.ArgumentParser:
     init.add_argument(
         "--self-managed",
         action="store_true",
-        help="a self-managed Apache Airflow source (files in S3, the target's own settings): plan only today",
+        help="a self-managed Apache Airflow source (files in S3, the target's own settings)",
     )
     init.add_argument("--target", help="the new environment's name (default: a placeholder)")
     init.add_argument("--version", help="the target's Airflow version (default: the newest Airflow 2)")
@@ -237,30 +283,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     template.add_argument("--output", metavar="FILE", help="write the template there (default: print it)")
 
-    approve = commands.add_parser(
-        "approve", parents=[connection], help="approve the cutover a migration waits for (cutover: approve)"
-    )
-    approve.add_argument("execution", nargs="?", help="execution name or ARN (default: the latest migration)")
-    reject = commands.add_parser(
-        "reject",
-        parents=[connection],
-        help="reject the cutover: the migration ends, the source keeps running",
-    )
-    reject.add_argument("execution", nargs="?", help="execution name or ARN (default: the latest migration)")
-    reject.add_argument("--reason", default="rejected by the operator", help="why, for the report")
-
-    rollback = commands.add_parser(
-        "rollback",
-        parents=[connection],
-        help="reverse a cutover: pause the DAGs on the target, unpause them on the source",
-    )
-    rollback.add_argument(
-        "execution", nargs="?", help="execution name or ARN (default: the latest migration)"
-    )
-    rollback.add_argument("--source", help="the source environment (with --target: instead of an execution)")
-    rollback.add_argument("--target", help="the target environment")
-    rollback.add_argument("--bucket", help="the migration bucket (default: the stack's bucket)")
-    rollback.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    _add_operator_commands(commands, connection)
 
     emulation = commands.add_parser("local", help="the local emulation that --local uses")
     local_commands = emulation.add_subparsers(dest="local_command", required=True, metavar="COMMAND")

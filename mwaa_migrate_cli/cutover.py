@@ -151,7 +151,7 @@ def planned(history: Iterable[Mapping[str, Any]]) -> Migration | None:
 
 def _transport(deployment: Any) -> WebserverTransportKind:
     kind = deployment.get("transport") if isinstance(deployment, dict) else None
-    return kind if kind in ("rest_api", "airflow_api") else "cli"
+    return kind if kind in ("rest_api", "airflow_api", "hands_on") else "cli"
 
 
 def _airflow_api(deployment: Any) -> AirflowApi | None:
@@ -192,7 +192,9 @@ def _webserver(
     return open_transport(route, pipeline.mwaa, secretsmanager=lambda: pipeline.secretsmanager)
 
 
-def rollback(pipeline: Pipeline, migration: Migration) -> Settlement:
+def rollback(
+    pipeline: Pipeline, migration: Migration, *, source_unpaused_by_hand: bool = False
+) -> Settlement:
     """Reverse the migration's cutover through each environment's transport as the plan chose it:
     the Airflow CLI endpoint (over http on the local emulation, whose MWAA serves it there) or
     InvokeRestApi."""
@@ -208,6 +210,7 @@ def rollback(pipeline: Pipeline, migration: Migration) -> Settlement:
                 pipeline, migration.source, migration.source_transport, scheme, migration.source_airflow_api
             ),
             target_cli=_webserver(pipeline, migration.target, migration.target_transport, scheme),
+            source_unpaused_by_hand=source_unpaused_by_hand,
         )
     except MigrationConflict as error:
         raise CliError(str(error), ExitCode.REFUSED) from None

@@ -22,7 +22,7 @@ from mwaa_migrate.execution import DRY_RUN_PREFIX
 from mwaa_migrate.models import MigrationRequest, describe_validation_error, parse_model
 from mwaa_migrate.run.report import MigrationReport
 from mwaa_migrate.run.report_markdown import render_markdown
-from mwaa_migrate_cli import cutover, local, plan_view, progress
+from mwaa_migrate_cli import cutover, hands_on, local, plan_view, progress
 from mwaa_migrate_cli.arguments import PROGRAM, build_parser
 from mwaa_migrate_cli.aws import DEFAULT_STACK_NAME, Pipeline, Target, aws_errors
 from mwaa_migrate_cli.cloudformation import RESOURCE_TYPE, environment_template, request_template
@@ -217,6 +217,17 @@ def command_approve(args: argparse.Namespace) -> int:
     return ExitCode.OK
 
 
+def command_hands_on(args: argparse.Namespace) -> int:
+    pipeline = _pipeline(args)
+    migration = cutover.migration_of_execution(pipeline, execution_arn_of(pipeline, args.execution))
+    phase = hands_on.current_phase(pipeline, migration)
+    print(hands_on.steps(pipeline, migration, phase))
+    if args.to:
+        for path in hands_on.download(pipeline, migration, phase, args.to):
+            print(f"wrote {path}")
+    return ExitCode.OK
+
+
 def command_reject(args: argparse.Namespace) -> int:
     pipeline = _pipeline(args)
     name = cutover.reject(pipeline, execution_arn_of(pipeline, args.execution), reason=args.reason)
@@ -268,7 +279,10 @@ def command_rollback(args: argparse.Namespace) -> int:
     if not _confirmed(migration, args.yes):
         print("Nothing was changed.")
         return ExitCode.OK
-    settlement = cutover.rollback(pipeline, migration)
+    if args.source_unpaused:
+        # The operator of a source run by hand unpaused its DAGs: no transport reaches it.
+        migration = replace(migration, source_transport="hands_on")
+    settlement = cutover.rollback(pipeline, migration, source_unpaused_by_hand=args.source_unpaused)
     print(settlement.line)
     return ExitCode.OK
 
@@ -296,8 +310,9 @@ def command_init(args: argparse.Namespace) -> int:
         print(
             "\nA self-managed Apache Airflow source: replace the placeholders (the source's files in S3, its "
             "REST API and credentials secret, the target's role, bucket and network). Access mode reached "
-            "runs the whole migration once dryRun is false; hands_on plans only (the export on your "
-            f"Airflow by hand is not built yet). `{PROGRAM} template --input {shlex.quote(str(path))}` "
+            "runs the whole migration through your Airflow's REST API once dryRun is false; hands_on "
+            f"hands you the export to run and waits for it ({PROGRAM} hands-on). "
+            f"`{PROGRAM} template --input {shlex.quote(str(path))}` "
             "writes the target as CloudFormation."
         )
     print("\nIts JSON Schema: docs/migration-request.schema.json.")
@@ -374,6 +389,7 @@ COMMANDS = {
     "report": command_report,
     "approve": command_approve,
     "reject": command_reject,
+    "hands-on": command_hands_on,
     "rollback": command_rollback,
     "init": command_init,
     "template": command_template,

@@ -59,7 +59,8 @@ def _version_path(plan: Mapping[str, Any]) -> list[str]:
             (
                 " through its REST API (a self-managed source: no AWS credentials on it)"
                 if source_route == "airflow_api"
-                else " (a self-managed source run by hand: not built yet, so this plan is as far as it goes)"
+                else " (a self-managed source run by hand: you run the export with the conf the execution "
+                "hands you, once for the bulk and once for the cutover: mwaa-migrate hands-on)"
             )
             if self_managed
             else ""

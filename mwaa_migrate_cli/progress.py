@@ -212,10 +212,25 @@ def approval_line(snapshot: Snapshot, *, flags: str = "") -> str:
     )
 
 
+# The states that wait for an export run by hand (a self-managed source in access mode hands_on).
+HAND_OVER_STATES = ("HandOverExport", "HandOverCutoverExport")
+
+
+def awaiting_export_by_hand(snapshot: Snapshot) -> bool:
+    return not snapshot.ended and any(
+        step.state in HAND_OVER_STATES and step.status == "running" for step in snapshot.steps
+    )
+
+
 def closing(snapshot: Snapshot, *, flags: str = "") -> str:
     """The last lines: how it ended, and where to look next (`flags`: to add to the commands shown)."""
     if awaiting_approval(snapshot):
         return approval_line(snapshot, flags=flags)
+    if awaiting_export_by_hand(snapshot):
+        return (
+            "Waiting for the export you run by hand on the source (access mode hands_on). "
+            f"Its steps and files: mwaa-migrate hands-on {snapshot.name}{flags} --to DIR"
+        )
     if not snapshot.ended:
         return f"Still {snapshot.status}. Follow it: mwaa-migrate follow {snapshot.name}{flags}"
     took = duration(snapshot.elapsed)

@@ -268,7 +268,57 @@ _COMMON_CONF = {
     "sourceEnvironment.$": "$.plan.source.name",
     "targetEnvironment.$": "$.plan.target.name",
 }
+_CUTOVER_EXPORT_CONF = {
+    "drainTimeoutMinutes.$": "$.plan.cutover.drainTimeoutMinutes",
+    "onDrainTimeout.$": "$.plan.cutover.onDrainTimeout",
+}
 _IMPORT_CONF = {"onConflict.$": "$.plan.onConflict", "targetFinalVersion.$": "$.plan.target.finalVersion"}
+
+
+def hand_over_export(
+    name: str, *, phase: str, conf: dict[str, Any], next_state: str, in_branch: bool = False
+) -> States:
+    """A self-managed source run by hand (hands_on): instead of triggering and polling the export,
+    write its conf and steps for the operator and wait, until ExportLanded answers with the export's
+    result when its manifest lands (`$.{camel name}Run.result`, as Check{name}Run leaves it), or
+    the plan's deadline passes."""
+    key = name[0].lower() + name[1:]
+    return {
+        f"Is{name}ByHand": {
+            "Type": "Choice",
+            "Comment": "A self-managed source run by hand: its operator runs the export.",
+            "Choices": [
+                {
+                    "Variable": "$.plan.exportDag.transport",
+                    "StringEquals": "hands_on",
+                    "Next": f"HandOver{name}",
+                }
+            ],
+            "Default": f"Start{name}Trigger",
+        },
+        f"HandOver{name}": {
+            "Type": "Task",
+            "Comment": "Waits for the export its operator runs (mwaa-migrate hands-on prints the steps); "
+            "S3's event for its manifest ends the wait (ExportLanded).",
+            "Resource": "arn:aws:states:::lambda:invoke.waitForTaskToken",
+            "Parameters": {
+                "FunctionName": "${HandOverExportFunctionArn}",
+                "Payload": {
+                    "executionId.$": "$.executionId",
+                    "deployment.$": "$.plan.exportDag",
+                    "conf": {**_COMMON_CONF, "phase": phase, **conf},
+                    "deadlineSeconds.$": "$.plan.handsOnDeadlineSeconds",
+                    "taskToken.$": "$$.Task.Token",
+                },
+            },
+            "TimeoutSecondsPath": "$.plan.handsOnDeadlineSeconds",
+            "ResultPath": f"$.{key}Run",
+            # Its function writes to S3 and signs: a TransientAwsError is retried (a deadline is not).
+            "Retry": RETRY,
+            **({} if in_branch else {"Catch": TO_RECORD_FAILURE}),
+            "Next": next_state,
+        },
+    }
 
 
 def deploy_dag(deployment: str, result_path: str, next_state: str, *, in_branch: bool = False) -> State:
@@ -462,7 +512,8 @@ def _target_branch() -> States:
 
 def _export_branch() -> States:
     return {
-        "DeployExportDag": deploy_dag("exportDag", "$.exportDeploy", "StartExportTrigger", in_branch=True),
+        "DeployExportDag": deploy_dag("exportDag", "$.exportDeploy", "IsExportByHand", in_branch=True),
+        **hand_over_export("Export", phase="bulk", conf={}, next_state="ExportDone", in_branch=True),
         **run_project_dag(
             "Export",
             deployment="exportDag",
@@ -529,7 +580,7 @@ def _bulk_import_and_cutover() -> States:
             "Choices": [
                 {"Variable": "$.plan.cutover.mode", "StringEquals": "approve", "Next": "AwaitApproval"}
             ],
-            "Default": "StartCutoverExportTrigger",
+            "Default": "IsCutoverExportByHand",
         },
         "AwaitApproval": {
             "Type": "Task",
@@ -548,17 +599,20 @@ def _bulk_import_and_cutover() -> States:
             "ResultPath": "$.approval",
             "Retry": RETRY_WAITING_FOR_TOKEN,
             "Catch": TO_RECORD_FAILURE,
-            "Next": "StartCutoverExportTrigger",
+            "Next": "IsCutoverExportByHand",
         },
+        **hand_over_export(
+            "CutoverExport",
+            phase="cutover",
+            conf=_CUTOVER_EXPORT_CONF,
+            next_state="StartCutoverImportTrigger",
+        ),
         **run_project_dag(
             "CutoverExport",
             deployment="exportDag",
             kind="export",
             phase="cutover",
-            conf={
-                "drainTimeoutMinutes.$": "$.plan.cutover.drainTimeoutMinutes",
-                "onDrainTimeout.$": "$.plan.cutover.onDrainTimeout",
-            },
+            conf=_CUTOVER_EXPORT_CONF,
             check={},
             next_state="StartCutoverImportTrigger",
             dag_label="export",

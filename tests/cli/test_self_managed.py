@@ -5,15 +5,18 @@ anything more than a plan is refused before it starts."""
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import cfnlint.api
 
 from emulation.lambdas import REPO_ROOT
+from emulation.local_stack import scenario_path
+from emulation.scenario import Scenario
 from mwaa_migrate.models import MigrationRequest, parse_model
 from mwaa_migrate_cli import main
 from mwaa_migrate_cli.cloudformation import RESOURCE_TYPE
-from tests.cli.conftest import Emulation
+from tests.cli.conftest import Emulation, running_emulation
 
 SECRET_ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:mwaa-migrate/onprem-AbCdEf"
 SELF_MANAGED_EVENT = REPO_ROOT / "events" / "plan_migration_self_managed.json"
@@ -43,7 +46,7 @@ def test_init_self_managed_writes_a_valid_dry_run_request_and_explains_the_sourc
     out = capsys.readouterr().out
     for field in ("source.dagsUri", "source.airflowVersion", "source.access.restApiUrl", "targetSettings"):
         assert f"  {field} " in out, field
-    assert "Access mode reached runs the whole migration once dryRun is false" in out
+    assert "runs the whole migration through your Airflow's REST API once dryRun is false" in out
     assert request.source.access.mode == "reached"
     assert f"template --input {path}" in out
 
@@ -85,7 +88,10 @@ def test_plan_of_a_self_managed_request_is_its_dry_run(emulation: Emulation, tmp
     assert result.out.startswith(
         "Plan: onprem-airflow (Airflow 2.8.4) -> onprem-airflow-2-10 (Airflow 2.10.3)\n"
     )
-    assert "a self-managed source run by hand: not built yet" in result.out
+    assert (
+        "a self-managed source run by hand: you run the export with the conf the execution hands you"
+        in result.out
+    )
     assert "no task logs to copy: onprem-airflow is self-managed" in result.out
 
 
@@ -105,16 +111,20 @@ def test_plan_of_a_reached_source_says_the_export_runs_through_its_rest_api(
 
     assert result.code == 0, result.err
     assert "through its REST API (a self-managed source: no AWS credentials on it)" in result.out
-    assert "not built yet" not in result.out
+    assert "run by hand" not in result.out
 
 
-def test_a_self_managed_run_that_is_not_a_dry_run_is_refused_before_anything_starts(
+def test_a_hands_on_deadline_longer_than_its_forms_last_is_refused_before_anything_starts(
     emulation: Emulation, tmp_path: Path
 ):
-    result = emulation.run("start", "--local", "--input", str(_request(tmp_path, dryRun=False)))
+    source = json.loads(SELF_MANAGED_EVENT.read_text())["request"]["source"]
+    access = {"mode": "hands_on", "exportDeadlineHours": 13}
+    request = _request(tmp_path, dryRun=False, source={**source, "access": access})
+
+    result = emulation.run("start", "--local", "--input", str(request))
 
     assert result.code == 3
-    assert "dryRun: must be true for a self-managed source" in result.err
+    assert "source.access.hands_on.exportDeadlineHours" in result.err
     assert "(nothing was started)" in result.err
 
 
@@ -138,3 +148,43 @@ def test_plan_uploads_a_local_dag_folder_first_and_again_only_what_changed(
     assert "1 uploaded, 0 unchanged, 0 removed" in first.err
     assert again.code == 0, again.err
     assert "0 uploaded, 1 unchanged, 0 removed" in again.err
+
+
+def test_hands_on_prints_the_steps_and_downloads_the_export_and_its_conf(tmp_path: Path):
+    """A source run by hand: the emulation's operator runs the bulk only, so the execution waits for
+    the cutover's export; `mwaa-migrate hands-on` prints its steps and `--to` writes the export's
+    files and the conf, as the operator needs them."""
+    scenario = Scenario.load(scenario_path("self_managed_hands_on"))
+    waiting = tmp_path / "waits_for_the_cutover.json"
+    waiting.write_text(
+        json.dumps({"extends": str(scenario_path("self_managed_hands_on")), "handsOnPhases": ["bulk"]})
+    )
+    request = tmp_path / "request.json"
+    request.write_text(json.dumps(scenario.input))
+    with running_emulation(tmp_path, str(waiting)) as emulation:
+        started = emulation.run("start", "--local", "--input", str(request))
+        assert started.code == 0, started.err
+        execution = emulation.executions()[0]  # the newest: the migration (its dry run came first)
+        deadline = time.monotonic() + 120
+        result = emulation.run("hands-on", execution["name"], "--local", "--to", str(tmp_path / "export"))
+        while "the cutover export" not in result.out and time.monotonic() < deadline:
+            time.sleep(0.5)
+            result = emulation.run("hands-on", execution["name"], "--local", "--to", str(tmp_path / "export"))
+        status = emulation.run("status", execution["name"], "--local")
+
+    assert f"Its steps and files: mwaa-migrate hands-on {execution['name']}" in status.out
+    assert result.code == 0, result.err
+    assert result.out.startswith("# mwaa-migrate: the cutover export of onprem-airflow, run by hand")
+    assert f"--run-id mwaa_migrate__cutover__{execution['name']}" in result.out
+    downloaded = tmp_path / "export"
+    assert sorted(path.name for path in downloaded.iterdir()) == [
+        "conf.json",
+        "mwaa_migrate_export.py",
+        "mwaa_migrate_metadata.py",
+    ]
+    conf = json.loads((downloaded / "conf.json").read_text())
+    assert conf["phase"] == "cutover"
+    # The conf holds presigned URLs: readable by its owner only, and never printed.
+    assert (downloaded / "conf.json").stat().st_mode & 0o077 == 0
+    assert conf["selfManaged"]["uploads"][0]["url"] not in result.out
+    assert "X-Amz" not in result.out

@@ -231,3 +231,23 @@ def test_record_failure_event_names_the_failed_state(world, folder):
         "EnvironmentFailed",
     )
     assert "INCORRECT_CONFIGURATION" in result["cause"]
+
+
+@replayed("hand_over_export")
+def test_hand_over_export_event_hands_the_export_over_again_without_its_token(world, folder):
+    event = _event(folder)
+    result = invoke(world, folder)
+    assert result["phase"] == "bulk"
+    assert result["confUri"].endswith("/hands-on/bulk/conf.json")
+    # The token and the presigned forms go to the bucket, never into the output (the history).
+    assert event["taskToken"] not in json.dumps(result)
+    for marker in ("Signature", "X-Amz", "AWSAccessKeyId"):
+        assert marker not in json.dumps(result)
+
+
+@replayed("export_landed")
+def test_export_landed_event_of_an_ended_wait_changes_nothing(world, folder):
+    # The sample execution's waits ended; this event names the bulk's manifest, older than the wait
+    # the hand-over's replay may have written: either way no execution resumes twice.
+    result = invoke(world, folder)
+    assert result["outcome"] == "ignored", result

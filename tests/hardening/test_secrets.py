@@ -206,6 +206,58 @@ def test_no_secret_of_a_self_managed_source_appears_in_any_log_or_output(
     assert _found([VARIABLE_VALUE, PASSWORD, EXTRA_TOKEN, password, *signatures], texts) == set()
 
 
+def test_a_hands_on_exports_signatures_and_token_are_only_where_the_operator_and_the_landing_read_them(
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    """Access mode hands_on: the export's presigned forms are in each phase's conf.json (for the
+    operator, in the migration bucket) and the wait's token in its wait.json (for ExportLanded) and in
+    the Task state's own parameters (Step Functions keeps them in the history, as for the approval's
+    wait); neither is in a function's output, a log, a report or a notification."""
+    scenario = Scenario.load(scenario_path("self_managed_hands_on"))
+    scenario = scenario.model_copy(update={"source_metadata": _scenario().source_metadata})
+    with (
+        mock.patch.dict("os.environ", {"POWERTOOLS_LOG_LEVEL": "DEBUG"}),
+        _all_logging() as records,
+        instant_botocore_retries(),
+        LocalStack(scenario) as stack,
+    ):
+        arn = stack.start("secrets")
+        described = stack.wait(arn, timeout_seconds=180)
+        texts = _texts(stack, arn)
+        prefix = f"s3://{scenario.migration_bucket}/migrations/onprem-airflow/onprem-airflow-2-10/hands-on"
+        confs = [json.loads(texts[f"{prefix}/{phase}/conf.json"]) for phase in ("bulk", "cutover")]
+        tokens = [
+            json.loads(texts[f"{prefix}/{phase}/wait.json"])["taskToken"] for phase in ("bulk", "cutover")
+        ]
+        history = stack.history(arn)
+    printed = capfd.readouterr()
+    texts["stdout"] = printed.out
+    texts["stderr"] = printed.err
+    texts["log records"] = "\n".join(records.lines)
+
+    assert described["status"] == "SUCCEEDED", described.get("cause")
+    signatures = [
+        form["fields"].get("x-amz-signature") or form["fields"].get("signature")
+        for conf in confs
+        for form in conf["selfManaged"]["uploads"]
+    ]
+    assert all(signatures)
+    assert {where for _, where in _found(signatures, texts)} == {
+        f"{prefix}/{p}/conf.json" for p in ("bulk", "cutover")
+    }
+    assert {where for _, where in _found(tokens, texts)} == {
+        f"{prefix}/bulk/wait.json",
+        f"{prefix}/cutover/wait.json",
+        "execution history",
+    }
+    # Nowhere in the history but the two Task states' own parameters.
+    holding = {
+        event["type"] for event in history for token in tokens if token in json.dumps(event, default=str)
+    }
+    assert holding == {"TaskScheduled"}
+    assert _found([VARIABLE_VALUE, PASSWORD, EXTRA_TOKEN], texts) == set()
+
+
 # ---------------------------------------------------------------- Airflow configuration options
 
 SMTP_PASSWORD = f"smtp-password-{CANARY}"

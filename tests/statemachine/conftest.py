@@ -41,3 +41,13 @@ def run(
     described = dict(stack.wait(execution_arn, timeout_seconds=120))
     described["history"] = stack.history(execution_arn)
     return described
+
+
+def active_dags(environment: Any) -> list[str]:
+    """The user's DAGs that run in an emulated environment (the project's own are removed with their
+    files at the end)."""
+    return sorted(
+        row["dag_id"]
+        for row in environment.table("dag")
+        if not row.get("is_paused") and not row["dag_id"].startswith("mwaa_migrate_")
+    )

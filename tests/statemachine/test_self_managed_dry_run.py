@@ -1,5 +1,6 @@
 """A self-managed Apache Airflow source through the real ASL: its dry run ends with the plan, and a
-run that is more than a dry run ends at PlanMigration, refused, with nothing changed."""
+run on a stack without the sealing key its export needs ends at PlanMigration, refused, with nothing
+changed."""
 
 from __future__ import annotations
 
@@ -37,7 +38,7 @@ def test_a_self_managed_dry_run_succeeds_with_its_plan_and_changes_nothing(scena
     assert stack.iam.list_role_policies(RoleName=ROLE)["PolicyNames"] == []
 
 
-def test_a_self_managed_run_that_is_not_a_dry_run_is_refused_at_the_plan_with_its_report(
+def test_a_self_managed_run_on_a_stack_without_a_sealing_key_is_refused_at_the_plan_with_its_report(
     scenario, local_stack
 ):
     stack = local_stack(scenario)
@@ -46,8 +47,7 @@ def test_a_self_managed_run_that_is_not_a_dry_run_is_refused_at_the_plan_with_it
 
     assert described["status"] == "FAILED"
     assert described["error"] == "InvalidMigrationRequest"
-    assert "dryRun: must be true for a self-managed source" in described["cause"]
-    assert "not built yet" in described["cause"]
+    assert "source: this stack has no sealing key (SEALING_KEY_ARN)" in described["cause"]
     assert stack.lambdas.count("PlanMigrationFunction") == 1, "a refusal is not retried"
     assert stack.mwaa_emulator.calls == []
     assert stack.iam.list_role_policies(RoleName=ROLE)["PolicyNames"] == []

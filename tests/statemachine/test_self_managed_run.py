@@ -13,7 +13,7 @@ import pytest
 
 from emulation.local_stack import LocalStack, scenario_path
 from emulation.scenario import Scenario
-from tests.statemachine.conftest import run
+from tests.statemachine.conftest import active_dags, run
 
 SOURCE = "onprem-airflow"
 TARGET = "onprem-airflow-2-10"
@@ -26,15 +26,6 @@ def migrated(local_stack: Any) -> tuple[LocalStack, dict[str, Any]]:
     described = run(stack)
     assert described["status"] == "SUCCEEDED", described.get("cause")
     return stack, described
-
-
-def _active(environment: Any) -> list[str]:
-    """The user's DAGs that run (the project's own are removed with their files at the end)."""
-    return sorted(
-        row["dag_id"]
-        for row in environment.table("dag")
-        if not row.get("is_paused") and not row["dag_id"].startswith("mwaa_migrate_")
-    )
 
 
 def test_the_history_lands_on_the_target_and_the_dags_move_with_the_cutover(migrated) -> None:
@@ -50,8 +41,8 @@ def test_the_history_lands_on_the_target_and_the_dags_move_with_the_cutover(migr
     assert report["source"]["kind"] == "self_managed"
     for table in ("variable", "connection", "dag_run", "task_instance", "xcom"):
         assert len(target.table(table)) >= len(source.table(table)) > 0, table
-    assert _active(source) == []
-    assert _active(target) == ["daily_sales", "hourly_events"]
+    assert active_dags(source) == []
+    assert active_dags(target) == ["daily_sales", "hourly_events"]
 
 
 def test_the_source_is_reached_by_its_rest_api_only(migrated) -> None:
@@ -106,8 +97,8 @@ def test_a_cutover_that_fails_after_the_pause_starts_the_dags_again_on_the_sourc
     described = run(stack)
 
     assert described["status"] == "FAILED"
-    assert _active(stack.mwaa_emulator.environment(SOURCE)) == ["daily_sales", "hourly_events"]
-    assert _active(stack.mwaa_emulator.environment(TARGET)) == []
+    assert active_dags(stack.mwaa_emulator.environment(SOURCE)) == ["daily_sales", "hourly_events"]
+    assert active_dags(stack.mwaa_emulator.environment(TARGET)) == []
     assert ("PATCH", "/dags/daily_sales") in stack.self_managed_webserver.requests
     listed = stack.s3.list_objects_v2(
         Bucket=stack.scenario.migration_bucket, Prefix=f"migrations/{SOURCE}/{TARGET}/reports/"

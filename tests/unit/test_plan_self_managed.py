@@ -260,11 +260,39 @@ def test_neither_source_is_refused():
     assert "exactly one of sourceEnvironmentName" in _refusal(_request(source=None))
 
 
-@pytest.mark.parametrize("dry_run", [False, None])
-def test_a_hands_on_run_that_is_not_a_dry_run_is_refused_as_not_built_yet(dry_run):
-    said = _refusal(_request(dryRun=dry_run, source__access={"mode": "hands_on"}))
-    assert "dryRun: must be true for a self-managed source in hands_on mode" in said
-    assert "access mode reached (Airflow's REST API) runs the whole migration" in said
+HANDS_ON = {"mode": "hands_on", "exportDeadlineHours": 3}
+
+
+def test_a_hands_on_plan_hands_the_export_dag_over_through_the_migration_bucket(onprem):
+    plan = _plan(onprem, _request(dryRun=False, source__access=HANDS_ON), sealing_key_arn=SEALING_KEY_ARN)
+
+    # Nothing reaches the source: its DAG files wait in the migration bucket for its operator.
+    assert plan.webserver.source.transport == plan.export_dag.transport == "hands_on"
+    assert plan.export_dag.airflow_api is None
+    assert (plan.export_dag.bucket, plan.export_dag.folder) == (plan.bucket, f"{plan.prefix}/hands-on/dags")
+    assert plan.hands_on_deadline_seconds == 3 * 3600
+    # Sealed with the RSA key, as reached: the source holds no AWS credentials either way.
+    assert plan.kms_key_arn == SEALING_KEY_ARN
+    assert any("run by hand (hands_on)" in warning for warning in plan.warnings)
+    assert any("mwaa-migrate hands-on prints the steps" in warning for warning in plan.warnings)
+
+
+def test_a_reached_plan_waits_for_no_hand_over(onprem):
+    plan = _plan(onprem, _request(dryRun=False), sealing_key_arn=SEALING_KEY_ARN)
+
+    assert plan.hands_on_deadline_seconds == 0
+
+
+@pytest.mark.parametrize(
+    ("hours", "said"),
+    [(0, "greater than or equal to 1"), (13, "less than or equal to 12"), ("soon", "valid integer")],
+)
+def test_a_hands_on_deadline_beyond_what_the_presigned_forms_last_is_refused(hours, said):
+    access = {"mode": "hands_on", "exportDeadlineHours": hours}
+    refusal = _refusal(_request(dryRun=False, source__access=access))
+
+    assert "source.access.hands_on.exportDeadlineHours" in refusal
+    assert said in refusal
 
 
 def test_a_reached_run_is_a_migration_the_pipeline_runs():

@@ -48,6 +48,9 @@ RESOURCE_STAR_ACTIONS = frozenset(
         "logs:PutResourcePolicy",
         "logs:DescribeResourcePolicies",
         "logs:DescribeLogGroups",
+        # A Task state's task token is no IAM resource (only an activity is).
+        "states:SendTaskSuccess",
+        "states:SendTaskFailure",
     }
 )
 
@@ -192,6 +195,12 @@ FUNCTION_ACTIONS: dict[str, frozenset[str]] = {
         }
     ),
     "AwaitApprovalFunction": frozenset(NOTIFICATION_ACTIONS),
+    # A source run by hand (hands_on): the hand-over signs the export's forms and writes its conf,
+    # steps and wait; the landing reads the wait and the manifest and answers the wait's token.
+    "HandOverExportFunction": frozenset({"s3:PutObject", "s3:GetObject", "kms:GetPublicKey"}),
+    "ExportLandedFunction": frozenset(
+        {"s3:GetObject", "s3:ListBucket", "states:SendTaskSuccess", "states:SendTaskFailure"}
+    ),
     "StartTargetDagsFunction": frozenset({*AIRFLOW_ACTIONS, *VPC_ACTIONS, "s3:GetObject", "s3:PutObject"}),
     "SettleStoppedExecutionFunction": frozenset(
         {
@@ -413,7 +422,8 @@ def test_every_function_has_a_sample_event(template: dict[str, Any], logical_id:
 
 
 # Functions that EventBridge calls, not the state machine (a stopped execution never reaches it).
-OUTSIDE_THE_STATE_MACHINE = frozenset({"SettleStoppedExecutionFunction"})
+# Invoked by EventBridge rules, not by a Task state.
+OUTSIDE_THE_STATE_MACHINE = frozenset({"SettleStoppedExecutionFunction", "ExportLandedFunction"})
 
 
 def _pipeline_functions(template: dict[str, Any]) -> set[str]:

@@ -48,6 +48,11 @@ class IncompatibleDags(MigrationError):
     the migration stops before the source is paused. Not retried."""
 
 
+class RunByHand(MigrationError):
+    """The environment is a self-managed Airflow run by hand (hands_on): the pipeline cannot reach
+    it, so the step is its operator's (the message says the command). Not retried."""
+
+
 class TransientAwsError(MigrationError):
     """Throttling, a 5xx or a timeout that outlived botocore's retries: the state retries it."""
 

@@ -64,6 +64,18 @@ def write_json(s3: S3Client, bucket: str, key: str, data: Any, *, what: str = ""
     return uri
 
 
+def hands_on_dags_folder(prefix: str) -> str:
+    """Where a hands-on source's export DAG files wait for you to copy them into your dags/ folder."""
+    return f"{prefix}/hands-on/dags"
+
+
+def hands_on_key(prefix: str, phase: str, name: str) -> str:
+    """A hands-on export's phase objects: `conf.json` (what you trigger it with), `steps.md`, and
+    `wait.json` (the waiting execution's task token: the stack's functions read it, your Airflow
+    cannot)."""
+    return f"{prefix}/hands-on/{phase}/{name}"
+
+
 def report_key(prefix: str, execution_id: str) -> str:
     return f"{prefix}/reports/{execution_name(execution_id)}.json"
 

@@ -87,6 +87,9 @@ AirflowVersionText = Annotated[str, Field(pattern=r"^\d+\.\d+\.\d+$", max_length
 # The names of the Secrets Manager secrets that hold a self-managed Airflow's REST API credentials:
 # the stack's functions may read these and no other (template.yaml).
 AIRFLOW_SECRET_PREFIX = "mwaa-migrate/"  # noqa: S105  (a name prefix, not a secret)
+# The longest a hands-on export may take: its presigned forms are signed by a function's role, whose
+# session lasts at most that long.
+HANDS_ON_MAX_HOURS = 12
 
 
 def s3_parts(uri: str) -> tuple[str, str]:
@@ -140,8 +143,17 @@ class HandsOnAccess(Model):
     """The user runs the export on their Airflow by hand; the pipeline waits for its manifest."""
 
     mode: Literal["hands_on"] = Field(
-        description="hands_on: you copy the export DAG into your dags/ folder and trigger it; the "
-        "pipeline waits for the export to land in the migration bucket."
+        description="hands_on: you copy the export DAG into your dags/ folder and trigger it with the "
+        "conf the pipeline writes (mwaa-migrate hands-on prints the steps); the execution waits until "
+        "the export's manifest lands in the migration bucket."
+    )
+    export_deadline_hours: int = Field(
+        default=HANDS_ON_MAX_HOURS,
+        ge=1,
+        le=HANDS_ON_MAX_HOURS,
+        description="How long the execution waits for each export you run (the bulk, then the cutover's) "
+        f"before it fails: 1 to {HANDS_ON_MAX_HOURS} hours. The export's presigned upload forms expire "
+        "then too, so an export started after the deadline cannot pause your DAGs.",
     )
 
 
@@ -237,9 +249,9 @@ class MigrationRequest(Model):
     source: SelfManagedSource | None = Field(
         default=None,
         description="A self-managed Apache Airflow to migrate instead of an MWAA environment: its version, "
-        "files and access (reached: through its REST API, the whole migration; hands_on: plan only "
-        "today); targetSettings must then carry the target's ExecutionRoleArn, SourceBucketArn and "
-        "NetworkConfiguration.",
+        "files and access (reached: through its REST API; hands_on: you run the export the pipeline "
+        "hands you, and it waits for it); targetSettings must then carry the target's "
+        "ExecutionRoleArn, SourceBucketArn and NetworkConfiguration.",
     )
     target_environment_name: EnvironmentName = Field(
         description="The new environment: a name that is free, or the target of an earlier run of this "
@@ -356,18 +368,6 @@ class MigrationRequest(Model):
         return settings
 
     # A self-managed source (validated before these fields) changes what they may say.
-
-    @field_validator("dry_run")
-    @classmethod
-    def _hands_on_plans_only(cls, dry_run: bool, info: ValidationInfo) -> bool:
-        source = info.data.get("source")
-        if source is not None and source.access.mode == "hands_on" and not dry_run:
-            raise ValueError(
-                "must be true for a self-managed source in hands_on mode: the pipeline's wait for an "
-                "export run by hand is not built yet, so only its plan (a dry run) can be made today; "
-                "access mode reached (Airflow's REST API) runs the whole migration"
-            )
-        return dry_run
 
     @field_validator("target_execution_role_arn", "target_bucket")
     @classmethod
@@ -545,7 +545,7 @@ class RolePolicy(Model):
 
 # How the functions reach an environment's Airflow (webserver_transport.py): its web server's CLI
 # endpoint, or Airflow's REST API through MWAA's InvokeRestApi.
-WebserverTransportKind = Literal["cli", "rest_api", "airflow_api"]
+WebserverTransportKind = Literal["cli", "rest_api", "airflow_api", "hands_on"]
 
 
 class WebserverRoute(Model):
@@ -654,3 +654,6 @@ class MigrationPlan(Model):
     dag_compatibility: DagCompatibility | None = None
     # How each environment's Airflow is reached (CLI endpoint or InvokeRestApi), and why.
     webserver: WebserverRoutes = Field(default_factory=WebserverRoutes)
+    # A self-managed source run by hand (hands_on): how long the execution waits for each export
+    # (0 for any other source: the state machine reads the field of every plan).
+    hands_on_deadline_seconds: int = 0

@@ -10,10 +10,12 @@ from typing import Any, Literal
 from pydantic import ConfigDict, Field, ValidationInfo, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
+from mwaa_migrate.dags.mwaa_migrate_metadata import EXPORT_DAG_ID
 from mwaa_migrate.errors import InvalidMigrationRequest
 from mwaa_migrate.execution import execution_name
 from mwaa_migrate.logs.log_copy import WorkItem
 from mwaa_migrate.models import (
+    HANDS_ON_MAX_HOURS,
     BucketName,
     DagDeployment,
     EnvironmentName,
@@ -130,6 +132,26 @@ class TriggerDagEvent(StepEvent):
         return f"mwaa_migrate__{self.conf.phase}__{name}"
 
 
+class HandOverExportEvent(TriggerDagEvent):
+    """The export of a self-managed source run by hand (hands_on): what TriggerDag would trigger,
+    handed to its operator instead, and the token the execution waits with until it lands."""
+
+    # Step Functions' token for this wait: kept in the migration bucket for ExportLanded, never logged.
+    task_token: str = Field(min_length=1, max_length=1024, repr=False)
+    # The state's own TimeoutSecondsPath (the plan's handsOnDeadlineSeconds): the forms last as long.
+    deadline_seconds: int = Field(ge=60, le=HANDS_ON_MAX_HOURS * 3600)
+
+    @model_validator(mode="after")
+    def _an_export_run_by_hand(self) -> HandOverExportEvent:
+        if self.deployment.transport != "hands_on" or self.deployment.dag_id != EXPORT_DAG_ID:
+            raise ValueError(
+                "deployment: only the export DAG of a source run by hand (transport hands_on) is handed over"
+            )
+        if self.deployment.environment_name != self.conf.source_environment:
+            raise ValueError("deployment.environmentName is not the conf's source")
+        return self
+
+
 class CheckDagRunEvent(StepEvent):
     deployment: DagDeployment
     kind: Literal["export", "import"]
@@ -244,3 +266,33 @@ class ExecutionStatusChange(Model):
     source: Literal["aws.states"]
     detail_type: Literal["Step Functions Execution Status Change"] = Field(alias="detail-type")
     detail: ExecutionStatusDetail
+
+
+class S3Bucket(Model):
+    model_config = _AWS_EVENT
+
+    name: BucketName
+
+
+class S3Object(Model):
+    model_config = _AWS_EVENT
+
+    key: str = Field(min_length=1, max_length=1024)
+
+
+class S3ObjectDetail(Model):
+    model_config = _AWS_EVENT
+
+    bucket: S3Bucket
+    object: S3Object
+
+
+class ObjectCreated(Model):
+    """S3's "Object Created" event through EventBridge (only what is read of it): which object to look
+    at. ExportLanded reads the object itself again, so the event's word decides nothing."""
+
+    model_config = _AWS_EVENT
+
+    source: Literal["aws.s3"]
+    detail_type: Literal["Object Created"] = Field(alias="detail-type")
+    detail: S3ObjectDetail

@@ -40,6 +40,7 @@ from mwaa_migrate.errors import (
     AwsAccessDenied,
     InvalidMigrationRequest,
     MigrationConflict,
+    RunByHand,
     TransientAwsError,
     from_client_error,
 )
@@ -503,6 +504,44 @@ class AirflowApiTransport(StableRestApi):
         return _Answer(response.status, answer_body)
 
 
+class HandsOnSource:
+    """A self-managed Airflow run by hand (access mode hands_on): nothing reaches it. Every call is
+    refused with the command its operator runs instead, so the way back after a failure records the
+    exact steps left to a person rather than pretending it took them."""
+
+    kind: WebserverTransportKind = "hands_on"
+
+    def __init__(self, environment_name: str) -> None:
+        self.environment_name = environment_name
+
+    def __repr__(self) -> str:
+        return f"HandsOnSource({self.environment_name!r})"
+
+    def _by_hand(self, command: str) -> RunByHand:
+        return RunByHand(
+            f"{self.environment_name} is a self-managed Airflow run by hand (hands_on), which the pipeline "
+            f"cannot reach: in it, run `{command}`"
+        )
+
+    def dags(self) -> dict[str, bool]:
+        raise self._by_hand("airflow dags list")
+
+    def import_errors(self) -> list[DagImportError]:
+        raise self._by_hand("airflow dags list-import-errors")
+
+    def set_paused(self, dag_id: str, *, paused: bool) -> None:
+        raise self._by_hand(f"airflow dags {'pause' if paused else 'unpause'} {dag_id}")
+
+    def trigger(self, dag_id: str, *, run_id: str, conf: dict[str, Any]) -> None:
+        raise self._by_hand(f"airflow dags trigger {dag_id} --conf ... (mwaa-migrate hands-on)")
+
+    def run_state(self, dag_id: str, run_id: str) -> str | None:
+        raise self._by_hand(f"airflow dags list-runs -d {dag_id}")
+
+    def task_states(self, dag_id: str, run_id: str) -> list[tuple[str, str]]:
+        raise self._by_hand(f"airflow tasks states-for-dag-run {dag_id} {run_id}")
+
+
 def _authorization(credentials: Mapping[str, Any]) -> dict[str, str]:
     token = credentials.get("token")
     if isinstance(token, str) and token:
@@ -584,6 +623,8 @@ def open_transport(
     """The transport the plan chose for the route's environment: MWAA's CLI endpoint or
     InvokeRestApi, or a self-managed Airflow's REST API with the credentials of its secret."""
     environment_name = route.environment_name
+    if route.transport == "hands_on":
+        return HandsOnSource(environment_name)
     if route.transport == "airflow_api":
         if route.airflow_api is None or secretsmanager is None:
             raise InvalidMigrationRequest(

@@ -211,6 +211,16 @@ def settle_after_failure(
             problems=problems,
             at=at,
         )
+    if _run_by_hand(source_cli):
+        # Nothing reaches a source run by hand: the way back is its operator's, step by step.
+        return Settlement(
+            running=None,
+            line=unpause_by_hand_line(place.source, place.target, dags),
+            record_state="paused",
+            paused=paused,
+            problems=problems,
+            at=at,
+        )
     unpaused = _attempt(
         problems,
         f"unpausing the recorded DAGs on {source}",
@@ -240,6 +250,21 @@ def settle_after_failure(
         paused=paused,
         problems=problems,
         at=at,
+    )
+
+
+def _run_by_hand(webserver: WebserverTransport | AirflowCli) -> bool:
+    return getattr(webserver, "kind", None) == "hands_on"
+
+
+def unpause_by_hand_line(source: str, target: str, dags: Collection[str]) -> str:
+    """The way back that only the operator of a source run by hand (hands_on) can take."""
+    commands = "; ".join(f"airflow dags unpause {dag_id}" for dag_id in sorted(dags)) or "nothing to unpause"
+    return (
+        f"The DAGs run nowhere until you unpause them: the target {target} keeps its copies paused, and "
+        f"the source {source} is run by hand, so the pipeline cannot reach it. In the source's Airflow "
+        f"run: {commands}. Then record it: mwaa-migrate rollback --source {source} --target {target} "
+        "--source-unpaused."
     )
 
 
@@ -279,9 +304,12 @@ def rollback(
     target: str,
     source_cli: WebserverTransport | AirflowCli,
     target_cli: WebserverTransport | AirflowCli,
+    source_unpaused_by_hand: bool = False,
 ) -> Settlement:
     """Reverse a cutover: pause the target's migrated DAGs, then unpause the source's recorded
-    ones, and record it. Also finishes a way back that could not reach an environment."""
+    ones, and record it. Also finishes a way back that could not reach an environment. A source run
+    by hand (hands_on) is unpaused by its operator: the rollback pauses the target, says the
+    commands, and records the way back once the operator confirms (`source_unpaused_by_hand`)."""
     record = read_cutover_record(s3, bucket, prefix)
     if record is None:
         raise MigrationConflict(f"no cutover was recorded for {source} -> {target}: nothing to roll back")
@@ -294,7 +322,11 @@ def rollback(
         )
     dags = _dags(record)
     paused = set_paused(target_cli, dags, paused=True)
-    unpaused = set_paused(source_cli, dags, paused=False)
+    if _run_by_hand(source_cli) and not source_unpaused_by_hand:
+        return Settlement(
+            running=None, line=unpause_by_hand_line(source, target, dags), record_state=state, paused=paused
+        )
+    unpaused = dags if _run_by_hand(source_cli) else set_paused(source_cli, dags, paused=False)
     write_cutover_record_state(s3, bucket, prefix, "rolled_back")
     return Settlement(
         running="source",

@@ -36,11 +36,13 @@ from mwaa_migrate.metadata.metadata_dags import (
     deployment,
     read_cutover_record,
 )
-from mwaa_migrate.migration_bucket import read_json_if_any
+from mwaa_migrate.migration_bucket import hands_on_dags_folder, read_json_if_any
 from mwaa_migrate.models import (
     AirflowApi,
     CutoverSettings,
     DagCompatibility,
+    DagDeployment,
+    HandsOnAccess,
     MigrationPlan,
     MigrationRequest,
     ReachedAccess,
@@ -49,6 +51,7 @@ from mwaa_migrate.models import (
     TargetEnvironment,
     WebserverRoute,
     WebserverRoutes,
+    WebserverTransportKind,
     s3_parts,
 )
 from mwaa_migrate.redaction import shown_options
@@ -328,9 +331,19 @@ def _self_managed_warnings(source: SelfManagedSource) -> list[str]:
         ]
     else:
         how = [
-            f"{source.name} is a self-managed Apache Airflow {source.airflow_version}: this is a plan "
-            "only. Waiting for an export you run by hand (hands_on) is not built yet, so no execution "
-            "can go past the plan; access mode reached runs the whole migration"
+            f"{source.name} is a self-managed Apache Airflow {source.airflow_version} run by hand "
+            "(hands_on): the pipeline writes the export DAG's files and each phase's conf to the "
+            "migration bucket and waits; you copy the files into your Airflow's dags/ folder and trigger "
+            "the export with that conf (mwaa-migrate hands-on prints the steps), once for the bulk and "
+            "once for the cutover; the export's manifest landing in the bucket ends each wait",
+            f"each wait lasts at most {source.access.export_deadline_hours} hours (exportDeadlineHours), "
+            "as do the export's presigned forms: an export started later fails before it pauses anything",
+            "in the cutover the export pauses your active DAGs itself; if the migration fails after that, "
+            "the pipeline cannot reach your Airflow to unpause them: the report lists the commands, and "
+            "mwaa-migrate rollback --source-unpaused records that you ran them",
+            "the export needs no AWS credentials on your Airflow: it uploads through presigned URLs for "
+            "this migration's prefix only, and seals its data keys with the stack's RSA key, which only "
+            "the target's role may use",
         ]
     return [
         *how,
@@ -438,8 +451,10 @@ def _routes(
         )
         if isinstance(access, ReachedAccess)
         else WebserverRoute(
+            transport="hands_on",
             reason=f"{request.source_name} is a self-managed Apache Airflow run by hand (hands_on): the "
-            "pipeline does not reach it (only the plan is made)"
+            "pipeline does not reach it; it waits for the export you run with the files and conf it "
+            "writes to the migration bucket",
         )
     )
     return WebserverRoutes(
@@ -460,6 +475,28 @@ def _airflow_api(source: SelfManagedSource | None) -> AirflowApi | None:
         return None
     return AirflowApi(
         rest_api_url=source.access.rest_api_url, credentials_secret_arn=source.access.credentials_secret_arn
+    )
+
+
+def _export_deployment(
+    request: MigrationRequest,
+    source: dict[str, Any],
+    *,
+    bucket: str,
+    prefix: str,
+    transport: WebserverTransportKind,
+) -> DagDeployment:
+    """Where the export DAG goes: the source's DAG folder, or for a source run by hand (hands_on)
+    the migration bucket, from which you copy its files into your dags/ folder."""
+    if request.source is not None and isinstance(request.source.access, HandsOnAccess):
+        return deployment(EXPORT_DAG, request.source_name, bucket, hands_on_dags_folder(prefix), "hands_on")
+    return deployment(
+        EXPORT_DAG,
+        request.source_name,
+        source["SourceBucketArn"].split(":::", 1)[-1],
+        source["DagS3Path"],
+        transport,
+        airflow_api=_airflow_api(request.source),
     )
 
 
@@ -537,7 +574,6 @@ def plan_migration(
             "new environment on the same version (new name, network or settings), not an upgrade"
         )
     point_request_at_copy(create_request, files.bucket, files.files)
-    source_bucket = source["SourceBucketArn"].split(":::", 1)[-1]
     compatibility, preflight_warnings = _preflight(s3, source, files, path, request)
     warnings.extend(preflight_warnings)
 
@@ -609,13 +645,8 @@ def plan_migration(
         bucket=bucket,
         prefix=prefix,
         policies=policies,
-        export_dag=deployment(
-            EXPORT_DAG,
-            source_name,
-            source_bucket,
-            source["DagS3Path"],
-            webserver.source.transport,
-            airflow_api=_airflow_api(request.source),
+        export_dag=_export_deployment(
+            request, source, bucket=bucket, prefix=prefix, transport=webserver.source.transport
         ),
         import_dag=deployment(
             IMPORT_DAG,
@@ -625,6 +656,11 @@ def plan_migration(
             webserver.target.transport,
         ),
         webserver=webserver,
+        hands_on_deadline_seconds=(
+            self_managed.access.export_deadline_hours * 3600
+            if self_managed is not None and isinstance(self_managed.access, HandsOnAccess)
+            else 0
+        ),
         log_days=request.log_days,
         kms_key_arn=export_key_arn,
         # A self-managed source has no CloudWatch log groups: nothing to copy.
