@@ -14,6 +14,7 @@ from mwaa_migrate.metadata.hands_on_export import hand_over
 from mwaa_migrate.metadata.self_managed_access import sealing_public_key
 from mwaa_migrate.models import parse_model
 from mwaa_migrate.observability import logger, tracer
+from mwaa_migrate.run.notifications import awaiting_export, publish
 from mwaa_migrate.settings import settings
 from mwaa_migrate.step_events import HandOverExportEvent
 
@@ -34,6 +35,20 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         task_token=step.task_token,
         deadline_seconds=step.deadline_seconds,
         public_key=sealing_public_key(clients.kms(), step.conf.kms_key_id),
+    )
+    # Someone has to act before the deadline: say so where people listen.
+    publish(
+        awaiting_export(
+            step.execution_id,
+            migration_id=step.conf.migration_id,
+            source=step.conf.source_environment,
+            target=step.conf.target_environment,
+            phase=handed.phase,
+            deadline=handed.deadline,
+        ),
+        events=clients.events(),
+        sns=clients.sns(),
+        topic_arn=settings().notification_topic_arn,
     )
     logger.info("export handed over", extra={"phase": handed.phase, "deadline": handed.deadline})
     return handed.to_event()

@@ -205,7 +205,7 @@ def _migrate(
                     history = stack.history(execution)
                     # The operator watches their run until it ends (the manifest, its last write,
                     # already ended the execution's wait).
-                    operator = stack.hands_on_operator if stack.hands_on_operator_phases else None
+                    operator = stack.hands_on_operator if stack.hands_on_operator_phases is not None else None
                     if operator is not None:
                         operator.wait(timeout_seconds=120)
                     # The timer's next pass, after the pipeline removed its files.

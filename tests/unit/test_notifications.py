@@ -18,6 +18,7 @@ from mwaa_migrate.run.notifications import (
     EVENT_SOURCE,
     MigrationNotification,
     awaiting_approval,
+    awaiting_export,
     ended,
     failed,
     publish,
@@ -194,6 +195,7 @@ def test_every_status_has_its_own_detail_type():
         "SUCCEEDED": "Migration Succeeded",
         "FAILED": "Migration Failed",
         "AWAITING_APPROVAL": "Migration Awaiting Approval",
+        "AWAITING_EXPORT": "Migration Awaiting Export",
     }
     assert "Migration Requested" not in DETAIL_TYPES.values(), "a notification must never start a migration"
 
@@ -245,3 +247,30 @@ def test_the_approval_notification_gives_the_commands_and_the_deadline_and_never
     assert token not in body
     assert token not in json.dumps(notification.to_event())
     assert token not in repr(step)
+
+
+def test_the_export_notification_gives_the_command_and_the_deadline(aws):
+    sns = boto3.client("sns", region_name=REGION)
+    sqs = boto3.client("sqs", region_name=REGION)
+    topic = sns.create_topic(Name="migrations")["TopicArn"]
+    url = sqs.create_queue(QueueName="mail")["QueueUrl"]
+    queue = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue)
+    notification = awaiting_export(
+        EXECUTION,
+        migration_id="onprem.next",
+        source="onprem",
+        target="next",
+        phase="cutover",
+        deadline="2026-11-24T12:00:00+00:00",
+    )
+
+    publish(notification, events=boto3.client("events", region_name=REGION), sns=sns, topic_arn=topic)
+
+    (body,) = [message["Body"] for message in sqs.receive_message(QueueUrl=url).get("Messages", [])]
+    text = json.loads(body)["Message"]
+    assert text.startswith("The source onprem runs the DAGs until the cutover export you run pauses them.")
+    assert "Migration onprem -> next is waiting for the cutover export you run on the source." in text
+    assert "Its steps and files: mwaa-migrate hands-on run-1 --to DIR" in text
+    assert "Without its manifest by 2026-11-24T12:00:00+00:00 the migration ends." in text
+    assert notification.detail_type == "Migration Awaiting Export"

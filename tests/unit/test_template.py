@@ -61,6 +61,7 @@ NOTIFYING_FUNCTIONS = frozenset(
     {
         "GrantPermissionsFunction",
         "AwaitApprovalFunction",
+        "HandOverExportFunction",
         "FinishMigrationFunction",
         "RecordFailureFunction",
         "SettleStoppedExecutionFunction",
@@ -197,7 +198,9 @@ FUNCTION_ACTIONS: dict[str, frozenset[str]] = {
     "AwaitApprovalFunction": frozenset(NOTIFICATION_ACTIONS),
     # A source run by hand (hands_on): the hand-over signs the export's forms and writes its conf,
     # steps and wait; the landing reads the wait and the manifest and answers the wait's token.
-    "HandOverExportFunction": frozenset({"s3:PutObject", "s3:GetObject", "kms:GetPublicKey"}),
+    "HandOverExportFunction": frozenset(
+        {"s3:PutObject", "s3:GetObject", "kms:GetPublicKey", *NOTIFICATION_ACTIONS}
+    ),
     "ExportLandedFunction": frozenset(
         {"s3:GetObject", "s3:ListBucket", "states:SendTaskSuccess", "states:SendTaskFailure"}
     ),

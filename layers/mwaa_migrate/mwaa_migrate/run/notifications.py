@@ -39,6 +39,7 @@ DETAIL_TYPES = {
     "SUCCEEDED": "Migration Succeeded",
     "FAILED": "Migration Failed",
     "AWAITING_APPROVAL": "Migration Awaiting Approval",
+    "AWAITING_EXPORT": "Migration Awaiting Export",
 }
 # The detail's schema version: a field is only ever added; a change that breaks readers raises it.
 SCHEMA_VERSION = "1"
@@ -46,7 +47,7 @@ SCHEMA_VERSION = "1"
 _CAUSE_LIMIT = 2000
 _SUBJECT_LIMIT = 100
 
-Status = Literal["STARTED", "SUCCEEDED", "FAILED", "AWAITING_APPROVAL"]
+Status = Literal["STARTED", "SUCCEEDED", "FAILED", "AWAITING_APPROVAL", "AWAITING_EXPORT"]
 
 
 class MigrationNotification(Model):
@@ -73,6 +74,11 @@ class MigrationNotification(Model):
     approve_command: str | None = None
     reject_command: str | None = None
     approval_deadline: str | None = None
+    # AWAITING_EXPORT (a self-managed source run by hand): the phase handed over, the command that
+    # prints its steps and fetches its files, and when the wait ends by itself.
+    export_phase: str | None = None
+    hands_on_command: str | None = None
+    export_deadline: str | None = None
 
     @property
     def detail_type(self) -> str:
@@ -94,6 +100,7 @@ class MigrationNotification(Model):
             "SUCCEEDED": "succeeded",
             "FAILED": f"failed at {self.failed_state}: {self.error}",
             "AWAITING_APPROVAL": "is waiting for approval to start the cutover (the downtime window)",
+            "AWAITING_EXPORT": f"is waiting for the {self.export_phase} export you run on the source",
         }[self.status]
         summary = f"Migration {self.source_environment_name} -> {self.target_environment_name} {line}."
         if self.dags_running:
@@ -103,6 +110,11 @@ class MigrationNotification(Model):
                 f"\nApprove: {self.approve_command}\nReject:  {self.reject_command}"
                 f"\nWithout an answer by {self.approval_deadline} the migration ends;"
                 " the source keeps running."
+            )
+        if self.status == "AWAITING_EXPORT":
+            summary += (
+                f"\nIts steps and files: {self.hands_on_command}"
+                f"\nWithout its manifest by {self.export_deadline} the migration ends."
             )
         if self.report_uri:
             summary += f"\nReport: {self.report_uri}"
@@ -172,6 +184,30 @@ def awaiting_approval(plan: MigrationPlan, execution_arn: str, deadline: str) ->
         approve_command=f"mwaa-migrate approve {name}",
         reject_command=f"mwaa-migrate reject {name}",
         approval_deadline=deadline,
+    )
+
+
+def awaiting_export(
+    execution_arn: str, *, migration_id: str, source: str, target: str, phase: str, deadline: str
+) -> MigrationNotification:
+    """A self-managed source run by hand: the execution handed an export over and waits for it."""
+    name = execution_name(execution_arn)
+    return MigrationNotification(
+        status="AWAITING_EXPORT",
+        migration_id=migration_id,
+        execution_arn=execution_arn,
+        execution_name=name,
+        source_environment_name=source,
+        target_environment_name=target,
+        time=_now(),
+        dags_running=(
+            f"The source {source} runs the DAGs until the cutover export you run pauses them."
+            if phase == "cutover"
+            else f"The source {source} runs the DAGs; nothing is paused."
+        ),
+        export_phase=phase,
+        hands_on_command=f"mwaa-migrate hands-on {name} --to DIR",
+        export_deadline=deadline,
     )
 
 

@@ -341,6 +341,8 @@ def _self_managed_warnings(source: SelfManagedSource) -> list[str]:
             "in the cutover the export pauses your active DAGs itself; if the migration fails after that, "
             "the pipeline cannot reach your Airflow to unpause them: the report lists the commands, and "
             "mwaa-migrate rollback --source-unpaused records that you ran them",
+            "once the migration has ended, remove the export DAG's two files from your dags/ folder: the "
+            "pipeline removes its own copy in the migration bucket, not yours",
             "the export needs no AWS credentials on your Airflow: it uploads through presigned URLs for "
             "this migration's prefix only, and seals its data keys with the stack's RSA key, which only "
             "the target's role may use",
