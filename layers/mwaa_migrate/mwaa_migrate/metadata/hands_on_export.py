@@ -152,7 +152,8 @@ def steps_text(
             f"1. Copy the export DAG's files ({', '.join(files)}) into your Airflow's dags/",
             "   folder (once: the same files serve both phases), e.g.",
             f'   aws s3 cp --recursive {dags_uri} "$AIRFLOW_HOME/dags/"',
-            "   or `mwaa-migrate hands-on --to DIR`, which downloads them with this phase's conf.",
+            "   or `mwaa-migrate hands-on --to DIR`, which downloads them with this phase's conf. If your",
+            "   dags/ folder is synced from elsewhere (S3, git), put them where it syncs from instead.",
             f"2. Wait until Airflow lists the DAG: airflow dags list | grep {dag_id}",
             f"3. Get this phase's conf ({conf_uri}, e.g. aws s3 cp {conf_uri} conf.json). It holds",
             "   presigned upload URLs: keep it out of tickets and chats.",
@@ -161,6 +162,14 @@ def steps_text(
             f'   airflow dags trigger {dag_id} --run-id {run_id} --conf "$(cat conf.json)"',
             "5. Nothing else: the execution goes on by itself once the export's manifest lands in the",
             "   migration bucket. If the run fails, fix what its log says and clear its failed task.",
+            *(
+                [
+                    "6. Once the migration has ended, remove the two files from your dags/ folder",
+                    f"   (the pipeline cannot) and the DAG's runs: airflow dags delete {dag_id}",
+                ]
+                if phase == "cutover"
+                else []
+            ),
             "",
         ]
     )
@@ -260,4 +269,6 @@ def _object_json(s3: S3Client, bucket: str, key: str) -> tuple[dict[str, Any] | 
         data = json.loads(answer["Body"].read())
     except ValueError:
         raise MigrationConflict(f"s3://{bucket}/{key} is not JSON") from None
-    return (data if isinstance(data, dict) else None), answer["LastModified"]
+    if not isinstance(data, dict):
+        raise MigrationConflict(f"s3://{bucket}/{key} is not a JSON object")
+    return data, answer["LastModified"]
