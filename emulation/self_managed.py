@@ -162,10 +162,36 @@ def seed_self_managed(
     )
     password = secrets.token_urlsafe(18)
     webserver = SelfManagedWebserver(emulator, name, username=USERNAME, password=password)
-    webserver_url = webserver.api_url
+    secret_arn, filled = _seed_reachable(
+        name,
+        rest_api_url=webserver.api_url,
+        username=USERNAME,
+        password=password,
+        execution_input=execution_input,
+        s3=s3,
+        iam=iam,
+        secretsmanager=secretsmanager,
+    )
+    return SeededSource(webserver, secret_arn, password, filled)
+
+
+def _seed_reachable(
+    name: str,
+    *,
+    rest_api_url: str,
+    username: str,
+    password: str,
+    execution_input: dict[str, Any],
+    s3: S3Client,
+    iam: IAMClient,
+    secretsmanager: SecretsManagerClient,
+) -> tuple[str, dict[str, Any]]:
+    """The credentials secret of a self-managed Airflow's REST API (`mwaa-migrate/<name>`, naming the
+    URL they open), the target's own role and versioned bucket (targetSettings), and the request
+    reaching it (access mode reached: restApiUrl and credentialsSecretArn, unless it gives its own)."""
     secret = secretsmanager.create_secret(
         Name=f"{AIRFLOW_SECRET_PREFIX}{name}",
-        SecretString=json.dumps({"restApiUrl": webserver_url, "username": USERNAME, "password": password}),
+        SecretString=json.dumps({"restApiUrl": rest_api_url, "username": username, "password": password}),
     )
     settings = execution_input.get("targetSettings") or {}
     create_service_role(iam, str(settings["ExecutionRoleArn"]), MWAA_SERVICES)
@@ -175,9 +201,9 @@ def seed_self_managed(
     filled = copy.deepcopy(execution_input)
     access = filled["source"]["access"]
     if access.get("mode") == "reached":
-        access.setdefault("restApiUrl", webserver.api_url)
+        access.setdefault("restApiUrl", rest_api_url)
         access.setdefault("credentialsSecretArn", secret["ARN"])
-    return SeededSource(webserver, secret["ARN"], password, filled)
+    return secret["ARN"], filled
 
 
 @dataclass(frozen=True)
@@ -215,20 +241,14 @@ def seed_served_self_managed(
     open), the target's own role and versioned bucket (targetSettings), and the request reaching it
     (access mode reached: restApiUrl and credentialsSecretArn, unless the scenario gives its own). Its
     Airflow is no environment of the emulator's: MWAA never hears of it."""
-    secret = secretsmanager.create_secret(
-        Name=f"{AIRFLOW_SECRET_PREFIX}{source['Name']}",
-        SecretString=json.dumps(
-            {"restApiUrl": served.rest_api_url, "username": served.username, "password": served.password}
-        ),
+    secret_arn, filled = _seed_reachable(
+        str(source["Name"]),
+        rest_api_url=served.rest_api_url,
+        username=served.username,
+        password=served.password,
+        execution_input=execution_input,
+        s3=s3,
+        iam=iam,
+        secretsmanager=secretsmanager,
     )
-    settings = execution_input.get("targetSettings") or {}
-    create_service_role(iam, str(settings["ExecutionRoleArn"]), MWAA_SERVICES)
-    target_bucket = str(settings["SourceBucketArn"]).split(":::", 1)[-1]
-    s3.create_bucket(Bucket=target_bucket)
-    s3.put_bucket_versioning(Bucket=target_bucket, VersioningConfiguration={"Status": "Enabled"})
-    filled = copy.deepcopy(execution_input)
-    access = filled["source"]["access"]
-    if access.get("mode") == "reached":
-        access.setdefault("restApiUrl", served.rest_api_url)
-        access.setdefault("credentialsSecretArn", secret["ARN"])
-    return SeededServedSource(secret["ARN"], filled)
+    return SeededServedSource(secret_arn, filled)

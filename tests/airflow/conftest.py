@@ -31,7 +31,9 @@ def installations() -> dict[str, AirflowInstallation]:
     return {version: AirflowInstallation.find(version) for version in VERSIONS}
 
 
-@pytest.fixture(scope="session")
+# A module's own: moto's backends are one per process, and a module that runs the local stack
+# (mock_aws) resets them all when its stack stops, this server's bucket and key with them.
+@pytest.fixture(scope="module")
 def local_aws() -> Iterator[LocalAws]:
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()

@@ -161,13 +161,14 @@ def test_no_secret_appears_in_any_log_or_output_of_a_migration(capfd: pytest.Cap
     assert found == set(), f"secrets found: {sorted(found)}"
 
 
-def test_no_secret_of_a_self_managed_source_appears_in_any_log_or_output(
-    capfd: pytest.CaptureFixture[str],
-) -> None:
-    """Access mode reached: the REST API's password (in Secrets Manager) and the export's presigned
-    forms and URLs (signed by TriggerDag, sent to the source's Airflow only) are in nothing people
-    read, nor are the migrated connection's and variable's secrets."""
-    scenario = Scenario.load(scenario_path("self_managed"))
+@contextmanager
+def _self_managed_run(
+    scenario_name: str, capfd: pytest.CaptureFixture[str]
+) -> Iterator[tuple[LocalStack, str, dict[str, Any], dict[str, str]]]:
+    """A run of the scenario (with the default scenario's secrets in its metadata), its functions'
+    logs at DEBUG: the stack, the execution, its description and everything it left to read. The
+    texts get what was printed and logged when the block ends."""
+    scenario = Scenario.load(scenario_path(scenario_name))
     scenario = scenario.model_copy(update={"source_metadata": _scenario().source_metadata})
     with (
         mock.patch.dict("os.environ", {"POWERTOOLS_LOG_LEVEL": "DEBUG"}),
@@ -176,18 +177,28 @@ def test_no_secret_of_a_self_managed_source_appears_in_any_log_or_output(
         LocalStack(scenario) as stack,
     ):
         arn = stack.start("secrets")
-        described = stack.wait(arn, timeout_seconds=180)
+        described = dict(stack.wait(arn, timeout_seconds=180))
         texts = _texts(stack, arn)
+        yield stack, arn, described, texts
+    printed = capfd.readouterr()
+    texts["stdout"] = printed.out
+    texts["stderr"] = printed.err
+    texts["log records"] = "\n".join(records.lines)
+
+
+def test_no_secret_of_a_self_managed_source_appears_in_any_log_or_output(
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    """Access mode reached: the REST API's password (in Secrets Manager) and the export's presigned
+    forms and URLs (signed by TriggerDag, sent to the source's Airflow only) are in nothing people
+    read, nor are the migrated connection's and variable's secrets."""
+    with _self_managed_run("self_managed", capfd) as (stack, _, described, texts):
         password = str(stack.self_managed_password)
         conf = next(
             run["conf"]
             for run in stack.mwaa_emulator.environment("onprem-airflow").table("dag_run")
             if run["dag_id"] == "mwaa_migrate_export"
         )
-    printed = capfd.readouterr()
-    texts["stdout"] = printed.out
-    texts["stderr"] = printed.err
-    texts["log records"] = "\n".join(records.lines)
 
     assert described["status"] == "SUCCEEDED", described.get("cause")
     assert "migration succeeded" in texts["stdout"] + texts["log records"], "the run's logs were captured"
@@ -213,27 +224,15 @@ def test_a_hands_on_exports_signatures_and_token_are_only_where_the_operator_and
     operator, in the migration bucket) and the wait's token in its wait.json (for ExportLanded) and in
     the Task state's own parameters (Step Functions keeps them in the history, as for the approval's
     wait); neither is in a function's output, a log, a report or a notification."""
-    scenario = Scenario.load(scenario_path("self_managed_hands_on"))
-    scenario = scenario.model_copy(update={"source_metadata": _scenario().source_metadata})
-    with (
-        mock.patch.dict("os.environ", {"POWERTOOLS_LOG_LEVEL": "DEBUG"}),
-        _all_logging() as records,
-        instant_botocore_retries(),
-        LocalStack(scenario) as stack,
-    ):
-        arn = stack.start("secrets")
-        described = stack.wait(arn, timeout_seconds=180)
-        texts = _texts(stack, arn)
-        prefix = f"s3://{scenario.migration_bucket}/migrations/onprem-airflow/onprem-airflow-2-10/hands-on"
+    with _self_managed_run("self_managed_hands_on", capfd) as (stack, arn, described, texts):
+        prefix = (
+            f"s3://{stack.scenario.migration_bucket}/migrations/onprem-airflow/onprem-airflow-2-10/hands-on"
+        )
         confs = [json.loads(texts[f"{prefix}/{phase}/conf.json"]) for phase in ("bulk", "cutover")]
         tokens = [
             json.loads(texts[f"{prefix}/{phase}/wait.json"])["taskToken"] for phase in ("bulk", "cutover")
         ]
         history = stack.history(arn)
-    printed = capfd.readouterr()
-    texts["stdout"] = printed.out
-    texts["stderr"] = printed.err
-    texts["log records"] = "\n".join(records.lines)
 
     assert described["status"] == "SUCCEEDED", described.get("cause")
     signatures = [
