@@ -137,6 +137,7 @@ def test_a_manifest_older_than_the_wait_is_an_earlier_runs_and_is_ignored(s3, sf
         (_manifest(migrationId="someone.else"), "is the export of migration 'someone.else'"),
         (_manifest(phase="cutover"), "is not a bulk export"),
         (["not", "an", "object"], "is not a JSON object"),
+        (_manifest(tables={"dag_run": {"file": "dag_run.csv.gz.sealed"}}), "KeyError: 'rows'"),
     ],
 )
 def test_a_manifest_that_is_not_this_migrations_export_fails_the_wait_saying_why(

@@ -222,8 +222,10 @@ def export_landed(s3: S3Client, sfn: SFNClient, *, bucket: str, key: str, stack_
                 f"{wait.get('migrationId')!r}"
             )
         result = read_export(s3, bucket, prefix, "cutover" if phase == "cutover" else "bulk")
-    except (MigrationConflict, InvalidMigrationRequest) as error:
-        cause = redact_text(f"the hands-on {phase} export is not sound: {error}")
+    # A manifest of the wrong shape (a table without its rows, ...) is as unsound as a foreign one:
+    # raising would only have EventBridge deliver it again until the deadline.
+    except (MigrationConflict, InvalidMigrationRequest, KeyError, TypeError, ValueError) as error:
+        cause = redact_text(f"the hands-on {phase} export is not sound: {type(error).__name__}: {error}")
         ended = _answer(
             lambda: sfn.send_task_failure(taskToken=token, error=EXPORT_INVALID, cause=cause[:32768])
         )
