@@ -27,7 +27,7 @@ from pydantic import ValidationError
 
 from emulation.local_stack import TERMINAL, LocalStack
 from emulation.scenario import Expectation, Scenario, UnknownScenario, find
-from mwaa_migrate.execution import APPROVAL_STATE, StepTiming, new_execution_name
+from mwaa_migrate.execution import APPROVAL_STATE, StepTiming, execution_history, new_execution_name
 from mwaa_migrate.migration_bucket import markdown_key
 from mwaa_migrate.models import source_name_of
 from mwaa_migrate.run.report import MigrationReport, TableCount
@@ -109,7 +109,8 @@ def follow(
         while True:
             looked = time.monotonic()
             described = stack.sfn.describe_execution(executionArn=execution_arn)
-            events = stack.history(execution_arn)
+            # Names, times and errors: no state's data.
+            events = execution_history(stack.sfn, execution_arn)
             for event in events[seen:]:
                 elapsed = (event["timestamp"] - started).total_seconds()
                 kind = event["type"]
@@ -126,7 +127,7 @@ def follow(
                 return dict(described)
             if time.monotonic() > deadline:
                 raise TimeoutError(f"the execution is still {described['status']} after {timeout_seconds}s")
-            # Each look is moto's work, in this process: the whole history, serialized again. It is
+            # Each look is moto's work, in this process: the whole history, sent and parsed again. It is
             # slower the longer the history: wait twice what it took, so that following the run
             # takes at most a third of the time from the run itself.
             time.sleep(max(0.1, 2 * (time.monotonic() - looked)))

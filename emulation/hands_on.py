@@ -29,7 +29,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from unittest import mock
 
-from cfnlint.decode import cfn_yaml  # type: ignore[import-untyped]
 from moto.events.models import Rule
 from moto.utilities.arns import parse_arn
 
@@ -87,6 +86,9 @@ def lambda_targets_delivered(
 
 def manifest_landed_pattern(bucket: str) -> dict[str, Any]:
     """ExportLandedFunction's EventBridge rule pattern, as template.yaml writes it, for `bucket`."""
+    # Imported here: cfn-lint takes half a second to import, and only a hands-on scenario needs it.
+    from cfnlint.decode import cfn_yaml  # type: ignore[import-untyped]  # noqa: PLC0415
+
     template = cfn_yaml.load(str(TEMPLATE))
     pattern = template["Resources"]["ExportLandedFunction"]["Properties"]["Events"]["ManifestLanded"][
         "Properties"

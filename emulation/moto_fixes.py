@@ -59,28 +59,45 @@ def task_timeouts_always_evaluated() -> Iterator[None]:
         yield
 
 
-# Each execution's events serialized so far (JSON texts, oldest first), by its event manager: an
-# execution's history is append-only, so a text once made stays right.
-_serialized_events: weakref.WeakKeyDictionary[EventManager, list[str]] = weakref.WeakKeyDictionary()
+# Each execution's events serialized so far, as JSON texts, oldest first: with the states' data and
+# without it. An execution's history is append-only, so a text once made stays right.
+_serialized_events: weakref.WeakKeyDictionary[EventManager, tuple[list[str], list[str]]] = (
+    weakref.WeakKeyDictionary()
+)
 # Reads of one execution may come at once (`local up` serves requests on threads).
 _serializing = threading.Lock()
 _MOTO_GET_EXECUTION_HISTORY = StepFunctionResponse.get_execution_history
+# What includeExecutionData=false leaves out of each event's details: the input and output.
+_EXECUTION_DATA = frozenset({"input", "output"})
+
+
+def _without_data(event: dict[str, Any]) -> dict[str, Any]:
+    return {
+        key: {name: value for name, value in details.items() if name not in _EXECUTION_DATA}
+        if key.endswith("EventDetails") and isinstance(details, dict)
+        else details
+        for key, details in event.items()
+    }
 
 
 def _get_execution_history(self: StepFunctionResponse) -> Any:
-    """moto's GetExecutionHistory (every event in one page, oldest first), each event serialized once."""
+    """moto's GetExecutionHistory (every event in one page, oldest first), each event serialized once;
+    with includeExecutionData false (moto's sends the data anyway) without the inputs and outputs."""
     execution = self.stepfunction_backend.describe_execution(self._get_param("executionArn"))
     worker = getattr(execution, "exec_worker", None)
     if worker is None or worker.env is None:  # not an executing backend, or not started yet
         return _MOTO_GET_EXECUTION_HISTORY(self)
+    with_data = self._get_param("includeExecutionData") is not False
     events = worker.env.event_manager
     with _serializing:
-        texts = _serialized_events.setdefault(events, [])
+        full, bare = _serialized_events.setdefault(events, ([], []))
         with events._mutex:
-            new = copy.deepcopy(events._history_event_list[len(texts) :])
+            new = copy.deepcopy(events._history_event_list[len(full) :])
         status, headers, body = self.serialized(ActionResult({"events": new}))
-        texts.extend(json.dumps(event, separators=(",", ":")) for event in json.loads(body)["events"])
-        joined = ",".join(texts)
+        for event in json.loads(body)["events"]:
+            full.append(json.dumps(event, separators=(",", ":")))
+            bare.append(json.dumps(_without_data(event), separators=(",", ":")))
+        joined = ",".join(full if with_data else bare)
     return status, headers, '{"events":[' + joined + "]}"
 
 

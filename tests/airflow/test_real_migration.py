@@ -26,7 +26,8 @@ import pytest
 from emulation.real_airflow import AirflowEnvironment, AirflowInstallation
 from mwaa_migrate.dags import mwaa_migrate_metadata as metadata
 from mwaa_migrate.environment.versions import AirflowVersion
-from mwaa_migrate.metadata.metadata_dags import Phase, read_export, read_verified_import
+from mwaa_migrate.metadata.metadata_dags import read_export, read_verified_import
+from mwaa_migrate.step_events import Phase
 from tests.airflow.tier import (
     ASSET_TABLES,
     EXTRA,

@@ -7,6 +7,8 @@ import io
 import json
 import os
 import re
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -820,3 +822,24 @@ def test_a_bad_number_or_choice_is_a_usage_error_that_says_what_is_valid(argv, m
     err = capsys.readouterr().err
     assert message in err
     assert "Traceback" not in err
+
+
+def test_the_command_starts_without_what_only_the_functions_use() -> None:
+    """The command shares the layer's logic and logger, not the functions' tracer: X-Ray's SDK (half
+    a second, and a client of its own at import) nor the emulation are loaded to run it."""
+    loaded = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys, mwaa_migrate_cli.main; "
+            "print(sorted({m.split('.')[0] for m in sys.modules} & {'aws_xray_sdk', 'emulation', 'moto'}))",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
+    ).stdout
+    assert loaded.strip() == "[]"
+    from mwaa_migrate import observability  # noqa: PLC0415
+
+    assert type(observability.tracer).__name__ == "Tracer"

@@ -17,13 +17,9 @@ from mwaa_migrate.metadata.metadata_dags import (
     EXPORT_DAG,
     IMPORT_DAG,
     MetadataResult,
-    Phase,
     check_dag_run,
-    cutover_record_key,
     deploy_dag,
     deployment,
-    export_manifest_key,
-    import_result_key,
     read_cutover_record,
     read_export,
     read_verified_import,
@@ -31,6 +27,8 @@ from mwaa_migrate.metadata.metadata_dags import (
     trigger_dag,
     write_cutover_record_state,
 )
+from mwaa_migrate.migration_bucket import cutover_record_key, export_manifest_key, import_result_key
+from mwaa_migrate.step_events import Phase
 
 ENVIRONMENT = {
     "Name": "analytics",

@@ -14,8 +14,8 @@ from moto import mock_aws
 
 from emulation.mwaa import MwaaEmulator
 from mwaa_migrate.environment.environment_request import SOURCE_TAG
-from mwaa_migrate.environment.secret_options import configuration_key
 from mwaa_migrate.errors import IncompatibleDags, InvalidMigrationRequest, MigrationConflict
+from mwaa_migrate.migration_bucket import configuration_key
 from mwaa_migrate.models import MigrationPlan, MigrationRequest
 from mwaa_migrate.run.plan import plan_migration
 from mwaa_migrate.settings import Settings

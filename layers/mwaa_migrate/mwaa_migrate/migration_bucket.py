@@ -1,9 +1,27 @@
-"""The migration bucket's objects: its JSON records read and written in one way, where the reports
-are, and writing one (JSON for machines, Markdown beside it for people)."""
+"""The migration bucket: its key layout, its JSON records read and written in one way, and writing a
+report (JSON for machines, Markdown beside it for people).
+
+Every key is spelled here, under the migration's prefix `migrations/SOURCE/TARGET` (docs/cutover.md):
+
+    export/{bulk,cutover}/manifest.json   the sealed export's manifest, beside its tables
+    import/{bulk,cutover}/result.json     what the import DAG did and verified
+    cutover/record.json                   the DAGs the cutover paused (the way back starts them again)
+    target/files.json                     the DAG, plugin and requirements files copied to the target
+    secrets/airflow-configuration.json    the target's sensitive Airflow options, encrypted
+    hands-on/dags/, hands-on/PHASE/       an export run by hand: its DAG files, conf, steps and wait
+    logs/EXECUTION/                       the task-log copy's (its listing, work items and results
+                                          are named in logs/log_listing.py)
+    reports/EXECUTION.json (and .md)      each run's report
+
+The project's DAGs, which run inside Airflow and import nothing of the layer, spell the export's
+and the import's keys themselves (dags/mwaa_migrate_metadata.py); tests hold the two the same
+(tests/unit/test_migration_bucket.py).
+"""
 
 from __future__ import annotations
 
 import json
+import re
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
@@ -16,6 +34,7 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
     from mwaa_migrate.run.report import MigrationReport
+    from mwaa_migrate.step_events import Phase
 
 
 _NOT_FOUND = {"NoSuchKey", "404", "NotFound"}
@@ -64,6 +83,57 @@ def write_json(s3: S3Client, bucket: str, key: str, data: Any, *, what: str = ""
     return uri
 
 
+def migration_prefix(source_name: str, target_name: str) -> str:
+    """The migration's keys in the bucket."""
+    return f"migrations/{source_name}/{target_name}"
+
+
+def source_migrations_prefix(source_name: str) -> str:
+    """Every migration of one source (a folder of migration prefixes)."""
+    return f"migrations/{source_name}/"
+
+
+# An export's manifest: the prefix of the migration it belongs to, and its phase.
+_EXPORT_MANIFEST = re.compile(
+    r"^(?P<prefix>migrations/[A-Za-z][0-9A-Za-z_-]*/[A-Za-z][0-9A-Za-z_-]*)/export/(?P<phase>bulk|cutover)/manifest\.json$"
+)
+
+
+def export_manifest_key(prefix: str, phase: Phase) -> str:
+    return f"{prefix}/export/{phase}/manifest.json"
+
+
+def export_manifest_of(key: str) -> tuple[str, Phase] | None:
+    """(the migration's prefix, the phase) of an export's manifest key; None for any other key."""
+    found = _EXPORT_MANIFEST.match(key)
+    if found is None:
+        return None
+    phase: Phase = "bulk" if found["phase"] == "bulk" else "cutover"
+    return found["prefix"], phase
+
+
+def import_result_key(prefix: str, phase: Phase) -> str:
+    return f"{prefix}/import/{phase}/result.json"
+
+
+def cutover_record_key(prefix: str) -> str:
+    return f"{prefix}/cutover/record.json"
+
+
+def files_record_key(prefix: str) -> str:
+    return f"{prefix}/target/files.json"
+
+
+def configuration_key(prefix: str) -> str:
+    """The target's sensitive Airflow configuration options, encrypted."""
+    return f"{prefix}/secrets/airflow-configuration.json"
+
+
+def logs_base_key(prefix: str, execution_id: str) -> str:
+    """One run's task-log copy: its listing, work items and the map's results below."""
+    return f"{prefix.strip('/')}/logs/{execution_name(execution_id)}"
+
+
 def hands_on_dags_folder(prefix: str) -> str:
     """Where a hands-on source's export DAG files wait for you to copy them into your dags/ folder."""
     return f"{prefix}/hands-on/dags"
@@ -76,8 +146,12 @@ def hands_on_key(prefix: str, phase: str, name: str) -> str:
     return f"{prefix}/hands-on/{phase}/{name}"
 
 
+def reports_prefix(prefix: str) -> str:
+    return f"{prefix}/reports/"
+
+
 def report_key(prefix: str, execution_id: str) -> str:
-    return f"{prefix}/reports/{execution_name(execution_id)}.json"
+    return f"{reports_prefix(prefix)}{execution_name(execution_id)}.json"
 
 
 def markdown_key(json_key: str) -> str:

@@ -14,6 +14,7 @@ from mwaa_migrate.dags.mwaa_migrate_metadata import EXPORT_DAG_ID
 from mwaa_migrate.errors import InvalidMigrationRequest
 from mwaa_migrate.execution import execution_name
 from mwaa_migrate.logs.log_copy import WorkItem
+from mwaa_migrate.migration_bucket import migration_prefix
 from mwaa_migrate.models import (
     HANDS_ON_MAX_HOURS,
     BucketName,
@@ -26,7 +27,7 @@ from mwaa_migrate.models import (
     OnIncompatibleDags,
     RunId,
 )
-from mwaa_migrate.run.migration_names import migration_id, migration_prefix
+from mwaa_migrate.run.migration_names import migration_id
 
 
 class StepEvent(Model):

@@ -22,7 +22,7 @@ from mwaa_migrate.environment.target_files import (
     copy_target_files,
 )
 from mwaa_migrate.errors import MigrationConflict, from_client_error
-from mwaa_migrate.migration_bucket import write_json
+from mwaa_migrate.migration_bucket import files_record_key, write_json
 from mwaa_migrate.models import MigrationPlan, Model
 
 if TYPE_CHECKING:
@@ -53,10 +53,6 @@ class CloneResult(Model):
     dag_files_unchanged: int = 0
     # Where every copied file is recorded with its versions (s3://migration-bucket/.../files.json).
     files_record: str | None = None
-
-
-def files_record_key(prefix: str) -> str:
-    return f"{prefix}/target/files.json"
 
 
 def _ours(environment: dict[str, Any], plan: MigrationPlan) -> bool:

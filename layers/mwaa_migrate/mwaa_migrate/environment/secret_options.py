@@ -23,17 +23,13 @@ from typing import TYPE_CHECKING
 from botocore.exceptions import ClientError
 
 from mwaa_migrate.errors import MigrationConflict, from_client_error
+from mwaa_migrate.migration_bucket import configuration_key
 from mwaa_migrate.models import ConfigurationObject
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 _FORMAT = 1
-
-
-def configuration_key(prefix: str) -> str:
-    """The object's key under the migration's prefix."""
-    return f"{prefix}/secrets/airflow-configuration.json"
 
 
 def _digest(body: bytes) -> str:

@@ -44,7 +44,6 @@ from mwaa_migrate.errors import (
     error_code,
     from_client_error,
 )
-from mwaa_migrate.execution import execution_name
 from mwaa_migrate.logs.log_copy import (
     DEFAULT_SAFETY_MARGIN_MS,
     MAX_FILTER_STREAMS,
@@ -64,7 +63,7 @@ from mwaa_migrate.logs.log_names import (
     parse_task_stream,
     target_stream_name,
 )
-from mwaa_migrate.migration_bucket import read_json, write_json
+from mwaa_migrate.migration_bucket import logs_base_key, read_json, write_json
 from mwaa_migrate.models import LogGroupKind, Model
 from mwaa_migrate.observability import logger
 
@@ -160,10 +159,6 @@ _DERIVED = {
     "resultsPrefix": "results_prefix",
     "mapRunPrefix": "map_run_prefix",
 }
-
-
-def logs_base_key(prefix: str, execution_id: str) -> str:
-    return f"{prefix.strip('/')}/logs/{execution_name(execution_id)}"
 
 
 def result_key(results_prefix: str, index: int) -> str:

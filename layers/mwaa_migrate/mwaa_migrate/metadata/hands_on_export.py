@@ -17,7 +17,6 @@ refuses a token twice, so a repeated event finds the wait over.
 from __future__ import annotations
 
 import json
-import re
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -27,7 +26,7 @@ from mwaa_migrate.errors import InvalidMigrationRequest, MigrationConflict, erro
 from mwaa_migrate.execution import now
 from mwaa_migrate.metadata.metadata_dags import EXPORT_DAG, read_export
 from mwaa_migrate.metadata.self_managed_access import export_access
-from mwaa_migrate.migration_bucket import hands_on_key, write_json
+from mwaa_migrate.migration_bucket import export_manifest_of, hands_on_key, write_json
 from mwaa_migrate.models import DagDeployment, Model
 from mwaa_migrate.redaction import redact_text
 
@@ -40,10 +39,6 @@ if TYPE_CHECKING:
 CONF_FILE, STEPS_FILE, WAIT_FILE = "conf.json", "steps.md", "wait.json"
 # The error a wait ends with when the landed manifest is not a sound export of this migration.
 EXPORT_INVALID = "HandsOnExportInvalid"
-# An export's manifest in the migration bucket: the only keys a landing looks at.
-_MANIFEST = re.compile(
-    r"^(?P<prefix>migrations/[A-Za-z][0-9A-Za-z_-]*/[A-Za-z][0-9A-Za-z_-]*)/export/(?P<phase>bulk|cutover)/manifest\.json$"
-)
 # Step Functions' answers for a token whose wait is over (answered, timed out, execution ended).
 _WAIT_OVER = {"TaskTimedOut", "TaskDoesNotExist", "InvalidToken"}
 
@@ -187,10 +182,11 @@ class Landing(Model):
 
 def export_landed(s3: S3Client, sfn: SFNClient, *, bucket: str, key: str, stack_bucket: str) -> Landing:
     """End the wait of the execution whose hands-on export wrote s3://bucket/key, if one waits."""
-    found = _MANIFEST.match(key)
+    # An export's manifest in the migration bucket: the only keys a landing looks at.
+    found = export_manifest_of(key)
     if bucket != stack_bucket or found is None:
         return Landing(outcome="ignored", reason="not an export's manifest in the migration bucket", key=key)
-    prefix, phase = found["prefix"], found["phase"]
+    prefix, phase = found
     wait_key = hands_on_key(prefix, phase, WAIT_FILE)
     wait, waiting_since = _object_json(s3, bucket, wait_key)
     if wait is None or waiting_since is None:

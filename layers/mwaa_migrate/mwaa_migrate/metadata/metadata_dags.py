@@ -18,8 +18,15 @@ from mwaa_migrate.dags import mwaa_migrate_metadata as library
 from mwaa_migrate.environment.webserver_transport import WebserverTransport, as_transport
 from mwaa_migrate.errors import DagRunFailed, MigrationConflict, from_client_error
 from mwaa_migrate.logs.log_names import log_group_name
-from mwaa_migrate.migration_bucket import read_json, read_json_if_any
+from mwaa_migrate.migration_bucket import (
+    cutover_record_key,
+    export_manifest_key,
+    import_result_key,
+    read_json,
+    read_json_if_any,
+)
 from mwaa_migrate.models import AirflowApi, DagDeployment, Model, WebserverTransportKind
+from mwaa_migrate.step_events import Phase
 
 if TYPE_CHECKING:
     from mypy_boto3_logs import CloudWatchLogsClient
@@ -242,7 +249,6 @@ def _failure_message(
     return message
 
 
-Phase = Literal["bulk", "cutover"]
 RecordState = Literal["paused", "restored", "live", "rolled_back"]
 RECORD_STATES: tuple[RecordState, ...] = ("paused", "restored", "live", "rolled_back")
 
@@ -275,18 +281,6 @@ class MetadataResult(Model):
     # The import's: history written for the target's next version, by table (task_instance_history
     # from task_fail before Airflow 3): from, candidates, written, unnumbered, why.
     synthesized: dict[str, dict[str, Any]] = Field(default_factory=dict)
-
-
-def export_manifest_key(prefix: str, phase: Phase) -> str:
-    return f"{prefix}/export/{phase}/manifest.json"
-
-
-def import_result_key(prefix: str, phase: Phase) -> str:
-    return f"{prefix}/import/{phase}/result.json"
-
-
-def cutover_record_key(prefix: str) -> str:
-    return f"{prefix}/cutover/record.json"
 
 
 def read_export(s3: S3Client, bucket: str, prefix: str, phase: Phase) -> MetadataResult:

@@ -22,11 +22,10 @@ from mwaa_migrate.execution import now
 from mwaa_migrate.metadata.metadata_dags import (
     EXPORT_DAG,
     IMPORT_DAG,
-    import_result_key,
     read_cutover_record,
     write_cutover_record_state,
 )
-from mwaa_migrate.migration_bucket import read_json_if_any
+from mwaa_migrate.migration_bucket import cutover_record_key, import_result_key, read_json_if_any
 from mwaa_migrate.models import Model
 from mwaa_migrate.observability import logger
 
@@ -280,7 +279,7 @@ def start_target_dags(
     record = _record_of(s3, place)
     if record is None:
         raise MigrationConflict(
-            f"s3://{place.bucket}/{place.prefix}/cutover/record.json: no cutover record for this migration"
+            f"s3://{place.bucket}/{cutover_record_key(place.prefix)}: no cutover record for this migration"
         )
     dags = _dags(record)
     already = set(imported.get("unpaused_dags") or imported.get("unpausedDags") or [])

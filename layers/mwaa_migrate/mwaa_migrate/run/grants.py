@@ -25,8 +25,9 @@ from mwaa_migrate.environment.execution_roles import (
     role_resource,
 )
 from mwaa_migrate.errors import InvalidMigrationRequest, from_client_error
+from mwaa_migrate.migration_bucket import cutover_record_key, export_manifest_key, migration_prefix
 from mwaa_migrate.models import MigrationPlan, Model, RolePolicy
-from mwaa_migrate.run.migration_names import migration_id, migration_prefix
+from mwaa_migrate.run.migration_names import migration_id
 
 if TYPE_CHECKING:
     from mypy_boto3_iam import IAMClient
@@ -102,13 +103,13 @@ def migration_policies(
                 "Sid": "ReadBulkWatermark",
                 "Effect": "Allow",
                 "Action": ["s3:GetObject"],
-                "Resource": f"{objects}/export/bulk/manifest.json",
+                "Resource": f"arn:{partition}:s3:::{bucket}/{export_manifest_key(object_prefix, 'bulk')}",
             },
             {
                 "Sid": "RecordActiveDags",
                 "Effect": "Allow",
                 "Action": ["s3:GetObject", "s3:PutObject"],
-                "Resource": f"{objects}/cutover/record.json",
+                "Resource": f"arn:{partition}:s3:::{bucket}/{cutover_record_key(object_prefix)}",
             },
             {
                 "Sid": "TellMissingRecordFromDenied",

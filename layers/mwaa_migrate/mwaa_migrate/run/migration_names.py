@@ -1,5 +1,5 @@
-"""A migration's names, derived from its two environments' names alone: its id (in policy names,
-the export's KMS encryption context and the cutover record) and its keys' prefix in the bucket."""
+"""A migration's id, derived from its two environments' names alone: in policy names, the export's
+KMS encryption context and the cutover record (its keys' prefix is migration_bucket's)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,3 @@ MIGRATION_ID_SEPARATOR = "."
 
 def migration_id(source_name: str, target_name: str) -> str:
     return f"{source_name}{MIGRATION_ID_SEPARATOR}{target_name}"
-
-
-def migration_prefix(source_name: str, target_name: str) -> str:
-    """The migration's keys in the migration bucket (docs/cutover.md)."""
-    return f"migrations/{source_name}/{target_name}"

@@ -14,14 +14,14 @@ from mwaa_migrate.environment.dag_compatibility import target_dag_warnings
 from mwaa_migrate.errors import from_client_error
 from mwaa_migrate.execution import execution_history, finished_steps, now, task_results
 from mwaa_migrate.metadata.metadata_dags import remove_dag
-from mwaa_migrate.migration_bucket import report_key, write_report
+from mwaa_migrate.migration_bucket import migration_prefix, report_key, write_report
 from mwaa_migrate.models import Model, source_name_of
 from mwaa_migrate.observability import logger
 from mwaa_migrate.run.cutover import MigrationPlace, settle_after_failure, standing, target_went_live
 from mwaa_migrate.run.failure import error_from_state, failed_state, plan_from_state, readable_cause
 from mwaa_migrate.run.grants import StackGrants, delete_policies, policies_to_remove
 from mwaa_migrate.run.lock import Holder, holder, release
-from mwaa_migrate.run.migration_names import migration_id, migration_prefix
+from mwaa_migrate.run.migration_names import migration_id
 from mwaa_migrate.run.report import Failure, MigrationReport, downtime_of, seconds_between, table_counts
 from mwaa_migrate.run.settings_diff import settings_diff
 from mwaa_migrate.step_events import FinishMigrationEvent, RecordFailureEvent

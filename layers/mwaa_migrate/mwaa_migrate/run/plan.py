@@ -36,7 +36,13 @@ from mwaa_migrate.metadata.metadata_dags import (
     deployment,
     read_cutover_record,
 )
-from mwaa_migrate.migration_bucket import hands_on_dags_folder, read_json_if_any
+from mwaa_migrate.migration_bucket import (
+    hands_on_dags_folder,
+    migration_prefix,
+    read_json_if_any,
+    reports_prefix,
+    source_migrations_prefix,
+)
 from mwaa_migrate.models import (
     AirflowApi,
     CutoverSettings,
@@ -56,7 +62,7 @@ from mwaa_migrate.models import (
 )
 from mwaa_migrate.redaction import shown_options
 from mwaa_migrate.run.grants import migration_policies
-from mwaa_migrate.run.migration_names import migration_id, migration_prefix
+from mwaa_migrate.run.migration_names import migration_id
 from mwaa_migrate.settings import Settings
 
 if TYPE_CHECKING:
@@ -100,7 +106,7 @@ def _keys(s3: S3Client, bucket: str, prefix: str, **arguments: Any) -> tuple[lis
 
 def _succeeded_report(s3: S3Client, bucket: str, prefix: str) -> tuple[str, dict[str, Any]] | None:
     """The newest report of a succeeded run of this migration: (its URI, the report)."""
-    keys, _ = _keys(s3, bucket, f"{prefix}/reports/")
+    keys, _ = _keys(s3, bucket, reports_prefix(prefix))
     found: list[tuple[str, str, dict[str, Any]]] = []
     for key in keys:
         if not key.endswith(".json"):
@@ -161,7 +167,7 @@ def _finished_migration(s3: S3Client, bucket: str, prefix: str, target_name: str
 
 def _refuse_other_cutovers(s3: S3Client, bucket: str, source_name: str, target_name: str) -> None:
     """Another migration of the same source that left the source paused, or went live, stops this one."""
-    _, prefixes = _keys(s3, bucket, f"migrations/{source_name}/", Delimiter="/")
+    _, prefixes = _keys(s3, bucket, source_migrations_prefix(source_name), Delimiter="/")
     for other in prefixes:
         other_target = other.rstrip("/").rsplit("/", 1)[-1]
         if other_target == target_name:
