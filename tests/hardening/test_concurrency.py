@@ -17,7 +17,7 @@ from cfnlint.decode import cfn_yaml
 from emulation.accounts import ACCOUNT_ID
 from emulation.lambdas import REPO_ROOT
 from emulation.local_stack import LocalStack
-from mwaa_migrate.run.lock import lock_key
+from mwaa_migrate.migration_bucket import lock_key
 from tests.hardening.end_state import differences, snapshot
 
 SOURCE_ROLE = "AmazonMWAA-analytics-prod"

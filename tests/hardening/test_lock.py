@@ -16,7 +16,8 @@ from moto import mock_aws
 
 from emulation.faults import FaultInjector, FaultKind, instant_botocore_retries
 from mwaa_migrate import clients
-from mwaa_migrate.run.lock import Holder, MigrationInProgress, acquire, holder, lock_key, release
+from mwaa_migrate.migration_bucket import lock_key
+from mwaa_migrate.run.lock import Holder, MigrationInProgress, acquire, holder, release
 
 BUCKET = "mwaa-migrate-tests"
 TARGET = "analytics-2-10"

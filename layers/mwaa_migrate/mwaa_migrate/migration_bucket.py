@@ -13,6 +13,9 @@ Every key is spelled here, under the migration's prefix `migrations/SOURCE/TARGE
                                           are named in logs/log_listing.py)
     reports/EXECUTION.json (and .md)      each run's report
 
+and outside the migrations, `locks/TARGET.json` (the execution migrating to a target) and, for a run
+refused before it had a plan, its report under `migrations/unplanned`.
+
 The project's DAGs, which run inside Airflow and import nothing of the layer, spell the export's
 and the import's keys themselves (dags/mwaa_migrate_metadata.py); tests hold the two the same
 (tests/unit/test_migration_bucket.py).
@@ -86,6 +89,15 @@ def write_json(s3: S3Client, bucket: str, key: str, data: Any, *, what: str = ""
 def migration_prefix(source_name: str, target_name: str) -> str:
     """The migration's keys in the bucket."""
     return f"migrations/{source_name}/{target_name}"
+
+
+def lock_key(target_environment: str) -> str:
+    """The target's lock: which execution is migrating to it (run/lock.py)."""
+    return f"locks/{target_environment}.json"
+
+
+# Where a run refused at its plan (no source and target known) writes its report.
+UNPLANNED_PREFIX = "migrations/unplanned"
 
 
 def source_migrations_prefix(source_name: str) -> str:

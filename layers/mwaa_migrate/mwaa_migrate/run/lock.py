@@ -26,13 +26,13 @@ from botocore.exceptions import ClientError
 
 from mwaa_migrate.errors import MigrationError, error_code, from_client_error
 from mwaa_migrate.execution import now
+from mwaa_migrate.migration_bucket import lock_key
 from mwaa_migrate.observability import logger
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_stepfunctions import SFNClient
 
-LOCK_PREFIX = "locks"
 # A conditional write lost to another (412), or raced by a concurrent one (409): look again.
 _LOST_RACE = frozenset({"PreconditionFailed", "ConditionalRequestConflict", "NoSuchKey", "404"})
 _ATTEMPTS = 3
@@ -52,10 +52,6 @@ class Holder(StrEnum):
 class Lock:
     execution_id: str
     etag: str
-
-
-def lock_key(target_environment: str) -> str:
-    return f"{LOCK_PREFIX}/{target_environment}.json"
 
 
 def read_lock(s3: S3Client, bucket: str, target_environment: str) -> Lock | None:

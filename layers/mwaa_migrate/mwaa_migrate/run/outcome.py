@@ -14,7 +14,7 @@ from mwaa_migrate.environment.dag_compatibility import target_dag_warnings
 from mwaa_migrate.errors import from_client_error
 from mwaa_migrate.execution import execution_history, finished_steps, now, task_results
 from mwaa_migrate.metadata.metadata_dags import remove_dag
-from mwaa_migrate.migration_bucket import migration_prefix, report_key, write_report
+from mwaa_migrate.migration_bucket import UNPLANNED_PREFIX, migration_prefix, report_key, write_report
 from mwaa_migrate.models import Model, source_name_of
 from mwaa_migrate.observability import logger
 from mwaa_migrate.run.cutover import MigrationPlace, settle_after_failure, standing, target_went_live
@@ -238,7 +238,7 @@ def record_failure(
     )
     # Refused at its plan: the report goes where the migration's would (`mwaa-migrate report` and
     # the next plan find it).
-    bucket, prefix = (place.bucket, place.prefix) if place else (stack.bucket, "migrations/unplanned")
+    bucket, prefix = (place.bucket, place.prefix) if place else (stack.bucket, UNPLANNED_PREFIX)
     uri = write_report(s3, bucket, report_key(prefix, event.execution_id), report)
     if plan and locked_by is Holder.THIS_EXECUTION:
         release(s3, bucket=stack.bucket, target_environment=plan.target.name, execution_id=event.execution_id)
