@@ -5,6 +5,7 @@ migration."""
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
 import boto3
@@ -54,6 +55,29 @@ def routed(aws) -> tuple[Any, str]:
     events.put_rule(Name="migrations", EventPattern=json.dumps({"source": [EVENT_SOURCE]}))
     events.put_targets(Rule="migrations", Targets=[{"Id": "queue", "Arn": arn}])
     return sqs, url
+
+
+@dataclass
+class Mail:
+    """An SNS topic with a queue subscribed to it, as a subscriber's mailbox would be."""
+
+    topic: str
+    url: str
+
+    def bodies(self) -> list[str]:
+        sqs = boto3.client("sqs", region_name=REGION)
+        return [message["Body"] for message in sqs.receive_message(QueueUrl=self.url).get("Messages", [])]
+
+
+@pytest.fixture
+def mail(aws) -> Mail:
+    sns = boto3.client("sns", region_name=REGION)
+    sqs = boto3.client("sqs", region_name=REGION)
+    topic = sns.create_topic(Name="migrations")["TopicArn"]
+    url = sqs.create_queue(QueueName="mail")["QueueUrl"]
+    queue = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue)
+    return Mail(topic=topic, url=url)
 
 
 def _received(sqs: Any, url: str) -> list[dict[str, Any]]:
@@ -222,20 +246,14 @@ def test_a_failure_message_opens_with_which_environment_runs_the_dags(plan):
     )
 
 
-def test_the_approval_notification_gives_the_commands_and_the_deadline_and_never_the_token(plan, aws):
+def test_the_approval_notification_gives_the_commands_and_the_deadline_and_never_the_token(plan, mail):
     token = "AQCEAAAAKgAAAAMAAAAAAAAAAS0secret-task-token"
     step = AwaitApprovalEvent(execution_id=EXECUTION, plan=plan, task_token=token)
-    sns = boto3.client("sns", region_name=REGION)
-    sqs = boto3.client("sqs", region_name=REGION)
-    topic = sns.create_topic(Name="migrations")["TopicArn"]
-    url = sqs.create_queue(QueueName="mail")["QueueUrl"]
-    queue = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue)
     notification = awaiting_approval(step.plan, step.execution_id, "2026-11-24T12:00:00+00:00")
 
-    publish(notification, events=boto3.client("events", region_name=REGION), sns=sns, topic_arn=topic)
+    publish(notification, **_clients(), topic_arn=mail.topic)
 
-    (body,) = [message["Body"] for message in sqs.receive_message(QueueUrl=url).get("Messages", [])]
+    (body,) = mail.bodies()
     text = json.loads(body)["Message"]
     assert "Approve: mwaa-migrate approve run-1" in text
     assert "Reject:  mwaa-migrate reject run-1" in text
@@ -249,13 +267,7 @@ def test_the_approval_notification_gives_the_commands_and_the_deadline_and_never
     assert token not in repr(step)
 
 
-def test_the_export_notification_gives_the_command_and_the_deadline(aws):
-    sns = boto3.client("sns", region_name=REGION)
-    sqs = boto3.client("sqs", region_name=REGION)
-    topic = sns.create_topic(Name="migrations")["TopicArn"]
-    url = sqs.create_queue(QueueName="mail")["QueueUrl"]
-    queue = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue)
+def test_the_export_notification_gives_the_command_and_the_deadline(mail):
     notification = awaiting_export(
         EXECUTION,
         migration_id="onprem.next",
@@ -265,9 +277,9 @@ def test_the_export_notification_gives_the_command_and_the_deadline(aws):
         deadline="2026-11-24T12:00:00+00:00",
     )
 
-    publish(notification, events=boto3.client("events", region_name=REGION), sns=sns, topic_arn=topic)
+    publish(notification, **_clients(), topic_arn=mail.topic)
 
-    (body,) = [message["Body"] for message in sqs.receive_message(QueueUrl=url).get("Messages", [])]
+    (body,) = mail.bodies()
     text = json.loads(body)["Message"]
     assert text.startswith("The source onprem runs the DAGs until the cutover export you run pauses them.")
     assert "Migration onprem -> next is waiting for the cutover export you run on the source." in text
