@@ -9,7 +9,7 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from mwaa_migrate.run.failure import error_from_state, failed_state, readable_cause
+from mwaa_migrate.run.failure import CaughtError, error_from_state, failed_state, readable_cause
 
 EXECUTION = "arn:aws:states:us-east-1:123456789012:execution:mwaa-migrate-migration:run-1"
 WHEN = datetime(2026, 11, 23, tzinfo=UTC)
@@ -86,6 +86,41 @@ def test_the_failed_state_is_the_one_the_failure_path_was_entered_from(sfn, even
     _history_page(stubber, events)
 
     assert failed_state(client, EXECUTION) == failed
+
+
+def test_a_later_failure_of_another_branch_that_its_retry_took_is_not_the_one_caught(sfn):
+    """The target fails to create while the export branch's call is throttled: that TaskFailed comes
+    after the caught one, but the caught error names the state it came from."""
+    client, stubber = sfn
+    _history_page(
+        stubber,
+        [
+            _entered(1, "CheckTarget", 0),
+            _event(2, "TaskScheduled", 1),
+            _entered(3, "CheckExportRun", 0),
+            _event(4, "TaskScheduled", 3),
+            _task_failed(5, 2, "EnvironmentFailed"),
+            _task_failed(6, 4, "ThrottlingException"),
+            _entered(7, "RecordFailure", 6),
+        ],
+    )
+
+    assert failed_state(client, EXECUTION, CaughtError(error="EnvironmentFailed")) == "CheckTarget"
+
+
+def test_without_a_failure_of_the_caught_error_the_last_failure_is_named(sfn):
+    client, stubber = sfn
+    _history_page(
+        stubber,
+        [
+            _entered(1, "CheckTarget", 0),
+            _event(2, "TaskScheduled", 1),
+            _task_failed(3, 2, "States.TaskFailed"),
+            _entered(4, "RecordFailure", 3),
+        ],
+    )
+
+    assert failed_state(client, EXECUTION, CaughtError(error="States.Timeout")) == "CheckTarget"
 
 
 def test_every_page_of_the_history_is_read(sfn):

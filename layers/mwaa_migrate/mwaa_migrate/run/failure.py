@@ -48,10 +48,13 @@ _FAILURE_EVENTS = frozenset(
 )
 
 
-def failed_state(sfn: SFNClient, execution_id: str) -> str:
+def failed_state(sfn: SFNClient, execution_id: str, caught: CaughtError | None = None) -> str:
     """The name of the state whose failure was caught, read from the execution's own history: the
-    Fail state entered, or the state whose task failed last (followed back through previousEventId,
-    since a parallel branch may have entered other states in between)."""
+    Fail state entered, or the state whose task failed last with the caught error (followed back
+    through previousEventId, since a parallel branch may have entered other states in between).
+    A task of another branch can fail later with an error its Retry takes (a throttled call while
+    the Parallel is being cancelled): that failure is not the one caught, so the caught error's name
+    chooses among the failures; without one that matches, the last failure is named."""
     # With the states' data, though only names are read: moto's history without it fails to serialize
     # some failed executions' events (a TaskScheduled timeout that is not a number), and the failure
     # path must not fail on the emulation's account.
@@ -63,20 +66,41 @@ def failed_state(sfn: SFNClient, execution_id: str) -> str:
         if event.get("stateEnteredEventDetails", {}).get("name") == FAILURE_PATH_STATE
     ]
     cutoff = max(entered_failure_path, default=max(events, default=0) + 1)
-    for event in sorted(
-        (e for e in events.values() if e["id"] < cutoff), key=lambda e: e["id"], reverse=True
-    ):
-        entered = event.get("stateEnteredEventDetails")
-        if event["type"] == "FailStateEntered" and entered:
-            return str(entered["name"])
-        if event["type"] in _FAILURE_EVENTS:
-            cursor = events.get(event.get("previousEventId", 0))
-            while cursor is not None:
-                if "stateEnteredEventDetails" in cursor:
-                    return str(cursor["stateEnteredEventDetails"]["name"])
-                cursor = events.get(cursor.get("previousEventId", 0))
-            return "unknown"
+    failures = [
+        event
+        for event in sorted(events.values(), key=lambda e: e["id"], reverse=True)
+        if event["id"] < cutoff
+        and (
+            (event["type"] == "FailStateEntered" and "stateEnteredEventDetails" in event)
+            or event["type"] in _FAILURE_EVENTS
+        )
+    ]
+    chosen = next(
+        (
+            event
+            for event in failures
+            if caught is None or event["type"] == "FailStateEntered" or _error_of(event) == caught.error
+        ),
+        failures[0] if failures else None,
+    )
+    if chosen is None:
+        return "unknown"
+    if chosen["type"] == "FailStateEntered":
+        return str(chosen["stateEnteredEventDetails"]["name"])
+    cursor = events.get(chosen.get("previousEventId", 0))
+    while cursor is not None:
+        if "stateEnteredEventDetails" in cursor:
+            return str(cursor["stateEnteredEventDetails"]["name"])
+        cursor = events.get(cursor.get("previousEventId", 0))
     return "unknown"
+
+
+def _error_of(event: dict[str, Any]) -> str | None:
+    """The error a failure event names (its details are under a key of its own type's name)."""
+    for key, details in event.items():
+        if key.endswith("EventDetails") and isinstance(details, dict) and "error" in details:
+            return str(details["error"])
+    return None
 
 
 def plan_from_state(state: dict[str, Any]) -> MigrationPlan | None:

@@ -175,7 +175,7 @@ def record_failure(
     s3, iam, sfn, stack = ending.s3, ending.iam, ending.sfn, ending.stack
     caught = error_from_state(event.state)
     cause = readable_cause(caught.cause)
-    where = failed_state(sfn, event.execution_id)
+    where = failed_state(sfn, event.execution_id, caught)
     plan = plan_from_state(event.state)
     request: dict[str, Any] = event.state.get("request") or {}
     source_name = plan.source.name if plan else str(source_name_of(request) or "unknown")
