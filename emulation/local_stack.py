@@ -24,6 +24,7 @@ from unittest import mock
 import boto3
 import jsonpath_ng.ext.parser
 import jsonpath_ng.parser
+import urllib3.util.retry
 from moto import mock_aws
 from moto.logs.models import logs_backends
 from moto.moto_api._internal import mock_random
@@ -156,6 +157,8 @@ class LocalStack:
         self.instant_retries = instant_retries
         self.region = scenario.region
         self.retry_sleeps: list[float] = []
+        # The backoffs urllib3 waited before resending a CLI or REST request (instant_cli_retries).
+        self.cli_retry_sleeps: list[float] = []
         # A self-managed source's (the request's `source` block): the stack's RSA sealing key, the
         # Airflow's REST API and its password (for tests that look for it where it must not be).
         self.sealing_key_arn: str | None = None
@@ -218,6 +221,10 @@ class LocalStack:
         self._exit.enter_context(task_failure_cause_kept())
         if self.instant_retries:
             self._exit.enter_context(instant_state_retries(self.retry_sleeps))
+            # A real web server's 503 while it starts is what the backoff waits out; the emulator's
+            # 5xx answers are scripted, and their backoffs only make a run idle.
+            if self.real_airflow is None and self.served_self_managed is None:
+                self._exit.enter_context(instant_cli_retries(self.cli_retry_sleeps))
 
         self.s3 = boto3.client("s3", region_name=self.region)
         self.iam = boto3.client("iam", region_name=self.region)
@@ -602,14 +609,28 @@ def instant_state_retries(sleeps: list[float] | None = None) -> Iterator[list[fl
         yield recorded
 
 
+@contextmanager
+def instant_cli_retries(sleeps: list[float] | None = None) -> Iterator[list[float]]:
+    """urllib3 resends a web server request as the pipeline's Retry says (airflow_cli.default_http),
+    but records each backoff and Retry-After instead of sleeping it: a failure path that meets an
+    environment answering 5xx does not wait seconds for nothing."""
+    recorded = sleeps if sleeps is not None else []
+    with mock.patch.object(urllib3.util.retry, "time", _RecordingClock(recorded)):
+        yield recorded
+
+
 class _RecordingClock:
-    """Stands in for the time module in moto's retrier: records each retry delay, sleeps none."""
+    """Stands in for the time module in a retrier (moto's, urllib3's): records each retry delay,
+    sleeps none; tells the time as the time module does (urllib3 reads it for a Retry-After date)."""
 
     def __init__(self, sleeps: list[float]) -> None:
         self.sleeps = sleeps
 
     def sleep(self, seconds: float) -> None:
         self.sleeps.append(seconds)
+
+    def time(self) -> float:
+        return time.time()
 
 
 def scenario_path(name: str) -> Path:

@@ -118,8 +118,12 @@ def _scenario_for_the_cli(folder: Path, scenario_name: str) -> Path:
 
 
 @contextmanager
-def running_emulation(folder: Path, scenario: str = "default") -> Iterator[Emulation]:
-    """`mwaa-migrate local up` in a subprocess, as in a second terminal, until the block ends."""
+def running_emulation(
+    folder: Path, scenario: str = "default", *, poll_seconds: int = 0
+) -> Iterator[Emulation]:
+    """`mwaa-migrate local up` in a subprocess, as in a second terminal, until the block ends. Its
+    state machine's waits last `poll_seconds` (local up's default is a second, for a person to watch
+    the states go by; a test that reads the outcome has no need to wait them out)."""
     env = clean_environment(MWAA_MIGRATE_LOCAL_STATE=str(folder / "local.json"))
     log = folder / "local-up.log"
     with log.open("w") as output:
@@ -131,7 +135,7 @@ def running_emulation(folder: Path, scenario: str = "default") -> Iterator[Emula
                 "--scenario",
                 str(_scenario_for_the_cli(folder, scenario)),
                 "--poll-seconds",
-                "1",
+                str(poll_seconds),
             ],
             env=env,
             cwd=REPO_ROOT,
@@ -169,6 +173,14 @@ def emulation(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulation]:
 @pytest.fixture
 def fresh_emulation(tmp_path: Path) -> Iterator[Emulation]:
     with running_emulation(tmp_path) as running:
+        yield running
+
+
+@pytest.fixture
+def paced_emulation(tmp_path: Path) -> Iterator[Emulation]:
+    """A fresh emulation whose waits last a second, as `local up`'s do: the states go by slowly
+    enough for a view of them to be seen running."""
+    with running_emulation(tmp_path, poll_seconds=1) as running:
         yield running
 
 

@@ -62,9 +62,9 @@ def terminal() -> Iterator[Terminal]:
 
 
 def test_follow_redraws_the_states_in_place_until_the_migration_ends(
-    fresh_emulation: Emulation, terminal: Terminal
+    paced_emulation: Emulation, terminal: Terminal
 ):
-    emulation = fresh_emulation
+    emulation = paced_emulation
     command = (
         f"{shlex.quote(mwaa_migrate_script())} start --local --follow --interval 0.25 "
         f"--source {SOURCE} --target {TARGET} --version 2.10.3; echo EXIT=$?; sleep 60"

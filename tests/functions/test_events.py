@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from emulation.faults import instant_botocore_retries
 from emulation.lambdas import REPO_ROOT, FakeLambdaContext, function_folders, logical_id
 from emulation.local_stack import LocalStack, scenario_path
 from emulation.record_events import SAMPLE_EXECUTION, scenario_for
@@ -33,7 +34,8 @@ def _event(folder: str) -> dict[str, Any]:
 def world(request: pytest.FixtureRequest) -> Iterator[LocalStack]:
     """The scenario, after the sample execution has run it to its end."""
     scenario = Scenario.load(scenario_path(request.param))
-    with LocalStack(scenario) as stack:
+    # The scenario's throttling outlasts botocore's retries: their backoffs recorded, not slept.
+    with instant_botocore_retries(), LocalStack(scenario) as stack:
         described = stack.wait(stack.start(SAMPLE_EXECUTION))
         assert described["status"] == scenario.expect.status, described.get("cause")
         yield stack

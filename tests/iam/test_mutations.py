@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from emulation.faults import instant_botocore_retries
 from emulation.local_stack import LocalStack, scenario_path
 from emulation.scenario import Scenario
 from tests.iam import recorder
@@ -24,7 +25,8 @@ from tests.iam.tier import KNOWN_GAPS, Denial, KnownGap, RolePolicies, denials
 @pytest.fixture(scope="module")
 def calls() -> list[Call]:
     scenario = Scenario.load(scenario_path("default"))
-    with recorder.recording() as recorded, LocalStack(scenario) as stack:
+    # The scenario's throttling outlasts botocore's retries: their backoffs recorded, not slept.
+    with recorder.recording() as recorded, instant_botocore_retries(), LocalStack(scenario) as stack:
         # failedTasksOnly: the log listing opens the export (which task instances failed) too.
         execution = stack.start(execution_input={**scenario.input, "failedTasksOnly": True})
         described = stack.wait(execution, timeout_seconds=180)

@@ -115,6 +115,9 @@ def test_create_failed_fails_fast_with_mwaas_error_and_removes_the_grants(scenar
     report = _report(stack, described)
     assert report["failure"]["state"] == "CheckTarget"
     assert stack.iam.list_role_policies(RoleName=SOURCE_ROLE)["PolicyNames"] == []
+    # The way back pauses the import DAG on the failed target, whose web server answers 503: urllib3
+    # resent the request after its backoffs, which the emulation records rather than sleeps.
+    assert stack.cli_retry_sleeps, "the way back's requests to the failed target were resent"
 
 
 def test_a_throttled_call_beyond_botocores_retries_is_retried_by_the_state(scenario, local_stack):

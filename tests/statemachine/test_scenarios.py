@@ -15,7 +15,7 @@ import pytest
 from emulation import demo
 from emulation.faults import instant_botocore_retries
 from emulation.lambdas import REPO_ROOT
-from emulation.local_stack import instant_state_retries, scenario_path
+from emulation.local_stack import instant_cli_retries, instant_state_retries, scenario_path
 from emulation.scenario import Scenario, UnknownScenario, find
 from mwaa_migrate import clients
 from mwaa_migrate.logs.log_names import parse_task_stream
@@ -46,10 +46,11 @@ def _flat(text: str) -> str:
 
 @pytest.fixture
 def retries_not_waited() -> Iterator[None]:
-    """make demo waits out each retry's backoff, botocore's and the states', as AWS would: a person
-    watches it. Here the retries happen as there, and their waits are recorded rather than slept
-    (the default scenario's throttling alone would wait about ten seconds)."""
-    with instant_botocore_retries(), instant_state_retries():
+    """make demo waits out each retry's backoff, botocore's, the states' and urllib3's (the web
+    server's requests), as AWS would: a person watches it. Here the retries happen as there, and
+    their waits are recorded rather than slept (the default scenario's throttling alone would wait
+    about ten seconds)."""
+    with instant_botocore_retries(), instant_state_retries(), instant_cli_retries():
         yield
 
 
