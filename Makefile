@@ -71,8 +71,12 @@ docs: $(BIN)/.installed ## regenerate the state machine's ASL, redraw its README
 # provokes and on the emulation's polling, and the extra workers use the cores they leave idle (on two
 # quiet cores: 4:07 with -n 4, 4:24 with -n 3, where the suite spent 5:51 with -n 3 before the waits
 # it did not test were taken out).
+# Bytecode caches written even where the environment sets PYTHONDONTWRITEBYTECODE (this machine's
+# does): without them each worker compiles the project and rewrites every test module's asserts anew,
+# and so does each of the CLI tier's `mwaa-migrate` subprocesses (__pycache__ is git-ignored, and SAM's
+# build leaves it out).
 test: $(BIN)/.installed ## run the test suite (pytest-xdist: two workers per core)
-	$(BIN)/pytest -n $$(( $$(getconf _NPROCESSORS_ONLN) * 2 ))
+	PYTHONDONTWRITEBYTECODE= $(BIN)/pytest -n $$(( $$(getconf _NPROCESSORS_ONLN) * 2 ))
 
 # Real Apache Airflow, one virtualenv per version under .airflow/ (kept between runs), and a
 # PostgreSQL server (Debian's, installed if missing) that the tier starts as the postgres user.
