@@ -19,7 +19,7 @@ from pydantic import ValidationError
 
 from mwaa_migrate.errors import InvalidMigrationRequest
 from mwaa_migrate.execution import DRY_RUN_PREFIX
-from mwaa_migrate.models import MigrationRequest, describe_validation_error, parse_model
+from mwaa_migrate.models import describe_validation_error, parse_request
 from mwaa_migrate.run.report import MigrationReport
 from mwaa_migrate.run.report_markdown import render_markdown
 from mwaa_migrate_cli import cutover, hands_on, local, plan_view, progress
@@ -326,7 +326,7 @@ def _template_of(args: argparse.Namespace) -> tuple[str, dict[str, Any], list[st
         raise CliError("name an ENVIRONMENT or give --input REQUEST (one of the two)", ExitCode.USAGE)
     if args.input is not None:
         try:
-            request = parse_model(MigrationRequest, read_input(args.input))
+            request = parse_request(read_input(args.input))
             template, left_out = request_template(request)
         except (InvalidMigrationRequest, ValueError) as error:
             raise CliError(f"{args.input}: {error}", ExitCode.USAGE) from None

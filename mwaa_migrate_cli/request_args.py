@@ -12,7 +12,13 @@ from typing import Any
 
 from mwaa_migrate.environment.versions import TARGET_VERSIONS, AirflowVersion
 from mwaa_migrate.errors import InvalidMigrationRequest
-from mwaa_migrate.models import HandsOnAccess, MigrationRequest, ReachedAccess, SelfManagedSource, parse_model
+from mwaa_migrate.models import (
+    HandsOnAccess,
+    MigrationRequest,
+    ReachedAccess,
+    SelfManagedSource,
+    parse_request,
+)
 from mwaa_migrate_cli.errors import CliError, ExitCode
 from mwaa_migrate_cli.source_upload import Upload, stage_local_sources
 
@@ -65,7 +71,7 @@ def staged_request(args: argparse.Namespace, *, dry_run: bool) -> tuple[dict[str
         request["dryRun"] = True
     request, uploads = stage_local_sources(request)
     try:
-        validated = parse_model(MigrationRequest, request)
+        validated = parse_request(request)
     except InvalidMigrationRequest as error:
         raise CliError(f"{error} (nothing was started)", ExitCode.REFUSED) from None
     return validated.to_event(), uploads

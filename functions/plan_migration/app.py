@@ -6,7 +6,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from mwaa_migrate import clients
-from mwaa_migrate.models import MigrationRequest, parse_model
+from mwaa_migrate.models import parse_model, parse_request
 from mwaa_migrate.observability import bind_execution, logger, metrics, tracer
 from mwaa_migrate.run.plan import plan_migration
 from mwaa_migrate.settings import settings
@@ -18,7 +18,7 @@ from mwaa_migrate.step_events import PlanMigrationEvent
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     step = parse_model(PlanMigrationEvent, event)
-    request = parse_model(MigrationRequest, step.request)
+    request = parse_request(step.request)
     bind_execution(step.execution_id, request.source_name, request.target_environment_name)
     plan = plan_migration(request, mwaa=clients.mwaa(), iam=clients.iam(), s3=clients.s3(), stack=settings())
     metrics.add_metric(name="MigrationsPlanned", unit=MetricUnit.Count, value=1)

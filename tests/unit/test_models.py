@@ -1,7 +1,7 @@
 import pytest
 
 from mwaa_migrate.errors import InvalidMigrationRequest
-from mwaa_migrate.models import MigrationRequest, parse_model
+from mwaa_migrate.models import MigrationRequest, parse_model, parse_request
 
 VALID = {
     "sourceEnvironmentName": "analytics-prod",
@@ -15,6 +15,17 @@ def test_defaults_apply_to_a_minimal_request():
     assert (request.log_days, request.dry_run, request.migration_bucket) == (3, False, None)
     assert (request.log_groups, request.failed_tasks_only) == (["Task"], False)
     assert request.target_execution_role_arn is None
+
+
+@pytest.mark.parametrize(
+    ("field", "python_name", "value"),
+    [("dryRun", "dry_run", True), ("logGroups", "log_groups", ["Task"]), ("logDays", "log_days", 5)],
+)
+def test_a_request_field_spelt_by_its_python_name_is_refused_naming_it(field, python_name, value):
+    """The documented names only: `dry_run` is not read as dryRun (which would otherwise default)."""
+    with pytest.raises(InvalidMigrationRequest, match=rf"{python_name}: Extra inputs are not permitted"):
+        parse_request({**VALID, python_name: value})
+    assert getattr(parse_request({**VALID, field: value}), python_name) == value
 
 
 @pytest.mark.parametrize(

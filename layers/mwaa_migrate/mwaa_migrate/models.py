@@ -443,21 +443,30 @@ class MigrationRequest(Model):
         return name
 
 
-def parse_model[M: BaseModel](model: type[M], data: Any) -> M:
-    """Validate data, turning pydantic's report into one InvalidMigrationRequest naming each field."""
+def parse_model[M: BaseModel](model: type[M], data: Any, *, by_name: bool = True) -> M:
+    """Validate data, turning pydantic's report into one InvalidMigrationRequest naming each field.
+    by_name=False: only the fields' documented (camelCase) names are read, so a request that spells
+    one by its Python name (`dry_run`) is refused naming it rather than read as that field."""
     try:
-        return model.model_validate(data)
+        return model.model_validate(data, by_alias=True, by_name=by_name)
     except ValidationError as error:
         # A default's validation (validate_default) names the field by its Python name: by its alias here.
         aliases = {name: field.alias for name, field in model.model_fields.items() if field.alias}
         raise InvalidMigrationRequest(describe_validation_error(error, aliases)) from None
 
 
+def parse_request(data: Any) -> MigrationRequest:
+    """A migration request from outside (the console, EventBridge, the CLI's input file or flags):
+    its fields by their documented names only."""
+    return parse_model(MigrationRequest, data, by_name=False)
+
+
 def describe_validation_error(error: ValidationError, aliases: Mapping[str, str] | None = None) -> str:
     problems = []
     for item in error.errors(include_url=False, include_input=False):
         loc = list(item["loc"])
-        if loc and isinstance(loc[0], str):
+        # An extra input's place is the key as given (a field's Python name given is no field).
+        if loc and isinstance(loc[0], str) and item["type"] != "extra_forbidden":
             loc[0] = (aliases or {}).get(loc[0], loc[0])
         field = ".".join(str(part) for part in loc) or "input"
         # A rule of our own (a validator's ValueError) speaks for itself: without pydantic's
