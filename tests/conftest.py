@@ -7,7 +7,6 @@ import functools
 import gc
 import os
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import botocore.loaders
@@ -33,10 +32,7 @@ os.environ.update(
 
 from mwaa_migrate import clients, settings
 from mwaa_migrate.observability import metrics
-from tests.hardening import discovery
 from tests.iam import recorder, tier
-
-HARDENING_TIER = Path(__file__).parent / "hardening"
 
 recorder.install()
 
@@ -79,31 +75,6 @@ def _own_demo_folder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]
     demo.OUTPUT_DIR = kept
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    """Under pytest-xdist, the hardening tier's discovery (two migrations) runs once for all workers
-    (each collects the matrices it parametrizes), shared through a file of the run's own temp folder:
-    xdist gives each worker a basetemp inside the run's, so their parent is this run's alone (other
-    clones, other runs have their own), and the run's uid names the file. When the run collects that
-    tier, the first worker to get here runs it before collecting, while the others collect."""
-    worker_basetemp = config.getoption("basetemp")
-    run_uid = os.environ.get("PYTEST_XDIST_TESTRUNUID")
-    if not (os.environ.get("PYTEST_XDIST_WORKER") and worker_basetemp and run_uid):
-        return
-    discovery.share_through(Path(worker_basetemp).parent / f"hardening-discovery-{run_uid}.pickle")
-    if _collects(config, HARDENING_TIER):
-        discovery.discover_if_first()
-
-
-def _collects(config: pytest.Config, folder: Path) -> bool:
-    """Whether the run's arguments (its testpaths without any) take in `folder`."""
-    arguments = config.args or [str(config.rootpath / path) for path in config.getini("testpaths")]
-    for argument in arguments:
-        path = (config.invocation_params.dir / argument.split("::", 1)[0]).resolve()
-        if path == folder or folder in path.parents or path in folder.parents:
-            return True
-    return False
-
-
 def pytest_collection_finish(session: pytest.Session) -> None:
     """What collection loaded (modules, the botocore models, the discovery) lives as long as the
     run: frozen out of the garbage collector's passes. Each migration allocates a great many short-
@@ -116,9 +87,8 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 
 # Modules whose tests share a module-scoped world that is a whole migration (its fixture's set-up), or
 # (the CLI's) a session's `local up` in a subprocess: under pytest-xdist each runs on one worker, so
-# the world is built once rather than on every worker that gets one of its tests. (xdist's own
-# `--dist loadgroup` does not group with pytest 9.2: it marks a test's group in its node id, which
-# pytest's structured node ids no longer take.)
+# the world is built once rather than on every worker that gets one of its tests. (xdist's own `--dist loadgroup` does not group with pytest 9.2: it
+# marks a test's group in its node id, which pytest's structured node ids no longer take.)
 ONE_WORKER_MODULES = frozenset(
     {
         "tests/cli/test_cli.py",

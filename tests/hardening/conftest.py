@@ -4,9 +4,11 @@ Step Functions retry intervals likewise, so a run with many faults takes seconds
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,11 +16,22 @@ import pytest
 from emulation.faults import FaultInjector, instant_botocore_retries, short_client_timeouts
 from emulation.local_stack import LocalStack
 from emulation.scenario import Scenario
-from tests.hardening.discovery import default_scenario, discover
+from tests.hardening.discovery import default_scenario, discover, share_through
 
 # How long the pipeline's clients wait for an answer in runs that inject timeouts: a timed-out MWAA
 # or CLI call costs this much wall time.
 CLIENT_TIMEOUT_SECONDS = 0.5
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Under pytest-xdist, the discovery's two migrations run once for all workers (each collects the
+    matrices it parametrizes), shared through a file of the run's own temp folder: xdist gives each
+    worker a basetemp inside the run's, so their parent is this run's alone (other clones, other runs
+    have their own), and the run's uid names the file."""
+    worker_basetemp = config.getoption("basetemp")
+    run_uid = os.environ.get("PYTEST_XDIST_TESTRUNUID")
+    if os.environ.get("PYTEST_XDIST_WORKER") and worker_basetemp and run_uid:
+        share_through(Path(worker_basetemp).parent / f"hardening-discovery-{run_uid}.pickle")
 
 
 @dataclass

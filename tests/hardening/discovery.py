@@ -103,51 +103,17 @@ def discover() -> Discovery:
     A discovery that fails writes nothing: each worker then runs it and reports the same failure."""
     if _shared_file is None:
         return _discover()
-    with _locked(_lock_file()):
-        return _read_shared() or _write_shared()
-
-
-def discover_if_first() -> None:
-    """Under pytest-xdist, before a worker collects: if no other worker is running the discovery or
-    has run it, run it now, while the others collect (rather than all of them waiting, idle, for one
-    to run it when their collection reaches this tier)."""
-    if _shared_file is None:
-        return
-    with _lock_file().open("a") as lock:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return  # another worker runs it: discover() waits for its file when it is needed
-        try:
-            if _read_shared() is None:
-                _write_shared()
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
-
-
-def _lock_file() -> Path:
-    assert _shared_file is not None
-    return _shared_file.with_name(_shared_file.name + ".lock")
-
-
-def _read_shared() -> Discovery | None:
-    assert _shared_file is not None
-    if not _shared_file.is_file():
-        return None
-    found = pickle.loads(_shared_file.read_bytes())  # noqa: S301  # written by this run's own worker
-    assert isinstance(found, Discovery)
-    return found
-
-
-def _write_shared() -> Discovery:
-    """Run the discovery and leave it in the shared file (the caller holds the lock)."""
-    assert _shared_file is not None
-    found = _discover()
-    # pickle, not JSON: the end state holds tuples that its comparison tells from lists.
-    partial = _shared_file.with_name(f"{_shared_file.name}.{os.getpid()}")
-    partial.write_bytes(pickle.dumps(found))
-    partial.replace(_shared_file)
-    return found
+    with _locked(_shared_file.with_name(_shared_file.name + ".lock")):
+        if _shared_file.is_file():
+            found = pickle.loads(_shared_file.read_bytes())  # noqa: S301  # written by this run's own worker
+            assert isinstance(found, Discovery)
+            return found
+        found = _discover()
+        # pickle, not JSON: the end state holds tuples that its comparison tells from lists.
+        partial = _shared_file.with_name(f"{_shared_file.name}.{os.getpid()}")
+        partial.write_bytes(pickle.dumps(found))
+        partial.replace(_shared_file)
+        return found
 
 
 @contextmanager
