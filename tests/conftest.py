@@ -87,8 +87,9 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 
 # Modules whose tests share a module-scoped world that is a whole migration (its fixture's set-up), or
 # (the CLI's) a session's `local up` in a subprocess: under pytest-xdist each runs on one worker, so
-# the world is built once rather than on every worker that gets one of its tests. (xdist's own `--dist loadgroup` does not group with pytest 9.2: it
-# marks a test's group in its node id, which pytest's structured node ids no longer take.)
+# the world is built once rather than on every worker that gets one of its tests. (xdist's own
+# `--dist loadgroup` does not group with pytest 9.2: it marks a test's group in its node id, which
+# pytest's structured node ids no longer take.)
 ONE_WORKER_MODULES = frozenset(
     {
         "tests/cli/test_cli.py",
