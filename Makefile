@@ -84,7 +84,8 @@ AIRFLOW_TIER_VERSIONS ?= 2.7.2 2.8.1 2.9.2 2.10.1 2.10.3 2.11.0 3.0.6
 test-airflow: $(BIN)/.installed ## the real tier: migrations between real Airflow versions on PostgreSQL
 	scripts/airflow_venvs.sh $(AIRFLOW_TIER_VERSIONS)
 	scripts/postgres_server.sh start
-	$(BIN)/pytest -m airflow tests/airflow
+	status=0; $(BIN)/pytest -m airflow tests/airflow || status=$$?; \
+	scripts/postgres_server.sh stop; exit $$status
 
 airflow-config-changes: $(BIN)/.installed ## rewrite the plan's tables of renamed/removed Airflow options from Airflow 2.11 itself
 	scripts/airflow_venvs.sh 2.11.0

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from emulation.lambdas import REPO_ROOT
-from emulation.real_airflow import POSTGRES_PORT, AirflowEnvironment, AirflowInstallation
+from emulation.real_airflow import AirflowEnvironment, AirflowInstallation, postgres_port
 
 VERSION = os.environ.get("BENCHMARK_AIRFLOW_VERSION", "2.10.3")
 PHASE = REPO_ROOT / "benchmarks" / "metadata_phase.py"
@@ -65,7 +65,7 @@ ANALYZE;
 
 
 def phase(installation: AirflowInstallation, name: str, database: str, folder: Path) -> dict[str, Any]:
-    dsn = f"host=127.0.0.1 port={POSTGRES_PORT} user=postgres dbname={database}"
+    dsn = f"host=127.0.0.1 port={postgres_port()} user=postgres dbname={database}"
     result = subprocess.run(  # noqa: S603
         [str(installation.python), str(PHASE), name, dsn, str(folder)],
         env={**os.environ, "PYTHONPATH": str(DAGS)},

@@ -38,7 +38,6 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 TIER_HOME = Path(os.environ.get("AIRFLOW_TIER_HOME", REPO_ROOT / ".airflow"))
-POSTGRES_PORT = int(os.environ.get("PGPORT", "55432"))
 DAGS_PACKAGE = REPO_ROOT / "layers" / "mwaa_migrate" / "mwaa_migrate" / "dags"
 PROJECT_DAG_FILES = ("mwaa_migrate_metadata.py", "mwaa_migrate_export.py", "mwaa_migrate_import.py")
 _COMMAND_TIMEOUT = 900
@@ -79,6 +78,17 @@ class AirflowInstallation:
         return self.venv / "bin" / "airflow"
 
 
+def postgres_port() -> int:
+    """The port of this checkout's server, as `scripts/postgres_server.sh start` recorded it."""
+    state = TIER_HOME / "postgres.env"
+    try:
+        recorded = dict(line.split("=", 1) for line in state.read_text().splitlines() if "=" in line)
+    except FileNotFoundError:
+        message = f"no PostgreSQL server recorded in {state}: run scripts/postgres_server.sh start"
+        raise FileNotFoundError(message) from None
+    return int(recorded["SERVER_PORT"])
+
+
 def postgres(database: str = "postgres") -> list[str]:
     """psql's arguments for the tier's server."""
     return [
@@ -86,7 +96,7 @@ def postgres(database: str = "postgres") -> list[str]:
         "-h",
         "127.0.0.1",
         "-p",
-        str(POSTGRES_PORT),
+        str(postgres_port()),
         "-U",
         "postgres",
         "-d",
@@ -100,7 +110,7 @@ def create_database(name: str) -> str:
     """A new, empty database on the tier's server; returns its SQLAlchemy URL."""
     for statement in (f'DROP DATABASE IF EXISTS "{name}"', f'CREATE DATABASE "{name}"'):
         subprocess.run([*postgres(), "-qc", statement], check=True, capture_output=True, text=True)  # noqa: S603
-    return f"postgresql+psycopg2://postgres@127.0.0.1:{POSTGRES_PORT}/{name}"
+    return f"postgresql+psycopg2://postgres@127.0.0.1:{postgres_port()}/{name}"
 
 
 def copy_database(template: str, name: str) -> str:
@@ -111,7 +121,7 @@ def copy_database(template: str, name: str) -> str:
         f'CREATE DATABASE "{name}" TEMPLATE "{template}"',
     ):
         subprocess.run([*postgres(), "-qc", statement], check=True, capture_output=True, text=True)  # noqa: S603
-    return f"postgresql+psycopg2://postgres@127.0.0.1:{POSTGRES_PORT}/{name}"
+    return f"postgresql+psycopg2://postgres@127.0.0.1:{postgres_port()}/{name}"
 
 
 def new_fernet_key() -> str:
