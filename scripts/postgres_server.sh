@@ -39,8 +39,10 @@ free_port() {
 # The recorded server answers on its port and serves the recorded folder (not another checkout's).
 recorded_server_up() {
   [ -f "$STATE" ] || return 1
+  SERVER_DATA="" SERVER_PORT="" SERVER_DATA_OWNED=0
   # shellcheck disable=SC1090
   . "$STATE"
+  [ -n "$SERVER_DATA" ] && [ -n "$SERVER_PORT" ] || return 1
   local served
   served="$("$PG_BIN/psql" -h 127.0.0.1 -p "$SERVER_PORT" -U postgres -d postgres -XAtqc \
     'SHOW data_directory' 2>/dev/null)" || return 1
@@ -50,12 +52,13 @@ recorded_server_up() {
 # Stops the recorded server if this machine still runs it, and removes the folder this script made.
 forget_recorded_server() {
   [ -f "$STATE" ] || return 0
+  SERVER_DATA="" SERVER_PORT="" SERVER_DATA_OWNED=0
   # shellcheck disable=SC1090
   . "$STATE"
-  if [ -f "$SERVER_DATA/PG_VERSION" ]; then
+  if [ -n "$SERVER_DATA" ] && [ -f "$SERVER_DATA/PG_VERSION" ]; then
     as_postgres "$PG_BIN/pg_ctl" -D "$SERVER_DATA" -m fast -w stop >/dev/null 2>&1 || true
   fi
-  if [ "${SERVER_DATA_OWNED:-0}" = 1 ]; then rm -rf "$SERVER_DATA"; fi
+  if [ -n "$SERVER_DATA" ] && [ "$SERVER_DATA_OWNED" = 1 ]; then rm -rf "$SERVER_DATA"; fi
   rm -f "$STATE"
 }
 
