@@ -78,15 +78,20 @@ class AirflowInstallation:
         return self.venv / "bin" / "airflow"
 
 
-def postgres_port() -> int:
-    """The port of this checkout's server, as `scripts/postgres_server.sh start` recorded it."""
-    state = TIER_HOME / "postgres.env"
+def recorded_postgres_server(home: Path = TIER_HOME) -> dict[str, str]:
+    """What `scripts/postgres_server.sh start` recorded of a checkout's server: SERVER_PORT,
+    SERVER_DATA (its data folder) and SERVER_DATA_OWNED."""
+    state = home / "postgres.env"
     try:
-        recorded = dict(line.split("=", 1) for line in state.read_text().splitlines() if "=" in line)
+        return dict(line.split("=", 1) for line in state.read_text().splitlines() if "=" in line)
     except FileNotFoundError:
         message = f"no PostgreSQL server recorded in {state}: run scripts/postgres_server.sh start"
         raise FileNotFoundError(message) from None
-    return int(recorded["SERVER_PORT"])
+
+
+def postgres_port() -> int:
+    """The port of this checkout's server."""
+    return int(recorded_postgres_server()["SERVER_PORT"])
 
 
 def postgres(database: str = "postgres") -> list[str]:

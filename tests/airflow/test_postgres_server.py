@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from emulation.lambdas import REPO_ROOT
+from emulation.real_airflow import recorded_postgres_server
 
 pytestmark = pytest.mark.airflow
 
@@ -24,10 +25,6 @@ def server(home: Path, command: str) -> None:
         key: value for key, value in os.environ.items() if key not in {"PGPORT", "AIRFLOW_TIER_PGDATA"}
     }
     subprocess.run([str(SCRIPT), command], env={**environment, "AIRFLOW_TIER_HOME": str(home)}, check=True)
-
-
-def recorded(home: Path) -> dict[str, str]:
-    return dict(line.split("=", 1) for line in (home / "postgres.env").read_text().splitlines())
 
 
 def serves(state: dict[str, str]) -> str:
@@ -64,7 +61,7 @@ def test_two_checkouts_get_their_own_port_and_folder_and_stop_removes_them(check
     first, second = checkouts
     server(first, "start")
     server(second, "start")
-    ours, theirs = recorded(first), recorded(second)
+    ours, theirs = recorded_postgres_server(first), recorded_postgres_server(second)
 
     assert ours["SERVER_PORT"] != theirs["SERVER_PORT"]
     assert ours["SERVER_DATA"] != theirs["SERVER_DATA"]
@@ -72,7 +69,7 @@ def test_two_checkouts_get_their_own_port_and_folder_and_stop_removes_them(check
     assert serves(theirs) == theirs["SERVER_DATA"]
 
     server(first, "start")  # again: the same server
-    assert recorded(first) == ours
+    assert recorded_postgres_server(first) == ours
 
     server(first, "stop")
     assert not (first / "postgres.env").exists()
@@ -83,7 +80,7 @@ def test_two_checkouts_get_their_own_port_and_folder_and_stop_removes_them(check
 def test_a_state_naming_another_checkouts_server_starts_a_server_of_its_own(checkouts) -> None:
     first, second = checkouts
     server(second, "start")
-    theirs = recorded(second)
+    theirs = recorded_postgres_server(second)
     first.mkdir(parents=True)
     # As a copied checkout, or a port reused: the recorded port answers, from another folder.
     (first / "postgres.env").write_text(
@@ -92,7 +89,7 @@ def test_a_state_naming_another_checkouts_server_starts_a_server_of_its_own(chec
 
     server(first, "start")
 
-    ours = recorded(first)
+    ours = recorded_postgres_server(first)
     assert ours["SERVER_PORT"] != theirs["SERVER_PORT"]
     assert serves(ours) == ours["SERVER_DATA"]
     assert serves(theirs) == theirs["SERVER_DATA"], "the other checkout's server is left alone"
@@ -101,14 +98,14 @@ def test_a_state_naming_another_checkouts_server_starts_a_server_of_its_own(chec
 def test_a_server_killed_without_stopping_is_replaced(checkouts) -> None:
     first, _ = checkouts
     server(first, "start")
-    killed = recorded(first)
+    killed = recorded_postgres_server(first)
     # Its lock file stays behind, naming a process that is gone.
     pid = int((Path(killed["SERVER_DATA"]) / "postmaster.pid").read_text().splitlines()[0])
     os.kill(pid, signal.SIGKILL)
 
     server(first, "start")
 
-    replacement = recorded(first)
+    replacement = recorded_postgres_server(first)
     assert replacement["SERVER_DATA"] != killed["SERVER_DATA"]
     assert serves(replacement) == replacement["SERVER_DATA"]
     assert not Path(killed["SERVER_DATA"]).exists(), "the dead server's folder is removed"
