@@ -529,7 +529,8 @@ class ServedAirflow:
         sync-perm`; `db migrate` makes only Admin and Public), then `airflow users create`."""
         self.environment.cli("sync-perm")
         argv = [
-            *("users", "create", "--username", self.username, "--password", self._password),
+            # `--name=value`: a value that begins with "-" (token_urlsafe makes them) is no option
+            *("users", "create", f"--username={self.username}", f"--password={self._password}"),
             *("--role", self.role, "--firstname", "mwaa", "--lastname", "migrate"),
             *("--email", f"{self.username}@example.com"),
         ]

@@ -177,7 +177,9 @@ def _migrate(
         runtimes.append(runtime)
         return _CutoverImportFails(runtime) if cutover_import_fails else runtime
 
-    password = secrets.token_urlsafe(18)
+    # Always led by "-": one token_urlsafe password in 64 is, and Airflow's argparse read one
+    # given as `--password <value>` as an option of its own (a CI run failed on it).
+    password = "-" + secrets.token_urlsafe(18)
     try:
         with ServedAirflow(source, username=USERNAME, password=password) as served:
             reached = ServedSelfManaged(served.api_url, USERNAME, password, s3_endpoint)
