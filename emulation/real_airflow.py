@@ -111,21 +111,33 @@ def postgres(database: str = "postgres") -> list[str]:
     ]
 
 
+def _server_statement(statement: str) -> str:
+    """Run one statement on the server's `postgres` database; its stdout, or an error with psql's."""
+    result = subprocess.run([*postgres(), "-qtAc", statement], capture_output=True, text=True, check=False)  # noqa: S603
+    if result.returncode != 0:
+        raise RuntimeError(f"psql exited {result.returncode} on {statement!r}: {result.stderr.strip()}")
+    return result.stdout
+
+
 def create_database(name: str) -> str:
     """A new, empty database on the tier's server; returns its SQLAlchemy URL."""
     for statement in (f'DROP DATABASE IF EXISTS "{name}"', f'CREATE DATABASE "{name}"'):
-        subprocess.run([*postgres(), "-qc", statement], check=True, capture_output=True, text=True)  # noqa: S603
+        _server_statement(statement)
     return f"postgresql+psycopg2://postgres@127.0.0.1:{postgres_port()}/{name}"
 
 
 def copy_database(template: str, name: str) -> str:
-    """A new database on the tier's server holding a copy of `template` (which nothing may be
-    connected to); returns its SQLAlchemy URL."""
-    for statement in (
-        f'DROP DATABASE IF EXISTS "{name}"',
-        f'CREATE DATABASE "{name}" TEMPLATE "{template}"',
-    ):
-        subprocess.run([*postgres(), "-qc", statement], check=True, capture_output=True, text=True)  # noqa: S603
+    """A new database on the tier's server holding a copy of `template`; returns its SQLAlchemy URL.
+    Nothing may be connected to the template: PostgreSQL refuses the copy otherwise, and the error
+    then names the connections (the process that holds one is the bug)."""
+    _server_statement(f'DROP DATABASE IF EXISTS "{name}"')
+    try:
+        _server_statement(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+    except RuntimeError as refused:
+        described = "format('pid %s (%s since %s): %s', pid, application_name, backend_start, query)"
+        activity = f"SELECT string_agg({described}, '; ') FROM pg_stat_activity WHERE datname = '{template}'"  # noqa: S608
+        connected = _server_statement(activity).strip()
+        raise RuntimeError(f"{refused}; connected to {template}: {connected or 'nothing now'}") from None
     return f"postgresql+psycopg2://postgres@127.0.0.1:{postgres_port()}/{name}"
 
 
@@ -289,12 +301,10 @@ class AirflowEnvironment:
                     raise TimeoutError(f"{total} runs, {unfinished} unfinished after {deadline_seconds} s")
                 time.sleep(1)
         finally:
-            os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
+            # The whole session: the DAG processor manager and each task's raw process move to groups
+            # of their own, and one left running holds a connection to the database (which then
+            # cannot be a template for copies).
+            _stop_session(process)
             log_file.close()
 
     def drop(self) -> None:
