@@ -134,7 +134,8 @@ def copy_database(template: str, name: str) -> str:
     try:
         _server_statement(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
     except RuntimeError as refused:
-        described = "format('pid %s (%s since %s): %s', pid, application_name, backend_start, query)"
+        # Not the query: a client-side interpolated one may carry a value the test must not print.
+        described = "format('pid %s (%s, %s since %s)', pid, application_name, state, backend_start)"
         activity = f"SELECT string_agg({described}, '; ') FROM pg_stat_activity WHERE datname = '{template}'"  # noqa: S608
         connected = _server_statement(activity).strip()
         raise RuntimeError(f"{refused}; connected to {template}: {connected or 'nothing now'}") from None
