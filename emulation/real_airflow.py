@@ -119,10 +119,15 @@ def _server_statement(statement: str) -> str:
     return result.stdout
 
 
+def drop_database(name: str) -> None:
+    """Drop a database of the tier's server if it exists, ending whatever is still connected to it."""
+    _server_statement(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 def create_database(name: str) -> str:
     """A new, empty database on the tier's server; returns its SQLAlchemy URL."""
-    for statement in (f'DROP DATABASE IF EXISTS "{name}"', f'CREATE DATABASE "{name}"'):
-        _server_statement(statement)
+    drop_database(name)
+    _server_statement(f'CREATE DATABASE "{name}"')
     return f"postgresql+psycopg2://postgres@127.0.0.1:{postgres_port()}/{name}"
 
 
@@ -130,7 +135,7 @@ def copy_database(template: str, name: str) -> str:
     """A new database on the tier's server holding a copy of `template`; returns its SQLAlchemy URL.
     Nothing may be connected to the template: PostgreSQL refuses the copy otherwise, and the error
     then names the connections (the process that holds one is the bug)."""
-    _server_statement(f'DROP DATABASE IF EXISTS "{name}"')
+    drop_database(name)
     try:
         _server_statement(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
     except RuntimeError as refused:
@@ -309,11 +314,8 @@ class AirflowEnvironment:
             log_file.close()
 
     def drop(self) -> None:
-        subprocess.run(  # noqa: S603
-            [*postgres(), "-qc", f'DROP DATABASE IF EXISTS "{self.database}" WITH (FORCE)'],
-            check=False,
-            capture_output=True,
-        )
+        with contextlib.suppress(RuntimeError, FileNotFoundError):  # a server already stopped
+            drop_database(self.database)
         shutil.rmtree(self.home, ignore_errors=True)
 
 

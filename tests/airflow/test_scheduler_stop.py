@@ -23,6 +23,7 @@ from emulation.real_airflow import (
     AirflowInstallation,
     copy_database,
     create_database,
+    drop_database,
     postgres,
 )
 
@@ -51,11 +52,6 @@ def alive(pid: int) -> bool:
     except FileNotFoundError:
         return False
     return state != "Z"
-
-
-def drop(database: str) -> None:
-    statement = f'DROP DATABASE IF EXISTS "{database}"'
-    subprocess.run([*postgres(), "-qc", statement], check=False, capture_output=True)
 
 
 @pytest.fixture
@@ -94,14 +90,18 @@ def test_the_schedulers_whole_tree_is_stopped_and_the_database_can_be_copied(
     finally:
         for pid in left_running:  # only when the stop failed: nothing outlives the test
             os.kill(pid, signal.SIGKILL)
-        drop(copy)
+        drop_database(copy)
 
 
 def test_a_refused_copy_names_what_is_connected_to_the_template(environment: AirflowEnvironment) -> None:
     holder = subprocess.Popen([*postgres(environment.database), "-c", "SELECT pg_sleep(600)"])
     copy = f"{environment.database}_copy"
     try:
-        while not environment.sql("SELECT pid FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep%'"):
+        holding = (
+            "SELECT pid FROM pg_stat_activity "
+            "WHERE datname = current_database() AND query LIKE 'SELECT pg_sleep%'"
+        )
+        while not environment.sql(holding):
             assert holder.poll() is None, "psql exited"
             time.sleep(0.1)
         named = rf"connected to {environment.database}: pid \d+ \(psql, active since "
@@ -110,4 +110,4 @@ def test_a_refused_copy_names_what_is_connected_to_the_template(environment: Air
     finally:
         holder.kill()
         holder.wait()
-        drop(copy)
+        drop_database(copy)
